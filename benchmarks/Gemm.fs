@@ -1,0 +1,3 @@
+module GroupedNewton.Benchmarks.Gemm
+
+let run (_args: string[]) : int = 0
