@@ -1,0 +1,158 @@
+namespace GroupedNewton.Autodiff
+
+open System
+open System.Threading
+open GroupedNewton
+
+/// The nesting tower behind every differentiable tensor.
+///  - Const: a raw value with no derivative at any level;
+///  - Fwd: a forward-mode dual number (primal, tangent) at nesting tag `tag`;
+///  - Rev: a reverse-mode node at nesting tag `tag`, recorded on that level's tape.
+/// The primal of a Fwd/Rev is itself a Dual at a lower tag, down to one Const: this is
+/// what lets every derivative rule, written with differentiable ops on primals, be
+/// differentiated again by the enclosing levels.
+[<CustomEquality; NoComparison>]
+type internal Dual =
+    | Const of RawTensor
+    | Fwd of primal: Dual * tangent: Dual * tag: int64
+    | Rev of RevNode
+
+    override d.Equals(o) = Object.ReferenceEquals(d, o)
+    override d.GetHashCode() = Runtime.CompilerServices.RuntimeHelpers.GetHashCode d
+
+    /// The value at the bottom of the tower.
+    member d.Raw =
+        let mutable cur = d
+        let mutable res = Unchecked.defaultof<RawTensor>
+        while isNull (box res) do
+            match cur with
+            | Const r -> res <- r
+            | Fwd (p, _, _) -> cur <- p
+            | Rev n -> cur <- n.Primal
+        res
+
+    member d.Shape = d.Raw.Shape
+    member d.Dtype = d.Raw.Dtype
+
+    /// Tag of the outermost level (0 for a constant).
+    member d.Level =
+        match d with
+        | Const _ -> 0L
+        | Fwd (_, _, t) -> t
+        | Rev n -> n.Tag
+
+/// A node on a reverse tape. `Backward` maps the node's accumulated adjoint to one
+/// contribution per entry of `Inputs` (the operands at this node's tag).
+and [<Sealed; AllowNullLiteral>] internal RevNode(primal: Dual, tag: int64, tape: Tape, inputs: RevNode[], backward: Func<Dual, Dual[]>) =
+    member _.Primal = primal
+    member _.Tag = tag
+    member _.Tape = tape
+    member _.Inputs = inputs
+    member _.Backward = backward
+    member val Adjoint : Dual voption = ValueNone with get, set
+
+/// The nodes of one reverse level in creation order; sweeping it backwards visits every
+/// node after all of its consumers.
+and [<Sealed; AllowNullLiteral>] internal Tape(tag: int64) =
+    let nodes = ResizeArray<RevNode>()
+    member _.Tag = tag
+    member _.Nodes = nodes
+
+/// A differentiable op defined once: its raw kernel, its JVP and its VJP. JVP and VJP are
+/// written with differentiable ops on the (lower-level) primals, so the rules themselves
+/// are differentiated by enclosing levels.
+[<AbstractClass>]
+type internal Op(name: string) =
+    member _.Name = name
+    /// The value on constant inputs.
+    abstract Raw: RawTensor[] -> RawTensor
+    /// Output tangent from input primals, input tangents (ValueNone: the input does not
+    /// carry this level) and the output primal.
+    abstract Jvp: primals: Dual[] * tangents: Dual voption[] * output: Dual -> Dual
+    /// Adjoint contribution to input i from input primals, output primal and output adjoint.
+    abstract Vjp: primals: Dual[] * output: Dual * adjoint: Dual * i: int -> Dual
+
+module internal Tags =
+    let mutable private counter = 0L
+    /// A fresh nesting tag; later (inner) differentiations get larger tags.
+    let next () = Interlocked.Increment(&counter)
+
+module internal Dispatch =
+    let primalOf (d: Dual) =
+        match d with
+        | Const _ -> d
+        | Fwd (p, _, _) -> p
+        | Rev n -> n.Primal
+
+    /// Applies an op to inputs at any nesting depth: the highest tag among the inputs is
+    /// the active level; lower-tag inputs act as constants there (and keep their own
+    /// derivatives, which the recursive application on primals propagates).
+    let rec apply (op: Op) (inputs: Dual[]) : Dual =
+        let mutable top = 0L
+        let mutable isRev = false
+        for x in inputs do
+            match x with
+            | Const _ -> ()
+            | Fwd (_, _, t) ->
+                if t > top then
+                    top <- t
+                    isRev <- false
+                elif t = top && isRev then
+                    Fail.diff op.Name "forward and reverse operands at the same nesting level"
+            | Rev n ->
+                if n.Tag > top then
+                    top <- n.Tag
+                    isRev <- true
+                elif n.Tag = top && not isRev then
+                    Fail.diff op.Name "forward and reverse operands at the same nesting level"
+        if top = 0L then
+            Const (op.Raw (inputs |> Array.map (fun x -> match x with Const r -> r | _ -> x.Raw)))
+        else
+            let primals = inputs |> Array.map (fun x -> if x.Level = top then primalOf x else x)
+            let y = apply op primals
+            if not isRev then
+                let tangents = inputs |> Array.map (fun x -> match x with Fwd (_, t, tg) when tg = top -> ValueSome t | _ -> ValueNone)
+                Fwd (y, op.Jvp(primals, tangents, y), top)
+            else
+                let positions = [| for i in 0 .. inputs.Length - 1 do if inputs.[i].Level = top then yield i |]
+                let parents = positions |> Array.map (fun i -> match inputs.[i] with Rev n -> n | _ -> null)
+                let tape = parents.[0].Tape
+                let backward = Func<Dual, Dual[]>(fun adj -> positions |> Array.map (fun i -> op.Vjp(primals, y, adj, i)))
+                let node = RevNode(y, top, tape, parents, backward)
+                tape.Nodes.Add node
+                Rev node
+
+    /// Wraps x as a forward dual number at `tag` with the given tangent.
+    let makeFwd (tag: int64) (tangent: Dual) (x: Dual) = Fwd (x, tangent, tag)
+
+    /// Wraps x as a leaf of the reverse tape.
+    let makeRev (tape: Tape) (x: Dual) =
+        let n = RevNode(x, tape.Tag, tape, [||], null)
+        tape.Nodes.Add n
+        Rev n
+
+    /// (primal, tangent) of y at `tag`; a result that does not carry this tag has a zero
+    /// tangent and is its own primal (tag-aware extraction: never strips another level).
+    let tangentAt (tag: int64) (zerosLike: Dual -> Dual) (y: Dual) =
+        match y with
+        | Fwd (p, t, tg) when tg = tag -> p, t
+        | _ -> y, zerosLike y
+
+    /// Runs the reverse sweep of y's level from `seed`, accumulating with `add`.
+    let sweep (add: Dual -> Dual -> Dual) (y: RevNode) (seed: Dual) =
+        let nodes = y.Tape.Nodes
+        for n in nodes do n.Adjoint <- ValueNone
+        y.Adjoint <- ValueSome seed
+        let last = nodes.LastIndexOf y
+        for i in last .. -1 .. 0 do
+            let n = nodes.[i]
+            match n.Adjoint with
+            | ValueSome adj when n.Inputs.Length > 0 ->
+                let contribs = n.Backward.Invoke adj
+                for j in 0 .. n.Inputs.Length - 1 do
+                    let p = n.Inputs.[j]
+                    p.Adjoint <-
+                        match p.Adjoint with
+                        | ValueNone -> ValueSome contribs.[j]
+                        | ValueSome a -> ValueSome (add a contribs.[j])
+            | _ -> ()

@@ -1,0 +1,128 @@
+namespace GroupedNewton.Backends.Managed
+
+open System
+open System.Numerics.Tensors
+open GroupedNewton
+
+/// SIMD elementwise kernels (System.Numerics.Tensors), split over threads for large tensors.
+module Elementwise =
+    // Kernels receive (input arrays, output array, offset, length) and build their spans
+    // themselves: spans cannot be captured by the closures that split work over threads.
+    let inline private ro (a: 'T[]) (o: int) (n: int) = ReadOnlySpan<'T>(a, o, n)
+    let inline private sp (a: 'T[]) (o: int) (n: int) = Span<'T>(a, o, n)
+
+    let inline private map (cost: int) (a: 'T[]) ([<InlineIfLambda>] k: 'T[] -> 'T[] -> int -> int -> unit) =
+        let r = Array.zeroCreate a.Length
+        Threading.forRanges a.Length (int64 a.Length * int64 cost) (fun lo hi -> k a r lo (hi - lo))
+        r
+
+    let inline private zip (a: 'T[]) (b: 'T[]) ([<InlineIfLambda>] k: 'T[] -> 'T[] -> 'T[] -> int -> int -> unit) =
+        let r = Array.zeroCreate a.Length
+        Threading.forRanges a.Length (int64 a.Length) (fun lo hi -> k a b r lo (hi - lo))
+        r
+
+    let private softplus32 (x: ReadOnlySpan<float32>) (y: Span<float32>) =
+        for i in 0 .. x.Length - 1 do
+            let v = x.[i]
+            y.[i] <- MathF.Max(v, 0.0f) + MathF.Log(1.0f + MathF.Exp(-MathF.Abs v))
+
+    let private softplus64 (x: ReadOnlySpan<float>) (y: Span<float>) =
+        for i in 0 .. x.Length - 1 do
+            let v = x.[i]
+            y.[i] <- Math.Max(v, 0.0) + Math.Log(1.0 + Math.Exp(-Math.Abs v))
+
+    let private sign32 (x: ReadOnlySpan<float32>) (y: Span<float32>) =
+        for i in 0 .. x.Length - 1 do
+            let v = x.[i]
+            y.[i] <- if v > 0.0f then 1.0f elif v < 0.0f then -1.0f else 0.0f
+
+    let private sign64 (x: ReadOnlySpan<float>) (y: Span<float>) =
+        for i in 0 .. x.Length - 1 do
+            let v = x.[i]
+            y.[i] <- if v > 0.0 then 1.0 elif v < 0.0 then -1.0 else 0.0
+
+    let private unary32 (kind: UnaryKind) (a: float32[]) =
+        match kind with
+        | UnaryKind.Neg -> map 1 a (fun x y o n -> TensorPrimitives.Negate(ro x o n, sp y o n))
+        | UnaryKind.Exp -> map 8 a (fun x y o n -> TensorPrimitives.Exp(ro x o n, sp y o n))
+        | UnaryKind.Log -> map 8 a (fun x y o n -> TensorPrimitives.Log(ro x o n, sp y o n))
+        | UnaryKind.Tanh -> map 8 a (fun x y o n -> TensorPrimitives.Tanh(ro x o n, sp y o n))
+        | UnaryKind.Sigmoid -> map 8 a (fun x y o n -> TensorPrimitives.Sigmoid(ro x o n, sp y o n))
+        | UnaryKind.Softplus -> map 16 a (fun x y o n -> softplus32 (ro x o n) (sp y o n))
+        | UnaryKind.Relu -> map 1 a (fun x y o n -> TensorPrimitives.Max(ro x o n, 0.0f, sp y o n))
+        | UnaryKind.Sqrt -> map 4 a (fun x y o n -> TensorPrimitives.Sqrt(ro x o n, sp y o n))
+        | UnaryKind.Abs -> map 1 a (fun x y o n -> TensorPrimitives.Abs(ro x o n, sp y o n))
+        | UnaryKind.Sign -> map 2 a (fun x y o n -> sign32 (ro x o n) (sp y o n))
+
+    let private unary64 (kind: UnaryKind) (a: float[]) =
+        match kind with
+        | UnaryKind.Neg -> map 1 a (fun x y o n -> TensorPrimitives.Negate(ro x o n, sp y o n))
+        | UnaryKind.Exp -> map 8 a (fun x y o n -> TensorPrimitives.Exp(ro x o n, sp y o n))
+        | UnaryKind.Log -> map 8 a (fun x y o n -> TensorPrimitives.Log(ro x o n, sp y o n))
+        | UnaryKind.Tanh -> map 8 a (fun x y o n -> TensorPrimitives.Tanh(ro x o n, sp y o n))
+        | UnaryKind.Sigmoid -> map 8 a (fun x y o n -> TensorPrimitives.Sigmoid(ro x o n, sp y o n))
+        | UnaryKind.Softplus -> map 16 a (fun x y o n -> softplus64 (ro x o n) (sp y o n))
+        | UnaryKind.Relu -> map 1 a (fun x y o n -> TensorPrimitives.Max(ro x o n, 0.0, sp y o n))
+        | UnaryKind.Sqrt -> map 4 a (fun x y o n -> TensorPrimitives.Sqrt(ro x o n, sp y o n))
+        | UnaryKind.Abs -> map 1 a (fun x y o n -> TensorPrimitives.Abs(ro x o n, sp y o n))
+        | UnaryKind.Sign -> map 2 a (fun x y o n -> sign64 (ro x o n) (sp y o n))
+
+    let private notInt op = Fail.dtype op "int32 tensors carry labels and indices; this op needs float32 or float64"
+
+    let unary (kind: UnaryKind) (s: Storage) =
+        match s with
+        | F32 a -> F32 (unary32 kind a)
+        | F64 a -> F64 (unary64 kind a)
+        | I32 _ -> notInt (sprintf "%A" kind)
+
+    let binary (kind: BinaryKind) (a: Storage) (b: Storage) =
+        match a, b with
+        | F32 x, F32 y ->
+            F32 (
+                match kind with
+                | BinaryKind.Add -> zip x y (fun p q r o n -> TensorPrimitives.Add(ro p o n, ro q o n, sp r o n))
+                | BinaryKind.Sub -> zip x y (fun p q r o n -> TensorPrimitives.Subtract(ro p o n, ro q o n, sp r o n))
+                | BinaryKind.Mul -> zip x y (fun p q r o n -> TensorPrimitives.Multiply(ro p o n, ro q o n, sp r o n))
+                | BinaryKind.Div -> zip x y (fun p q r o n -> TensorPrimitives.Divide(ro p o n, ro q o n, sp r o n)))
+        | F64 x, F64 y ->
+            F64 (
+                match kind with
+                | BinaryKind.Add -> zip x y (fun p q r o n -> TensorPrimitives.Add(ro p o n, ro q o n, sp r o n))
+                | BinaryKind.Sub -> zip x y (fun p q r o n -> TensorPrimitives.Subtract(ro p o n, ro q o n, sp r o n))
+                | BinaryKind.Mul -> zip x y (fun p q r o n -> TensorPrimitives.Multiply(ro p o n, ro q o n, sp r o n))
+                | BinaryKind.Div -> zip x y (fun p q r o n -> TensorPrimitives.Divide(ro p o n, ro q o n, sp r o n)))
+        | _ -> Fail.dtype (sprintf "%A" kind) (sprintf "operands of dtypes %O and %O" a.Dtype b.Dtype)
+
+    let addScalar (s: Storage) (c: float) =
+        match s with
+        | F32 a -> let c = float32 c in F32 (map 1 a (fun x y o n -> TensorPrimitives.Add(ro x o n, c, sp y o n)))
+        | F64 a -> F64 (map 1 a (fun x y o n -> TensorPrimitives.Add(ro x o n, c, sp y o n)))
+        | I32 _ -> notInt "addScalar"
+
+    let mulScalar (s: Storage) (c: float) =
+        match s with
+        | F32 a -> let c = float32 c in F32 (map 1 a (fun x y o n -> TensorPrimitives.Multiply(ro x o n, c, sp y o n)))
+        | F64 a -> F64 (map 1 a (fun x y o n -> TensorPrimitives.Multiply(ro x o n, c, sp y o n)))
+        | I32 _ -> notInt "mulScalar"
+
+    let powScalar (s: Storage) (c: float) =
+        match s with
+        | F32 a ->
+            if c = 2.0 then F32 (map 1 a (fun x y o n -> TensorPrimitives.Multiply(ro x o n, x, sp y o n)))
+            elif c = 1.0 then F32 (Array.copy a)
+            elif c = 0.5 then F32 (map 4 a (fun x y o n -> TensorPrimitives.Sqrt(ro x o n, sp y o n)))
+            elif c = -1.0 then F32 (map 2 a (fun x y o n -> TensorPrimitives.Reciprocal(ro x o n, sp y o n)))
+            else let c = float32 c in F32 (map 16 a (fun x y o n -> TensorPrimitives.Pow(ro x o n, c, sp y o n)))
+        | F64 a ->
+            if c = 2.0 then F64 (map 1 a (fun x y o n -> TensorPrimitives.Multiply(ro x o n, x, sp y o n)))
+            elif c = 1.0 then F64 (Array.copy a)
+            elif c = 0.5 then F64 (map 4 a (fun x y o n -> TensorPrimitives.Sqrt(ro x o n, sp y o n)))
+            elif c = -1.0 then F64 (map 2 a (fun x y o n -> TensorPrimitives.Reciprocal(ro x o n, sp y o n)))
+            else F64 (map 16 a (fun x y o n -> TensorPrimitives.Pow(ro x o n, c, sp y o n)))
+        | I32 _ -> notInt "powScalar"
+
+    let gtScalar (s: Storage) (c: float) =
+        match s with
+        | F32 a -> let c = float32 c in F32 (a |> Array.map (fun v -> if v > c then 1.0f else 0.0f))
+        | F64 a -> F64 (a |> Array.map (fun v -> if v > c then 1.0 else 0.0))
+        | I32 _ -> notInt "gtScalar"

@@ -1,0 +1,58 @@
+namespace GroupedNewton.Backends.Managed
+
+open System
+open GroupedNewton
+
+/// One-hot rows, gather and its adjoint scatter-add (which accumulates repeated indices).
+module Indexing =
+    let private checkIndex op (v: int) (size: int) =
+        if v < 0 || v >= size then
+            Fail.index op (sprintf "index %d out of range [0, %d)" v size)
+
+    let oneHot (idx: int[]) (n: int) (dtype: Dtype) =
+        let rows = idx.Length
+        match dtype with
+        | Dtype.Float32 ->
+            let r = Array.zeroCreate (rows * n)
+            idx |> Array.iteri (fun i v -> checkIndex "oneHot" v n; r.[i * n + v] <- 1.0f)
+            F32 r
+        | Dtype.Float64 ->
+            let r = Array.zeroCreate (rows * n)
+            idx |> Array.iteri (fun i v -> checkIndex "oneHot" v n; r.[i * n + v] <- 1.0)
+            F64 r
+        | Dtype.Int32 -> Fail.dtype "oneHot" "the one-hot dtype must be float32 or float64"
+
+    /// For every position p of `idxShape`, calls visit (flat p) (flat offset in `shape`
+    /// of p with coordinate dim replaced by idx[p]).
+    let private walk op (shape: int[]) (dim: int) (idx: int[]) (idxShape: int[]) (visit: int -> int -> unit) =
+        let st = Shape.strides shape
+        let r = idxShape.Length
+        let pos = Array.zeroCreate r
+        let mutable baseOff = 0
+        for o in 0 .. idx.Length - 1 do
+            let v = idx.[o]
+            checkIndex op v shape.[dim]
+            visit o (baseOff + v * st.[dim])
+            let mutable k = r - 1
+            let mutable carry = true
+            while carry && k >= 0 do
+                pos.[k] <- pos.[k] + 1
+                if k <> dim then baseOff <- baseOff + st.[k]
+                if pos.[k] = idxShape.[k] then
+                    if k <> dim then baseOff <- baseOff - st.[k] * idxShape.[k]
+                    pos.[k] <- 0
+                    k <- k - 1
+                else carry <- false
+
+    let gather (s: Storage) (shape: int[]) (dim: int) (idx: int[]) (idxShape: int[]) =
+        match s with
+        | F32 a -> let r = Array.zeroCreate idx.Length in walk "gather" shape dim idx idxShape (fun o i -> r.[o] <- a.[i]); F32 r
+        | F64 a -> let r = Array.zeroCreate idx.Length in walk "gather" shape dim idx idxShape (fun o i -> r.[o] <- a.[i]); F64 r
+        | I32 a -> let r = Array.zeroCreate idx.Length in walk "gather" shape dim idx idxShape (fun o i -> r.[o] <- a.[i]); I32 r
+
+    let scatterAdd (s: Storage) (dim: int) (idx: int[]) (idxShape: int[]) (outShape: int[]) =
+        let n = Shape.numel outShape
+        match s with
+        | F32 a -> let r = Array.zeroCreate n in walk "scatterAdd" outShape dim idx idxShape (fun o i -> r.[i] <- r.[i] + a.[o]); F32 r
+        | F64 a -> let r = Array.zeroCreate n in walk "scatterAdd" outShape dim idx idxShape (fun o i -> r.[i] <- r.[i] + a.[o]); F64 r
+        | I32 a -> let r = Array.zeroCreate n in walk "scatterAdd" outShape dim idx idxShape (fun o i -> r.[i] <- r.[i] + a.[o]); I32 r

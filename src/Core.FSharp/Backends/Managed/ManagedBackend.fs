@@ -1,0 +1,140 @@
+namespace GroupedNewton.Backends.Managed
+
+open System
+open GroupedNewton
+open GroupedNewton.Backends
+
+/// The managed CPU backend: flat arrays, SIMD kernels, packed GEMM (or OpenBLAS when it
+/// loads), im2col. Needs no native package.
+[<Sealed>]
+type ManagedBackend() as this =
+    inherit Backend()
+
+    let mk (shape: int[]) (s: Storage) = CpuTensor(this, shape, s) :> RawTensor
+
+    let st (t: RawTensor) =
+        match t with
+        | :? CpuTensor as c -> c.Storage
+        | _ -> Fail.backend (sprintf "the managed backend was given a tensor of backend '%s'; move it first" t.Backend.Name)
+
+    static member val Instance = ManagedBackend()
+
+    override _.Name = "managed"
+
+    override _.Zeros(shape, dtype) = mk (Array.copy shape) (Storage.Zeros(dtype, Shape.numel shape))
+
+    override _.Full(shape, value, dtype) =
+        let n = Shape.numel shape
+        let s =
+            match dtype with
+            | Dtype.Float32 -> F32 (Array.create n (float32 value))
+            | Dtype.Float64 -> F64 (Array.create n value)
+            | Dtype.Int32 -> I32 (Array.create n (int value))
+        mk (Array.copy shape) s
+
+    override _.OfArray(data, shape) =
+        let s =
+            match data with
+            | :? (float32[]) as a -> F32 (Array.copy a)
+            | :? (float[]) as a -> F64 (Array.copy a)
+            | :? (int[]) as a -> I32 (Array.copy a)
+            | _ -> Fail.dtype "ofArray" (sprintf "unsupported element type %s (use float32, float or int)" (data.GetType().Name))
+        if s.Length <> Shape.numel shape then
+            Fail.shape "ofArray" (sprintf "%d values do not fill shape %s" s.Length (Shape.str shape))
+        mk (Array.copy shape) s
+
+    override _.ToArray t =
+        match st t with
+        | F32 a -> Array.copy a :> Array
+        | F64 a -> Array.copy a :> Array
+        | I32 a -> Array.copy a :> Array
+
+    override _.Cast(t, dtype) =
+        let s = st t
+        if s.Dtype = dtype then t
+        else
+            let r =
+                match s, dtype with
+                | F32 a, Dtype.Float64 -> F64 (Array.map float a)
+                | F32 a, Dtype.Int32 -> I32 (Array.map int a)
+                | F64 a, Dtype.Float32 -> F32 (Array.map float32 a)
+                | F64 a, Dtype.Int32 -> I32 (Array.map int a)
+                | I32 a, Dtype.Float32 -> F32 (Array.map float32 a)
+                | I32 a, Dtype.Float64 -> F64 (Array.map float a)
+                | _ -> s
+            mk t.Shape r
+
+    override _.View(t, shape) = mk (Array.copy shape) (st t)
+    override _.Permute(t, perm) = mk (perm |> Array.map (fun p -> t.Shape.[p])) (Layout.permute (st t) t.Shape perm)
+    override _.Expand(t, shape) = mk (Array.copy shape) (Layout.expand (st t) t.Shape shape)
+    override _.Slice(t, starts, lengths) = mk (Array.copy lengths) (Layout.slice (st t) t.Shape starts lengths)
+    override _.Pad(t, starts, outShape) = mk (Array.copy outShape) (Layout.pad (st t) t.Shape starts outShape)
+
+    override _.Cat(ts, dim) =
+        let shapes = ts |> Array.map (fun t -> t.Shape)
+        let outShape = Array.copy shapes.[0]
+        outShape.[dim] <- shapes |> Array.sumBy (fun s -> s.[dim])
+        mk outShape (Layout.cat (ts |> Array.map st) shapes dim outShape)
+
+    override _.Unary(kind, t) = mk t.Shape (Elementwise.unary kind (st t))
+    override _.Binary(kind, a, b) = mk a.Shape (Elementwise.binary kind (st a) (st b))
+    override _.AddScalar(t, c) = mk t.Shape (Elementwise.addScalar (st t) c)
+    override _.MulScalar(t, c) = mk t.Shape (Elementwise.mulScalar (st t) c)
+    override _.PowScalar(t, c) = mk t.Shape (Elementwise.powScalar (st t) c)
+    override _.GtScalar(t, c) = mk t.Shape (Elementwise.gtScalar (st t) c)
+
+    override _.Sum t = mk [||] (Reductions.sum (st t))
+
+    override _.SumDim(t, dim, keepDim) =
+        mk (ManagedBackend.ReducedShape(t.Shape, dim, keepDim)) (Reductions.sumDim (st t) t.Shape dim)
+
+    override _.MaxDim(t, dim, keepDim) =
+        mk (ManagedBackend.ReducedShape(t.Shape, dim, keepDim)) (Reductions.maxDim (st t) t.Shape dim)
+
+    override _.ArgMaxDim(t, dim) =
+        mk (ManagedBackend.ReducedShape(t.Shape, dim, false)) (Reductions.argMaxDim (st t) t.Shape dim)
+
+    override _.MatMul(a, b, transA, transB) =
+        let m = if transA then a.Shape.[1] else a.Shape.[0]
+        let k = if transA then a.Shape.[0] else a.Shape.[1]
+        let n = if transB then b.Shape.[0] else b.Shape.[1]
+        let lda, ldb = a.Shape.[1], b.Shape.[1]
+        let s =
+            match st a, st b with
+            | F32 x, F32 y ->
+                let c = Array.zeroCreate (m * n)
+                GemmProvider.sgemm (transA, transB, m, n, k, x, 0, lda, y, 0, ldb, c, 0, n)
+                F32 c
+            | F64 x, F64 y ->
+                let c = Array.zeroCreate (m * n)
+                GemmProvider.dgemm (transA, transB, m, n, k, x, 0, lda, y, 0, ldb, c, 0, n)
+                F64 c
+            | x, y -> Fail.dtype "matmul" (sprintf "operands of dtypes %O and %O" x.Dtype y.Dtype)
+        mk [| m; n |] s
+
+    override _.Unfold2d(x, kh, kw, sh, sw, ph, pw) =
+        let n, c, h, w = x.Shape.[0], x.Shape.[1], x.Shape.[2], x.Shape.[3]
+        let oh, ow = Shape.window2d "unfold2d" h w kh kw sh sw ph pw
+        mk [| c * kh * kw; n * oh * ow |] (Im2col.unfold (st x) x.Shape kh kw sh sw ph pw)
+
+    override _.Fold2d(cols, outShape, kh, kw, sh, sw, ph, pw) =
+        mk (Array.copy outShape) (Im2col.fold (st cols) outShape kh kw sh sw ph pw)
+
+    override _.OneHot(idx, n, dtype) =
+        match st idx with
+        | I32 a -> mk [| a.Length; n |] (Indexing.oneHot a n dtype)
+        | s -> Fail.dtype "oneHot" (sprintf "indices must be int32, got %O" s.Dtype)
+
+    override _.Gather(t, dim, idx) =
+        match st idx with
+        | I32 a -> mk idx.Shape (Indexing.gather (st t) t.Shape dim a idx.Shape)
+        | s -> Fail.dtype "gather" (sprintf "indices must be int32, got %O" s.Dtype)
+
+    override _.ScatterAdd(src, dim, idx, outShape) =
+        match st idx with
+        | I32 a -> mk (Array.copy outShape) (Indexing.scatterAdd (st src) dim a idx.Shape outShape)
+        | s -> Fail.dtype "scatterAdd" (sprintf "indices must be int32, got %O" s.Dtype)
+
+    static member ReducedShape(shape: int[], dim: int, keepDim: bool) =
+        if keepDim then shape |> Array.mapi (fun i d -> if i = dim then 1 else d)
+        else Array.append shape.[.. dim - 1] shape.[dim + 1 ..]
