@@ -87,6 +87,12 @@ module Ad =
         checkLike "hvp" "direction" x v
         grad (fun z -> snd (jvp f z v)) x
 
+    /// Hessian-vector product of a scalar function of several inputs, one direction per input.
+    let hvpMany (f: Tensor[] -> Tensor) (xs: Tensor[]) (vs: Tensor[]) : Tensor[] =
+        if xs.Length <> vs.Length then Fail.shape "hvp" (sprintf "%d inputs but %d directions" xs.Length vs.Length)
+        Array.iter2 (checkLike "hvp" "direction") xs vs
+        gradMany (fun zs -> snd (jvpMany f zs vs)) xs
+
     let private unit (x: Tensor) (i: int) =
         let r = x.Raw
         let a = Array.zeroCreate r.Numel

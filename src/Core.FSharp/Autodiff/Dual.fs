@@ -106,18 +106,45 @@ module internal Dispatch =
                 elif n.Tag = top && not isRev then
                     Fail.diff op.Name "forward and reverse operands at the same nesting level"
         if top = 0L then
-            Const (op.Raw (inputs |> Array.map (fun x -> match x with Const r -> r | _ -> x.Raw)))
+            let raws = Array.zeroCreate inputs.Length
+            for i in 0 .. inputs.Length - 1 do raws.[i] <- inputs.[i].Raw
+            Const (op.Raw raws)
         else
-            let primals = inputs |> Array.map (fun x -> if x.Level = top then primalOf x else x)
+            let n = inputs.Length
+            let primals = Array.zeroCreate n
+            let mutable active = 0
+            for i in 0 .. n - 1 do
+                let x = inputs.[i]
+                if x.Level = top then
+                    primals.[i] <- primalOf x
+                    active <- active + 1
+                else primals.[i] <- x
             let y = apply op primals
             if not isRev then
-                let tangents = inputs |> Array.map (fun x -> match x with Fwd (_, t, tg) when tg = top -> ValueSome t | _ -> ValueNone)
+                let tangents = Array.zeroCreate n
+                for i in 0 .. n - 1 do
+                    tangents.[i] <-
+                        match inputs.[i] with
+                        | Fwd (_, t, tg) when tg = top -> ValueSome t
+                        | _ -> ValueNone
                 Fwd (y, op.Jvp(primals, tangents, y), top)
             else
-                let positions = [| for i in 0 .. inputs.Length - 1 do if inputs.[i].Level = top then yield i |]
-                let parents = positions |> Array.map (fun i -> match inputs.[i] with Rev n -> n | _ -> null)
+                let positions = Array.zeroCreate active
+                let parents = Array.zeroCreate active
+                let mutable k = 0
+                for i in 0 .. n - 1 do
+                    match inputs.[i] with
+                    | Rev node when node.Tag = top ->
+                        positions.[k] <- i
+                        parents.[k] <- node
+                        k <- k + 1
+                    | _ -> ()
                 let tape = parents.[0].Tape
-                let backward = Func<Dual, Dual[]>(fun adj -> positions |> Array.map (fun i -> op.Vjp(primals, y, adj, i)))
+                let backward =
+                    Func<Dual, Dual[]>(fun adj ->
+                        let r = Array.zeroCreate positions.Length
+                        for j in 0 .. positions.Length - 1 do r.[j] <- op.Vjp(primals, y, adj, positions.[j])
+                        r)
                 let node = RevNode(y, top, tape, parents, backward)
                 tape.Nodes.Add node
                 Rev node

@@ -13,12 +13,15 @@ module Elementwise =
 
     let inline private map (cost: int) (a: 'T[]) ([<InlineIfLambda>] k: 'T[] -> 'T[] -> int -> int -> unit) =
         let r = Array.zeroCreate a.Length
-        Threading.forRanges a.Length (int64 a.Length * int64 cost) (fun lo hi -> k a r lo (hi - lo))
+        let work = int64 a.Length * int64 cost
+        if work < int64 Threading.MinParallelWork then k a r 0 a.Length
+        else Threading.forRanges a.Length work (fun lo hi -> k a r lo (hi - lo))
         r
 
     let inline private zip (a: 'T[]) (b: 'T[]) ([<InlineIfLambda>] k: 'T[] -> 'T[] -> 'T[] -> int -> int -> unit) =
         let r = Array.zeroCreate a.Length
-        Threading.forRanges a.Length (int64 a.Length) (fun lo hi -> k a b r lo (hi - lo))
+        if a.Length < Threading.MinParallelWork then k a b r 0 a.Length
+        else Threading.forRanges a.Length (int64 a.Length) (fun lo hi -> k a b r lo (hi - lo))
         r
 
     let private softplus32 (x: ReadOnlySpan<float32>) (y: Span<float32>) =

@@ -1,0 +1,72 @@
+/// Hessian-vector product of the reference MLP (784-1024-200-100-10, tanh, batch 100,
+/// log-softmax + NLL, float32) against the same product in PyTorch, measured in one run:
+/// rounds alternate between this process and the PyTorch anchor so drift hits both.
+module GroupedNewton.Benchmarks.Hvp
+
+open System
+open System.Diagnostics
+open System.IO
+open System.Text.Json
+open GroupedNewton
+
+let sizes = [| 784; 1024; 200; 100; 10 |]
+
+let build (dtype: Dtype) =
+    let ps =
+        [| for i in 0 .. sizes.Length - 2 do
+             let a, b = sizes.[i], sizes.[i + 1]
+             yield Tensor.randnOf dtype (10 + i) [| b; a |] / Math.Sqrt(float a)
+             yield Tensor.zerosOf dtype [| b |] |]
+    let x = Tensor.randnOf dtype 1 [| 100; sizes.[0] |]
+    let rng = Random(2)
+    let y = Tensor.ofInts (Array.init 100 (fun _ -> rng.Next(sizes.[sizes.Length - 1])))
+    let v = ps |> Array.mapi (fun i p -> Tensor.randnOf dtype (100 + i) p.Shape)
+    ps, x, y, v
+
+let loss (x: Tensor) (y: Tensor) (ps: Tensor[]) =
+    let n = ps.Length / 2
+    let mutable h = x
+    for i in 0 .. n - 1 do
+        h <- Tensor.matmulT false true h ps.[2 * i] + ps.[2 * i + 1]
+        if i < n - 1 then h <- Tensor.tanh h
+    Tensor.nll (Tensor.logSoftmax 1 h) y
+
+/// One Hessian-vector product by reverse over forward.
+let hvp (x: Tensor) (y: Tensor) (ps: Tensor[]) (v: Tensor[]) = Ad.hvpMany (loss x y) ps v
+
+let private pythonMs (script: string) (threads: int) (reps: int) =
+    let psi = ProcessStartInfo("/usr/bin/python3", sprintf "%s --threads %d --reps %d" script threads reps)
+    psi.RedirectStandardOutput <- true
+    psi.RedirectStandardError <- true
+    use p = Process.Start psi
+    let out = p.StandardOutput.ReadToEnd()
+    let err = p.StandardError.ReadToEnd()
+    p.WaitForExit()
+    if p.ExitCode <> 0 then failwithf "the PyTorch anchor failed (exit %d): %s" p.ExitCode err
+    let line = out.Split('\n') |> Array.find (fun l -> l.StartsWith "{")
+    let doc = JsonDocument.Parse line
+    doc.RootElement.GetProperty("hvp_ms").GetDouble(), doc.RootElement.GetProperty("torch").GetString()
+
+let run (args: string[]) =
+    let threadCounts = if args.Length > 0 then args.[0].Split(',') |> Array.map int else [| 1 |]
+    let rounds = 3
+    let reps = 7
+    let script = Path.Combine(AppContext.BaseDirectory, "anchors", "hvp_anchor.py")
+    let ps, x, y, v = build Dtype.Float32
+    printfn "HVP, MLP 784-1024-200-100-10 tanh, batch 100, float32; GEMM: %s; OPENBLAS_CORETYPE=%s"
+        (Backends.GemmProvider.active ()) (match Environment.GetEnvironmentVariable "OPENBLAS_CORETYPE" with null -> "unset" | s -> s)
+    for threads in threadCounts do
+        BackendRegistry.setThreads threads
+        let ours = ResizeArray()
+        let theirs = ResizeArray()
+        let mutable version = ""
+        for _ in 1 .. rounds do
+            ours.Add(Timing.medianMs 3 reps (fun () -> hvp x y ps v |> ignore))
+            let ms, ver = pythonMs script threads reps
+            theirs.Add ms
+            version <- ver
+        let med (a: ResizeArray<float>) = let s = a.ToArray() |> Array.sort in s.[s.Length / 2]
+        let o, t = med ours, med theirs
+        printfn "threads %d: GroupedNewton %.2f ms, PyTorch %s %.2f ms, ratio %.2fx" threads o version t (o / t)
+        printfn "%s" (JsonSerializer.Serialize {| bench = "hvp-mlp"; threads = threads; groupednewton_ms = o; pytorch_ms = t; ratio = o / t; torch = version; gemm = Backends.GemmProvider.active () |})
+    0
