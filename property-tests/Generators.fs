@@ -1,0 +1,89 @@
+/// Generators for the properties: random differentiable expressions over one input
+/// vector, with shrinking to a smaller expression.
+module GroupedNewton.PropertyTests.Generators
+
+open FsCheck
+open FsCheck.FSharp
+open GroupedNewton
+
+/// A random composition of ops applied to an input vector x.
+type Expr =
+    | X of scale: float
+    | Unary of op: string * Expr
+    | Binary of op: string * Expr * Expr
+
+    override e.ToString() =
+        match e with
+        | X s -> sprintf "%.2f·x" s
+        | Unary (op, a) -> sprintf "%s(%O)" op a
+        | Binary (op, a, b) -> sprintf "(%O %s %O)" a op b
+
+let unaryOps = [ "tanh"; "sigmoid"; "softplus"; "exp0.3"; "square"; "log1p2"; "elu"; "sqrt1p2"; "cumsum-like"; "logsumexp" ]
+let binaryOps = [ "+"; "-"; "*"; "/(1+b²)" ]
+
+/// The expression as a tensor function (same shape in and out, smooth everywhere except
+/// elu at 0, which random inputs do not hit).
+let rec eval (e: Expr) (x: Tensor) : Tensor =
+    match e with
+    | X s -> s * x
+    | Unary (op, a) ->
+        let v = eval a x
+        match op with
+        | "tanh" -> Tensor.tanh v
+        | "sigmoid" -> Tensor.sigmoid v
+        | "softplus" -> Tensor.softplus v
+        | "exp0.3" -> Tensor.exp (0.3 * v)
+        | "square" -> v * v
+        | "log1p2" -> Tensor.log (1.0 + v * v)
+        | "elu" -> Tensor.elu 1.0 v
+        | "sqrt1p2" -> Tensor.sqrt (1.0 + v * v)
+        | "cumsum-like" ->
+            // mixes elements: v + (sum of v) broadcast, through slice/pad and reductions
+            let n = v.Numel
+            v + Tensor.pad [| 1 |] [| n |] (Tensor.narrow 0 0 (n - 1) v) + Tensor.sum v / float n
+        | _ ->
+            let n = v.Numel
+            Tensor.expand [| n |] (Tensor.logsumexp 1 false (Tensor.view [| 1; n |] v)) - v
+    | Binary (op, a, b) ->
+        let u, w = eval a x, eval b x
+        match op with
+        | "+" -> u + w
+        | "-" -> u - w
+        | "*" -> u * w
+        | _ -> u / (1.0 + w * w)
+
+let rec private genExpr (size: int) : Gen<Expr> =
+    let leaf = Gen.choose (-20, 20) |> Gen.map (fun k -> X (float k / 10.0 + 0.05))
+    if size <= 0 then leaf
+    else
+        Gen.frequency
+            [ 1, leaf
+              3, Gen.map2 (fun op a -> Unary (op, a)) (Gen.elements unaryOps) (genExpr (size - 1))
+              2, Gen.map3 (fun op a b -> Binary (op, a, b)) (Gen.elements binaryOps) (genExpr (size / 2)) (genExpr (size / 2)) ]
+
+let rec private shrinkExpr (e: Expr) : Expr seq =
+    match e with
+    | X s -> if s = 1.0 then Seq.empty else Seq.singleton (X 1.0)
+    | Unary (op, a) -> seq { yield a; for a' in shrinkExpr a -> Unary (op, a') }
+    | Binary (op, a, b) ->
+        seq { yield a; yield b
+              for a' in shrinkExpr a -> Binary (op, a', b)
+              for b' in shrinkExpr b -> Binary (op, a, b') }
+
+/// An expression, an input point and a direction (float64, 2 to 6 elements).
+type Problem = { Expr: Expr; X: float[]; V: float[] }
+
+let private genVec n = Gen.arrayOfLength n (Gen.choose (-100, 100) |> Gen.map (fun k -> float k / 50.0))
+
+type Arbitraries =
+    static member Problem() : Arbitrary<Problem> =
+        let gen =
+            gen {
+                let! n = Gen.choose (2, 6)
+                let! e = Gen.sized (fun s -> genExpr (min 6 (s / 10 + 1)))
+                let! x = genVec n
+                let! v = genVec n
+                return { Expr = e; X = x; V = v }
+            }
+        let shrink (p: Problem) = shrinkExpr p.Expr |> Seq.map (fun e -> { p with Expr = e })
+        Arb.fromGenShrink (gen, shrink)
