@@ -38,14 +38,17 @@ let private pythonMs (script: string) (threads: int) (reps: int) =
     let psi = ProcessStartInfo("/usr/bin/python3", sprintf "%s --threads %d --reps %d" script threads reps)
     psi.RedirectStandardOutput <- true
     psi.RedirectStandardError <- true
-    use p = Process.Start psi
+    use p =
+        match Process.Start psi with
+        | null -> failwith "could not start /usr/bin/python3"
+        | p -> p
     let out = p.StandardOutput.ReadToEnd()
     let err = p.StandardError.ReadToEnd()
     p.WaitForExit()
     if p.ExitCode <> 0 then failwithf "the PyTorch anchor failed (exit %d): %s" p.ExitCode err
     let line = out.Split('\n') |> Array.find (fun l -> l.StartsWith "{")
     let doc = JsonDocument.Parse line
-    doc.RootElement.GetProperty("hvp_ms").GetDouble(), doc.RootElement.GetProperty("torch").GetString()
+    doc.RootElement.GetProperty("hvp_ms").GetDouble(), (match doc.RootElement.GetProperty("torch").GetString() with null -> "?" | v -> v)
 
 let run (args: string[]) =
     let threadCounts = if args.Length > 0 then args.[0].Split(',') |> Array.map int else [| 1 |]

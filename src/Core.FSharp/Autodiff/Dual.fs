@@ -152,9 +152,11 @@ module internal Dispatch =
     /// Wraps x as a forward dual number at `tag` with the given tangent.
     let makeFwd (tag: int64) (tangent: Dual) (x: Dual) = Fwd (x, tangent, tag)
 
+    let private noBackward = Func<Dual, Dual[]>(fun _ -> [||])
+
     /// Wraps x as a leaf of the reverse tape.
     let makeRev (tape: Tape) (x: Dual) =
-        let n = RevNode(x, tape.Tag, tape, [||], null)
+        let n = RevNode(x, tape.Tag, tape, [||], noBackward)
         tape.Nodes.Add n
         Rev n
 
