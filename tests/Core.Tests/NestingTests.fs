@@ -104,3 +104,17 @@ let ``third derivative tensor contraction of an MLP loss agrees across nestings`
     assertTensorClose 1e-11 "D³L[u,u,·]" rff ffr
     let fd = Numerical.directional 3 loss w2 u
     assertClose 1e-4 "D³L[u,u,u]" fd (Tensor.toScalar (Tensor.dot rff u))
+
+[<Test>]
+let ``nested derivatives computed on many threads at once equal the sequential ones`` () =
+    let f (x: Tensor) = Tensor.sum (Tensor.tanh (x * x) * x)
+    let third (seed: int) =
+        let x = vec (randn seed 5)
+        let v = vec (randn (seed + 1) 5)
+        let d2 (z: Tensor) = snd (Ad.jvp (fun q -> snd (Ad.jvp f q v)) z v)
+        Tensor.toArray (Ad.grad d2 x)
+    let sequential = Array.init 64 third
+    let parallel = Array.zeroCreate 64
+    System.Threading.Tasks.Parallel.For(0, 64, fun i -> parallel.[i] <- third i) |> ignore
+    for i in 0 .. 63 do
+        Assert.That(parallel.[i], equalTo sequential.[i], sprintf "seed %d" i)
