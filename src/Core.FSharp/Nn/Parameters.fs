@@ -47,6 +47,8 @@ type Parameters internal (keys: ParameterKey[], values: Tensor[]) =
     member _.IndexOf(key: ParameterKey) =
         match byKey.TryGetValue key with
         | true, i -> i
+        | _ when byName.ContainsKey key.Name ->
+            invalidArg "key" (sprintf "parameter '%s' belongs to another parameter set: this set has a parameter of that name with a different identity (a model and its optimizer must share one parameter set)" key.Name)
         | _ -> invalidArg "key" (sprintf "parameter '%s' is not in this set (%s)" key.Name (String.Join(", ", keys |> Array.map (fun k -> k.Name))))
 
     member _.IndexOf(name: string) =

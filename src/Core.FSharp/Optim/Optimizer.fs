@@ -107,6 +107,8 @@ module internal OptimizerSupport =
             with
             | :? TensorException as e ->
                 raise (OptimizationException(sprintf "%s step %d: the loss closure failed: %s" name step e.Message))
+            | :? ArgumentException as e ->
+                raise (OptimizationException(sprintf "%s step %d: the loss closure failed: %s" name step e.Message))
         let l = Tensor.toScalar loss
         if not (Double.IsFinite l) then
             raise (OptimizationException(sprintf "%s step %d: the loss is %g; parameters and optimizer state are unchanged" name step l))
