@@ -1,6 +1,7 @@
 namespace GroupedNewton.Data
 
 open System
+open GroupedNewton
 
 /// Seeded synthetic tasks that need no files: inputs ~ N(0, 1) and targets given by a fixed
 /// random "teacher" network, a 2-layer tanh MLP on the flattened input

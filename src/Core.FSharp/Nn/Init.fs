@@ -26,7 +26,7 @@ module Init =
     let pytorch seed = { Scheme = InitScheme.PyTorchDefault; Dtype = Dtype.Float32; Seed = seed }
 
     /// A per-parameter seed derived from the model seed and the parameter's position.
-    let internal derive (seed: int) (index: int) = HashCode.Combine(seed, index, 0x5EED)
+    let internal derive (seed: int) (index: int) = Seeds.mix seed index
 
     let internal weight (o: InitOptions) (index: int) (shape: int[]) (fanIn: int) =
         let seed = derive o.Seed index
