@@ -1,14 +1,94 @@
 namespace GroupedNewton.Backends
 
+open System
+open GroupedNewton
 open GroupedNewton.Backends.Managed
+open GroupedNewton.Backends.Blas
 
-/// Chooses the GEMM implementation: OpenBLAS when it loads, else managed;
-/// GROUPEDNEWTON_BLAS=managed|openblas forces one. (Placeholder: managed only.)
+/// Which GEMM implementation a setting asks for.
+[<RequireQualifiedAccess>]
+type internal BlasSetting =
+    /// The managed packed kernel (Backends/Managed/Gemm.fs); OpenBLAS is never loaded.
+    | Managed
+    /// OpenBLAS, failing with a BackendException when it cannot be loaded.
+    | OpenBlas
+    /// OpenBLAS when it loads, else managed.
+    | Auto
+
+/// Chooses the GEMM implementation. GROUPEDNEWTON_BLAS = managed | openblas | auto (or
+/// unset: auto, i.e. OpenBLAS when it loads, else the managed kernel). The variable is read
+/// on the first GEMM (or `active ()`), not at start-up; `setProvider` overrides it.
 module GemmProvider =
-    let active () = "managed"
 
-    let sgemm (transA, transB, m, n, k, a, aOff, lda, b, bOff, ldb, c, cOff, ldc) =
-        Gemm.sgemm (transA, transB, m, n, k, a, aOff, lda, b, bOff, ldb, c, cOff, ldc, Threading.get ())
+    /// Products with fewer than this many multiply-adds (m·n·k) always run on the managed
+    /// kernel, even when OpenBLAS is active: below it the pinning and native call overhead is
+    /// comparable to the work. (Both paths meet the same accuracy contract; the setting is
+    /// still resolved first, so a bad one raises whatever the size.)
+    [<Literal>]
+    let TinyWork = 4096L
 
-    let dgemm (transA, transB, m, n, k, a, aOff, lda, b, bOff, ldb, c, cOff, ldc) =
-        Gemm.dgemm (transA, transB, m, n, k, a, aOff, lda, b, bOff, ldb, c, cOff, ldc, Threading.get ())
+    /// Parses a GROUPEDNEWTON_BLAS value (case-insensitive, surrounding blanks ignored;
+    /// null or empty means auto). Raises BackendException for anything else.
+    let internal parseSetting (value: string | null) : BlasSetting =
+        match value with
+        | Null -> BlasSetting.Auto
+        | NonNull v ->
+            match v.Trim().ToLowerInvariant() with
+            | "" | "auto" -> BlasSetting.Auto
+            | "managed" -> BlasSetting.Managed
+            | "openblas" -> BlasSetting.OpenBlas
+            | _ ->
+                raise (BackendException(
+                        sprintf "GROUPEDNEWTON_BLAS must be 'managed', 'openblas' or 'auto', got '%s'" v))
+
+    /// Whether a setting selects OpenBLAS. Only Auto and OpenBlas ever load the library.
+    let internal resolve (setting: BlasSetting) : bool =
+        match setting with
+        | BlasSetting.Managed -> false
+        | BlasSetting.Auto -> OpenBlas.isAvailable ()
+        | BlasSetting.OpenBlas ->
+            if OpenBlas.isAvailable () then true
+            else
+                raise (BackendException
+                        "GROUPEDNEWTON_BLAS=openblas but OpenBLAS could not be loaded: apt-get install libopenblas0-pthread, or set GROUPEDNEWTON_BLAS=managed")
+
+    // 0 = not decided yet, 1 = managed, 2 = OpenBLAS. A failed decision is not cached, so a
+    // bad setting raises on every GEMM until it is fixed or overridden.
+    let mutable private state = 0
+
+    let private useOpenBlas () =
+        match state with
+        | 2 -> true
+        | 1 -> false
+        | _ ->
+            let blas = resolve (parseSetting (Environment.GetEnvironmentVariable "GROUPEDNEWTON_BLAS"))
+            state <- (if blas then 2 else 1)
+            blas
+
+    /// Overrides GROUPEDNEWTON_BLAS: "managed", "openblas" or "auto". Raises BackendException
+    /// for an unknown name, or for "openblas" when the library cannot be loaded.
+    let setProvider (name: string) : unit =
+        let blas = resolve (parseSetting name)
+        state <- (if blas then 2 else 1)
+
+    /// The implementation in use: "openblas" or "managed".
+    let active () : string = if useOpenBlas () then "openblas" else "managed"
+
+    /// C = op(A)·op(B), row-major, C overwritten, on the selected implementation with
+    /// Threading.get () threads.
+    let sgemm (transA: bool, transB: bool, m: int, n: int, k: int,
+               a: float32[], aOff: int, lda: int, b: float32[], bOff: int, ldb: int,
+               c: float32[], cOff: int, ldc: int) : unit =
+        if useOpenBlas () && int64 m * int64 n * int64 k >= TinyWork then
+            OpenBlas.sgemm (transA, transB, m, n, k, a, aOff, lda, b, bOff, ldb, c, cOff, ldc, Threading.get ())
+        else
+            Gemm.sgemm (transA, transB, m, n, k, a, aOff, lda, b, bOff, ldb, c, cOff, ldc, Threading.get ())
+
+    /// Same as sgemm for float64.
+    let dgemm (transA: bool, transB: bool, m: int, n: int, k: int,
+               a: float[], aOff: int, lda: int, b: float[], bOff: int, ldb: int,
+               c: float[], cOff: int, ldc: int) : unit =
+        if useOpenBlas () && int64 m * int64 n * int64 k >= TinyWork then
+            OpenBlas.dgemm (transA, transB, m, n, k, a, aOff, lda, b, bOff, ldb, c, cOff, ldc, Threading.get ())
+        else
+            Gemm.dgemm (transA, transB, m, n, k, a, aOff, lda, b, bOff, ldb, c, cOff, ldc, Threading.get ())
