@@ -1,7 +1,7 @@
 module GroupedNewton.Benchmarks.Program
 
 let private usage () =
-    eprintfn "usage: dotnet run -c Release --project benchmarks -- <gemm | tanh | hvp [threads,...]>"
+    eprintfn "usage: dotnet run -c Release --project benchmarks -- <gemm | tanh | hvp [threads,...] | sgd-step [threads,...] [models] | epoch [threads]>"
     2
 
 [<EntryPoint>]
@@ -10,4 +10,6 @@ let main argv =
     | Some "gemm" -> Gemm.run argv.[1..]
     | Some "tanh" -> TanhOp.run argv.[1..]
     | Some "hvp" -> Hvp.run argv.[1..]
+    | Some "sgd-step" -> SgdStep.run argv.[1..]
+    | Some "epoch" -> Epoch.run argv.[1..]
     | _ -> usage ()

@@ -1,0 +1,54 @@
+/// One SGD training step (forward, backward, update) and one forward pass of the MLP
+/// 784-1024-200-100-10 and of LeNet-5 on 3×32×32, batch 100, float32, next to the shared
+/// PyTorch anchor (field sgd_step_ms), rounds interleaved in one run.
+module GroupedNewton.Benchmarks.SgdStep
+
+open System
+open System.Text.Json
+open GroupedNewton
+
+let private setup (name: string) =
+    let model, x =
+        match name with
+        | "mlp" -> Models.mlp [ 784; 1024; 200; 100; 10 ] Activation.Tanh (Init.pytorch 0), Tensor.randnOf Dtype.Float32 1 [| 100; 784 |]
+        | _ -> Models.lenet5 3 32 (Init.pytorch 0), Tensor.randnOf Dtype.Float32 1 [| 100; 3; 32; 32 |]
+    let rng = Random 2
+    let y = Tensor.ofInts (Array.init 100 (fun _ -> rng.Next 10))
+    let opt = Sgd.create { SgdOptions.Defaults with LearningRate = 1e-3; Momentum = 0.9 } model.Parameters
+    let step () = opt.Step(fun ps -> Losses.crossEntropy (model.Forward(ps, x)) y) |> ignore
+    let forward () = model.Forward(opt.Parameters, x) |> ignore
+    forward, step
+
+let run (args: string[]) =
+    let threads = if args.Length > 0 then args.[0].Split(',') |> Array.map int else [| 1; 2 |]
+    let models = if args.Length > 1 then args.[1].Split(',') else [| "mlp"; "lenet" |]
+    let anchor = Anchor.locate "shared/bench/pytorch_anchor.py"
+    printfn "SGD step, batch 100, float32; %s" (Anchor.blasNote ())
+    for name in models do
+        let forward, step = setup name
+        for t in threads do
+            BackendRegistry.setThreads t
+            let ours = ResizeArray()
+            let ourFwd = ResizeArray()
+            let theirs = ResizeArray()
+            let theirFwd = ResizeArray()
+            for _ in 1 .. 3 do
+                ourFwd.Add(Timing.medianMs 2 7 forward)
+                ours.Add(Timing.medianMs 2 7 step)
+                match anchor with
+                | Some script ->
+                    for o in Anchor.runPython script (sprintf "--threads %d --reps 7 --models %s" t name) do
+                        match o.TryGetProperty "sgd_step_ms" with
+                        | true, v ->
+                            theirs.Add(v.GetDouble())
+                            theirFwd.Add(o.GetProperty("forward_ms").GetDouble())
+                        | _ -> ()
+                | None -> ()
+            let o, f = Anchor.median ours, Anchor.median ourFwd
+            if theirs.Count > 0 then
+                let p, pf = Anchor.median theirs, Anchor.median theirFwd
+                printfn "%-6s threads %d: step %.2f ms vs PyTorch %.2f ms (ratio %.2f); forward %.2f vs %.2f ms (ratio %.2f)" name t o p (o / p) f pf (f / pf)
+                printfn "%s" (JsonSerializer.Serialize {| bench = "sgd-step"; model = name; threads = t; sgd_step_ms = o; pytorch_sgd_step_ms = p; ratio = o / p; forward_ms = f; pytorch_forward_ms = pf |})
+            else
+                printfn "%-6s threads %d: step %.2f ms, forward %.2f ms (PyTorch anchor not found: ../shared/bench/pytorch_anchor.py)" name t o f
+    0

@@ -1,0 +1,56 @@
+"""PyTorch side of the one-epoch benchmark: Fashion-MNIST (60k) with the MLP
+784-1024-200-100-10 (tanh), SGD (lr 0.01, momentum 0.9), batch 100, float32, shuffled.
+Prints one JSON object: epoch seconds and peak resident memory (MiB).
+Usage: python3 epoch_anchor.py --data /usr/share/datasets/fashion-mnist [--threads 1]
+"""
+import argparse, gzip, json, os, resource, struct, time
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+def read_idx(path):
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "rb") as f:
+        data = f.read()
+    magic, n = struct.unpack(">II", data[:8])
+    if magic == 0x803:
+        rows, cols = struct.unpack(">II", data[8:16])
+        return np.frombuffer(data, np.uint8, offset=16).reshape(n, rows * cols)
+    return np.frombuffer(data, np.uint8, offset=8)
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data", default="/usr/share/datasets/fashion-mnist")
+    ap.add_argument("--threads", type=int, default=1)
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(0)
+    t0 = time.perf_counter()
+    x = torch.from_numpy(read_idx(os.path.join(a.data, "train-images-idx3-ubyte.gz")).astype(np.float32) / 255.0)
+    y = torch.from_numpy(read_idx(os.path.join(a.data, "train-labels-idx1-ubyte.gz")).astype(np.int64))
+    load_s = time.perf_counter() - t0
+    sizes = [784, 1024, 200, 100, 10]
+    layers = torch.nn.ModuleList([torch.nn.Linear(i, o) for i, o in zip(sizes[:-1], sizes[1:])])
+    opt = torch.optim.SGD(layers.parameters(), lr=0.01, momentum=0.9)
+    def forward(b):
+        h = b
+        for l in layers[:-1]:
+            h = torch.tanh(l(h))
+        return layers[-1](h)
+    t0 = time.perf_counter()
+    perm = torch.randperm(x.shape[0])
+    total = 0.0
+    for i in range(0, x.shape[0], 100):
+        idx = perm[i:i + 100]
+        opt.zero_grad()
+        loss = F.cross_entropy(forward(x[idx]), y[idx])
+        loss.backward()
+        opt.step()
+        total += loss.item()
+    epoch_s = time.perf_counter() - t0
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    print(json.dumps({"torch": torch.__version__, "threads": a.threads, "load_s": load_s, "epoch_s": epoch_s,
+                      "peak_mib": peak_mib, "mean_loss": total / (x.shape[0] / 100)}), flush=True)
+
+if __name__ == "__main__":
+    main()
