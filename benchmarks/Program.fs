@@ -10,6 +10,7 @@ let main argv =
     | Some "gemm" -> Gemm.run argv.[1..]
     | Some "tanh" -> TanhOp.run argv.[1..]
     | Some "hvp" -> Hvp.run argv.[1..]
+    | Some "hvp-loop" -> Hvp.loop argv.[1..]
     | Some "sgd-step" -> SgdStep.run argv.[1..]
     | Some "epoch" -> Epoch.run argv.[1..]
     | _ -> usage ()

@@ -1,6 +1,7 @@
 /// The managed backend's kernels against naive reference loops, and the adjoint pairs.
 module GroupedNewton.Tests.KernelTests
 
+open System
 open NUnit.Framework
 open GroupedNewton
 open GroupedNewton.Tests.TestUtil
@@ -102,6 +103,7 @@ let ``layout kernels: permute, slice, pad, cat, expand, sumDim, maxDim, argMax, 
     Assert.That(Tensor.toArray (Tensor.cat 1 [ t [| 2; 1 |] [| 1.0; 2.0 |]; t [| 2; 2 |] [| 3.0; 4.0; 5.0; 6.0 |] ]), equalTo [| 1.0; 3.0; 4.0; 2.0; 5.0; 6.0 |])
     Assert.That(Tensor.toArray (Tensor.expand [| 2; 3 |] (t [| 2; 1 |] [| 1.0; 2.0 |])), equalTo [| 1.0; 1.0; 1.0; 2.0; 2.0; 2.0 |])
     Assert.That(Tensor.toArray (Tensor.sumDim 1 false a), equalTo [| 12.0; 15.0; 18.0; 21.0; 48.0; 51.0; 54.0; 57.0 |])
+    Assert.That(Tensor.toArray (Tensor.sumDim 1 false (Tensor.zeros [| 2; 0; 3 |])), equalTo (Array.zeroCreate<float> 6))
     let m = t [| 2; 3 |] [| 1.0; 5.0; 2.0; 7.0; -1.0; 7.0 |]
     Assert.That(Tensor.toArray (Tensor.maxDim 1 false m), equalTo [| 5.0; 7.0 |])
     Assert.That(Tensor.toInts (Tensor.argMax 1 m), equalTo [| 1; 0 |])
@@ -132,3 +134,18 @@ let ``results are bit-identical for one and two threads`` () =
         Assert.That(two, equalTo one)
     finally
         BackendRegistry.setThreads before
+
+[<Test>]
+let ``float32 tanh and sigmoid are accurate to a few ulps across their range`` () =
+    let xs =
+        [| yield! [ 0.0; 1e-30; -1e-7; 1e-4; 0.1; 0.2999; 0.3; 0.3001; -0.3; 0.5; 1.0; 2.5; 9.0; 20.0; -20.0; 88.0; -100.0 ]
+           yield! randn 17 2000 |> Array.map (fun v -> v * 3.0) |]
+    let x32 = Tensor.ofArray32 (xs |> Array.map float32)
+    let exact = xs |> Array.map (fun v -> float (float32 v))
+    for name, f, reference in [ "tanh", Tensor.tanh, (fun (v: float) -> Math.Tanh v); "sigmoid", Tensor.sigmoid, (fun v -> 1.0 / (1.0 + exp -v)) ] do
+        let got = Tensor.toArray (f x32)
+        Array.iteri2 (fun i (v: float) (g: float) ->
+            let r = reference v
+            let err = abs (g - r) / max (abs r) 1e-30
+            if err > 4e-7 && abs (g - r) > 1e-37 then
+                Assert.Fail(sprintf "%s(%g) = %.9g, expected %.9g (relative error %.2g)" name v g r err)) exact got

@@ -27,6 +27,9 @@ type Storage =
         | F64 a -> a :> Array
         | I32 a -> a :> Array
 
+    /// A new array every element of which the caller overwrites: not zeroed.
+    static member inline Uninit<'T>(n: int) : 'T[] = GC.AllocateUninitializedArray<'T> n
+
     static member Zeros(dtype: Dtype, n: int) =
         match dtype with
         | Dtype.Float32 -> F32 (Array.zeroCreate n)

@@ -12,14 +12,14 @@ module Elementwise =
     let inline private sp (a: 'T[]) (o: int) (n: int) = Span<'T>(a, o, n)
 
     let inline private map (cost: int) (a: 'T[]) ([<InlineIfLambda>] k: 'T[] -> 'T[] -> int -> int -> unit) =
-        let r = Array.zeroCreate a.Length
+        let r = Storage.Uninit a.Length
         let work = int64 a.Length * int64 cost
         if work < int64 Threading.MinParallelWork then k a r 0 a.Length
         else Threading.forRanges a.Length work (fun lo hi -> k a r lo (hi - lo))
         r
 
     let inline private zip (a: 'T[]) (b: 'T[]) ([<InlineIfLambda>] k: 'T[] -> 'T[] -> 'T[] -> int -> int -> unit) =
-        let r = Array.zeroCreate a.Length
+        let r = Storage.Uninit a.Length
         if a.Length < Threading.MinParallelWork then k a b r 0 a.Length
         else Threading.forRanges a.Length (int64 a.Length) (fun lo hi -> k a b r lo (hi - lo))
         r
@@ -49,8 +49,8 @@ module Elementwise =
         | UnaryKind.Neg -> map 1 a (fun x y o n -> TensorPrimitives.Negate(ro x o n, sp y o n))
         | UnaryKind.Exp -> map 8 a (fun x y o n -> TensorPrimitives.Exp(ro x o n, sp y o n))
         | UnaryKind.Log -> map 8 a (fun x y o n -> TensorPrimitives.Log(ro x o n, sp y o n))
-        | UnaryKind.Tanh -> map 8 a (fun x y o n -> TensorPrimitives.Tanh(ro x o n, sp y o n))
-        | UnaryKind.Sigmoid -> map 8 a (fun x y o n -> TensorPrimitives.Sigmoid(ro x o n, sp y o n))
+        | UnaryKind.Tanh -> map 8 a (fun x y o n -> Transcendental.tanh32 x y o n)
+        | UnaryKind.Sigmoid -> map 8 a (fun x y o n -> Transcendental.sigmoid32 x y o n)
         | UnaryKind.Softplus -> map 16 a (fun x y o n -> softplus32 (ro x o n) (sp y o n))
         | UnaryKind.Relu -> map 1 a (fun x y o n -> TensorPrimitives.Max(ro x o n, 0.0f, sp y o n))
         | UnaryKind.Sqrt -> map 4 a (fun x y o n -> TensorPrimitives.Sqrt(ro x o n, sp y o n))

@@ -46,9 +46,9 @@ module Indexing =
 
     let gather (s: Storage) (shape: int[]) (dim: int) (idx: int[]) (idxShape: int[]) =
         match s with
-        | F32 a -> let r = Array.zeroCreate idx.Length in walk "gather" shape dim idx idxShape (fun o i -> r.[o] <- a.[i]); F32 r
-        | F64 a -> let r = Array.zeroCreate idx.Length in walk "gather" shape dim idx idxShape (fun o i -> r.[o] <- a.[i]); F64 r
-        | I32 a -> let r = Array.zeroCreate idx.Length in walk "gather" shape dim idx idxShape (fun o i -> r.[o] <- a.[i]); I32 r
+        | F32 a -> let r = Storage.Uninit idx.Length in walk "gather" shape dim idx idxShape (fun o i -> r.[o] <- a.[i]); F32 r
+        | F64 a -> let r = Storage.Uninit idx.Length in walk "gather" shape dim idx idxShape (fun o i -> r.[o] <- a.[i]); F64 r
+        | I32 a -> let r = Storage.Uninit idx.Length in walk "gather" shape dim idx idxShape (fun o i -> r.[o] <- a.[i]); I32 r
 
     let scatterAdd (s: Storage) (dim: int) (idx: int[]) (idxShape: int[]) (outShape: int[]) =
         let n = Shape.numel outShape

@@ -8,7 +8,7 @@ module Layout =
     let private permuteArr (src: 'T[]) (shape: int[]) (perm: int[]) =
         let st = Shape.strides shape
         let outShape = perm |> Array.map (fun p -> shape.[p])
-        let dst = Array.zeroCreate (src.Length)
+        let dst = Storage.Uninit src.Length
         Strided.copy src 0 (perm |> Array.map (fun p -> st.[p])) dst 0 (Shape.strides outShape) outShape
         dst
 
@@ -19,7 +19,7 @@ module Layout =
         let off = outShape.Length - shape.Length
         let st = Shape.strides shape
         let srcSt = Array.init outShape.Length (fun i -> if i < off || shape.[i - off] = 1 then 0 else st.[i - off])
-        let dst = Array.zeroCreate (Shape.numel outShape)
+        let dst = Storage.Uninit (Shape.numel outShape)
         Strided.copy src 0 srcSt dst 0 (Shape.strides outShape) outShape
         dst
 
@@ -33,7 +33,7 @@ module Layout =
 
     let private sliceArr (src: 'T[]) (shape: int[]) (starts: int[]) (lengths: int[]) =
         let st = Shape.strides shape
-        let dst = Array.zeroCreate (Shape.numel lengths)
+        let dst = Storage.Uninit (Shape.numel lengths)
         Strided.copy src (offsetOf st starts) st dst 0 (Shape.strides lengths) lengths
         dst
 
@@ -51,7 +51,7 @@ module Layout =
 
     let private catArr (srcs: 'T[][]) (shapes: int[][]) (dim: int) (outShape: int[]) =
         let ost = Shape.strides outShape
-        let dst = Array.zeroCreate (Shape.numel outShape)
+        let dst = Storage.Uninit (Shape.numel outShape)
         let mutable at = 0
         for i in 0 .. srcs.Length - 1 do
             Strided.copy srcs.[i] 0 (Shape.strides shapes.[i]) dst (at * ost.[dim]) ost shapes.[i]

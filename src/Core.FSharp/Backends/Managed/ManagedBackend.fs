@@ -102,11 +102,11 @@ type ManagedBackend() as this =
         let s =
             match st a, st b with
             | F32 x, F32 y ->
-                let c = Array.zeroCreate (m * n)
+                let c = Storage.Uninit (m * n)
                 GemmProvider.sgemm (transA, transB, m, n, k, x, 0, lda, y, 0, ldb, c, 0, n)
                 F32 c
             | F64 x, F64 y ->
-                let c = Array.zeroCreate (m * n)
+                let c = Storage.Uninit (m * n)
                 GemmProvider.dgemm (transA, transB, m, n, k, x, 0, lda, y, 0, ldb, c, 0, n)
                 F64 c
             | x, y -> Fail.dtype "matmul" (sprintf "operands of dtypes %O and %O" x.Dtype y.Dtype)

@@ -23,14 +23,15 @@ module Reductions =
         ([<InlineIfLambda>] rowAll: 'T[] -> int -> int -> 'T)
         ([<InlineIfLambda>] combine: 'T[] -> 'T[] -> int -> int -> int -> unit) =
         // rowAll src offset length; combine acc src accOffset srcOffset length (acc <- acc ⊕ src)
-        let r : 'T[] = Array.zeroCreate (outer * inner)
-        Threading.forRanges outer (int64 a.Length) (fun lo hi ->
-            for o in lo .. hi - 1 do
-                if inner = 1 then r.[o] <- rowAll a (o * d) d
-                else
-                    Array.Copy(a, o * d * inner, r, o * inner, inner)
-                    for j in 1 .. d - 1 do
-                        combine r a (o * inner) ((o * d + j) * inner) inner)
+        let r : 'T[] = if d = 0 then Array.zeroCreate (outer * inner) else Storage.Uninit (outer * inner)
+        if d > 0 then
+            Threading.forRanges outer (int64 a.Length) (fun lo hi ->
+                for o in lo .. hi - 1 do
+                    if inner = 1 then r.[o] <- rowAll a (o * d) d
+                    else
+                        Array.Copy(a, o * d * inner, r, o * inner, inner)
+                        for j in 1 .. d - 1 do
+                            combine r a (o * inner) ((o * d + j) * inner) inner)
         r
 
     let sumDim (s: Storage) (shape: int[]) (dim: int) =
