@@ -12,5 +12,6 @@ let main argv =
     | Some "hvp" -> Hvp.run argv.[1..]
     | Some "hvp-loop" -> Hvp.loop argv.[1..]
     | Some "sgd-step" -> SgdStep.run argv.[1..]
+    | Some "sgd-loop" -> SgdStep.loop argv.[1..]
     | Some "epoch" -> Epoch.run argv.[1..]
     | _ -> usage ()

@@ -54,3 +54,18 @@ let run (args: string[]) =
             else
                 printfn "%-6s threads %d: step %.2f ms, forward %.2f ms (PyTorch anchor not found: ../shared/bench/pytorch_anchor.py)" name t o f
     0
+
+/// Runs only this side's step in a loop (for profilers): `sgd-loop model [count]`.
+let loop (args: string[]) =
+    let name = if args.Length > 0 then args.[0] else "mlp"
+    let count = if args.Length > 1 then int args.[1] else 200
+    BackendRegistry.setThreads 1
+    let forward, step = setup name
+    for _ in 1 .. 40 do step ()
+    let sw = Diagnostics.Stopwatch.StartNew()
+    for _ in 1 .. count do step ()
+    let stepMs = sw.Elapsed.TotalMilliseconds / float count
+    sw.Restart()
+    for _ in 1 .. count do forward ()
+    printfn "%s: step %.2f ms, forward %.2f ms" name stepMs (sw.Elapsed.TotalMilliseconds / float count)
+    0

@@ -30,6 +30,56 @@ module internal Convolution =
             (fun _ t _ -> fold2d outShape (kh, kw) (sh, sw) (ph, pw) t)
             (fun _ _ adj -> unfold2d (kh, kw) (sh, sw) (ph, pw) adj) cols
 
+    /// Convolution C(x, w), its adjoint in x T(g, w) and its adjoint in w W(x, g): a triad
+    /// of bilinear ops, each differentiated by the other two, so every nesting closes.
+    let rec private convC (stride: int * int) (padding: int * int) (x: Dual) (w: Dual) : Dual =
+        let sh, sw = stride
+        let ph, pw = padding
+        let xShape, wShape = x.Shape, w.Shape
+        Dispatch.apply
+            { new Op("conv2d") with
+                member _.Raw rs = rs.[0].Backend.Conv2d(rs.[0], rs.[1], sh, sw, ph, pw)
+                member _.Jvp(p, t, _) =
+                    sumTerms Elementwise.addS
+                        (t.[0] |> ValueOption.map (fun dx -> convC stride padding dx p.[1]))
+                        (t.[1] |> ValueOption.map (fun dw -> convC stride padding p.[0] dw))
+                member _.Vjp(p, _, adj, i) =
+                    if i = 0 then convT xShape stride padding adj p.[1]
+                    else convW wShape stride padding p.[0] adj }
+            [| x; w |]
+
+    and private convT (xShape: int[]) (stride: int * int) (padding: int * int) (g: Dual) (w: Dual) : Dual =
+        let sh, sw = stride
+        let ph, pw = padding
+        let wShape = w.Shape
+        Dispatch.apply
+            { new Op("conv2dInputGrad") with
+                member _.Raw rs = rs.[0].Backend.Conv2dInputGrad(rs.[0], rs.[1], xShape, sh, sw, ph, pw)
+                member _.Jvp(p, t, _) =
+                    sumTerms Elementwise.addS
+                        (t.[0] |> ValueOption.map (fun dg -> convT xShape stride padding dg p.[1]))
+                        (t.[1] |> ValueOption.map (fun dw -> convT xShape stride padding p.[0] dw))
+                member _.Vjp(p, _, adj, i) =
+                    if i = 0 then convC stride padding adj p.[1]
+                    else convW wShape stride padding adj p.[0] }
+            [| g; w |]
+
+    and private convW (wShape: int[]) (stride: int * int) (padding: int * int) (x: Dual) (g: Dual) : Dual =
+        let sh, sw = stride
+        let ph, pw = padding
+        let xShape = x.Shape
+        Dispatch.apply
+            { new Op("conv2dWeightGrad") with
+                member _.Raw rs = rs.[0].Backend.Conv2dWeightGrad(rs.[0], rs.[1], wShape, sh, sw, ph, pw)
+                member _.Jvp(p, t, _) =
+                    sumTerms Elementwise.addS
+                        (t.[0] |> ValueOption.map (fun dx -> convW wShape stride padding dx p.[1]))
+                        (t.[1] |> ValueOption.map (fun dg -> convW wShape stride padding p.[0] dg))
+                member _.Vjp(p, _, adj, i) =
+                    if i = 0 then convT xShape stride padding p.[1] adj
+                    else convC stride padding p.[0] adj }
+            [| x; g |]
+
     /// 2-D convolution (cross-correlation) of x [N, C, H, W] with w [K, C, kh, kw] and an
     /// optional bias [K].
     let conv2d (stride: int * int) (padding: int * int) (x: Dual) (w: Dual) (bias: Dual option) : Dual =
@@ -38,19 +88,17 @@ module internal Convolution =
         if ws.Length <> 4 || ws.[1] <> xs.[1] then
             Fail.shape "conv2d" (sprintf "weight %s does not fit input %s (expected [K; %d; kh; kw])" (Shape.str ws) (Shape.str xs) xs.[1])
         checkSameDtype "conv2d" x w
-        let k, kh, kw = ws.[0], ws.[2], ws.[3]
+        checkFloat "conv2d" x
         let sh, sw = stride
         let ph, pw = padding
-        let oh, ow = Shape.window2d "conv2d" xs.[2] xs.[3] kh kw sh sw ph pw
-        let cols = unfold2d (kh, kw) stride padding x
-        let y = LinearAlgebra.matmul (Layout.view [| k; ws.[1] * kh * kw |] w) cols
-        let y = y |> Layout.view [| k; xs.[0]; oh; ow |] |> Layout.permute [| 1; 0; 2; 3 |]
+        Shape.window2d "conv2d" xs.[2] xs.[3] ws.[2] ws.[3] sh sw ph pw |> ignore
+        let y = convC stride padding x w
         match bias with
         | None -> y
         | Some b ->
-            if not (sameShape b.Shape [| k |]) then
-                Fail.shape "conv2d" (sprintf "bias %s does not match %d output channels" (Shape.str b.Shape) k)
-            Elementwise.add y (Layout.view [| 1; k; 1; 1 |] b)
+            if not (sameShape b.Shape [| ws.[0] |]) then
+                Fail.shape "conv2d" (sprintf "bias %s does not match %d output channels" (Shape.str b.Shape) ws.[0])
+            Elementwise.add y (Layout.view [| 1; ws.[0]; 1; 1 |] b)
 
     let private windows op (kernel: int) (stride: int) (padding: int) (x: Dual) =
         checkInput op x
@@ -61,23 +109,19 @@ module internal Convolution =
         unfold2d (kernel, kernel) (stride, stride) (padding, padding) planes, [| s.[0]; s.[1]; oh; ow |]
 
     /// Max over k×k windows. The argmax is taken on the values (a constant at every level);
-    /// the result gathers those entries, so the adjoint scatter-adds and folds: a pixel that
-    /// is the maximum of several windows receives the sum of their adjoints.
+    /// the result gathers those entries, so the adjoint scatter-adds: a pixel that is the
+    /// maximum of several windows receives the sum of their adjoints.
     let maxPool2d (kernel: int) (stride: int) (padding: int) (x: Dual) : Dual =
-        let cols, outShape = windows "maxPool2d" kernel stride padding x
-        let raw = cols.Raw
+        checkInput "maxPool2d" x
+        checkFloat "maxPool2d" x
+        let s = x.Shape
+        if padding * 2 > kernel then Fail.shape "maxPool2d" (sprintf "padding %d exceeds half the kernel %d" padding kernel)
+        let oh, ow = Shape.window2d "maxPool2d" s.[2] s.[3] kernel kernel stride stride padding padding
+        let raw = x.Raw
         let b = raw.Backend
-        let scored =
-            if padding = 0 then raw
-            else
-                // shift values above zero so the zero padding never wins a window
-                let xr = x.Raw
-                let lo = b.MaxDim(b.View(b.Unary(UnaryKind.Neg, xr), [| xr.Numel |]), 0, false)
-                let shift = -(b.ToArray(b.Cast(lo, Dtype.Float64)) :?> float[]).[0]
-                let shifted = b.AddScalar(b.View(xr, [| xr.Shape.[0] * xr.Shape.[1]; 1; xr.Shape.[2]; xr.Shape.[3] |]), 1.0 - shift)
-                b.Unfold2d(shifted, kernel, kernel, stride, stride, padding, padding)
-        let idx = b.View(b.ArgMaxDim(scored, 0), [| 1; raw.Shape.[1] |])
-        Indexing.gather 0 idx cols |> Layout.view outShape
+        let idx = b.MaxPool2dIndices(raw, kernel, stride, padding)
+        let flat = b.View(idx, [| idx.Numel |])
+        Indexing.gather 0 flat (Layout.view [| raw.Numel |] x) |> Layout.view [| s.[0]; s.[1]; oh; ow |]
 
     /// Mean over k×k windows (padding counts as zeros in the mean).
     let avgPool2d (kernel: int) (stride: int) (padding: int) (x: Dual) : Dual =

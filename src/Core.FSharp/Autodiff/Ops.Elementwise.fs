@@ -95,6 +95,35 @@ module internal Elementwise =
     let elu (alpha: float) (a: Dual) : Dual =
         addS (relu a) (mulScalar alpha (addScalar -1.0 (exp (neg (relu (neg a))))))
 
+    /// a + b where b broadcasts to a's shape, without materialising the broadcast.
+    let rec addBroadcast (a: Dual) (b: Dual) : Dual =
+        let aShape, bShape = a.Shape, b.Shape
+        Dispatch.apply
+            { new Op("add") with
+                member _.Raw rs = rs.[0].Backend.AddBroadcast(rs.[0], rs.[1])
+                member _.Jvp(_, t, _) =
+                    match t.[0], t.[1] with
+                    | ValueSome x, ValueSome y -> addBroadcast x y
+                    | ValueSome x, ValueNone -> x
+                    | ValueNone, ValueSome y -> Layout.expand aShape y
+                    | ValueNone, ValueNone -> invalidOp "no active operand"
+                member _.Vjp(_, _, adj, i) = if i = 0 then adj else Layout.sumTo bShape adj }
+            [| a; b |]
+
+    /// a + β·b for operands of one shape, in one pass (linear in both).
+    let rec addScaled (beta: float) (a: Dual) (b: Dual) : Dual =
+        Dispatch.apply
+            { new Op("addScaled") with
+                member _.Raw rs = rs.[0].Backend.AddScaled(rs.[0], rs.[1], beta)
+                member _.Jvp(_, t, _) =
+                    match t.[0], t.[1] with
+                    | ValueSome x, ValueSome y -> addScaled beta x y
+                    | ValueSome x, ValueNone -> x
+                    | ValueNone, ValueSome y -> mulScalar beta y
+                    | ValueNone, ValueNone -> invalidOp "no active operand"
+                member _.Vjp(_, _, adj, i) = if i = 0 then adj else mulScalar beta adj }
+            [| a; b |]
+
     // ---- broadcasting binary ops ----
 
     let private broadcast op (a: Dual) (b: Dual) =
@@ -106,7 +135,18 @@ module internal Elementwise =
             let s = Shape.broadcast op sa sb
             struct (Layout.expand s a, Layout.expand s b)
 
-    let add a b = let struct (x, y) = broadcast "add" a b in addS x y
+    /// a + b with NumPy broadcasting; when one operand already has the result's shape the
+    /// other is broadcast inside the kernel (bias additions).
+    let add (a: Dual) (b: Dual) =
+        checkSameDtype "add" a b
+        checkFloat "add" a
+        let sa, sb = a.Shape, b.Shape
+        if sameShape sa sb then addS a b
+        else
+            let s = Shape.broadcast "add" sa sb
+            if sameShape s sa then addBroadcast a b
+            elif sameShape s sb then addBroadcast b a
+            else addS (Layout.expand s a) (Layout.expand s b)
     let sub a b = let struct (x, y) = broadcast "sub" a b in subS x y
     let mul a b = let struct (x, y) = broadcast "mul" a b in mulS x y
     let div a b = let struct (x, y) = broadcast "div" a b in divS x y

@@ -108,6 +108,12 @@ module Tensor =
     /// aᵇ elementwise (a > 0).
     let pow (a: Tensor) (b: Tensor) = wrap (Elementwise.pow a.Node b.Node)
     let cast (dtype: Dtype) (a: Tensor) = wrap (Layout.cast dtype a.Node)
+    /// a + beta·b for tensors of one shape, in one pass (optimizer updates).
+    let addScaled (beta: float) (a: Tensor) (b: Tensor) =
+        if not (OpDefs.sameShape a.Raw.Shape b.Raw.Shape) then
+            Fail.shape "addScaled" (sprintf "shapes %s and %s differ" (Shape.str a.Raw.Shape) (Shape.str b.Raw.Shape))
+        OpDefs.checkSameDtype "addScaled" a.Node b.Node
+        wrap (Elementwise.addScaled beta a.Node b.Node)
 
     // ---- reductions ----
 

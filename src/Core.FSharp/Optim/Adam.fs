@@ -46,14 +46,14 @@ type AdamRule(options: AdamOptions) =
         let dir =
             ps.Map(fun k theta ->
                 let g = gradient.[k]
-                let g = if options.WeightDecay <> 0.0 then g + options.WeightDecay * theta else g
+                let g = if options.WeightDecay <> 0.0 then Tensor.addScaled options.WeightDecay g theta else g
                 let m0, v0 =
                     match state.Buffers.TryGetValue k with
                     | true, b -> b.[0], b.[1]
                     | _ -> Tensor.zerosLike g, Tensor.zerosLike g
-                let m = Tensor.detach (options.Beta1 * m0 + (1.0 - options.Beta1) * g)
+                let m = Tensor.addScaled (1.0 - options.Beta1) (options.Beta1 * m0) g
                 let sq = if options.SecondMomentOfMomentum then m else g
-                let v = Tensor.detach (options.Beta2 * v0 + (1.0 - options.Beta2) * (sq * sq))
+                let v = Tensor.addScaled (1.0 - options.Beta2) (options.Beta2 * v0) (sq * sq)
                 buffers.[k] <- [| m; v |]
                 Tensor.detach ((m / c1) / (Tensor.sqrt (v / c2) + options.Epsilon)))
         dir, { Step = t; Buffers = buffers }

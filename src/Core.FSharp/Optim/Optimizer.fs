@@ -122,7 +122,7 @@ module internal OptimizerSupport =
     let applyStep (ps: Parameters) (direction: Parameters) (lrOf: ParameterKey -> float) =
         ps.Map(fun k v ->
             let lr = lrOf k
-            if lr = 0.0 then v else Tensor.detach (v - lr * direction.[k]))
+            if lr = 0.0 then v else Tensor.addScaled -lr v (Tensor.detach direction.[k]))
 
     let stateEntries (ps: Parameters) (rule: UpdateRule) (state: RuleState) (groups: ParamGroup[]) =
         [ yield "optimizer", StoreValue.Text rule.Name

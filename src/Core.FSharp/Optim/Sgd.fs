@@ -33,15 +33,17 @@ type SgdRule(options: SgdOptions) =
         let dir =
             ps.Map(fun k theta ->
                 let g = gradient.[k]
-                let d = if options.WeightDecay <> 0.0 then g + options.WeightDecay * theta else g
+                let d = if options.WeightDecay <> 0.0 then Tensor.addScaled options.WeightDecay g theta else g
                 if options.Momentum = 0.0 then d
                 else
                     let b =
                         match state.Buffers.TryGetValue k with
-                        | true, bufs -> Tensor.detach (options.Momentum * bufs.[0] + (1.0 - options.Dampening) * d)
+                        | true, bufs ->
+                            let scaled = if options.Dampening = 0.0 then d else (1.0 - options.Dampening) * d
+                            Tensor.addScaled options.Momentum scaled bufs.[0]
                         | _ -> d
                     buffers.[k] <- [| b |]
-                    if options.Nesterov then Tensor.detach (d + options.Momentum * b) else b)
+                    if options.Nesterov then Tensor.addScaled options.Momentum d b else b)
         dir, { Step = state.Step + 1; Buffers = buffers }
 
 module Sgd =

@@ -24,7 +24,7 @@ type RawTensor() =
     member t.Rank = t.Shape.Length
     override t.ToString() = sprintf "RawTensor(%s, %O, %s)" (Shape.str t.Shape) t.Dtype t.Backend.Name
 
-/// The raw backend interface: about 35 kernels from which every differentiable op and
+/// The raw backend interface: about 40 kernels from which every differentiable op and
 /// every derivative rule of the library is built. Callers (the differentiable layer)
 /// validate shapes and dtypes before calling; a backend may assume consistent inputs.
 /// Results are always fresh tensors: inputs are never modified.
@@ -54,6 +54,10 @@ and [<AbstractClass>] Backend() =
     // ---- elementwise ----
     abstract Unary: kind: UnaryKind * t: RawTensor -> RawTensor
     abstract Binary: kind: BinaryKind * a: RawTensor * b: RawTensor -> RawTensor
+    /// a + b where b broadcasts to a's shape (NumPy rules); b is never materialised.
+    abstract AddBroadcast: a: RawTensor * b: RawTensor -> RawTensor
+    /// a + beta·b for operands of one shape (one pass: optimizer updates).
+    abstract AddScaled: a: RawTensor * b: RawTensor * beta: float -> RawTensor
     abstract AddScalar: t: RawTensor * c: float -> RawTensor
     abstract MulScalar: t: RawTensor * c: float -> RawTensor
     abstract PowScalar: t: RawTensor * c: float -> RawTensor
@@ -78,6 +82,18 @@ and [<AbstractClass>] Backend() =
     /// col2im, the adjoint of Unfold2d: columns [C·kh·kw, N·oh·ow] to [N, C, H, W];
     /// overlapping windows accumulate.
     abstract Fold2d: cols: RawTensor * outShape: int[] * kh: int * kw: int * sh: int * sw: int * ph: int * pw: int -> RawTensor
+
+    /// 2-D convolution (cross-correlation) of x [N, C, H, W] with w [K, C, kh, kw], no bias:
+    /// [N, K, oh, ow].
+    abstract Conv2d: x: RawTensor * w: RawTensor * sh: int * sw: int * ph: int * pw: int -> RawTensor
+    /// The adjoint of Conv2d in x (a transposed convolution): from g [N, K, oh, ow] and w to
+    /// a tensor of `xShape`; overlapping windows accumulate.
+    abstract Conv2dInputGrad: g: RawTensor * w: RawTensor * xShape: int[] * sh: int * sw: int * ph: int * pw: int -> RawTensor
+    /// The adjoint of Conv2d in w: from x and g [N, K, oh, ow] to a tensor of `wShape`.
+    abstract Conv2dWeightGrad: x: RawTensor * g: RawTensor * wShape: int[] * sh: int * sw: int * ph: int * pw: int -> RawTensor
+    /// Int32 tensor [N, C, oh, ow] of flat indices into x (as a vector) of each k×k window's
+    /// first maximum; padding never wins.
+    abstract MaxPool2dIndices: x: RawTensor * k: int * s: int * p: int -> RawTensor
 
     // ---- indexing ----
     /// One-hot rows [N, n] of an Int32 index vector [N].

@@ -129,3 +129,53 @@ module Elementwise =
         | F32 a -> let c = float32 c in F32 (a |> Array.map (fun v -> if v > c then 1.0f else 0.0f))
         | F64 a -> F64 (a |> Array.map (fun v -> if v > c then 1.0 else 0.0))
         | I32 _ -> notInt "gtScalar"
+
+    /// a + b with b broadcast to a's shape, run by run along the last dimension.
+    let inline private addBroadcastArr (a: 'T[]) (aShape: int[]) (b: 'T[]) (bShape: int[])
+                                       ([<InlineIfLambda>] addRun: 'T[] -> int -> 'T[] -> int -> 'T[] -> int -> unit)
+                                       ([<InlineIfLambda>] addScalarRun: 'T[] -> int -> 'T -> 'T[] -> int -> unit) =
+        let r = aShape.Length
+        let off = r - bShape.Length
+        let bst = Shape.strides bShape
+        let st = Array.init r (fun i -> if i < off || bShape.[i - off] = 1 then 0 else bst.[i - off])
+        let dst = Storage.Uninit a.Length
+        if a.Length > 0 then
+            let inner = if r = 0 then 1 else aShape.[r - 1]
+            let innerStride = if r = 0 then 0 else st.[r - 1]
+            let idx = Array.zeroCreate (max 0 (r - 1))
+            let mutable boff = 0
+            let mutable aoff = 0
+            while aoff < a.Length do
+                if innerStride = 1 then addRun a aoff b boff dst inner
+                else addScalarRun a aoff b.[boff] dst inner
+                aoff <- aoff + inner
+                let mutable k = r - 2
+                let mutable carry = true
+                while carry && k >= 0 do
+                    idx.[k] <- idx.[k] + 1
+                    boff <- boff + st.[k]
+                    if idx.[k] = aShape.[k] then
+                        boff <- boff - st.[k] * aShape.[k]
+                        idx.[k] <- 0
+                        k <- k - 1
+                    else carry <- false
+        dst
+
+    let addBroadcast (a: Storage) (aShape: int[]) (b: Storage) (bShape: int[]) =
+        match a, b with
+        | F32 x, F32 y ->
+            F32 (addBroadcastArr x aShape y bShape
+                    (fun p po q qo d n -> TensorPrimitives.Add(ro p po n, ro q qo n, sp d po n))
+                    (fun p po c d n -> TensorPrimitives.Add(ro p po n, c, sp d po n)))
+        | F64 x, F64 y ->
+            F64 (addBroadcastArr x aShape y bShape
+                    (fun p po q qo d n -> TensorPrimitives.Add(ro p po n, ro q qo n, sp d po n))
+                    (fun p po c d n -> TensorPrimitives.Add(ro p po n, c, sp d po n)))
+        | _ -> Fail.dtype "add" (sprintf "operands of dtypes %O and %O" a.Dtype b.Dtype)
+
+    /// a + beta·b in one pass.
+    let addScaled (a: Storage) (b: Storage) (beta: float) =
+        match a, b with
+        | F32 x, F32 y -> let c = float32 beta in F32 (zip y x (fun q p r o n -> TensorPrimitives.MultiplyAdd(ro q o n, c, ro p o n, sp r o n)))
+        | F64 x, F64 y -> F64 (zip y x (fun q p r o n -> TensorPrimitives.MultiplyAdd(ro q o n, beta, ro p o n, sp r o n)))
+        | _ -> Fail.dtype "addScaled" (sprintf "operands of dtypes %O and %O" a.Dtype b.Dtype)

@@ -44,8 +44,27 @@ module Indexing =
                     k <- k - 1
                 else carry <- false
 
+    let inline private gather1d (a: 'T[]) (idx: int[]) =
+        let r : 'T[] = Storage.Uninit idx.Length
+        let n = a.Length
+        for o in 0 .. idx.Length - 1 do
+            let v = idx.[o]
+            if uint v >= uint n then checkIndex "gather" v n
+            r.[o] <- a.[v]
+        r
+
+    let inline private scatterAdd1d (a: 'T[]) (idx: int[]) (n: int) =
+        let r : 'T[] = Array.zeroCreate n
+        for o in 0 .. idx.Length - 1 do
+            let v = idx.[o]
+            if uint v >= uint n then checkIndex "scatterAdd" v n
+            r.[v] <- r.[v] + a.[o]
+        r
+
     let gather (s: Storage) (shape: int[]) (dim: int) (idx: int[]) (idxShape: int[]) =
         match s with
+        | F32 a when shape.Length = 1 -> F32 (gather1d a idx)
+        | F64 a when shape.Length = 1 -> F64 (gather1d a idx)
         | F32 a -> let r = Storage.Uninit idx.Length in walk "gather" shape dim idx idxShape (fun o i -> r.[o] <- a.[i]); F32 r
         | F64 a -> let r = Storage.Uninit idx.Length in walk "gather" shape dim idx idxShape (fun o i -> r.[o] <- a.[i]); F64 r
         | I32 a -> let r = Storage.Uninit idx.Length in walk "gather" shape dim idx idxShape (fun o i -> r.[o] <- a.[i]); I32 r
@@ -53,6 +72,8 @@ module Indexing =
     let scatterAdd (s: Storage) (dim: int) (idx: int[]) (idxShape: int[]) (outShape: int[]) =
         let n = Shape.numel outShape
         match s with
+        | F32 a when outShape.Length = 1 -> F32 (scatterAdd1d a idx n)
+        | F64 a when outShape.Length = 1 -> F64 (scatterAdd1d a idx n)
         | F32 a -> let r = Array.zeroCreate n in walk "scatterAdd" outShape dim idx idxShape (fun o i -> r.[i] <- r.[i] + a.[o]); F32 r
         | F64 a -> let r = Array.zeroCreate n in walk "scatterAdd" outShape dim idx idxShape (fun o i -> r.[i] <- r.[i] + a.[o]); F64 r
         | I32 a -> let r = Array.zeroCreate n in walk "scatterAdd" outShape dim idx idxShape (fun o i -> r.[i] <- r.[i] + a.[o]); I32 r

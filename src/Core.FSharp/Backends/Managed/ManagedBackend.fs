@@ -78,6 +78,8 @@ type ManagedBackend() as this =
 
     override _.Unary(kind, t) = mk t.Shape (Elementwise.unary kind (st t))
     override _.Binary(kind, a, b) = mk a.Shape (Elementwise.binary kind (st a) (st b))
+    override _.AddBroadcast(a, b) = mk a.Shape (Elementwise.addBroadcast (st a) a.Shape (st b) b.Shape)
+    override _.AddScaled(a, b, beta) = mk a.Shape (Elementwise.addScaled (st a) (st b) beta)
     override _.AddScalar(t, c) = mk t.Shape (Elementwise.addScalar (st t) c)
     override _.MulScalar(t, c) = mk t.Shape (Elementwise.mulScalar (st t) c)
     override _.PowScalar(t, c) = mk t.Shape (Elementwise.powScalar (st t) c)
@@ -119,6 +121,20 @@ type ManagedBackend() as this =
 
     override _.Fold2d(cols, outShape, kh, kw, sh, sw, ph, pw) =
         mk (Array.copy outShape) (Im2col.fold (st cols) outShape kh kw sh sw ph pw)
+
+    override _.Conv2d(x, w, sh, sw, ph, pw) =
+        let oh, ow = Shape.window2d "conv2d" x.Shape.[2] x.Shape.[3] w.Shape.[2] w.Shape.[3] sh sw ph pw
+        mk [| x.Shape.[0]; w.Shape.[0]; oh; ow |] (ConvKernels.conv2d (st x) x.Shape (st w) w.Shape sh sw ph pw)
+
+    override _.Conv2dInputGrad(g, w, xShape, sh, sw, ph, pw) =
+        mk (Array.copy xShape) (ConvKernels.conv2dInputGrad (st g) (st w) w.Shape xShape sh sw ph pw)
+
+    override _.Conv2dWeightGrad(x, g, wShape, sh, sw, ph, pw) =
+        mk (Array.copy wShape) (ConvKernels.conv2dWeightGrad (st x) x.Shape (st g) wShape sh sw ph pw)
+
+    override _.MaxPool2dIndices(x, k, s, p) =
+        let oh, ow = Shape.window2d "maxPool2d" x.Shape.[2] x.Shape.[3] k k s s p p
+        mk [| x.Shape.[0]; x.Shape.[1]; oh; ow |] (ConvKernels.maxPool2dIndices (st x) x.Shape k s p)
 
     override _.OneHot(idx, n, dtype) =
         match st idx with
