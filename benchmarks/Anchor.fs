@@ -12,13 +12,13 @@ let locate (relative: string) =
     let starts = [ AppContext.BaseDirectory; Directory.GetCurrentDirectory() ]
     starts
     |> List.tryPick (fun start ->
-        let mutable dir = DirectoryInfo(start)
-        let mutable found = None
-        while found.IsNone && not (isNull dir) do
-            let candidate = Path.Combine(dir.FullName, relative)
-            if File.Exists candidate then found <- Some candidate
-            dir <- dir.Parent
-        found)
+        let rec up (dir: DirectoryInfo | null) =
+            match dir with
+            | null -> None
+            | d ->
+                let candidate = Path.Combine(d.FullName, relative)
+                if File.Exists candidate then Some candidate else up d.Parent
+        up (DirectoryInfo start))
 
 /// Runs /usr/bin/python3 with a script and arguments; returns the JSON objects it printed.
 let runPython (script: string) (args: string) : JsonElement list =

@@ -114,7 +114,7 @@ let ``nested derivatives computed on many threads at once equal the sequential o
         let d2 (z: Tensor) = snd (Ad.jvp (fun q -> snd (Ad.jvp f q v)) z v)
         Tensor.toArray (Ad.grad d2 x)
     let sequential = Array.init 64 third
-    let parallel = Array.zeroCreate 64
-    System.Threading.Tasks.Parallel.For(0, 64, fun i -> parallel.[i] <- third i) |> ignore
+    let concurrent = Array.zeroCreate 64
+    System.Threading.Tasks.Parallel.For(0, 64, fun i -> concurrent.[i] <- third i) |> ignore
     for i in 0 .. 63 do
-        Assert.That(parallel.[i], equalTo sequential.[i], sprintf "seed %d" i)
+        Assert.That(concurrent.[i], equalTo sequential.[i], sprintf "seed %d" i)

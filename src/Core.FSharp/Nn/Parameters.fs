@@ -6,7 +6,7 @@ open System.Threading
 
 /// The identity of a parameter: stable across value updates, compared by reference.
 /// Optimizer state, partitions and directions are keyed by it, never by position.
-[<Sealed; AllowNullLiteral>]
+[<Sealed>]
 type ParameterKey internal (name: string) =
     static let mutable counter = 0L
     let id = Interlocked.Increment(&counter)

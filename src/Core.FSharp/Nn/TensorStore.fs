@@ -115,8 +115,9 @@ module TensorStore =
     /// a crash never leaves a half-written file under the final name.
     let save (path: string) (entries: (string * StoreValue) seq) =
         let full = Path.GetFullPath path
-        let dir = Path.GetDirectoryName full
-        if not (String.IsNullOrEmpty dir) then Directory.CreateDirectory dir |> ignore
+        match Path.GetDirectoryName full with
+        | null | "" -> ()
+        | dir -> Directory.CreateDirectory dir |> ignore
         let tmp = full + "." + Guid.NewGuid().ToString("N") + ".tmp"
         try
             (use f = File.Create tmp

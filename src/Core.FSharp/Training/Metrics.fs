@@ -50,6 +50,7 @@ module Metrics =
 
     /// Appends one line to a JSON-lines file (creating its folder).
     let append (path: string) (m: EpochMetrics) =
-        let dir = Path.GetDirectoryName(Path.GetFullPath path)
-        if not (String.IsNullOrEmpty dir) then Directory.CreateDirectory dir |> ignore
+        match Path.GetDirectoryName(Path.GetFullPath path) with
+        | null | "" -> ()
+        | dir -> Directory.CreateDirectory dir |> ignore
         File.AppendAllText(path, toJson m + "\n")

@@ -11,7 +11,7 @@ type internal Buffers<'T> =
     /// A per-thread array of at least n elements (contents undefined).
     static member Get(n: int) : 'T[] =
         let b = Buffers<'T>.buf
-        if isNull b || b.Length < n then
+        if obj.ReferenceEquals(b, null) || b.Length < n then
             let nb = GC.AllocateUninitializedArray<'T>(n)
             Buffers<'T>.buf <- nb
             nb

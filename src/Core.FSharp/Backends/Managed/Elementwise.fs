@@ -47,7 +47,7 @@ module Elementwise =
     let private unary32 (kind: UnaryKind) (a: float32[]) =
         match kind with
         | UnaryKind.Neg -> map 1 a (fun x y o n -> TensorPrimitives.Negate(ro x o n, sp y o n))
-        | UnaryKind.Exp -> map 8 a (fun x y o n -> TensorPrimitives.Exp(ro x o n, sp y o n))
+        | UnaryKind.Exp -> map 8 a (fun x y o n -> Transcendental.exp32 x y o n)
         | UnaryKind.Log -> map 8 a (fun x y o n -> TensorPrimitives.Log(ro x o n, sp y o n))
         | UnaryKind.Tanh -> map 8 a (fun x y o n -> Transcendental.tanh32 x y o n)
         | UnaryKind.Sigmoid -> map 8 a (fun x y o n -> Transcendental.sigmoid32 x y o n)

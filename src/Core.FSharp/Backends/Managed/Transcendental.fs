@@ -1,88 +1,86 @@
 namespace GroupedNewton.Backends.Managed
 
 open System
-open System.Numerics.Tensors
 open System.Runtime.Intrinsics
+open System.Runtime.Intrinsics.X86
 
-/// Vectorised float32 tanh and sigmoid. System.Numerics.Tensors evaluates these two
-/// element by element for float32 (~30 ns each) but has a vectorised Exp, so both are
-/// written around it, a chunk at a time so the temporaries stay in cache:
-///   tanh x  = sign(x)·(1 − e)/(1 + e) with e = exp(−2|x|) for |x| ≥ 0.3, and the odd
-///             Taylor polynomial to x⁹ below (relative error < 1e-7 on both pieces);
+/// Single-pass vectorised float32 exp, tanh and sigmoid (System.Numerics.Tensors computes
+/// tanh and sigmoid element by element for float32). exp: x = n·ln2 + r with |r| ≤ ln2/2
+/// (two-part ln2), eʳ by its degree-7 Taylor polynomial (error below 2e-8 relative), times
+/// 2ⁿ built in the exponent bits; inputs beyond the float32 range give +∞ or 0.
+///   tanh x    = sign(x)·(1 − e)/(1 + e), e = exp(−2|x|), for |x| ≥ 0.3; the odd Taylor
+///               polynomial to x⁹ below;
 ///   sigmoid x = 1/(1 + exp(−x)).
-type private Scratch =
-    [<ThreadStatic; DefaultValue>]
-    static val mutable private buf: float32[]
-
-    /// A per-thread buffer of at least n floats.
-    static member Get(n: int) =
-        let b = Scratch.buf
-        if isNull b || b.Length < n then
-            let nb = Array.zeroCreate n
-            Scratch.buf <- nb
-            nb
-        else b
-
+/// Relative errors stay within a few float32 ulps (checked by the kernel tests).
 module Transcendental =
-    [<Literal>]
-    let private Chunk = 2048
+    let inline private fma (a: Vector256<float32>) (b: Vector256<float32>) (c: Vector256<float32>) =
+        if Fma.IsSupported then Fma.MultiplyAdd(a, b, c) else a * b + c
 
-    let private buffer () = Scratch.Get Chunk
+    let private log2e = Vector256.Create 1.44269504088896341f
+    let private ln2hi = Vector256.Create 0.693359375f
+    let private ln2lo = Vector256.Create -2.12194440e-4f
+    let private hiLimit = Vector256.Create 88.72283f
+    let private loLimit = Vector256.Create -87.33654f
 
-    /// Odd polynomial for tanh on |x| < 0.3.
+    /// eˣ for 8 lanes.
+    let inline private exp8 (x: Vector256<float32>) =
+        let xc = Vector256.Min(Vector256.Max(x, loLimit), hiLimit)
+        let n = Vector256.Round(xc * log2e)
+        let r = fma n (Vector256.Create -1.0f * ln2lo) (fma n (Vector256.Create -1.0f * ln2hi) xc)
+        let mutable p = Vector256.Create(1.0f / 5040.0f)
+        p <- fma p r (Vector256.Create(1.0f / 720.0f))
+        p <- fma p r (Vector256.Create(1.0f / 120.0f))
+        p <- fma p r (Vector256.Create(1.0f / 24.0f))
+        p <- fma p r (Vector256.Create(1.0f / 6.0f))
+        p <- fma p r (Vector256.Create 0.5f)
+        p <- fma p r (Vector256.Create 1.0f)
+        p <- fma p r (Vector256.Create 1.0f)
+        // 2ⁿ in two halves so that n = 128 (just below overflow) stays representable
+        let ni = Vector256.ConvertToInt32 n
+        let half = Vector256.ShiftRightArithmetic(ni, 1)
+        let s1 = Vector256.ShiftLeft(half + Vector256.Create 127, 23).AsSingle()
+        let s2 = Vector256.ShiftLeft(ni - half + Vector256.Create 127, 23).AsSingle()
+        let y = p * s1 * s2
+        let y = Vector256.ConditionalSelect(Vector256.GreaterThan(x, hiLimit), Vector256.Create Single.PositiveInfinity, y)
+        Vector256.ConditionalSelect(Vector256.LessThan(x, loLimit), Vector256<float32>.Zero, y)
+
     let inline private tanhSmall (x: float32) =
         let x2 = x * x
         x + x * x2 * (-1.0f / 3.0f + x2 * (2.0f / 15.0f + x2 * (-17.0f / 315.0f + x2 * (62.0f / 2835.0f))))
 
-    let tanh32 (src: float32[]) (dst: float32[]) (offset: int) (count: int) =
-        let tmp = buffer ()
-        let mutable start = offset
-        let stop = offset + count
-        while start < stop do
-            let n = min Chunk (stop - start)
-            let s = ReadOnlySpan(src, start, n)
-            let t = Span(tmp, 0, n)
-            // t = exp(−2|x|)
-            TensorPrimitives.Abs(s, t)
-            TensorPrimitives.Multiply(ReadOnlySpan(tmp, 0, n), -2.0f, t)
-            TensorPrimitives.Exp(ReadOnlySpan(tmp, 0, n), t)
-            let mutable i = 0
-            if Vector256.IsHardwareAccelerated then
-                let one = Vector256.Create 1.0f
-                let third = Vector256.Create 0.3f
-                let signMask = Vector256.Create -0.0f
-                let c3 = Vector256.Create(-1.0f / 3.0f)
-                let c5 = Vector256.Create(2.0f / 15.0f)
-                let c7 = Vector256.Create(-17.0f / 315.0f)
-                let c9 = Vector256.Create(62.0f / 2835.0f)
-                while i + 8 <= n do
-                    let x = Vector256.Create(src, start + i)
-                    let e = Vector256.Create(tmp, i)
-                    let big = Vector256.Abs((one - e) / (one + e))
-                    let large = Vector256.BitwiseOr(big, Vector256.BitwiseAnd(x, signMask))
-                    let x2 = x * x
-                    let small = x + x * x2 * (c3 + x2 * (c5 + x2 * (c7 + x2 * c9)))
-                    let useSmall = Vector256.LessThan(Vector256.Abs x, third)
-                    Vector256.ConditionalSelect(useSmall, small, large).CopyTo(dst, start + i)
-                    i <- i + 8
-            while i < n do
-                let x = src.[start + i]
-                let e = tmp.[i]
-                dst.[start + i] <-
-                    if MathF.Abs x < 0.3f then tanhSmall x
-                    else MathF.CopySign((1.0f - e) / (1.0f + e), x)
-                i <- i + 1
-            start <- start + n
+    let inline private tanh8 (x: Vector256<float32>) =
+        let a = Vector256.Abs x
+        let e = exp8 (Vector256.Create -2.0f * a)
+        let one = Vector256.Create 1.0f
+        let big = (one - e) / (one + e)
+        let large = Vector256.BitwiseOr(big, Vector256.BitwiseAnd(x, Vector256.Create -0.0f))
+        let x2 = x * x
+        let poly = fma x2 (Vector256.Create(62.0f / 2835.0f)) (Vector256.Create(-17.0f / 315.0f))
+        let poly = fma x2 poly (Vector256.Create(2.0f / 15.0f))
+        let poly = fma x2 poly (Vector256.Create(-1.0f / 3.0f))
+        let small = fma (x * x2) poly x
+        Vector256.ConditionalSelect(Vector256.LessThan(a, Vector256.Create 0.3f), small, large)
 
-    let sigmoid32 (src: float32[]) (dst: float32[]) (offset: int) (count: int) =
-        let tmp = buffer ()
-        let mutable start = offset
+    let inline private sigmoid8 (x: Vector256<float32>) =
+        let one = Vector256.Create 1.0f
+        one / (one + exp8 (-x))
+
+    let inline private apply ([<InlineIfLambda>] f8: Vector256<float32> -> Vector256<float32>) ([<InlineIfLambda>] f1: float32 -> float32)
+                              (src: float32[]) (dst: float32[]) (offset: int) (count: int) =
+        let mutable i = offset
         let stop = offset + count
-        while start < stop do
-            let n = min Chunk (stop - start)
-            let t = Span(tmp, 0, n)
-            TensorPrimitives.Negate(ReadOnlySpan(src, start, n), t)
-            TensorPrimitives.Exp(ReadOnlySpan(tmp, 0, n), t)
-            TensorPrimitives.Add(ReadOnlySpan(tmp, 0, n), 1.0f, t)
-            TensorPrimitives.Reciprocal(ReadOnlySpan(tmp, 0, n), Span(dst, start, n))
-            start <- start + n
+        if Vector256.IsHardwareAccelerated then
+            while i + 8 <= stop do
+                (f8 (Vector256.Create(src, i))).CopyTo(dst, i)
+                i <- i + 8
+        while i < stop do
+            dst.[i] <- f1 src.[i]
+            i <- i + 1
+
+    let exp32 src dst offset count = apply exp8 MathF.Exp src dst offset count
+
+    let tanh32 src dst offset count =
+        apply tanh8 (fun x -> if MathF.Abs x < 0.3f then tanhSmall x else MathF.Tanh x) src dst offset count
+
+    let sigmoid32 src dst offset count =
+        apply sigmoid8 (fun x -> 1.0f / (1.0f + MathF.Exp -x)) src dst offset count
