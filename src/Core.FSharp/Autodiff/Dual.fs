@@ -77,6 +77,13 @@ module internal Tags =
     /// A fresh nesting tag; later (inner) differentiations get larger tags.
     let next () = Interlocked.Increment(&counter)
 
+/// Per-thread count of reverse sweeps.
+type internal SweepCounter =
+    [<ThreadStatic; DefaultValue>]
+    static val mutable private n: int
+    static member Increment() = SweepCounter.n <- SweepCounter.n + 1
+    static member Count = SweepCounter.n
+
 module internal Dispatch =
     let primalOf (d: Dual) =
         match d with
@@ -167,8 +174,12 @@ module internal Dispatch =
         | Fwd (p, t, tg) when tg = tag -> p, t
         | _ -> y, zerosLike y
 
+    /// Reverse sweeps run by the current thread (a diagnostic: summaries report their passes).
+    let sweepCount () = SweepCounter.Count
+
     /// Runs the reverse sweep of y's level from `seed`, accumulating with `add`.
     let sweep (add: Dual -> Dual -> Dual) (y: RevNode) (seed: Dual) =
+        SweepCounter.Increment()
         let nodes = y.Tape.Nodes
         for n in nodes do n.Adjoint <- ValueNone
         y.Adjoint <- ValueSome seed

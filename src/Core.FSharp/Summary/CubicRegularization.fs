@@ -1,0 +1,161 @@
+namespace GroupedNewton
+
+open System
+
+/// How the solver reached its answer.
+[<RequireQualifiedAccess>]
+type SolverPath =
+    /// No cubic term (λ = 0 or D = 0) and H̄ positive definite: η = H̄⁻¹ḡ.
+    | Newton
+    /// H̄ positive definite: the admissible interval starts at 0.
+    | Direct
+    /// H̄ indefinite, D invertible: x0 from the smallest eigenvalue of D⁻¹H̄D⁻¹.
+    | Analytical
+    /// H̄ indefinite, D singular: x0 by root finding on the smallest eigenvalue of M(x).
+    | Numerical
+    /// The minimiser lies on the boundary r = x0: completed with a null-space component.
+    | HardCase
+    /// No minimiser (the model is unbounded below) or a numerical failure; see Message.
+    | Failed
+
+/// The solution of the anisotropic cubic-regularised model and how it was found.
+type CubicSolution =
+    { /// One learning rate per subset (empty when Failed).
+      Eta: float[]
+      /// r = ‖Dη‖.
+      Radius: float
+      Converged: bool
+      Path: SolverPath
+      /// Left end of the admissible interval (smallest x with M(x) ⪰ 0).
+      X0: float
+      /// Right end of the final bracket.
+      X1: float
+      Iterations: int
+      /// ‖M(r)η − ḡ‖.
+      Residual: float
+      Message: string }
+
+type CubicOptions =
+    { /// d_s ≤ threshold · max(d) counts as zero; relative, so the result stays invariant
+      /// under per-subset rescaling. 0: only exact zeros.
+      SingularThreshold: float
+      MaxIterations: int }
+
+    static member Defaults = { SingularThreshold = 0.0; MaxIterations = 200 }
+
+/// The anisotropic cubic-regularised Newton step on the S-dimensional model
+/// T(η) = −ḡᵀη + ½ηᵀH̄η + (λ/6)‖Dη‖³, D = Diag(d): the solution of largest ‖Dη‖ of
+/// η = (H̄ + (λ/2)‖Dη‖D²)⁻¹ḡ, i.e. the r ≥ x0 with r = ‖D M(r)⁻¹ ḡ‖, M(r) = H̄ + (λ/2) r D²,
+/// for which M(r) ⪰ 0 (the global minimiser of T). All in float64.
+module CubicRegularization =
+    let private fail path x0 x1 iters msg =
+        { Eta = [||]; Radius = nan; Converged = false; Path = path; X0 = x0; X1 = x1; Iterations = iters; Residual = nan; Message = msg }
+
+    let private validate (h: float[,]) (g: float[]) (d: float[]) (lambda: float) =
+        let n = g.Length
+        if Array2D.length1 h <> n || Array2D.length2 h <> n then
+            invalidArg "h" (sprintf "cubic solver: H̄ is %dx%d but ḡ has %d entries" (Array2D.length1 h) (Array2D.length2 h) n)
+        if d.Length <> n then invalidArg "d" (sprintf "cubic solver: d has %d entries, ḡ has %d" d.Length n)
+        for i in 0 .. n - 1 do
+            if not (Double.IsFinite g.[i]) then invalidArg "g" (sprintf "cubic solver: ḡ[%d] = %g is not finite" i g.[i])
+            if not (Double.IsFinite d.[i]) || d.[i] < 0.0 then invalidArg "d" (sprintf "cubic solver: d[%d] = %g must be finite and non-negative" i d.[i])
+            for j in 0 .. n - 1 do
+                if not (Double.IsFinite h.[i, j]) then invalidArg "h" (sprintf "cubic solver: H̄[%d, %d] = %g is not finite" i j h.[i, j])
+        if not (Double.IsFinite lambda) || lambda < 0.0 then invalidArg "lambda" (sprintf "cubic solver: λ = %g must be finite and non-negative" lambda)
+
+    /// The solution with explicit options.
+    let solveWith (options: CubicOptions) (h: float[,]) (g: float[]) (d: float[]) (lambda: float) : CubicSolution =
+        validate h g d lambda
+        let n = g.Length
+        let h = Array2D.init n n (fun i j -> 0.5 * (h.[i, j] + h.[j, i]))
+        let dmax = if n = 0 then 0.0 else Array.max d
+        let m (x: float) = Array2D.init n n (fun i j -> h.[i, j] + (if i = j then 0.5 * lambda * x * d.[i] * d.[i] else 0.0))
+        let scale = max 1e-300 (Seq.max (seq { yield 0.0; for i in 0 .. n - 1 do for j in 0 .. n - 1 -> abs h.[i, j] }))
+        let solveM (x: float) =
+            let mx = m x
+            match DenseAlgebra.tryCholeskySolve mx g with
+            | Some eta -> eta
+            | None -> DenseAlgebra.eigenSolve mx g (1e-13 * (scale + 0.5 * lambda * x * dmax * dmax))
+        let dnorm (eta: float[]) = sqrt (Array.fold2 (fun acc di ei -> acc + (di * ei) * (di * ei)) 0.0 d eta)
+        let residual (x: float) (eta: float[]) =
+            DenseAlgebra.norm (Array.map2 (-) (DenseAlgebra.matVec (m x) eta) g)
+        let finish path x0 x1 iters (r: float) (eta: float[]) msg =
+            if eta |> Array.forall Double.IsFinite && Double.IsFinite r then
+                { Eta = eta; Radius = r; Converged = true; Path = path; X0 = x0; X1 = x1; Iterations = iters; Residual = residual r eta; Message = msg }
+            else fail SolverPath.Failed x0 x1 iters (sprintf "%s: the solution is not finite" msg)
+        let hPd = (DenseAlgebra.tryCholeskySolve h g).IsSome
+        if n = 0 then { Eta = [||]; Radius = 0.0; Converged = true; Path = SolverPath.Newton; X0 = 0.0; X1 = 0.0; Iterations = 0; Residual = 0.0; Message = "no subsets" }
+        elif lambda = 0.0 || dmax = 0.0 then
+            if hPd then
+                let eta = (DenseAlgebra.tryCholeskySolve h g).Value
+                finish SolverPath.Newton 0.0 0.0 0 (dnorm eta) eta "Newton step (no cubic term)"
+            else fail SolverPath.Failed 0.0 0.0 0 "H̄ is not positive definite and there is no cubic term (λ = 0 or D̄ = 0): the model has no minimiser"
+        else
+            let singular = d |> Array.map (fun di -> di <= options.SingularThreshold * dmax)
+            // ---- x0: the smallest x with M(x) ⪰ 0
+            let x0r =
+                if hPd then Ok (0.0, SolverPath.Direct, 0)
+                elif not (Array.contains true singular) then
+                    let k = Array2D.init n n (fun i j -> h.[i, j] / (d.[i] * d.[j]))
+                    Ok ((2.0 / lambda) * max 0.0 (-(DenseAlgebra.minEigenvalue k)), SolverPath.Analytical, 0)
+                else
+                    let kernel = [| for i in 0 .. n - 1 do if singular.[i] then yield i |]
+                    let hk = Array2D.init kernel.Length kernel.Length (fun a b -> h.[kernel.[a], kernel.[b]])
+                    if DenseAlgebra.minEigenvalue hk <= 1e-14 * scale then
+                        Error "the model is unbounded below: H̄ restricted to the subsets with D̄ = 0 is not positive definite"
+                    else
+                        let fn x = DenseAlgebra.minEigenvalue (m x)
+                        let mutable b = 1.0
+                        let mutable it = 0
+                        while fn b <= 0.0 && it < options.MaxIterations do
+                            b <- b * 3.0
+                            it <- it + 1
+                        if fn b <= 0.0 then Error "could not bracket the start of the admissible interval"
+                        else
+                            let x0, iters, ok = DenseAlgebra.brent fn 0.0 b 0.0 options.MaxIterations
+                            if ok then Ok (x0, SolverPath.Numerical, it + iters) else Error "root finding for the admissible interval did not converge"
+            match x0r with
+            | Error msg -> fail SolverPath.Failed nan nan 0 msg
+            | Ok (x0, path, iters0) ->
+                let f x = dnorm (solveM x) - x
+                let xs = if x0 = 0.0 then 0.0 else x0 * (1.0 + 1e-12)
+                let fxs = f xs
+                if fxs <= 0.0 then
+                    if x0 = 0.0 then
+                        let eta = solveM 0.0
+                        finish path x0 x0 iters0 (dnorm eta) eta "the root is at 0"
+                    else
+                        // hard case: r = x0; minimum-norm solution plus a null-space component
+                        let mx = m x0
+                        let w, v = DenseAlgebra.symmetricEigen mx
+                        let cutoff = 1e-9 * (scale + 0.5 * lambda * x0 * dmax * dmax)
+                        let eta0 = DenseAlgebra.eigenSolve mx g cutoff
+                        let nullIdx = [| for k in 0 .. n - 1 do if abs w.[k] <= cutoff then yield k |]
+                        if nullIdx.Length = 0 then fail SolverPath.Failed x0 x0 iters0 "hard case without a null space (numerical trouble)"
+                        else
+                            let z = Array.init n (fun i -> v.[i, nullIdx.[0]])
+                            let dz = Array.map2 (*) d z
+                            let de = Array.map2 (*) d eta0
+                            let a = DenseAlgebra.dot dz dz
+                            let b = 2.0 * DenseAlgebra.dot de dz
+                            let c = DenseAlgebra.dot de de - x0 * x0
+                            if a <= 1e-300 then fail SolverPath.Failed x0 x0 iters0 "hard case whose null direction lies in ker D"
+                            else
+                                let disc = max 0.0 (b * b - 4.0 * a * c)
+                                let tau = (-b + sqrt disc) / (2.0 * a)
+                                let eta = Array.map2 (fun e zi -> e + tau * zi) eta0 z
+                                finish SolverPath.HardCase x0 x0 iters0 (dnorm eta) eta "boundary solution completed in the null space of M(x0)"
+                else
+                    let mutable x1 = xs + max 1.0 xs
+                    let mutable it = 0
+                    while f x1 >= 0.0 && it < options.MaxIterations do
+                        x1 <- xs + 3.0 * (x1 - xs)
+                        it <- it + 1
+                    if f x1 >= 0.0 then fail SolverPath.Failed x0 x1 (iters0 + it) "could not bracket the root"
+                    else
+                        let r, iters, ok = DenseAlgebra.brent f xs x1 0.0 options.MaxIterations
+                        if not ok then fail SolverPath.Failed x0 x1 (iters0 + it + iters) "root finding did not converge"
+                        else finish path x0 x1 (iters0 + it + iters) r (solveM r) "converged"
+
+    /// The solution with the default options (exact zeros of d count as singular).
+    let solve (h: float[,]) (g: float[]) (d: float[]) (lambda: float) = solveWith CubicOptions.Defaults h g d lambda

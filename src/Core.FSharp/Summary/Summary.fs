@@ -1,0 +1,125 @@
+namespace GroupedNewton
+
+open System
+open GroupedNewton.Autodiff
+
+/// The derivatives of a loss along a direction u according to a partition (float64):
+/// ḡ_s = ⟨∇_{T_s}L, u_s⟩, H̄_st = u_sᵀ H u_t (exactly symmetric), D̄_sss = D³L[u_s, u_s, u_s].
+type PartitionSummary =
+    { Gradient: float[]
+      Hessian: float[,]
+      /// D̄_sss (empty when the third order was not requested).
+      ThirdDiagonal: float[]
+      /// D̄_tts for every t (row t), a by-product of the third-order passes.
+      ThirdRows: float[,]
+      /// The loss at θ.
+      Loss: float
+      /// Reverse sweeps spent (the reference spends 1 + 2S; this computes 1 + S).
+      ReversePasses: int }
+
+/// What a summary computes.
+type SummaryOptions =
+    { /// Compute D̄ (off: H̄ and ḡ only).
+      ThirdOrder: bool
+      /// Keep only the diagonal of H̄.
+      DiagonalOnly: bool }
+
+    static member Defaults = { ThirdOrder = true; DiagonalOnly = false }
+
+/// Derivatives according to a partition, by composed nested differentiation of the
+/// restricted function φ(η) = L(θ − Σ_s η_s u_s) at η = 0: ḡ = −∇φ, H̄ = ∇²φ, D̄ = −∇³φ.
+/// Each η_s is its own scalar, so a derivative along e_t perturbs only subset t's tensors:
+/// the others stay constants at that level and cost nothing. One reverse pass gives ḡ;
+/// one forward∘reverse∘forward pass per subset t gives row t of H̄ and D̄_tt·.
+module Summary =
+    let private checkFinite (what: string) (v: float) (s: int) =
+        if not (Double.IsFinite v) then
+            raise (OptimizationException(sprintf "summary: %s of subset %d is %g (the loss or the direction is not finite here)" what s v))
+
+    /// The restricted function on nesting-level values of η (one scalar per subset).
+    let private phi (loss: Parameters -> Tensor) (ps: Parameters) (subsetOf: int[]) (u: Tensor[]) (etas: Dual[]) : Dual =
+        let values =
+            ps.ValueArray |> Array.mapi (fun i p ->
+                match etas.[subsetOf.[i]] with
+                | Const _ -> p   // η_s = 0 carries no derivative here: the tensor is unchanged
+                | e -> Tensor(Elementwise.sub p.Node (Elementwise.mul e u.[i].Node)))
+        (loss (ps.WithValues values)).Node
+
+    let private prepare (ps: Parameters) (partition: Partition) (u: Parameters) =
+        let dirs = Parameters.align ps u |> Array.map Tensor.detach
+        ps.ValueArray |> Array.iteri (fun i p ->
+            if dirs.[i].Dtype <> p.Dtype then
+                raise (DtypeMismatchException(sprintf "summary: the direction of '%s' is %O, the parameter is %O" ps.KeyArray.[i].Name dirs.[i].Dtype p.Dtype)))
+        let subsetOf = ps.KeyArray |> Array.map partition.SubsetOf
+        let dtype = if ps.Count = 0 then Dtype.Float64 else ps.ValueArray.[0].Dtype
+        let zero = (Tensor.cast dtype (Tensor.scalar 0.0)).Node
+        let one = (Tensor.cast dtype (Tensor.scalar 1.0)).Node
+        dirs, subsetOf, zero, one
+
+    /// ḡ, H̄ and (optionally) the third-order rows for a loss closure, parameters, a
+    /// partition and a direction u (keyed like the parameters, by identity or by name).
+    let computeWith (options: SummaryOptions) (loss: Parameters -> Tensor) (ps: Parameters) (partition: Partition) (u: Parameters) : PartitionSummary =
+        let dirs, subsetOf, zero, one = prepare ps partition u
+        let S = partition.Count
+        let passes0 = Dispatch.sweepCount ()
+        let f = phi loss ps subsetOf dirs
+        // ḡ: one reverse pass over all η_s
+        let value, pull = Ad.reverse f (Array.create S zero)
+        let grads = pull one
+        let lossValue = Tensor.toScalar (Tensor value)
+        let g = grads |> Array.map (fun d -> -(Tensor.toScalar (Tensor d)))
+        g |> Array.iteri (fun s v -> checkFinite "ḡ" v s)
+        let h = Array2D.zeroCreate S S
+        let d3 = Array2D.zeroCreate S S
+        for t in 0 .. S - 1 do
+            // row t of H̄: ∂/∂η (Dφ[e_t]) by reverse over forward; with the third order, an
+            // outer forward along e_t differentiates the whole row once more
+            let row (etas: Dual[]) =
+                let _, pullRow =
+                    Ad.reverse (fun rs ->
+                        let tag = Tags.next ()
+                        let inner = Array.copy rs
+                        inner.[t] <- Dispatch.makeFwd tag one rs.[t]
+                        snd (Dispatch.tangentAt tag (fun d -> OpDefs.zerosOf d d.Shape) (f inner))) etas
+                pullRow one
+            if options.ThirdOrder then
+                let tag = Tags.next ()
+                let etas = Array.create S zero
+                etas.[t] <- Dispatch.makeFwd tag one zero
+                let r = row etas
+                for s in 0 .. S - 1 do
+                    let p, tg = Dispatch.tangentAt tag (fun d -> OpDefs.zerosOf d d.Shape) r.[s]
+                    h.[t, s] <- Tensor.toScalar (Tensor p)
+                    d3.[t, s] <- -(Tensor.toScalar (Tensor tg))
+            else
+                let r = row (Array.create S zero)
+                for s in 0 .. S - 1 do h.[t, s] <- Tensor.toScalar (Tensor r.[s])
+        // exactly symmetric: the mean of the two triangles
+        let hs = Array2D.init S S (fun i j -> if options.DiagonalOnly && i <> j then 0.0 else 0.5 * (h.[i, j] + h.[j, i]))
+        for s in 0 .. S - 1 do
+            checkFinite "H̄ diagonal" hs.[s, s] s
+            if options.ThirdOrder then checkFinite "D̄ diagonal" d3.[s, s] s
+        { Gradient = g
+          Hessian = hs
+          ThirdDiagonal = (if options.ThirdOrder then Array.init S (fun s -> d3.[s, s]) else [||])
+          ThirdRows = (if options.ThirdOrder then d3 else Array2D.zeroCreate 0 0)
+          Loss = lossValue
+          ReversePasses = Dispatch.sweepCount () - passes0 }
+
+    /// ḡ, H̄ and the diagonal of D̄.
+    let compute loss ps partition u = computeWith SummaryOptions.Defaults loss ps partition u
+
+    /// The full symmetric tensor of order n ≥ 1 (shape S^n, row-major, float64):
+    /// entry (s1, …, sn) = Dⁿ L[u_s1, …, u_sn], by nested Jacobians of φ.
+    let tensor (order: int) (loss: Parameters -> Tensor) (ps: Parameters) (partition: Partition) (u: Parameters) : float[] =
+        if order < 1 then invalidArg "order" (sprintf "summary tensor: the order must be at least 1, got %d" order)
+        let dirs, subsetOf, zero, _ = prepare ps partition u
+        let S = partition.Count
+        let f (eta: Tensor) =
+            Tensor(phi loss ps subsetOf dirs (Array.init S (fun s -> (Tensor.narrow 0 s 1 eta |> Tensor.view [||]).Node)))
+        let rec nth (k: int) : Tensor -> Tensor =
+            if k = 1 then Ad.grad f
+            else fun eta -> Ad.jacobian (fun e -> nth (k - 1) e |> Tensor.flatten) eta |> Tensor.flatten
+        let eta0 = Tensor(Layout.cast zero.Dtype (Tensor.zeros [| S |]).Node)
+        let sign = if order % 2 = 0 then 1.0 else -1.0
+        Tensor.toArray (nth order eta0) |> Array.map (fun v -> sign * v)
