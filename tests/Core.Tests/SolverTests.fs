@@ -149,3 +149,19 @@ let ``bad input names the problem`` () =
     Assert.That(e2.Message, Does.Contain "d[1]")
     let e3 = Assert.Throws<ArgumentException>(fun () -> CubicRegularization.solve h0 [| 1.0 |] d0 1.0 |> ignore)
     Assert.That(e3.Message, Does.Contain "2x2")
+
+[<Test>]
+let ``random indefinite instances: stationarity and M(r) ⪰ 0`` () =
+    let rng = Random 31
+    for trial in 1 .. 30 do
+        let n = 2 + trial % 5
+        let b = Array2D.init n n (fun _ _ -> rng.NextDouble() - 0.5)
+        let h = Array2D.init n n (fun i j -> Array.sum (Array.init n (fun k -> b.[i, k] * b.[j, k])) - (if i = j then 0.3 else 0.0))
+        let g = Array.init n (fun _ -> rng.NextDouble() * 2.0 - 1.0)
+        let d = Array.init n (fun _ -> 0.1 + rng.NextDouble())
+        let s = CubicRegularization.solve h g d 1.0
+        Assert.That(s.Converged, Is.True, s.Message)
+        let res, minEig, r = check h g d 1.0 s
+        Assert.That(res, Is.LessThan 1e-8, sprintf "trial %d residual" trial)
+        Assert.That(minEig, Is.GreaterThanOrEqualTo -1e-8, sprintf "trial %d" trial)
+        assertClose 1e-10 "r = ‖Dη‖" r s.Radius

@@ -218,9 +218,10 @@ type GroupedNewtonOptimizer(initial: Parameters, partition: Partition, options: 
                         let sol = CubicRegularization.solveWith { CubicOptions.Defaults with SingularThreshold = options.SingularThreshold } r.Hessian r.Gradient d lambdaInt
                         Some sol, (if sol.Converged then Some sol.Eta else None)
                     | Some r ->
+                        // order 2: η = (H̄ + ridge·I)⁻¹ḡ, with no definiteness check (as the
+                        // reference); only a singular system fails
                         let hr = Array2D.init S S (fun i j -> r.Hessian.[i, j] + (if i = j then options.Ridge else 0.0))
-                        let sol = CubicRegularization.solve hr r.Gradient (Array.zeroCreate S) 0.0
-                        Some sol, (if sol.Converged then Some sol.Eta else None)
+                        None, DenseAlgebra.trySolve hr r.Gradient
                 let fallback = solved.IsNone
                 let fresh =
                     match solved with

@@ -85,6 +85,36 @@ module DenseAlgebra =
                 x.[i] <- s / l.[i, i]
             Some x
 
+    /// Solves m x = b by Gaussian elimination with partial pivoting; None when m is
+    /// singular to working precision (a pivot below 1e-14 of the largest entry).
+    let trySolve (m: float[,]) (b: float[]) : float[] option =
+        let n = b.Length
+        let a = Array2D.init n (n + 1) (fun i j -> if j < n then m.[i, j] else b.[i])
+        let scale = max 1e-300 (Seq.max (seq { yield 0.0; for i in 0 .. n - 1 do for j in 0 .. n - 1 -> abs m.[i, j] }))
+        let mutable ok = true
+        for c in 0 .. n - 1 do
+            if ok then
+                let mutable p = c
+                for r in c + 1 .. n - 1 do
+                    if abs a.[r, c] > abs a.[p, c] then p <- r
+                if not (abs a.[p, c] > 1e-14 * scale) then ok <- false
+                else
+                    for j in 0 .. n do
+                        let tmp = a.[c, j]
+                        a.[c, j] <- a.[p, j]
+                        a.[p, j] <- tmp
+                    for r in c + 1 .. n - 1 do
+                        let f = a.[r, c] / a.[c, c]
+                        for j in c .. n do a.[r, j] <- a.[r, j] - f * a.[c, j]
+        if not ok then None
+        else
+            let x = Array.zeroCreate n
+            for i in n - 1 .. -1 .. 0 do
+                let mutable s = a.[i, n]
+                for k in i + 1 .. n - 1 do s <- s - a.[i, k] * x.[k]
+                x.[i] <- s / a.[i, i]
+            if Array.forall Double.IsFinite x then Some x else None
+
     /// Solves a symmetric system through its eigen-decomposition; eigenvalues below
     /// `cutoff` in magnitude are treated as zero (minimum-norm solution on that subspace).
     let eigenSolve (m: float[,]) (b: float[]) (cutoff: float) =
