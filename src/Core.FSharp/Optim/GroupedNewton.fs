@@ -248,7 +248,7 @@ type GroupedNewtonOptimizer(initial: Parameters, partition: Partition, options: 
                 let summary =
                     match averaged with
                     | Some r -> r
-                    | None -> { Gradient = Array.create S nan; Hessian = Array2D.create S S nan; ThirdDiagonal = [||]; ThirdRows = Array2D.zeroCreate 0 0; Loss = nan; ReversePasses = 0 }
+                    | None -> { Gradient = Array.create S nan; Hessian = Array2D.create S S nan; ThirdDiagonal = [||]; Loss = nan; ReversePasses = 0 }
                 history.Add
                     { Step = step
                       Summary = summary

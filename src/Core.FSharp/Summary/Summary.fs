@@ -10,8 +10,6 @@ type PartitionSummary =
       Hessian: float[,]
       /// D̄_sss (empty when the third order was not requested).
       ThirdDiagonal: float[]
-      /// D̄_tts for every t (row t), a by-product of the third-order passes.
-      ThirdRows: float[,]
       /// The loss at θ.
       Loss: float
       /// Reverse sweeps spent (the reference spends 1 + 2S; this computes 1 + S).
@@ -30,7 +28,9 @@ type SummaryOptions =
 /// restricted function φ(η) = L(θ − Σ_s η_s u_s) at η = 0: ḡ = −∇φ, H̄ = ∇²φ, D̄ = −∇³φ.
 /// Each η_s is its own scalar, so a derivative along e_t perturbs only subset t's tensors:
 /// the others stay constants at that level and cost nothing. One reverse pass gives ḡ;
-/// one forward∘reverse∘forward pass per subset t gives row t of H̄ and D̄_tt·.
+/// one forward∘reverse∘forward pass per subset t gives H̄_ts for s ≥ t (the rest by
+/// symmetry) and D̄_ttt; the reverse level covers only η_{s≥t}, so subsets before t, and
+/// the layers only they feed, are never differentiated in that pass.
 module Summary =
     let private checkFinite (what: string) (v: float) (s: int) =
         if not (Double.IsFinite v) then
@@ -72,37 +72,40 @@ module Summary =
         let h = Array2D.zeroCreate S S
         let d3 = Array2D.zeroCreate S S
         for t in 0 .. S - 1 do
-            // row t of H̄: ∂/∂η (Dφ[e_t]) by reverse over forward; with the third order, an
-            // outer forward along e_t differentiates the whole row once more
-            let row (etas: Dual[]) =
+            // H̄_ts for s ≥ t (only η_t when the diagonal suffices): reverse over those η_s of
+            // the directional derivative Dφ[e_t]; with the third order an outer forward along
+            // e_t differentiates the row once more, giving D̄_tts
+            let first = t
+            let last = if options.DiagonalOnly then t else S - 1
+            let row (etaT: Dual) =
                 let _, pullRow =
                     Ad.reverse (fun rs ->
                         let tag = Tags.next ()
-                        let inner = Array.copy rs
-                        inner.[t] <- Dispatch.makeFwd tag one rs.[t]
-                        snd (Dispatch.tangentAt tag (fun d -> OpDefs.zerosOf d d.Shape) (f inner))) etas
+                        let all = Array.init S (fun s -> if s >= first && s <= last then rs.[s - first] else zero)
+                        all.[t] <- Dispatch.makeFwd tag one all.[t]
+                        snd (Dispatch.tangentAt tag (fun d -> OpDefs.zerosOf d d.Shape) (f all)))
+                        (Array.init (last - first + 1) (fun i -> if first + i = t then etaT else zero))
                 pullRow one
             if options.ThirdOrder then
                 let tag = Tags.next ()
-                let etas = Array.create S zero
-                etas.[t] <- Dispatch.makeFwd tag one zero
-                let r = row etas
-                for s in 0 .. S - 1 do
-                    let p, tg = Dispatch.tangentAt tag (fun d -> OpDefs.zerosOf d d.Shape) r.[s]
+                let r = row (Dispatch.makeFwd tag one zero)
+                for s in first .. last do
+                    let p, tg = Dispatch.tangentAt tag (fun d -> OpDefs.zerosOf d d.Shape) r.[s - first]
                     h.[t, s] <- Tensor.toScalar (Tensor p)
-                    d3.[t, s] <- -(Tensor.toScalar (Tensor tg))
+                    h.[s, t] <- h.[t, s]
+                    if s = t then d3.[t, t] <- -(Tensor.toScalar (Tensor tg))
             else
-                let r = row (Array.create S zero)
-                for s in 0 .. S - 1 do h.[t, s] <- Tensor.toScalar (Tensor r.[s])
-        // exactly symmetric: the mean of the two triangles
-        let hs = Array2D.init S S (fun i j -> if options.DiagonalOnly && i <> j then 0.0 else 0.5 * (h.[i, j] + h.[j, i]))
+                let r = row zero
+                for s in first .. last do
+                    h.[t, s] <- Tensor.toScalar (Tensor r.[s - first])
+                    h.[s, t] <- h.[t, s]
+        let hs = h
         for s in 0 .. S - 1 do
             checkFinite "H̄ diagonal" hs.[s, s] s
             if options.ThirdOrder then checkFinite "D̄ diagonal" d3.[s, s] s
         { Gradient = g
           Hessian = hs
           ThirdDiagonal = (if options.ThirdOrder then Array.init S (fun s -> d3.[s, s]) else [||])
-          ThirdRows = (if options.ThirdOrder then d3 else Array2D.zeroCreate 0 0)
           Loss = lossValue
           ReversePasses = Dispatch.sweepCount () - passes0 }
 
