@@ -36,17 +36,47 @@ module Summary =
         if not (Double.IsFinite v) then
             raise (OptimizationException(sprintf "summary: %s of subset %d is %g (the loss or the direction is not finite here)" what s v))
 
+    let private scalarValue (r: RawTensor) = (r.Backend.ToArray(r.Backend.Cast(r, Dtype.Float64)) :?> float[]).[0]
+
+    /// η·w for a one-element η and a constant tensor w, without broadcasting η: at η = 1
+    /// (a tangent seed) the result is w itself.
+    let rec private scaleConst (w: RawTensor) (eta: Dual) : Dual =
+        Dispatch.apply
+            { new Op("scale") with
+                member _.Raw rs =
+                    match scalarValue rs.[0] with
+                    | 1.0 -> w
+                    | 0.0 -> w.Backend.Zeros(w.Shape, w.Dtype)
+                    | e -> w.Backend.MulScalar(w, e)
+                member _.Jvp(_, t, _) = scaleConst w t.[0].Value
+                member _.Vjp(_, _, adj, _) = Layout.sum (Elementwise.mulS adj (Const w)) }
+            [| eta |]
+
+    /// p + η·w for constant p and w: at η = 0 the result is p itself, and the derivative
+    /// along η is w.
+    let private shift (p: RawTensor) (w: RawTensor) (eta: Dual) : Dual =
+        Dispatch.apply
+            { new Op("shift") with
+                member _.Raw rs =
+                    match scalarValue rs.[0] with
+                    | 0.0 -> p
+                    | e -> p.Backend.AddScaled(p, w, e)
+                member _.Jvp(_, t, _) = scaleConst w t.[0].Value
+                member _.Vjp(_, _, adj, _) = Layout.sum (Elementwise.mulS adj (Const w)) }
+            [| eta |]
+
     /// The restricted function on nesting-level values of η (one scalar per subset).
-    let private phi (loss: Parameters -> Tensor) (ps: Parameters) (subsetOf: int[]) (u: Tensor[]) (etas: Dual[]) : Dual =
+    let private phi (loss: Parameters -> Tensor) (ps: Parameters) (subsetOf: int[]) (negU: Tensor[]) (etas: Dual[]) : Dual =
         let values =
             ps.ValueArray |> Array.mapi (fun i p ->
-                match etas.[subsetOf.[i]] with
-                | Const _ -> p   // η_s = 0 carries no derivative here: the tensor is unchanged
-                | e -> Tensor(Elementwise.sub p.Node (Elementwise.mul e u.[i].Node)))
+                match etas.[subsetOf.[i]], p.Node, negU.[i].Node with
+                | Const _, _, _ -> p   // η_s = 0 carries no derivative here: the tensor is unchanged
+                | e, Const pr, Const wr when e.Shape.Length = 0 -> Tensor(shift pr wr e)
+                | e, pn, wn -> Tensor(Elementwise.add pn (Elementwise.mul e wn)))
         (loss (ps.WithValues values)).Node
 
     let private prepare (ps: Parameters) (partition: Partition) (u: Parameters) =
-        let dirs = Parameters.align ps u |> Array.map Tensor.detach
+        let dirs = Parameters.align ps u |> Array.map (fun d -> Tensor.detach (-d))
         ps.ValueArray |> Array.iteri (fun i p ->
             if dirs.[i].Dtype <> p.Dtype then
                 raise (DtypeMismatchException(sprintf "summary: the direction of '%s' is %O, the parameter is %O" ps.KeyArray.[i].Name dirs.[i].Dtype p.Dtype)))
