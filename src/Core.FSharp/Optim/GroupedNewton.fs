@@ -221,7 +221,7 @@ type GroupedNewtonOptimizer(initial: Parameters, partition: Partition, options: 
                         // order 2: η = (H̄ + ridge·I)⁻¹ḡ, with no definiteness check (as the
                         // reference); only a singular system fails
                         let hr = Array2D.init S S (fun i j -> r.Hessian.[i, j] + (if i = j then options.Ridge else 0.0))
-                        None, DenseAlgebra.trySolve hr r.Gradient
+                        None, CubicRegularization.solveLinear hr r.Gradient
                 let fallback = solved.IsNone
                 let fresh =
                     match solved with

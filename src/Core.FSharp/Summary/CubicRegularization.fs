@@ -63,9 +63,7 @@ module CubicRegularization =
                 if not (Double.IsFinite h.[i, j]) then invalidArg "h" (sprintf "cubic solver: H̄[%d, %d] = %g is not finite" i j h.[i, j])
         if not (Double.IsFinite lambda) || lambda < 0.0 then invalidArg "lambda" (sprintf "cubic solver: λ = %g must be finite and non-negative" lambda)
 
-    /// The solution with explicit options.
-    let solveWith (options: CubicOptions) (h: float[,]) (g: float[]) (d: float[]) (lambda: float) : CubicSolution =
-        validate h g d lambda
+    let private solveCore (options: CubicOptions) (h: float[,]) (g: float[]) (d: float[]) (lambda: float) : CubicSolution =
         let n = g.Length
         let h = Array2D.init n n (fun i j -> 0.5 * (h.[i, j] + h.[j, i]))
         let dmax = if n = 0 then 0.0 else Array.max d
@@ -157,5 +155,41 @@ module CubicRegularization =
                         if not ok then fail SolverPath.Failed x0 x1 (iters0 + it + iters) "root finding did not converge"
                         else finish path x0 x1 (iters0 + it + iters) r (solveM r) "converged"
 
+    /// The solution with explicit options. The instance is first brought to a canonical
+    /// scale by the diagonal map e_i = 1/√|H̄_ii| (else 1/d_i, else 1/|ḡ_i|), under which
+    /// H̄ → EH̄E, ḡ → Eḡ, d → Ed and η = Eη′: an instance rescaled per subset (H̄ → AH̄A,
+    /// ḡ → Aḡ, d → Ad) maps to the same canonical instance, so every decision of the solver
+    /// (definiteness, hard case, thresholds) is invariant, as the method's claim requires.
+    let private canonicalScale (h: float[,]) (g: float[]) (d: float[]) =
+        Array.init g.Length (fun i ->
+            let hii = abs h.[i, i]
+            if hii > 0.0 then 1.0 / sqrt hii
+            elif d.[i] > 0.0 then 1.0 / d.[i]
+            elif g.[i] <> 0.0 then 1.0 / abs g.[i]
+            else 1.0)
+
+    let solveWith (options: CubicOptions) (h: float[,]) (g: float[]) (d: float[]) (lambda: float) : CubicSolution =
+        validate h g d lambda
+        let n = g.Length
+        let e = canonicalScale h g d
+        let hn = Array2D.init n n (fun i j -> e.[i] * 0.5 * (h.[i, j] + h.[j, i]) * e.[j])
+        let sol = solveCore options hn (Array.map2 (*) e g) (Array.map2 (*) e d) lambda
+        if not sol.Converged then sol
+        else
+            let eta = Array.map2 (*) e sol.Eta
+            let m = Array2D.init n n (fun i j -> h.[i, j] + (if i = j then 0.5 * lambda * sol.Radius * d.[i] * d.[i] else 0.0))
+            let res = DenseAlgebra.norm (Array.map2 (-) (DenseAlgebra.matVec m eta) g)
+            { sol with Eta = eta; Residual = res }
+
     /// The solution with the default options (exact zeros of d count as singular).
     let solve (h: float[,]) (g: float[]) (d: float[]) (lambda: float) = solveWith CubicOptions.Defaults h g d lambda
+
+    /// η = H̄⁻¹ḡ without any definiteness requirement (the order-2 step), solved at the
+    /// canonical scale so that the singularity decision is invariant under per-subset
+    /// rescaling; None when H̄ is singular.
+    let solveLinear (h: float[,]) (g: float[]) : float[] option =
+        validate h g (Array.zeroCreate g.Length) 0.0
+        let n = g.Length
+        let e = canonicalScale h g (Array.zeroCreate n)
+        let hn = Array2D.init n n (fun i j -> e.[i] * 0.5 * (h.[i, j] + h.[j, i]) * e.[j])
+        DenseAlgebra.trySolve hn (Array.map2 (*) e g) |> Option.map (Array.map2 (*) e)

@@ -1,0 +1,147 @@
+/// The paper's invariance claim (spec §4): training θ̃ = (θ − b)/a per subset with the same
+/// algorithm and mapping back reproduces the θ trajectory; and where it must break.
+module GroupedNewton.PropertyTests.Invariance
+
+open System
+open FsCheck
+open FsCheck.FSharp
+open FsCheck.NUnit
+open GroupedNewton
+
+/// A small problem: an MLP of the given hidden widths and activation on a fixed batch, a
+/// per-tensor scale and offset, and the optimizer's switches.
+type Setup =
+    { Hidden: int list
+      Activation: Activation
+      /// log10 of |a| per tensor, in [-2, 2], and its sign
+      LogScales: float list
+      Signs: bool list
+      Cubic: bool
+      UniformAverage: bool
+      Seed: int }
+    override s.ToString() =
+        sprintf "hidden %A, %A, scales %A, cubic %b, uniform average %b, seed %d"
+            s.Hidden s.Activation (List.map2 (fun l p -> (if p then 1.0 else -1.0) * 10.0 ** l) s.LogScales s.Signs) s.Cubic s.UniformAverage s.Seed
+
+let private tensorsOf (hidden: int list) = 2 * (hidden.Length + 1)
+
+type Generators =
+    static member Setup() : Arbitrary<Setup> =
+        let gen =
+            gen {
+                let! depth = Gen.choose (0, 2)
+                let! hidden = Gen.listOfLength depth (Gen.choose (2, 4))
+                let! act = Gen.elements [ Activation.Tanh; Activation.Relu; Activation.Elu ]
+                let n = tensorsOf hidden
+                let! logs = Gen.listOfLength n (Gen.choose (-20, 20) |> Gen.map (fun k -> float k / 10.0))
+                let! signs = Gen.listOfLength n (Gen.elements [ true; false ])
+                let! cubic = Gen.elements [ true; false ]
+                let! avg = Gen.elements [ true; false ]
+                let! seed = Gen.choose (0, 10000)
+                return { Hidden = hidden; Activation = act; LogScales = logs; Signs = signs; Cubic = cubic; UniformAverage = avg; Seed = seed }
+            }
+        // shrink towards shallower nets and unit scales
+        let shrink (s: Setup) =
+            seq {
+                if not s.Hidden.IsEmpty then
+                    let h = List.tail s.Hidden
+                    let n = tensorsOf h
+                    yield { s with Hidden = h; LogScales = List.truncate n s.LogScales; Signs = List.truncate n s.Signs }
+                if s.LogScales |> List.exists ((<>) 0.0) then yield { s with LogScales = s.LogScales |> List.map (fun l -> Math.Round(l / 2.0, 1)) }
+            }
+        Arb.fromGenShrink (gen, shrink)
+
+let private build (s: Setup) =
+    let sizes = [ 3 ] @ s.Hidden @ [ 2 ]
+    let model = Models.mlpOn [| 3 |] sizes s.Activation { Scheme = InitScheme.ScaledNormal(1.0, 0.5); Dtype = Dtype.Float64; Seed = s.Seed }
+    let rng = Random s.Seed
+    let x = Tensor.ofArrayShape (Array.init 24 (fun _ -> rng.NextDouble() * 2.0 - 1.0)) [| 8; 3 |]
+    let y = Tensor.ofArrayShape (Array.init 16 (fun _ -> rng.NextDouble() * 2.0 - 1.0)) [| 8; 2 |]
+    let loss (ps: Parameters) = Tensor.mse (model.Forward(ps, x)) y
+    let a = List.map2 (fun l p -> (if p then 1.0 else -1.0) * 10.0 ** l) s.LogScales s.Signs |> Array.ofList
+    let b = model.Parameters.Values |> Array.mapi (fun i v -> Tensor.ofArrayShape (Array.init v.Numel (fun _ -> rng.NextDouble() - 0.5)) v.Shape)
+    model, loss, a, b
+
+/// θ = a·θ̃ + b, tensor by tensor.
+let private toTheta (model: Model) (a: float[]) (b: Tensor[]) (tilde: Parameters) =
+    model.Parameters.WithValues(tilde.Values |> Array.mapi (fun i v -> a.[i] * v + b.[i]))
+
+let private options (s: Setup) =
+    { GroupedNewtonOptions.Defaults with
+        Cubic = s.Cubic; Damping = 0.5; LambdaInt = 1.0; RemoveNegative = true
+        Variant = (if s.UniformAverage then GroupedNewtonVariant.UniformAverage else GroupedNewtonVariant.NewtonSummary)
+        AveragePeriod = 2 }
+
+let private close (rtol: float) (x: float[]) (y: float[]) =
+    let scale = max 1.0 (Array.fold (fun m v -> max m (abs v)) 0.0 y)
+    Array.forall2 (fun p q -> abs (p - q) <= rtol * scale) x y
+
+let private flat (ps: Parameters) = ps.Values |> Array.collect Tensor.toArray
+
+/// The θ trajectory of the original run and of the reparameterised run mapped back.
+let private trajectories (s: Setup) (makeOpt: Parameters -> (Parameters -> Tensor) -> Optimizer) (steps: int) =
+    let model, loss, a, b = build s
+    let tildeLoss (t: Parameters) = loss (toTheta model a b t)
+    let tilde0 = Parameters.ofSeq (Array.init model.Parameters.Count (fun i -> model.Parameters.Names.[i], (model.Parameters.Values.[i] - b.[i]) / a.[i]))
+    let o1 = makeOpt model.Parameters loss
+    let o2 = makeOpt tilde0 tildeLoss
+    [ for _ in 1 .. steps do
+        o1.Step loss |> ignore
+        o2.Step tildeLoss |> ignore
+        yield flat o1.Parameters, flat (toTheta model a b o2.Parameters) ]
+
+let private groupedNewton (s: Setup) (ps: Parameters) (loss: Parameters -> Tensor) =
+    GroupedNewton.create (options s) 0.9 (Partition.canonical ps) (fun () -> loss) ps :> Optimizer
+
+[<Property(Arbitrary = [| typeof<Generators> |], MaxTest = 80)>]
+let ``GroupedNewton's trajectory is invariant under per-tensor affine reparameterisation`` (s: Setup) =
+    trajectories s (groupedNewton s) 6 |> List.forall (fun (x, y) -> close 1e-6 x y)
+
+[<Property(Arbitrary = [| typeof<Generators> |], MaxTest = 60)>]
+let ``one-step identities: ḡ scales by a², H̄ by a²a², D̄ by a⁶`` (s: Setup) =
+    let model, loss, a, b = build s
+    let ps = model.Parameters
+    let tilde = Parameters.ofSeq (Array.init ps.Count (fun i -> ps.Names.[i], (ps.Values.[i] - b.[i]) / a.[i]))
+    let tildeLoss (t: Parameters) = loss (toTheta model a b t)
+    // u: the gradient, which transforms as ũ = a·u
+    let u = ps.WithValues(Ad.gradMany (fun vs -> loss (ps.WithValues vs)) ps.Values)
+    let ut = tilde.WithValues(Ad.gradMany (fun vs -> tildeLoss (tilde.WithValues vs)) tilde.Values)
+    let s1 = Summary.compute loss ps (Partition.canonical ps) u
+    let s2 = Summary.compute tildeLoss tilde (Partition.canonical tilde) ut
+    let a2 = a |> Array.map (fun v -> v * v)
+    let n = a.Length
+    close 1e-9 (Array.map2 (*) a2 s1.Gradient) s2.Gradient
+    && close 1e-9 (Array.init (n * n) (fun k -> a2.[k / n] * s1.Hessian.[k / n, k % n] * a2.[k % n])) (Array.init (n * n) (fun k -> s2.Hessian.[k / n, k % n]))
+    && close 1e-8 (Array.init n (fun i -> a2.[i] * a2.[i] * a2.[i] * s1.ThirdDiagonal.[i])) s2.ThirdDiagonal
+
+let private differs (runs: (float[] * float[]) list) =
+    let x, y = List.last runs
+    not (close 1e-4 x y)
+
+[<NUnit.Framework.Test>]
+let ``invariance breaks for plain SGD at a fixed learning rate`` () =
+    let s = { Hidden = [ 3 ]; Activation = Activation.Tanh; LogScales = [ 0.7; -0.5; 0.3; 1.0 ]; Signs = [ true; true; false; true ]; Cubic = false; UniformAverage = false; Seed = 4 }
+    let sgd (ps: Parameters) (_: Parameters -> Tensor) = Sgd.create { SgdOptions.Defaults with LearningRate = 0.01; Momentum = 0.9 } ps :> Optimizer
+    NUnit.Framework.Assert.That(differs (trajectories s sgd 6), NUnit.Framework.Is.True)
+
+/// Adam's direction m̂/(√v̂ + ε) is a per-subset multiple (sign a_s) of the gradient's
+/// apart from ε, and GroupedNewton's step ignores per-subset scalars of u: the break comes
+/// through ε, visible once ε is comparable to √v̂.
+[<NUnit.Framework.Test>]
+let ``invariance breaks with an Adam direction`` () =
+    let s = { Hidden = [ 3 ]; Activation = Activation.Tanh; LogScales = [ 0.7; -0.5; 0.3; 1.0 ]; Signs = [ true; true; false; true ]; Cubic = true; UniformAverage = false; Seed = 4 }
+    let adamGn (ps: Parameters) (loss: Parameters -> Tensor) =
+        GroupedNewton.createWith (options s) (AdamRule { AdamOptions.Defaults with LearningRate = 1.0; Epsilon = 0.1 }) (Partition.canonical ps) (fun () -> loss) ps :> Optimizer
+    NUnit.Framework.Assert.That(differs (trajectories s adamGn 6), NUnit.Framework.Is.True)
+
+[<NUnit.Framework.Test>]
+let ``invariance breaks when two tensors of one subset get different scales`` () =
+    let s = { Hidden = [ 3 ]; Activation = Activation.Tanh; LogScales = [ 0.7; -0.5; 0.3; 1.0 ]; Signs = [ true; true; false; true ]; Cubic = true; UniformAverage = false; Seed = 4 }
+    let perLayer (ps: Parameters) (loss: Parameters -> Tensor) =
+        GroupedNewton.create (options s) 0.9 (Partition.perLayer ps) (fun () -> loss) ps :> Optimizer
+    NUnit.Framework.Assert.That(differs (trajectories s perLayer 6), NUnit.Framework.Is.True)
+    // the control: the same per-layer run with one scale per layer is invariant
+    let same = { s with LogScales = [ 0.7; 0.7; 0.3; 0.3 ]; Signs = [ true; true; false; false ] }
+    let perLayer2 (ps: Parameters) (loss: Parameters -> Tensor) =
+        GroupedNewton.create (options same) 0.9 (Partition.perLayer ps) (fun () -> loss) ps :> Optimizer
+    NUnit.Framework.Assert.That(trajectories same perLayer2 6 |> List.forall (fun (x, y) -> close 1e-6 x y), NUnit.Framework.Is.True)
