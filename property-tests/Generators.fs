@@ -2,6 +2,7 @@
 /// vector, with shrinking to a smaller expression.
 module GroupedNewton.PropertyTests.Generators
 
+open System
 open FsCheck
 open FsCheck.FSharp
 open GroupedNewton
@@ -88,3 +89,16 @@ type Arbitraries =
             }
         let shrink (p: Problem) = shrinkExpr p.Expr |> Seq.map (fun e -> { p with Expr = e })
         Arb.fromGenShrink (gen, shrink)
+
+/// Runs a property with FsCheck: `count` cases, ten times more when the environment
+/// variable GROUPEDNEWTON_LONG is set (release checks). A failure throws with the
+/// shrunk counterexample and the seed that replays it.
+module Run =
+    let scale =
+        match Environment.GetEnvironmentVariable "GROUPEDNEWTON_LONG" with
+        | null | "" | "0" -> 1
+        | _ -> 10
+
+    let check (count: int) (arbitraries: Type list) (property: 'T -> bool) =
+        let config = Config.QuickThrowOnFailure.WithMaxTest(count * scale).WithArbitrary(arbitraries)
+        Check.One(config, property)

@@ -118,31 +118,54 @@ module CubicRegularization =
                 let f x = dnorm (solveM x) - x
                 let xs = if x0 = 0.0 then 0.0 else x0 * (1.0 + 1e-12)
                 let fxs = f xs
-                if fxs <= 0.0 then
+                // the boundary solution r = x0: the minimum-norm solution of M(x0)η = ḡ plus
+                // the null-space component that makes ‖Dη‖ = x0
+                let gnorm = DenseAlgebra.norm g
+                let nullData () =
+                    let mx = m x0
+                    let w, v = DenseAlgebra.symmetricEigen mx
+                    let cutoff = 1e-9 * (scale + 0.5 * lambda * x0 * dmax * dmax)
+                    let eta0 = DenseAlgebra.eigenSolve mx g cutoff
+                    let nullIdx = [| for k in 0 .. n - 1 do if abs w.[k] <= cutoff then yield k |]
+                    eta0, (if nullIdx.Length = 0 then None else Some (Array.init n (fun i -> v.[i, nullIdx.[0]])))
+                let boundary () =
+                    match nullData () with
+                    | _, None -> fail SolverPath.Failed x0 x0 iters0 "hard case without a null space (numerical trouble)"
+                    | eta0, Some z ->
+                        let dz = Array.map2 (*) d z
+                        let de = Array.map2 (*) d eta0
+                        let a = DenseAlgebra.dot dz dz
+                        let b = 2.0 * DenseAlgebra.dot de dz
+                        let c = DenseAlgebra.dot de de - x0 * x0
+                        if a <= 1e-300 then fail SolverPath.Failed x0 x0 iters0 "hard case whose null direction lies in ker D"
+                        else
+                            let disc = max 0.0 (b * b - 4.0 * a * c)
+                            let tPlus, tMinus = (-b + sqrt disc) / (2.0 * a), (-b - sqrt disc) / (2.0 * a)
+                            // two boundary minimisers, differing in the null component. Interior
+                            // solutions next to this case point along sign(ḡᵀz), invariant under
+                            // rescaling: use it when it carries signal; at rounding level take the
+                            // smaller |τ| (their order is also preserved by rescaling)
+                            let gz = DenseAlgebra.dot g z
+                            let tau =
+                                if abs gz > 1e-12 * gnorm then (if gz > 0.0 then tPlus else tMinus)
+                                elif abs tPlus <= abs tMinus then tPlus
+                                else tMinus
+                            let eta = Array.map2 (fun e zi -> e + tau * zi) eta0 z
+                            finish SolverPath.HardCase x0 x0 iters0 (dnorm eta) eta "boundary solution completed in the null space of M(x0)"
+                // a boundary case: ḡ has no component along the null space of M(x0) and the
+                // rest of the solution is inside the ball; decided on the data, not on the sign
+                // of f just right of x0 (which rounding decides when ḡᵀz is ~0)
+                let isBoundary () =
+                    x0 > 0.0
+                    && (match nullData () with
+                        | eta0, Some z -> abs (DenseAlgebra.dot g z) <= 1e-10 * gnorm && dnorm eta0 <= x0 * (1.0 + 1e-10)
+                        | _ -> false)
+                if isBoundary () then boundary ()
+                elif fxs <= 0.0 then
                     if x0 = 0.0 then
                         let eta = solveM 0.0
                         finish path x0 x0 iters0 (dnorm eta) eta "the root is at 0"
-                    else
-                        // hard case: r = x0; minimum-norm solution plus a null-space component
-                        let mx = m x0
-                        let w, v = DenseAlgebra.symmetricEigen mx
-                        let cutoff = 1e-9 * (scale + 0.5 * lambda * x0 * dmax * dmax)
-                        let eta0 = DenseAlgebra.eigenSolve mx g cutoff
-                        let nullIdx = [| for k in 0 .. n - 1 do if abs w.[k] <= cutoff then yield k |]
-                        if nullIdx.Length = 0 then fail SolverPath.Failed x0 x0 iters0 "hard case without a null space (numerical trouble)"
-                        else
-                            let z = Array.init n (fun i -> v.[i, nullIdx.[0]])
-                            let dz = Array.map2 (*) d z
-                            let de = Array.map2 (*) d eta0
-                            let a = DenseAlgebra.dot dz dz
-                            let b = 2.0 * DenseAlgebra.dot de dz
-                            let c = DenseAlgebra.dot de de - x0 * x0
-                            if a <= 1e-300 then fail SolverPath.Failed x0 x0 iters0 "hard case whose null direction lies in ker D"
-                            else
-                                let disc = max 0.0 (b * b - 4.0 * a * c)
-                                let tau = (-b + sqrt disc) / (2.0 * a)
-                                let eta = Array.map2 (fun e zi -> e + tau * zi) eta0 z
-                                finish SolverPath.HardCase x0 x0 iters0 (dnorm eta) eta "boundary solution completed in the null space of M(x0)"
+                    else boundary ()
                 else
                     let mutable x1 = xs + max 1.0 xs
                     let mutable it = 0
@@ -153,6 +176,9 @@ module CubicRegularization =
                     else
                         let r, iters, ok = DenseAlgebra.brent f xs x1 0.0 options.MaxIterations
                         if not ok then fail SolverPath.Failed x0 x1 (iters0 + it + iters) "root finding did not converge"
+                        // a root within rounding of x0 cannot resolve M(r)⁻¹ḡ: take its limit,
+                        // the boundary solution
+                        elif x0 > 0.0 && r - x0 <= 1e-9 * x0 then boundary ()
                         else finish path x0 x1 (iters0 + it + iters) r (solveM r) "converged"
 
     /// The solution with explicit options. The instance is first brought to a canonical
