@@ -25,7 +25,8 @@ let layerCases =
        "sigmoid", [| 6 |], LayerSpec.Act Activation.Sigmoid
        "softplus", [| 6 |], LayerSpec.Act Activation.Softplus |]
     |> Array.collect (fun (name, shape, spec) ->
-        [| for wrt in [ "parameters"; "input" ] do
+        let hasParameters = match spec with LayerSpec.Linear _ | LayerSpec.Conv2d _ -> true | _ -> false
+        [| for wrt in (if hasParameters then [ "parameters"; "input" ] else [ "input" ]) do
              for order in 1 .. 3 do
                  yield TestCaseData(name, shape, spec, wrt, order).SetName(sprintf "%s wrt %s order %d" name wrt order) |])
 
@@ -47,7 +48,6 @@ let ``layer derivatives match finite differences`` (_name: string, shape: int[],
     let f, x =
         if wrt = "input" then (fun (z: Tensor) -> Tensor.sum (m.Forward(ps, Tensor.view x0.Shape z) * w)), Tensor.flatten x0
         else (fun (theta: Tensor) -> Tensor.sum (m.Forward(withParams theta, x0) * w)), flatParams
-    Assume.That(x.Numel, Is.GreaterThan 0, "this layer has no parameters")
     let v = vec (randn 13 x.Numel)
     let table = DerivativeTests.nestings f v |> List.find (fun (k, _) -> k = order) |> snd
     let values = table |> List.map (fun (n, g) -> n, Tensor.toScalar (g x))
