@@ -11,7 +11,7 @@ type SolverPath =
     | Direct
     /// H̄ indefinite, D invertible: x0 from the smallest eigenvalue of D⁻¹H̄D⁻¹.
     | Analytical
-    /// H̄ indefinite, D singular: x0 by root finding on the smallest eigenvalue of M(x).
+    /// H̄ indefinite, D singular: x0 from the Schur complement that eliminates ker D.
     | Numerical
     /// The minimiser lies on the boundary r = x0: completed with a null-space component.
     | HardCase
@@ -97,26 +97,35 @@ module CubicRegularization =
                     let k = Array2D.init n n (fun i j -> h.[i, j] / (d.[i] * d.[j]))
                     Ok ((2.0 / lambda) * max 0.0 (-(DenseAlgebra.minEigenvalue k)), SolverPath.Analytical, 0)
                 else
+                    // D singular: M(x) ⪰ 0 iff H̄_KK ≻ 0 (K: subsets with d = 0) and the Schur
+                    // complement Sc = H̄_RR − H̄_RK H̄_KK⁻¹ H̄_KR satisfies Sc + (λ/2) x D_R² ⪰ 0,
+                    // so x0 = (2/λ)·max(0, −λmin(D_R⁻¹ Sc D_R⁻¹)): exact, no root finding (whose
+                    // answer is ill-determined when the critical direction lies near ker D)
                     let kernel = [| for i in 0 .. n - 1 do if singular.[i] then yield i |]
-                    let hk = Array2D.init kernel.Length kernel.Length (fun a b -> h.[kernel.[a], kernel.[b]])
-                    if DenseAlgebra.minEigenvalue hk <= 1e-14 * scale then
+                    let range = [| for i in 0 .. n - 1 do if not singular.[i] then yield i |]
+                    let hkk = Array2D.init kernel.Length kernel.Length (fun a b -> h.[kernel.[a], kernel.[b]])
+                    let cols = range |> Array.map (fun r -> DenseAlgebra.tryCholeskySolve hkk (kernel |> Array.map (fun k -> h.[k, r])))
+                    if cols |> Array.exists Option.isNone then
                         Error "the model is unbounded below: H̄ restricted to the subsets with D̄ = 0 is not positive definite"
                     else
-                        let fn x = DenseAlgebra.minEigenvalue (m x)
-                        let mutable b = 1.0
-                        let mutable it = 0
-                        while fn b <= 0.0 && it < options.MaxIterations do
-                            b <- b * 3.0
-                            it <- it + 1
-                        if fn b <= 0.0 then Error "could not bracket the start of the admissible interval"
-                        else
-                            let x0, iters, ok = DenseAlgebra.brent fn 0.0 b 0.0 options.MaxIterations
-                            if ok then Ok (x0, SolverPath.Numerical, it + iters) else Error "root finding for the admissible interval did not converge"
+                        let x = cols |> Array.map Option.get   // x.[j] = H̄_KK⁻¹ H̄_K,r_j
+                        let sc = Array2D.init range.Length range.Length (fun a b ->
+                            h.[range.[a], range.[b]] - Array.fold2 (fun acc k xk -> acc + h.[range.[a], k] * xk) 0.0 kernel x.[b])
+                        let kr = Array2D.init range.Length range.Length (fun a b ->
+                            0.5 * (sc.[a, b] + sc.[b, a]) / (d.[range.[a]] * d.[range.[b]]))
+                        Ok ((2.0 / lambda) * max 0.0 (-(DenseAlgebra.minEigenvalue kr)), SolverPath.Numerical, 0)
             match x0r with
             | Error msg -> fail SolverPath.Failed nan nan 0 msg
             | Ok (x0, path, iters0) ->
                 let f x = dnorm (solveM x) - x
-                let xs = if x0 = 0.0 then 0.0 else x0 * (1.0 + 1e-12)
+                // the first point right of x0 where M is numerically positive definite: f is
+                // evaluated there without truncating the near-null direction (truncating it
+                // would drop the component that makes f large and fake a boundary case)
+                let mutable xs = if x0 = 0.0 then 0.0 else x0 * (1.0 + 1e-12)
+                let mutable tries = 0
+                while x0 > 0.0 && tries < 60 && (DenseAlgebra.tryCholeskySolve (m xs) g).IsNone do
+                    xs <- x0 + 4.0 * (xs - x0)
+                    tries <- tries + 1
                 let fxs = f xs
                 // the boundary solution r = x0: the minimum-norm solution of M(x0)η = ḡ plus
                 // the null-space component that makes ‖Dη‖ = x0
@@ -152,16 +161,9 @@ module CubicRegularization =
                                 else tMinus
                             let eta = Array.map2 (fun e zi -> e + tau * zi) eta0 z
                             finish SolverPath.HardCase x0 x0 iters0 (dnorm eta) eta "boundary solution completed in the null space of M(x0)"
-                // a boundary case: ḡ has no component along the null space of M(x0) and the
-                // rest of the solution is inside the ball; decided on the data, not on the sign
-                // of f just right of x0 (which rounding decides when ḡᵀz is ~0)
-                let isBoundary () =
-                    x0 > 0.0
-                    && (match nullData () with
-                        | eta0, Some z -> abs (DenseAlgebra.dot g z) <= 1e-10 * gnorm && dnorm eta0 <= x0 * (1.0 + 1e-10)
-                        | _ -> false)
-                if isBoundary () then boundary ()
-                elif fxs <= 0.0 then
+                // boundary when f is not positive just right of x0, or when the interior root
+                // lies within rounding of x0 (below)
+                if fxs <= 0.0 then
                     if x0 = 0.0 then
                         let eta = solveM 0.0
                         finish path x0 x0 iters0 (dnorm eta) eta "the root is at 0"
