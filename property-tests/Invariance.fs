@@ -19,32 +19,36 @@ type Setup =
       Signs: bool list
       Cubic: bool
       UniformAverage: bool
+      /// A small CNN (conv 1→2, 3×3, padding 1; max-pool 2; linear 8→2) instead of the MLP.
+      Conv: bool
       Seed: int }
     override s.ToString() =
-        sprintf "hidden %A, %A, scales %A, cubic %b, uniform average %b, seed %d"
-            s.Hidden s.Activation (List.map2 (fun l p -> (if p then 1.0 else -1.0) * 10.0 ** l) s.LogScales s.Signs) s.Cubic s.UniformAverage s.Seed
+        sprintf "%s, %A, scales %A, cubic %b, uniform average %b, seed %d"
+            (if s.Conv then "cnn" else sprintf "mlp hidden %A" s.Hidden) s.Activation (List.map2 (fun l p -> (if p then 1.0 else -1.0) * 10.0 ** l) s.LogScales s.Signs) s.Cubic s.UniformAverage s.Seed
 
 let private tensorsOf (hidden: int list) = 2 * (hidden.Length + 1)
+let private tensorsOfSetup (conv: bool) (hidden: int list) = if conv then 4 else tensorsOf hidden
 
 type Generators =
     static member Setup() : Arbitrary<Setup> =
         let gen =
             gen {
+                let! conv = Gen.frequency [ 3, Gen.constant false; 1, Gen.constant true ]
                 let! depth = Gen.choose (0, 2)
                 let! hidden = Gen.listOfLength depth (Gen.choose (2, 4))
                 let! act = Gen.elements [ Activation.Tanh; Activation.Relu; Activation.Elu ]
-                let n = tensorsOf hidden
+                let n = tensorsOfSetup conv hidden
                 let! logs = Gen.listOfLength n (Gen.choose (-20, 20) |> Gen.map (fun k -> float k / 10.0))
                 let! signs = Gen.listOfLength n (Gen.elements [ true; false ])
                 let! cubic = Gen.elements [ true; false ]
                 let! avg = Gen.elements [ true; false ]
                 let! seed = Gen.choose (0, 10000)
-                return { Hidden = hidden; Activation = act; LogScales = logs; Signs = signs; Cubic = cubic; UniformAverage = avg; Seed = seed }
+                return { Hidden = hidden; Activation = act; LogScales = logs; Signs = signs; Cubic = cubic; UniformAverage = avg; Conv = conv; Seed = seed }
             }
         // shrink towards shallower nets and unit scales
         let shrink (s: Setup) =
             seq {
-                if not s.Hidden.IsEmpty then
+                if not s.Conv && not s.Hidden.IsEmpty then
                     let h = List.tail s.Hidden
                     let n = tensorsOf h
                     yield { s with Hidden = h; LogScales = List.truncate n s.LogScales; Signs = List.truncate n s.Signs }
@@ -53,10 +57,15 @@ type Generators =
         Arb.fromGenShrink (gen, shrink)
 
 let private build (s: Setup) =
-    let sizes = [ 3 ] @ s.Hidden @ [ 2 ]
-    let model = Models.mlpOn [| 3 |] sizes s.Activation { Scheme = InitScheme.ScaledNormal(1.0, 0.5); Dtype = Dtype.Float64; Seed = s.Seed }
+    let init = { Scheme = InitScheme.ScaledNormal(1.0, 0.5); Dtype = Dtype.Float64; Seed = s.Seed }
+    let model, inputShape =
+        if s.Conv then
+            Model.sequential "cnn" [| 1; 4; 4 |] init
+                [ LayerSpec.Conv2d(1, 2, 3, 1, 1, true); LayerSpec.Act s.Activation; LayerSpec.MaxPool2d(2, 2, 0); LayerSpec.Flatten; LayerSpec.Linear(8, 2, true) ],
+            [| 1; 4; 4 |]
+        else Models.mlpOn [| 3 |] ([ 3 ] @ s.Hidden @ [ 2 ]) s.Activation init, [| 3 |]
     let rng = Random s.Seed
-    let x = Tensor.ofArrayShape (Array.init 24 (fun _ -> rng.NextDouble() * 2.0 - 1.0)) [| 8; 3 |]
+    let x = Tensor.ofArrayShape (Array.init (8 * Shape.numel inputShape) (fun _ -> rng.NextDouble() * 2.0 - 1.0)) (Array.append [| 8 |] inputShape)
     let y = Tensor.ofArrayShape (Array.init 16 (fun _ -> rng.NextDouble() * 2.0 - 1.0)) [| 8; 2 |]
     let loss (ps: Parameters) = Tensor.mse (model.Forward(ps, x)) y
     let a = List.map2 (fun l p -> (if p then 1.0 else -1.0) * 10.0 ** l) s.LogScales s.Signs |> Array.ofList
@@ -161,7 +170,7 @@ let private differs (runs: (float[] * float[]) list) =
 
 [<NUnit.Framework.Test>]
 let ``invariance breaks for plain SGD at a fixed learning rate`` () =
-    let s = { Hidden = [ 3 ]; Activation = Activation.Tanh; LogScales = [ 0.7; -0.5; 0.3; 1.0 ]; Signs = [ true; true; false; true ]; Cubic = false; UniformAverage = false; Seed = 4 }
+    let s = { Hidden = [ 3 ]; Activation = Activation.Tanh; LogScales = [ 0.7; -0.5; 0.3; 1.0 ]; Signs = [ true; true; false; true ]; Cubic = false; UniformAverage = false; Conv = false; Seed = 4 }
     let sgd (ps: Parameters) (_: Parameters -> Tensor) = Sgd.create { SgdOptions.Defaults with LearningRate = 0.01; Momentum = 0.9 } ps :> Optimizer
     NUnit.Framework.Assert.That(differs (trajectories s sgd 6), NUnit.Framework.Is.True)
 
@@ -170,14 +179,14 @@ let ``invariance breaks for plain SGD at a fixed learning rate`` () =
 /// through ε, visible once ε is comparable to √v̂.
 [<NUnit.Framework.Test>]
 let ``invariance breaks with an Adam direction`` () =
-    let s = { Hidden = [ 3 ]; Activation = Activation.Tanh; LogScales = [ 0.7; -0.5; 0.3; 1.0 ]; Signs = [ true; true; false; true ]; Cubic = true; UniformAverage = false; Seed = 4 }
+    let s = { Hidden = [ 3 ]; Activation = Activation.Tanh; LogScales = [ 0.7; -0.5; 0.3; 1.0 ]; Signs = [ true; true; false; true ]; Cubic = true; UniformAverage = false; Conv = false; Seed = 4 }
     let adamGn (ps: Parameters) (loss: Parameters -> Tensor) =
         GroupedNewton.createWith (options s) (AdamRule { AdamOptions.Defaults with LearningRate = 1.0; Epsilon = 0.1 }) (Partition.canonical ps) (fun () -> loss) ps :> Optimizer
     NUnit.Framework.Assert.That(differs (trajectories s adamGn 6), NUnit.Framework.Is.True)
 
 [<NUnit.Framework.Test>]
 let ``invariance breaks when two tensors of one subset get different scales`` () =
-    let s = { Hidden = [ 3 ]; Activation = Activation.Tanh; LogScales = [ 0.7; -0.5; 0.3; 1.0 ]; Signs = [ true; true; false; true ]; Cubic = true; UniformAverage = false; Seed = 4 }
+    let s = { Hidden = [ 3 ]; Activation = Activation.Tanh; LogScales = [ 0.7; -0.5; 0.3; 1.0 ]; Signs = [ true; true; false; true ]; Cubic = true; UniformAverage = false; Conv = false; Seed = 4 }
     let perLayer (ps: Parameters) (loss: Parameters -> Tensor) =
         GroupedNewton.create (options s) 0.9 (Partition.perLayer ps) (fun () -> loss) ps :> Optimizer
     NUnit.Framework.Assert.That(differs (trajectories s perLayer 6), NUnit.Framework.Is.True)
