@@ -35,20 +35,9 @@ let loss (x: Tensor) (y: Tensor) (ps: Tensor[]) =
 let hvp (x: Tensor) (y: Tensor) (ps: Tensor[]) (v: Tensor[]) = Ad.hvpMany (loss x y) ps v
 
 let private pythonMs (script: string) (threads: int) (reps: int) =
-    let psi = ProcessStartInfo("/usr/bin/python3", sprintf "%s --threads %d --reps %d" script threads reps)
-    psi.RedirectStandardOutput <- true
-    psi.RedirectStandardError <- true
-    use p =
-        match Process.Start psi with
-        | null -> failwith "could not start /usr/bin/python3"
-        | p -> p
-    let out = p.StandardOutput.ReadToEnd()
-    let err = p.StandardError.ReadToEnd()
-    p.WaitForExit()
-    if p.ExitCode <> 0 then failwithf "the PyTorch anchor failed (exit %d): %s" p.ExitCode err
-    let line = out.Split('\n') |> Array.find (fun l -> l.StartsWith "{")
-    let doc = JsonDocument.Parse line
-    doc.RootElement.GetProperty("hvp_ms").GetDouble(), (match doc.RootElement.GetProperty("torch").GetString() with null -> "?" | v -> v)
+    match Anchor.runPython script (sprintf "--threads %d --reps %d" threads reps) with
+    | o :: _ -> o.GetProperty("hvp_ms").GetDouble(), (match o.GetProperty("torch").GetString() with null -> "?" | v -> v)
+    | [] -> failwith "the PyTorch HVP anchor printed nothing"
 
 let run (args: string[]) =
     let threadCounts = if args.Length > 0 then args.[0].Split(',') |> Array.map int else [| 1 |]

@@ -8,15 +8,10 @@ open System.Text.Json
 open GroupedNewton
 
 let private setup (name: string) =
-    let model, x =
-        match name with
-        | "mlp" -> Models.mlp [ 784; 1024; 200; 100; 10 ] Activation.Tanh (Init.pytorch 0), Tensor.randnOf Dtype.Float32 1 [| 100; 784 |]
-        | _ -> Models.lenet5 3 32 (Init.pytorch 0), Tensor.randnOf Dtype.Float32 1 [| 100; 3; 32; 32 |]
-    let rng = Random 2
-    let y = Tensor.ofInts (Array.init 100 (fun _ -> rng.Next 10))
-    let opt = Sgd.create { SgdOptions.Defaults with LearningRate = 1e-3; Momentum = 0.9 } model.Parameters
-    let step () = opt.Step(fun ps -> Losses.crossEntropy (model.Forward(ps, x)) y) |> ignore
-    let forward () = model.Forward(opt.Parameters, x) |> ignore
+    let w = Workloads.create name
+    let opt = Workloads.sgd w
+    let step () = opt.Step w.Loss |> ignore
+    let forward () = w.Model.Forward(opt.Parameters, w.Inputs) |> ignore
     forward, step
 
 let run (args: string[]) =

@@ -9,20 +9,14 @@ open System.Text.Json
 open GroupedNewton
 
 let private setup (name: string) =
-    let model, x =
-        match name with
-        | "mlp" -> Models.mlp [ 784; 1024; 200; 100; 10 ] Activation.Tanh (Init.pytorch 0), Tensor.randnOf Dtype.Float32 1 [| 100; 784 |]
-        | _ -> Models.lenet5 3 32 (Init.pytorch 0), Tensor.randnOf Dtype.Float32 1 [| 100; 3; 32; 32 |]
-    let rng = Random 2
-    let y = Tensor.ofInts (Array.init 100 (fun _ -> rng.Next 10))
-    let loss (ps: Parameters) = Losses.crossEntropy (model.Forward(ps, x)) y
-    let ps = model.Parameters
+    let w = Workloads.create name
+    let ps = w.Model.Parameters
     let u = ps.WithValues(ps.Values |> Array.mapi (fun i p -> Tensor.randnOf Dtype.Float32 (50 + i) p.Shape))
     let partition = Partition.canonical ps
-    let opt = Sgd.create { SgdOptions.Defaults with LearningRate = 1e-3; Momentum = 0.9 } ps
-    let forward () = model.Forward(ps, x) |> ignore
-    let step () = opt.Step loss |> ignore
-    let summary () = Summary.compute loss ps partition u |> ignore
+    let opt = Workloads.sgd w
+    let forward () = w.Model.Forward(ps, w.Inputs) |> ignore
+    let step () = opt.Step w.Loss |> ignore
+    let summary () = Summary.compute w.Loss ps partition u |> ignore
     partition.Count, forward, step, summary
 
 let run (args: string[]) =
