@@ -4,11 +4,6 @@ open System
 open System.Collections.Generic
 open System.IO
 
-/// A step that cannot proceed (non-finite loss or gradient, failed closure). The optimizer
-/// that raises it has left its parameters and state exactly as they were.
-type OptimizationException(message: string) =
-    inherit Exception(message)
-
 /// Parameters that share a learning rate. Schedulers change `LearningRate`.
 [<Sealed; AllowNullLiteral>]
 type ParamGroup(name: string, keys: ParameterKey[], learningRate: float) =

@@ -28,6 +28,11 @@ type DifferentiationException(message: string) =
 type BackendException(message: string) =
     inherit TensorException(message)
 
+/// A step that cannot proceed (non-finite loss or gradient, failed closure, non-finite
+/// summaries). The optimizer that raises it has left its parameters and state as they were.
+type OptimizationException(message: string) =
+    inherit Exception(message)
+
 module internal Fail =
     let shapeStr (s: int[]) = "[" + String.Join("; ", s) + "]"
     let shape op (msg: string) = raise (ShapeMismatchException(sprintf "%s: %s" op msg))
