@@ -63,10 +63,22 @@ module internal Elementwise =
     let rec log (a: Dual) : Dual =
         unary "log" (fun r -> r.Backend.Unary(UnaryKind.Log, r)) (fun p t _ -> divS t p) (fun p _ adj -> divS adj p) a
 
+    /// t ⊙ (1 − y²), tanh's derivative applied to t, as one op; its own derivatives are
+    /// ∂/∂t: the op itself, ∂/∂y: −2·y·t (both closed, so every nesting works).
+    let rec tanhGrad (y: Dual) (t: Dual) : Dual =
+        let dy (y: Dual) (t: Dual) (dY: Dual) = mulScalar -2.0 (mulS (mulS y t) dY)
+        Dispatch.apply
+            { new Op("tanhGrad") with
+                member _.Raw rs = rs.[0].Backend.TanhGrad(rs.[0], rs.[1])
+                member _.Jvp(p, tg, _) =
+                    sumTerms addS (tg.[1] |> ValueOption.map (fun dt -> tanhGrad p.[0] dt))
+                                  (tg.[0] |> ValueOption.map (fun dY -> dy p.[0] p.[1] dY))
+                member _.Vjp(p, _, adj, i) = if i = 1 then tanhGrad p.[0] adj else dy p.[0] p.[1] adj }
+            [| y; t |]
+
     /// tanh' = 1 − tanh²: a polynomial in the output, exact at every order and free of cosh overflow.
     let rec tanh (a: Dual) : Dual =
-        let d (y: Dual) (t: Dual) = mulS t (addScalar 1.0 (neg (mulS y y)))
-        unary "tanh" (fun r -> r.Backend.Unary(UnaryKind.Tanh, r)) (fun _ t y -> d y t) (fun _ y adj -> d y adj) a
+        unary "tanh" (fun r -> r.Backend.Unary(UnaryKind.Tanh, r)) (fun _ t y -> tanhGrad y t) (fun _ y adj -> tanhGrad y adj) a
 
     let rec sigmoid (a: Dual) : Dual =
         let d (y: Dual) (t: Dual) = mulS t (mulS y (addScalar 1.0 (neg y)))

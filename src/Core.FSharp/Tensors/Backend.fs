@@ -58,6 +58,8 @@ and [<AbstractClass>] Backend() =
     abstract AddBroadcast: a: RawTensor * b: RawTensor -> RawTensor
     /// a + beta·b for operands of one shape (one pass: optimizer updates).
     abstract AddScaled: a: RawTensor * b: RawTensor * beta: float -> RawTensor
+    /// t ⊙ (1 − y²) for operands of one shape (tanh's derivative applied to t, one pass).
+    abstract TanhGrad: y: RawTensor * t: RawTensor -> RawTensor
     abstract AddScalar: t: RawTensor * c: float -> RawTensor
     abstract MulScalar: t: RawTensor * c: float -> RawTensor
     abstract PowScalar: t: RawTensor * c: float -> RawTensor

@@ -179,3 +179,24 @@ module Elementwise =
         | F32 x, F32 y -> let c = float32 beta in F32 (zip y x (fun q p r o n -> TensorPrimitives.MultiplyAdd(ro q o n, c, ro p o n, sp r o n)))
         | F64 x, F64 y -> F64 (zip y x (fun q p r o n -> TensorPrimitives.MultiplyAdd(ro q o n, beta, ro p o n, sp r o n)))
         | _ -> Fail.dtype "addScaled" (sprintf "operands of dtypes %O and %O" a.Dtype b.Dtype)
+
+    let inline private tanhGradArr (y: 'T[]) (t: 'T[]) (one: 'T) =
+        let r : 'T[] = Storage.Uninit y.Length
+        let w = Numerics.Vector<'T>.Count
+        let vOne = Numerics.Vector<'T>(one)
+        let mutable i = 0
+        while i + w <= y.Length do
+            let yv = Numerics.Vector<'T>(y, i)
+            (Numerics.Vector<'T>(t, i) * (vOne - yv * yv)).CopyTo(r, i)
+            i <- i + w
+        while i < y.Length do
+            r.[i] <- t.[i] * (one - y.[i] * y.[i])
+            i <- i + 1
+        r
+
+    /// t ⊙ (1 − y²) in one pass.
+    let tanhGrad (y: Storage) (t: Storage) =
+        match y, t with
+        | F32 a, F32 b -> F32 (tanhGradArr a b 1.0f)
+        | F64 a, F64 b -> F64 (tanhGradArr a b 1.0)
+        | _ -> Fail.dtype "tanhGrad" (sprintf "operands of dtypes %O and %O" y.Dtype t.Dtype)

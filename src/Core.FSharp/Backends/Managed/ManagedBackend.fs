@@ -79,6 +79,7 @@ type ManagedBackend() as this =
     override _.Unary(kind, t) = mk t.Shape (Elementwise.unary kind (st t))
     override _.Binary(kind, a, b) = mk a.Shape (Elementwise.binary kind (st a) (st b))
     override _.AddBroadcast(a, b) = mk a.Shape (Elementwise.addBroadcast (st a) a.Shape (st b) b.Shape)
+    override _.TanhGrad(y, t) = mk y.Shape (Elementwise.tanhGrad (st y) (st t))
     override _.AddScaled(a, b, beta) = mk a.Shape (Elementwise.addScaled (st a) (st b) beta)
     override _.AddScalar(t, c) = mk t.Shape (Elementwise.addScalar (st t) c)
     override _.MulScalar(t, c) = mk t.Shape (Elementwise.mulScalar (st t) c)
