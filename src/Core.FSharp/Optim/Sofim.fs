@@ -1,0 +1,110 @@
+namespace GroupedNewton
+
+open System
+open System.Collections.Generic
+
+/// Which vector the regularised Fisher inverse is applied to.
+[<RequireQualifiedAccess>]
+type SofimDirection =
+    /// F⁻¹m̂ with F = m̂m̂ᵀ + ρI (the SOFIM algorithm): exactly m̂ / (ρ + ‖m̂‖²).
+    | Momentum
+    /// F⁻¹g for the current gradient (an ablation): (g − c m̂)/ρ + c m̂/(ρ + ‖m̂‖²), c = m̂ᵀg/‖m̂‖².
+    | Gradient
+
+/// Over which parameters F is formed.
+[<RequireQualifiedAccess>]
+type SofimScope =
+    /// One F for the whole model (the paper's O(d) statement).
+    | Model
+    /// One F per layer (tensors sharing the name prefix before the last '.').
+    | Layer
+    /// One F per tensor.
+    | Tensor
+
+/// SOFIM hyperparameters.
+type SofimOptions =
+    { /// η; the effective step is η/(ρ + ‖m̂‖²), not comparable to an SGD learning rate.
+      LearningRate: float
+      /// EMA decay of the gradient moment.
+      Beta: float
+      /// ρ > 0, the Tikhonov regularisation of the Fisher matrix (also caps the step at η/(2√ρ)).
+      Rho: float
+      BiasCorrection: bool
+      Direction: SofimDirection
+      Scope: SofimScope
+      /// Coupled L2: λ·w added to the gradient before the moment.
+      WeightDecay: float }
+
+    static member Defaults =
+        { LearningRate = 0.1; Beta = 0.9; Rho = 0.5; BiasCorrection = true; Direction = SofimDirection.Momentum
+          Scope = SofimScope.Model; WeightDecay = 0.0 }
+
+    member o.Validate() =
+        if not (Double.IsFinite o.LearningRate) || o.LearningRate <= 0.0 then
+            invalidArg "LearningRate" (sprintf "SOFIM: LearningRate must be positive, got %g" o.LearningRate)
+        if not (o.Beta >= 0.0 && o.Beta < 1.0) then invalidArg "Beta" (sprintf "SOFIM: Beta must be in [0, 1), got %g" o.Beta)
+        if not (Double.IsFinite o.Rho) || o.Rho <= 0.0 then invalidArg "Rho" (sprintf "SOFIM: Rho must be positive, got %g" o.Rho)
+        if not (Double.IsFinite o.WeightDecay) || o.WeightDecay < 0.0 then
+            invalidArg "WeightDecay" (sprintf "SOFIM: WeightDecay must be non-negative, got %g" o.WeightDecay)
+
+/// SOFIM (arXiv 2403.02833): m ← βm + (1−β)g, m̂ = m/(1 − βᵗ), direction F⁻¹m̂ with
+/// F = m̂m̂ᵀ + ρI, never formed. By Sherman–Morrison F⁻¹m̂ = m̂/(ρ + ‖m̂‖²) exactly; this
+/// closed form is what is computed (the textbook difference m̂/ρ − m̂‖m̂‖²/(ρ² + ρ‖m̂‖²)
+/// cancels catastrophically in float32). Norms and inner products accumulate in float64.
+type SofimRule(options: SofimOptions) =
+    inherit UpdateRule()
+    do options.Validate()
+    let layerOf (name: string) = match name.LastIndexOf '.' with -1 -> name | i -> name.Substring(0, i)
+    let sum64 (t: Tensor) = Tensor.toArray t |> Array.sum
+    member _.Options = options
+    override _.Name = "sofim"
+    override _.BufferNames = [| "m" |]
+    override _.Direction(ps, gradient, state) =
+        let t = state.Step + 1
+        let bc = if options.BiasCorrection then 1.0 - Math.Pow(options.Beta, float t) else 1.0
+        let keys = ps.KeyArray
+        let g =
+            keys |> Array.map (fun k ->
+                let gk = gradient.[k]
+                if options.WeightDecay <> 0.0 then Tensor.addScaled options.WeightDecay gk ps.[k] else gk)
+        let m =
+            Array.map2 (fun (k: ParameterKey) (gk: Tensor) ->
+                match state.Buffers.TryGetValue k with
+                | true, b -> Tensor.addScaled (1.0 - options.Beta) (options.Beta * b.[0]) gk
+                | _ -> (1.0 - options.Beta) * gk) keys g
+        let mhat = m |> Array.map (fun v -> v / bc)
+        // the groups sharing one F
+        let groupOf =
+            match options.Scope with
+            | SofimScope.Model -> fun (_: int) -> ""
+            | SofimScope.Layer -> fun i -> layerOf keys.[i].Name
+            | SofimScope.Tensor -> fun i -> keys.[i].Name
+        let norm2 = Dictionary<string, float>()
+        let dotMg = Dictionary<string, float>()
+        for i in 0 .. keys.Length - 1 do
+            let grp = groupOf i
+            let add (d: Dictionary<string, float>) v = d.[grp] <- (match d.TryGetValue grp with | true, x -> x | _ -> 0.0) + v
+            let m64 = Tensor.cast Dtype.Float64 mhat.[i]
+            add norm2 (sum64 (m64 * m64))
+            if options.Direction = SofimDirection.Gradient then add dotMg (sum64 (m64 * Tensor.cast Dtype.Float64 g.[i]))
+        for kv in norm2 do
+            if not (Double.IsFinite kv.Value) then
+                raise (OptimizationException(sprintf "SOFIM step %d: ‖m̂‖² is %g (the gradient is not finite)" t kv.Value))
+        let dir =
+            Array.init keys.Length (fun i ->
+                let s2 = norm2.[groupOf i]
+                match options.Direction with
+                | SofimDirection.Momentum -> mhat.[i] / (options.Rho + s2)
+                | SofimDirection.Gradient ->
+                    let c = if s2 = 0.0 then 0.0 else dotMg.[groupOf i] / s2
+                    // (g − c m̂)/ρ + c m̂/(ρ + ‖m̂‖²): no cancelling difference of large terms
+                    Tensor.addScaled (c / (options.Rho + s2)) (Tensor.addScaled -c g.[i] mhat.[i] / options.Rho) mhat.[i])
+        let buffers = Dictionary<ParameterKey, Tensor[]>(HashIdentity.Reference)
+        Array.iteri2 (fun i (k: ParameterKey) (mk: Tensor) -> buffers.[k] <- [| Tensor.detach mk |]) keys m
+        ps.WithValues(dir |> Array.map Tensor.detach), { Step = t; Buffers = buffers }
+
+module Sofim =
+    /// A SOFIM optimizer over all parameters in one group (learning rate η).
+    let create (options: SofimOptions) (ps: Parameters) =
+        let rule = SofimRule options
+        FirstOrderOptimizer(ps, OptimizerSupport.defaultGroups ps options.LearningRate, rule)
