@@ -38,10 +38,6 @@ let runPython (script: string) (args: string) : JsonElement list =
     |> Array.map (fun l -> JsonDocument.Parse(l).RootElement.Clone())
     |> List.ofArray
 
-let median (xs: float seq) =
-    let a = Array.ofSeq xs |> Array.sort
-    a.[a.Length / 2]
-
 let blasNote () =
     sprintf "GEMM: %s; OPENBLAS_CORETYPE=%s" (GroupedNewton.Backends.GemmProvider.active ())
         (match Environment.GetEnvironmentVariable "OPENBLAS_CORETYPE" with null | "" -> "unset" | s -> s)

@@ -33,11 +33,6 @@ let private warmUp (f: unit -> unit) =
         calls <- calls + 1
     sw.Elapsed.TotalMilliseconds / float calls
 
-let private median (xs: float seq) =
-    let a = Seq.toArray xs
-    Array.sortInPlace a
-    if a.Length = 0 then nan else a.[a.Length / 2]
-
 /// Times `managed` and `blas` in alternating rounds (so drift and thermal state hit both
 /// alike); the result is the median over rounds of each round's median.
 let private sideBySide (rounds: int) (threads: int) (managed: unit -> unit) (blas: (unit -> unit) option) =
@@ -58,7 +53,7 @@ let private sideBySide (rounds: int) (threads: int) (managed: unit -> unit) (bla
             bTimes.Add(Timing.medianMs 1 (repsFor t) f)
             settle ()
         | _ -> ()
-    median mTimes, (if bTimes.Count > 0 then Some(median bTimes) else None)
+    Timing.median mTimes, (if bTimes.Count > 0 then Some(Timing.median bTimes) else None)
 
 let private relDiff (x: float[]) (y: float[]) =
     let mutable worst = 0.0

@@ -59,8 +59,7 @@ let run (args: string[]) =
             let ms, ver = pythonMs script threads reps
             theirs.Add ms
             version <- ver
-        let med (a: ResizeArray<float>) = let s = a.ToArray() |> Array.sort in s.[s.Length / 2]
-        let o, t = med ours, med theirs
+        let o, t = Timing.median ours, Timing.median theirs
         printfn "threads %d: GroupedNewton %.2f ms, PyTorch %s %.2f ms, ratio %.2fx" threads o version t (o / t)
         printfn "%s" (JsonSerializer.Serialize {| bench = "hvp-mlp"; threads = threads; groupednewton_ms = o; pytorch_ms = t; ratio = o / t; torch = version; gemm = Backends.GemmProvider.active () |})
     0

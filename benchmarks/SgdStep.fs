@@ -41,9 +41,9 @@ let run (args: string[]) =
                             theirFwd.Add(o.GetProperty("forward_ms").GetDouble())
                         | _ -> ()
                 | None -> ()
-            let o, f = Anchor.median ours, Anchor.median ourFwd
+            let o, f = Timing.median ours, Timing.median ourFwd
             if theirs.Count > 0 then
-                let p, pf = Anchor.median theirs, Anchor.median theirFwd
+                let p, pf = Timing.median theirs, Timing.median theirFwd
                 printfn "%-6s threads %d: step %.2f ms vs PyTorch %.2f ms (ratio %.2f); forward %.2f vs %.2f ms (ratio %.2f)" name t o p (o / p) f pf (f / pf)
                 printfn "%s" (JsonSerializer.Serialize {| bench = "sgd-step"; model = name; threads = t; sgd_step_ms = o; pytorch_sgd_step_ms = p; ratio = o / p; forward_ms = f; pytorch_forward_ms = pf |})
             else

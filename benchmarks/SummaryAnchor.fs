@@ -52,10 +52,10 @@ let run (args: string[]) =
                             pst.Add(o.GetProperty("sgd_step_ms").GetDouble())
                         | _ -> ()
                 | None -> ()
-            let fm, sm, um = Anchor.median f, Anchor.median st, Anchor.median su
+            let fm, sm, um = Timing.median f, Timing.median st, Timing.median su
             printfn "%s" (JsonSerializer.Serialize {| model = name; threads = t; S = S; batch = 100; forward_ms = fm; sgd_step_ms = sm; summary_ms = um; summary_over_step = um / sm |})
             if psu.Count > 0 then
-                let pu, ps = Anchor.median psu, Anchor.median pst
+                let pu, ps = Timing.median psu, Timing.median pst
                 eprintfn "%-6s threads %d: summary %.1f ms vs PyTorch %.1f ms (ratio %.2f); summary/step %.1f vs %.1f"
                     name t um pu (um / pu) (um / sm) (pu / ps)
     0

@@ -14,11 +14,15 @@ type Model =
       Layers: Layer[]
       Parameters: Parameters }
 
-    /// The model's output for a batch x under parameter values ps.
-    member m.Forward(ps: Parameters, x: Tensor) : Tensor =
+    /// Raises ShapeMismatchException unless x is a batch of the model's inputs.
+    member m.CheckInput(x: Tensor) =
         if x.Rank <> m.InputShape.Length + 1 || x.Shape.[1..] <> m.InputShape then
             raise (ShapeMismatchException(sprintf "model '%s' expects inputs [N; %s], got %s"
                                               m.Name (String.Join("; ", m.InputShape)) (Shape.str x.Shape)))
+
+    /// The model's output for a batch x under parameter values ps.
+    member m.Forward(ps: Parameters, x: Tensor) : Tensor =
+        m.CheckInput x
         let mutable h = x
         for l in m.Layers do h <- Layer.forward l ps h
         h

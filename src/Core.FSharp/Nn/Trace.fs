@@ -26,30 +26,31 @@ module Trace =
     /// come from a zero perturbation added to each such output, differentiated with the
     /// parameters, so no second pass is needed.
     let run (model: Model) (ps: Parameters) (x: Tensor) (loss: Tensor -> Tensor) : ModelTrace =
-        // a first forward pass finds the output shapes of the trainable layers
-        let shapes = ResizeArray<int[]>()
-        let inputs = ResizeArray<Tensor>()
-        let outputs = ResizeArray<Tensor>()
-        let mutable h = x
+        let trainable = Model.trainableLayers model
+        model.CheckInput x
+        // the zero perturbations take the trainable layers' output shapes from the specs
+        let mutable shape = model.InputShape
+        let zeros = ResizeArray<Tensor>()
         for l in model.Layers do
-            let y = Layer.forward l ps h
-            if l.Weight.IsSome then
-                inputs.Add(Tensor.detach h)
-                outputs.Add(Tensor.detach y)
-                shapes.Add y.Shape
-            h <- y
-        let trainable = model.Layers |> Array.filter (fun l -> l.Weight.IsSome)
+            shape <- Layer.outputShape l.Spec shape
+            if l.Weight.IsSome then zeros.Add(Tensor.zerosOf x.Dtype (Array.append [| x.Shape.[0] |] shape))
         let n = ps.Count
-        let zeros = shapes.ToArray() |> Array.map (fun s -> Tensor.zerosOf x.Dtype s)
+        let inputs = Array.zeroCreate<Tensor> trainable.Length
+        let outputs = Array.zeroCreate<Tensor> trainable.Length
         let f (vs: Tensor[]) =
             let q = ps.WithValues vs.[.. n - 1]
             let mutable h = x
             let mutable k = 0
             for l in model.Layers do
                 let y = Layer.forward l q h
-                h <- if l.Weight.IsSome then (k <- k + 1; y + vs.[n + k - 1]) else y
+                if l.Weight.IsSome then
+                    inputs.[k] <- Tensor.detach h
+                    outputs.[k] <- Tensor.detach y
+                    h <- y + vs.[n + k]
+                    k <- k + 1
+                else h <- y
             loss h
-        let value, grads = Ad.valueAndGradMany f (Array.append ps.Values zeros)
+        let value, grads = Ad.valueAndGradMany f (Array.append ps.Values (zeros.ToArray()))
         { Loss = Tensor.toScalar value
           Gradient = ps.WithValues grads.[.. n - 1]
           Layers =

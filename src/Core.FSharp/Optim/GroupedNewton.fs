@@ -260,7 +260,7 @@ type GroupedNewtonOptimizer(initial: Parameters, partition: Partition, options: 
                 loss
 
     override o.StateEntries() =
-        [ yield "optimizer", StoreValue.Text "grouped-newton"
+        [ yield "optimizer", StoreValue.Text o.Name
           yield "step", StoreValue.Int step
           yield "updater.step", StoreValue.Int updaterState.Step
           for s in 0 .. S - 1 do
@@ -268,25 +268,17 @@ type GroupedNewtonOptimizer(initial: Parameters, partition: Partition, options: 
               yield sprintf "applied.%d" s, StoreValue.Float applied.[s]
               yield sprintf "damping.%d" s, StoreValue.Float damping.[s]
           yield "lambda_int", StoreValue.Float lambdaInt
-          for k in o.Parameters.KeyArray do
-              match updaterState.Buffers.TryGetValue k with
-              | true, bufs -> for i in 0 .. bufs.Length - 1 do yield sprintf "buffer.%s.%s" k.Name updater.BufferNames.[i], StoreValue.Tensor bufs.[i]
-              | _ -> () ]
+          yield! OptimizerSupport.bufferEntries o.Parameters updater updaterState ]
 
     override o.RestoreState(source, entries) =
-        let kind = TensorStore.getText source entries "optimizer"
-        if kind <> "grouped-newton" then raise (StateFormatException(sprintf "%s: saved by optimizer '%s', cannot be loaded into 'grouped-newton'" source kind))
+        OptimizerSupport.checkKind source entries o.Name
         let st = TensorStore.getInt source entries "step"
         let ust = TensorStore.getInt source entries "updater.step"
         let etas = Array.init S (fun s -> TensorStore.getFloat source entries (sprintf "eta.%d" s))
         let app = Array.init S (fun s -> TensorStore.getFloat source entries (sprintf "applied.%d" s))
         let damps = Array.init S (fun s -> TensorStore.getFloat source entries (sprintf "damping.%d" s))
         let li = TensorStore.getFloat source entries "lambda_int"
-        let buffers = Collections.Generic.Dictionary<ParameterKey, Tensor[]>(HashIdentity.Reference)
-        for k in o.Parameters.KeyArray do
-            let names = updater.BufferNames |> Array.map (fun b -> sprintf "buffer.%s.%s" k.Name b)
-            if names.Length > 0 && names |> Array.forall entries.ContainsKey then
-                buffers.[k] <- names |> Array.map (TensorStore.getTensor source entries)
+        let buffers = OptimizerSupport.parseBuffers source entries o.Parameters updater
         step <- st
         updaterState <- { Step = ust; Buffers = buffers }
         eta <- etas

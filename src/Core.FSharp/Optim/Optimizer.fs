@@ -119,25 +119,31 @@ module internal OptimizerSupport =
             let lr = lrOf k
             if lr = 0.0 then v else Tensor.addScaled -lr v (Tensor.detach direction.[k]))
 
-    let stateEntries (ps: Parameters) (rule: UpdateRule) (state: RuleState) (groups: ParamGroup[]) =
-        [ yield "optimizer", StoreValue.Text rule.Name
-          yield "step", StoreValue.Int state.Step
-          for g in groups do
-              yield "group." + g.Name + ".lr", StoreValue.Float g.LearningRate
-          for k in ps.KeyArray do
+    /// The store entries "buffer.<parameter>.<buffer>" of a rule state.
+    let bufferEntries (ps: Parameters) (rule: UpdateRule) (state: RuleState) =
+        [ for k in ps.KeyArray do
               match state.Buffers.TryGetValue k with
               | true, bufs ->
                   for i in 0 .. bufs.Length - 1 do
                       yield sprintf "buffer.%s.%s" k.Name rule.BufferNames.[i], StoreValue.Tensor bufs.[i]
               | _ -> () ]
 
-    /// Parses a saved rule state for these parameters; changes nothing itself.
-    let parseState (source: string) (d: IReadOnlyDictionary<string, StoreValue>) (ps: Parameters) (rule: UpdateRule) (groups: ParamGroup[]) =
+    let stateEntries (ps: Parameters) (rule: UpdateRule) (state: RuleState) (groups: ParamGroup[]) =
+        [ yield "optimizer", StoreValue.Text rule.Name
+          yield "step", StoreValue.Int state.Step
+          for g in groups do
+              yield "group." + g.Name + ".lr", StoreValue.Float g.LearningRate
+          yield! bufferEntries ps rule state ]
+
+    /// Raises StateFormatException unless the entries were saved by optimizer `name`.
+    let checkKind (source: string) (d: IReadOnlyDictionary<string, StoreValue>) (name: string) =
         let kind = TensorStore.getText source d "optimizer"
-        if kind <> rule.Name then
-            raise (StateFormatException(sprintf "%s: saved by optimizer '%s', cannot be loaded into '%s'" source kind rule.Name))
-        let step = TensorStore.getInt source d "step"
-        let lrs = groups |> Array.map (fun g -> g, TensorStore.getFloat source d ("group." + g.Name + ".lr"))
+        if kind <> name then
+            raise (StateFormatException(sprintf "%s: saved by optimizer '%s', cannot be loaded into '%s'" source kind name))
+
+    /// Parses the saved buffers of a rule for these parameters, checking their shapes and
+    /// dtypes; changes nothing itself.
+    let parseBuffers (source: string) (d: IReadOnlyDictionary<string, StoreValue>) (ps: Parameters) (rule: UpdateRule) =
         let buffers = Dictionary<ParameterKey, Tensor[]>(HashIdentity.Reference)
         for i in 0 .. ps.Count - 1 do
             let k = ps.KeyArray.[i]
@@ -152,7 +158,14 @@ module internal OptimizerSupport =
                 buffers.[k] <- bufs
             elif present.Length > 0 then
                 raise (StateFormatException(sprintf "%s: incomplete buffers for '%s'" source k.Name))
-        { Step = step; Buffers = buffers }, lrs
+        buffers
+
+    /// Parses a saved rule state for these parameters; changes nothing itself.
+    let parseState (source: string) (d: IReadOnlyDictionary<string, StoreValue>) (ps: Parameters) (rule: UpdateRule) (groups: ParamGroup[]) =
+        checkKind source d rule.Name
+        let step = TensorStore.getInt source d "step"
+        let lrs = groups |> Array.map (fun g -> g, TensorStore.getFloat source d ("group." + g.Name + ".lr"))
+        { Step = step; Buffers = parseBuffers source d ps rule }, lrs
 
 /// An optimizer that applies a first-order update rule with per-group learning rates.
 type FirstOrderOptimizer(initial: Parameters, groups: ParamGroup[], rule: UpdateRule) =
