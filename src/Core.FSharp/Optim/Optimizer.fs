@@ -61,6 +61,7 @@ type Optimizer(initial: Parameters, groups: ParamGroup[]) =
     do for g in groups do for k in g.KeyArray do groupOf.[k] <- g
 
     let mutable current = initial
+    let warning = Event<string>()
 
     /// The current parameter values.
     member _.Parameters = current
@@ -75,7 +76,22 @@ type Optimizer(initial: Parameters, groups: ParamGroup[]) =
 
     member internal _.Commit(ps: Parameters) = current <- ps
 
+    /// Raised when the optimizer degrades gracefully (for example a layer it cannot
+    /// precondition falls back to a first-order rule); the text names what and why.
+    [<CLIEvent>]
+    member _.Warning = warning.Publish
+    member internal _.Warn(message: string) = warning.Trigger message
+
     abstract Name: string
+    /// Whether the optimizer needs the model's layer structure and batch (K-FAC, K-BFGS):
+    /// such optimizers are stepped with StepOn; Step with a bare closure is refused.
+    abstract NeedsModel: bool
+    default _.NeedsModel = false
+    /// One step on a batch: the loss is `loss (model.Forward(parameters, input))`.
+    /// Optimizers that precondition layer by layer use the model's per-layer inputs and
+    /// output gradients; the others evaluate the same closure as Step.
+    abstract StepOn: model: Model * input: Tensor * loss: (Tensor -> Tensor) -> float
+    default o.StepOn(model, input, loss) = o.Step(fun ps -> loss (model.Forward(ps, input)))
     /// Number of completed steps.
     abstract StepCount: int
     /// One step: evaluates the loss closure at the current parameters, updates them and

@@ -75,7 +75,7 @@ module Trainer =
             use e = (Loader.batches loaderOptions data.Train epoch).GetEnumerator()
             while not cancel.IsCancellationRequested && e.MoveNext() do
                 let b = e.Current
-                let loss = optimizer.Step(fun ps -> Objective.loss options.Objective (model.Forward(ps, b.Inputs)) b)
+                let loss = optimizer.StepOn(model, b.Inputs, fun out -> Objective.loss options.Objective out b)
                 steps <- steps + 1
                 lossSum <- lossSum + loss * float b.Size
                 seen <- seen + b.Size
