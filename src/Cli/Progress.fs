@@ -72,13 +72,16 @@ type private LiveProgress(ctx: ProgressContext) =
             let t =
                 match task with
                 | null ->
-                    let t = ctx.AddTask("", true, float steps)
+                    let t = ctx.AddTask(Markup.Escape label, true, float steps)
                     task <- t
                     t
                 | t -> t
             if step = 1 then t.Value <- 0.0
             t.Value <- float step
-            t.Description <- Markup.Escape(sprintf "%s epoch %d/%d step %d/%d loss %.4f %.0f samples/s%s" label epoch epochs step steps loss sps (rateText 4 rates))
+            // the description shares the line with the bar, percentage and time columns
+            let room = max 30 (AnsiConsole.Profile.Width - 40)
+            let text = sprintf "%s %d/%d loss %.4f %.0f/s%s" label epoch epochs loss sps (rateText 4 rates)
+            t.Description <- Markup.Escape(if text.Length > room then text.Substring(0, room - 1) + "…" else text)
         member _.Epoch(m, rates) =
             AnsiConsole.MarkupLine(Markup.Escape(epochLine label epochs m rates))
         member _.Message(text) = AnsiConsole.MarkupLine(Markup.Escape text)
