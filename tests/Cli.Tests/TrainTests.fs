@@ -96,3 +96,8 @@ let ``resume refuses a checkpoint written with another seed`` () =
     let b = run ([ "train"; "--optimizer"; "sgd"; "--epochs"; "2"; "--seed"; "5"; "--resume"; "--out"; dir ] @ tinyTask)
     Assert.That(b.Code, Is.EqualTo ExitCode.Usage)
     Assert.That(b.Err, Does.Contain "--seed 0, not 5")
+
+[<Test>]
+let ``resuming uniform-averaged GroupedNewton continues its averages bit for bit`` () =
+    // period 2: three curvature updates per epoch; the averages span the epoch boundary
+    resumeMatches "grouped-newton-avg" [ "--period"; "2" ]
