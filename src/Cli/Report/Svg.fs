@@ -42,6 +42,9 @@ let private left, right, top, bottom = 70.0, 170.0, 34.0, 46.0
 
 /// A line chart. With `logY` the y axis is log10 and non-positive values are dropped.
 let lineChart (title: string) (xLabel: string) (yLabel: string) (logY: bool) (series: Series list) =
+    // a log axis only when the positive values span at least a decade
+    let positive = series |> List.collect (fun s -> s.Points |> Array.map snd |> Array.filter (fun y -> y > 0.0 && Double.IsFinite y) |> List.ofArray)
+    let logY = logY && not positive.IsEmpty && List.max positive >= 10.0 * List.min positive
     let ty (y: float) = if logY then (if y > 0.0 then Math.Log10 y else nan) else y
     let finite (x, y) = Double.IsFinite x && Double.IsFinite y
     let pts = series |> List.map (fun s -> s, s.Points |> Array.map (fun (x, y) -> x, ty y))
@@ -62,7 +65,12 @@ let lineChart (title: string) (xLabel: string) (yLabel: string) (logY: bool) (se
         let y0, y1 = let a, b = pad y0 y1 in a - (b - a) * 0.04, b + (b - a) * 0.04
         let sx x = left + (x - x0) / (x1 - x0) * pw
         let sy y = top + ph - (y - y0) / (y1 - y0) * ph
-        for t in ticks x0 x1 6 do
+        // integer x values (epochs, steps) get integer ticks
+        let xt = ticks x0 x1 6
+        let xt =
+            let whole = xt |> Array.filter (fun t -> t = Math.Round t)
+            if all |> List.forall (fun (x, _) -> x = Math.Round x) && whole.Length >= 2 then whole else xt
+        for t in xt do
             add (sprintf "<line x1=\"%s\" y1=\"%s\" x2=\"%s\" y2=\"%s\" stroke=\"#ddd\"/>" (f (sx t)) (f top) (f (sx t)) (f (top + ph)))
             add (sprintf "<text x=\"%s\" y=\"%s\" text-anchor=\"middle\">%s</text>" (f (sx t)) (f (top + ph + 14.0)) (label t))
         let yt = if logY then [| Math.Ceiling y0 .. Math.Floor y1 |] else ticks y0 y1 5
