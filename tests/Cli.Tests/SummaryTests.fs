@@ -54,3 +54,18 @@ let ``summary with the per-layer partition prints a 2×2 matrix`` () =
     Assert.That(S, Is.EqualTo 2)
     Assert.That(h.[0].[1], Is.EqualTo h.[1].[0])
     Assert.That(h.[0].[0], Is.GreaterThan 0.0)
+
+[<Test>]
+let ``summary reads the parameters of a train checkpoint`` () =
+    let dir = tempFolder ()
+    let t = run ([ "train"; "--optimizer"; "sgd"; "--lr"; "0.1"; "--epochs"; "1"; "--out"; dir ] @ tinyTask)
+    Assert.That(t.Code, Is.EqualTo 0, t.Err)
+    let atInit = run ([ "summary" ] @ tinyTask)
+    let trained = run ([ "summary"; "--checkpoint"; Path.Combine(dir, "epoch-0001.ckpt") ] @ tinyTask)
+    Assert.That(trained.Code, Is.EqualTo 0, trained.Err)
+    Assert.That(trained.Out, Does.Contain "parameters from")
+    Assert.That(snd (printedMatrix trained.Out), Is.Not.EqualTo(box (snd (printedMatrix atInit.Out))))
+    // a checkpoint of another model is refused by name
+    let other = run ([ "summary"; "--checkpoint"; Path.Combine(dir, "epoch-0001.ckpt") ] @ tinyTask @ [ "--hidden"; "4" ])
+    Assert.That(other.Code, Is.EqualTo ExitCode.Failure)
+    Assert.That(other.Err, Does.Contain "mlp-784-8-10")

@@ -49,6 +49,8 @@ let private resumeMatches (optimizer: string) (extra: string list) =
     let common = [ "--optimizer"; optimizer ] @ extra @ tinyTask
     let a = run ([ "train"; "--epochs"; "2"; "--out"; whole ] @ common)
     Assert.That(a.Code, Is.EqualTo 0, a.Err)
+    // progress lines: GroupedNewton shows its per-subset learning rates, the others none
+    Assert.That(a.Out.Contains "lr[1.weight=", Is.EqualTo(optimizer.StartsWith "grouped-newton"))
     let b1 = run ([ "train"; "--epochs"; "1"; "--out"; split ] @ common)
     Assert.That(b1.Code, Is.EqualTo 0, b1.Err)
     let b2 = run ([ "train"; "--epochs"; "2"; "--resume"; "--out"; split ] @ common)
@@ -101,3 +103,16 @@ let ``resume refuses a checkpoint written with another seed`` () =
 let ``resuming uniform-averaged GroupedNewton continues its averages bit for bit`` () =
     // period 2: three curvature updates per epoch; the averages span the epoch boundary
     resumeMatches "grouped-newton-avg" [ "--period"; "2" ]
+
+[<Test>]
+let ``without --dataset the task says which data it uses and how to install Fashion-MNIST`` () =
+    let name, note = Tasks.resolveDataset Settings.TaskSettings.Defaults
+    if GroupedNewton.Data.Datasets.isAvailable "fashion-mnist" then
+        Assert.That(name, Is.EqualTo "fashion-mnist")
+        Assert.That(note.Value, Does.Contain "using Fashion-MNIST from")
+    else
+        Assert.That(name, Is.EqualTo "synthetic")
+        Assert.That(note.Value, Does.Contain "apt-get install dataset-fashion-mnist")
+        Assert.That(note.Value, Does.Contain "GROUPEDNEWTON_DATA")
+    // an explicit data set is used as given, without a note
+    Assert.That(Tasks.resolveDataset { Settings.TaskSettings.Defaults with Dataset = Some "synthetic" }, Is.EqualTo(("synthetic", (None: string option))))

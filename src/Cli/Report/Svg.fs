@@ -31,11 +31,11 @@ let ticks (lo: float) (hi: float) (count: int) =
         let raw = (hi - lo) / float count
         let mag = Math.Pow(10.0, Math.Floor(Math.Log10 raw))
         let step = [| 1.0; 2.0; 5.0; 10.0 |] |> Array.map (fun m -> m * mag) |> Array.find (fun s -> s >= raw)
-        let first = Math.Ceiling(lo / step) * step
-        [| let mutable t = first
-           while t <= hi + step * 1e-9 do
-               yield (if abs t < step * 1e-9 then 0.0 else t)
-               t <- t + step |]
+        // multiples of the step, computed in decimal so that 3 × 0.2 prints as 0.6
+        let dstep = decimal step
+        let first = int64 (Math.Ceiling(lo / step - 1e-9))
+        let last = int64 (Math.Floor(hi / step + 1e-9))
+        [| for i in first .. last -> float (decimal i * dstep) |]
 
 let private width, height = 600.0, 340.0
 let private left, right, top, bottom = 70.0, 170.0, 34.0, 46.0
