@@ -44,3 +44,21 @@ let ``Conv2d layers: W̄ = g · unfold(a)ᵀ from the trace`` () =
     let w = Tensor.matmulT false true g cols |> Tensor.view [| 3; 2; 3; 3 |]
     assertTensorClose 1e-14 "conv W̄" tr.Gradient.[conv.Layer.Weight.Value] w
     assertTensorClose 1e-14 "conv b̄" tr.Gradient.[conv.Layer.Bias.Value] (g |> Tensor.sumDim 1 false)
+
+[<Test>]
+let ``Kronecker matrix form: [W̄ | b̄] = ∂L/∂hᵀ · ā for Linear and Conv2d, and the weight matrix splits back`` () =
+    let m = Model.sequential "cnn" [| 2; 5; 5 |] init
+                [ LayerSpec.Conv2d(2, 3, 3, 2, 1, true); LayerSpec.Act Activation.Tanh; LayerSpec.Flatten; LayerSpec.Linear(27, 2, true) ]
+    let x = t [| 4; 2; 5; 5 |] (randn 5 200)
+    let y = Tensor.ofInts [| 1; 0; 1; 0 |]
+    let tr = Trace.run m m.Parameters x (fun out -> Losses.crossEntropy out y)
+    let expectedDims = [| (3, 19, 9); (2, 28, 1) |]
+    tr.Layers |> Array.iteri (fun i lt ->
+        let kl = KroneckerLayers.ofTrace lt
+        let dg, da, locations = expectedDims.[i]
+        Assert.That((kl.OutputDim, kl.InputDim, kl.Locations, kl.BatchSize), equalTo (dg, da, locations, 4))
+        Assert.That(kl.Activations.Shape, equalTo [| 4 * locations; da |])
+        let gradMatrix = Tensor.matmulT true false kl.OutputGradients kl.Activations
+        assertTensorClose 1e-14 (sprintf "layer %d [W̄|b̄]" i) (KroneckerLayers.weightMatrix lt.Layer tr.Gradient) gradMatrix
+        for key, part in KroneckerLayers.splitMatrix lt.Layer m.Parameters (KroneckerLayers.weightMatrix lt.Layer m.Parameters) do
+            assertTensorClose 0.0 key.Name m.Parameters.[key] part)
