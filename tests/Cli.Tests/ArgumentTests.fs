@@ -45,3 +45,21 @@ let ``help exits with 0 and lists the commands`` () =
     Assert.That(r.Code, Is.EqualTo 0)
     for c in [ "train"; "compare"; "summary"; "bench"; "derivatives" ] do
         Assert.That(r.Out, Does.Contain c)
+
+[<Test>]
+let ``derivatives still runs: every exact derivative agrees with its finite difference`` () =
+    // the command prints to the console
+    let previous = System.Console.Out
+    use capture = new System.IO.StringWriter()
+    System.Console.SetOut capture
+    let code =
+        try GroupedNewton.Cli.Program.run [| "derivatives"; "--seed"; "1" |]
+        finally System.Console.SetOut previous
+    Assert.That(code, Is.EqualTo 0)
+    let rows =
+        capture.ToString().Split('\n')
+        |> Array.filter (fun l -> l.TrimStart().StartsWith "gradient" || l.TrimStart().StartsWith "D")
+    Assert.That(rows.Length, Is.EqualTo 5)
+    for r in rows do
+        let relErr = float (r.Trim().Split(' ', System.StringSplitOptions.RemoveEmptyEntries) |> Array.last)
+        Assert.That(relErr, Is.LessThan 1e-4, r)
