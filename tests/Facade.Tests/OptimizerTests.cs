@@ -12,7 +12,7 @@ namespace GroupedNewton.CSharp.Tests
 
         static void Rejects(OptimizerOptions options, string param)
         {
-            var e = Assert.Throws<ArgumentException>(() => Optimizer.Create(M(), options),
+            var e = Assert.Catch<ArgumentException>(() => Optimizer.Create(M(), options),
                                                      $"{options.Name} should reject {param}")!;
             Assert.That(e.ParamName, Is.EqualTo(param));
         }

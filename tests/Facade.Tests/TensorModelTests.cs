@@ -40,7 +40,7 @@ namespace GroupedNewton.CSharp.Tests
         public void LossesGiveTheirValues()
         {
             var logits = Tensor.FromArray(new[] { 0.0, 0.0, 10.0, 0.0 }, 2, 2);
-            var labels = Tensor.FromLabels(new[] { 0, 0 });
+            var labels = Tensor.FromLabels(new[] { 1, 0 });
             Assert.That(Loss.CrossEntropy(logits, labels).ToScalar(), Is.EqualTo((Math.Log(2) + Math.Log(1 + Math.Exp(10)) - 10) / 2).Within(1e-12));
             Assert.That(Loss.Accuracy(logits, labels), Is.EqualTo(0.5));
             var y = Tensor.FromArray(new[] { 1.0, 0.0, 1.0, 1.0 }, 2, 2);
