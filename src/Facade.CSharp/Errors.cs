@@ -72,6 +72,11 @@ namespace GroupedNewton.CSharp
                     return new InvalidDataException(e.Message, e);
                 case StateFormatException:
                     return new InvalidDataException(e.Message, e);
+                // lookups and casts failing inside the core are its bugs, not the caller's
+                // (exceptions of user callbacks never reach here: they are marked)
+                case System.Collections.Generic.KeyNotFoundException or IndexOutOfRangeException
+                    or NullReferenceException or InvalidCastException:
+                    return new InvalidOperationException("GroupedNewton core error: " + e.Message, e);
             }
             var asm = e.GetType().Assembly;
             if (asm == CoreAssembly || asm == FSharpAssembly)
