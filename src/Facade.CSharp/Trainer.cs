@@ -206,6 +206,41 @@ namespace GroupedNewton.CSharp
             }
         }
 
+        /// <summary>Writes a checkpoint (epochs completed, parameters, optimizer state) to a file, atomically.</summary>
+        /// <param name="path">The file.</param>
+        public void SaveCheckpoint(string path)
+        {
+            Guard.NotNull(path, nameof(path));
+            optimizer.SyncIn();
+            Guard.Run(() => global::GroupedNewton.Checkpoint.save(path, CompletedEpochs, model.Core, optimizer.Core));
+        }
+
+        /// <summary>Restores a checkpoint written by this trainer (or by <see cref="TrainerOptions.CheckpointFolder"/>)
+        /// into the model and the optimizer; the next <see cref="Train"/> continues after its epoch,
+        /// on the same batches an uninterrupted run would have seen. Validates the file before changing anything.</summary>
+        /// <param name="path">The checkpoint file.</param>
+        /// <returns>The number of epochs the checkpoint was written after.</returns>
+        /// <exception cref="System.IO.FileNotFoundException">The file does not exist.</exception>
+        /// <exception cref="System.IO.InvalidDataException">The file is corrupt or belongs to another model or optimizer.</exception>
+        public int LoadCheckpoint(string path)
+        {
+            Guard.NotNull(path, nameof(path));
+            optimizer.SyncIn();
+            var epoch = Guard.Run(() => global::GroupedNewton.Checkpoint.load(path, model.Core, optimizer.Core));
+            optimizer.SyncOut();
+            CompletedEpochs = epoch;
+            return epoch;
+        }
+
+        /// <summary>The latest checkpoint file in a folder written by <see cref="TrainerOptions.CheckpointFolder"/>, or null.</summary>
+        /// <param name="folder">The folder.</param>
+        public static string? LatestCheckpoint(string folder)
+        {
+            Guard.NotNull(folder, nameof(folder));
+            var latest = Guard.Run(() => global::GroupedNewton.Checkpoint.latest(folder));
+            return latest is null ? null : latest.Value;
+        }
+
         /// <summary>
         /// <see cref="Train"/> on a thread-pool thread. Cancellation stops the run between two
         /// steps; the task then ends as cancelled and the model keeps the parameters of the

@@ -125,6 +125,62 @@ namespace GroupedNewton.CSharp.Tests
         }
 
         [Test]
+        public void ResumingFromACheckpointRepeatsTheUninterruptedRun()
+        {
+            var data = Fixtures.Task(300);
+            var folder = Path.Combine(Path.GetTempPath(), "facade-resume-" + Guid.NewGuid().ToString("N"));
+            try
+            {
+                var model = Fixtures.Mlp();
+                var opt = Optimizer.Create(model, new AdamOptions { LearningRate = 0.01 });
+                var full = new Trainer(model, opt, new TrainerOptions { Epochs = 2, BatchSize = 50, CheckpointFolder = folder }).Train(data);
+                var latest = Trainer.LatestCheckpoint(folder);
+                Assert.That(Path.GetFileName(latest), Is.EqualTo("epoch-0002.ckpt"));
+
+                var model2 = Fixtures.Mlp(seed: 7);
+                var opt2 = Optimizer.Create(model2, new AdamOptions { LearningRate = 0.01 });
+                var trainer2 = new Trainer(model2, opt2, new TrainerOptions { Epochs = 1, BatchSize = 50 });
+                Assert.That(trainer2.LoadCheckpoint(Path.Combine(folder, "epoch-0001.ckpt")), Is.EqualTo(1));
+                Assert.That(trainer2.CompletedEpochs, Is.EqualTo(1));
+                var resumed = trainer2.Train(data);
+                Assert.That(resumed.Single().Epoch, Is.EqualTo(2));
+                Assert.That(resumed.Single().TrainLoss, Is.EqualTo(full[1].TrainLoss));
+                Assert.That(Fixtures.Flat(model2.Parameters), Is.EqualTo(Fixtures.Flat(model.Parameters)));
+
+                var path = Path.Combine(folder, "manual.ckpt");
+                trainer2.SaveCheckpoint(path);
+                var sgdModel = Fixtures.Mlp();
+                var wrongKind = new Trainer(sgdModel, Optimizer.Create(sgdModel, new SgdOptions()));
+                var before = Fixtures.Flat(sgdModel.Parameters);
+                Assert.Throws<InvalidDataException>(() => wrongKind.LoadCheckpoint(path));
+                Assert.That(Fixtures.Flat(sgdModel.Parameters), Is.EqualTo(before));
+                Assert.Throws<FileNotFoundException>(() => wrongKind.LoadCheckpoint(path + ".none"));
+                Assert.That(Trainer.LatestCheckpoint(Path.Combine(folder, "nothing-here")), Is.Null);
+            }
+            finally
+            {
+                if (Directory.Exists(folder)) Directory.Delete(folder, true);
+            }
+        }
+
+        [Test]
+        public void AnAutoencoderTrainsOnReconstruction()
+        {
+            // inputs in [0, 1] so that they are valid binary cross-entropy targets
+            var raw = Datasets.SyntheticClassification(3, 300, new[] { 16 }, 2);
+            var (mean, std) = raw.ChannelStats();
+            var data = raw.Normalize(new[] { mean[0] - 4 * std[0] }, new[] { 8 * std[0] });
+            var model = new Sequential(16).Linear(8).Relu().Linear(4).Linear(8).Relu().Linear(16).Build("tiny-autoencoder");
+            var opt = Optimizer.Create(model, new SofimOptions { LearningRate = 0.05, Direction = SofimDirection.Gradient, Scope = SofimScope.Tensor });
+            var trainer = new Trainer(model, opt, new TrainerOptions { Epochs = 4, BatchSize = 30, Objective = Objective.Reconstruction });
+            var before = model.Evaluate(data, Objective.Reconstruction);
+            var history = trainer.Train(data);
+            Assert.That(double.IsNaN(history[^1].TrainAccuracy), Is.True);
+            Assert.That(model.Evaluate(data, Objective.Reconstruction).Loss, Is.LessThan(before.Loss));
+            Assert.That(double.IsNaN(before.Accuracy), Is.True);
+        }
+
+        [Test]
         public void GroupedNewtonTrainsThroughTheTrainer()
         {
             var model = Fixtures.Mlp();
