@@ -6,7 +6,7 @@
 using GroupedNewton.CSharp;
 
 var settings = Settings.Parse(args);
-if (settings is null) return 2;
+if (settings is null) return Settings.HelpShown ? 0 : 2;
 
 // 1. data: the real data set when installed, else a synthetic task that needs no files
 Dataset train, test;
@@ -77,6 +77,7 @@ sealed class Settings
     public int BatchSize { get; private set; } = 100;
     public bool Synthetic { get; private set; }
     public string? DataFolder { get; private set; }
+    public static bool HelpShown { get; private set; }
 
     const string Usage =
         "options: --epochs N (default 2)  --max-steps N (steps per epoch; trains on the first N x batch samples)\n" +
@@ -99,7 +100,7 @@ sealed class Settings
                     case "--batch-size": s.BatchSize = Positive(); break;
                     case "--synthetic": s.Synthetic = true; break;
                     case "--data": s.DataFolder = Next(); break;
-                    case "--help" or "-h": Console.WriteLine(Usage); return null;
+                    case "--help" or "-h": Console.WriteLine(Usage); HelpShown = true; return null;
                     default: throw new ArgumentException($"unknown option {args[i]}");
                 }
             }
