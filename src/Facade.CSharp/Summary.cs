@@ -87,11 +87,15 @@ namespace GroupedNewton.CSharp
     {
         internal readonly CoreSummary Core;
 
-        internal DerivativeSummary(CoreSummary core, IReadOnlyList<string> names)
+        internal DerivativeSummary(CoreSummary core, IReadOnlyList<string> names, Partition? partition = null)
         {
             Core = core;
             SubsetNames = names;
+            Partition = partition;
         }
+
+        /// <summary>The partition the summary was computed for (null inside GroupedNewton's history).</summary>
+        public Partition? Partition { get; }
 
         /// <summary>The subset names, in the order of the entries.</summary>
         public IReadOnlyList<string> SubsetNames { get; }
@@ -149,6 +153,21 @@ namespace GroupedNewton.CSharp
 
         /// <summary>The summary the rates come from.</summary>
         public DerivativeSummary Summary { get; }
+
+        /// <summary>One parameter group per subset with its suggested rate, to create a
+        /// first-order optimizer with per-subset learning rates
+        /// (<c>Optimizer.Create(model, new SgdOptions(), suggestion.ToParamGroups())</c>).</summary>
+        /// <exception cref="InvalidOperationException">The solve failed, or the summary has no partition.</exception>
+        public IReadOnlyList<ParamGroup> ToParamGroups()
+        {
+            var partition = Summary.Partition
+                ?? throw new InvalidOperationException("the summary was not computed by Summary.Compute, so its partition is unknown");
+            if (LearningRates.Count != partition.Count)
+                throw new InvalidOperationException($"the solver gave no rates ({SolverPath}: {Message})");
+            return Enumerable.Range(0, partition.Count)
+                .Select(s => new ParamGroup(partition.Names[s], partition.ParameterNames(s), LearningRates[partition.Names[s]]))
+                .ToArray();
+        }
     }
 
     /// <summary>
@@ -179,7 +198,7 @@ namespace GroupedNewton.CSharp
             var u = direction is null ? Gradient(ps, closure) : Direction(direction);
             var options = new global::GroupedNewton.SummaryOptions(thirdOrder, false);
             var core = Guard.Run(() => global::GroupedNewton.Summary.computeWith(options, closure, ps, part.Core, u));
-            return new DerivativeSummary(core, part.Names);
+            return new DerivativeSummary(core, part.Names, part);
         }
 
         /// <summary>ḡ, H̄ and the diagonal of D̄ of a loss at a model's current parameters.</summary>

@@ -140,6 +140,13 @@ namespace GroupedNewton.CSharp.Tests
             Assert.That(last.Step, Is.EqualTo(18));
             Assert.That(last.Summary.Gradient.Length, Is.EqualTo(4));
             Assert.That(last.Summary.ThirdDiagonal.Length, Is.EqualTo(4));
+            Assert.That(last.Summary.Partition, Is.Null);
+            Assert.That(last.Fallback, Is.False);
+            // the rates of the last update follow from its summary (GroupedNewton's own solve, λ_int = 1)
+            var again = Summary.SuggestLearningRates(last.Summary, 1.0, 0.5);
+            foreach (var name in gn.SubsetNames)
+                Assert.That(last.LearningRates[name], Is.EqualTo(Math.Max(0.0, again.LearningRates[name])).Within(1e-12));
+            Assert.Throws<InvalidOperationException>(() => again.ToParamGroups());
             foreach (var name in gn.SubsetNames)
                 Assert.That(gn.LearningRates[name], Is.EqualTo(0.5 * gn.Rates[name]).Within(1e-15));
             Assert.That(last.LearningRates, Is.EquivalentTo(gn.LearningRates));

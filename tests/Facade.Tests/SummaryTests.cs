@@ -41,6 +41,8 @@ namespace GroupedNewton.CSharp.Tests
             Assert.That(r.LearningRates["x"], Is.EqualTo(0.5 * r.Eta[0]));
             Assert.That(r.LearningRates["y"], Is.EqualTo(0.5 * r.Eta[1]));
             Assert.That(r.Summary, Is.SameAs(s));
+            Assert.That(s.Partition!.Names, Is.EqualTo(new[] { "x", "y" }));
+            Assert.That(r.ToParamGroups().Select(g => g.LearningRate), Is.EqualTo(new[] { r.LearningRates["x"], r.LearningRates["y"] }));
             Assert.That(r.Message, Is.Not.Null);
         }
 
@@ -108,9 +110,8 @@ namespace GroupedNewton.CSharp.Tests
             Assert.That(r.Converged, Is.True);
             Assert.That(r.LearningRates.Values, Has.All.GreaterThan(0.0));
             // the suggested per-layer rates used as SGD group learning rates lower the loss
-            var partition = Partition.PerLayer(model.Parameters);
-            var groups = Enumerable.Range(0, partition.Count)
-                .Select(s => new ParamGroup(partition.Names[s], partition.ParameterNames(s), r.LearningRates[partition.Names[s]]));
+            var groups = r.ToParamGroups();
+            Assert.That(groups.Select(g => g.ParameterNames), Is.EqualTo(new[] { new[] { "1.weight", "1.bias" }, new[] { "3.weight", "3.bias" } }));
             var sgd = Optimizer.Create(model, new SgdOptions { LearningRate = 0.0 }, groups);
             Assert.That(sgd.LearningRates, Is.EquivalentTo(r.LearningRates));
             var before = sgd.Step(Fixtures.LossOn(model, batch));
