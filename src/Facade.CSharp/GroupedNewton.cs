@@ -207,7 +207,7 @@ namespace GroupedNewton.CSharp
                 throw new ArgumentOutOfRangeException(nameof(Direction), Direction, "unknown direction");
         }
 
-        internal override CoreOptimizer Build(ParameterSet parameters, CoreGroup[]? groups)
+        internal override CoreOptimizer Build(ParameterSet parameters, Model? model, CoreGroup[]? groups)
         {
             var ps = parameters.Current;
             var partition = global::GroupedNewton.PartitionModule.parse(ps, Partition);

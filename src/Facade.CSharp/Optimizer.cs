@@ -141,7 +141,7 @@ namespace GroupedNewton.CSharp
                     throw new ArgumentException($"{options.Name} sets its own per-subset learning rates and takes no parameter groups", nameof(groups));
                 coreGroups = groups.Select(g => Guard.NotNull(g, nameof(groups)).ToCore(parameters)).ToArray();
             }
-            var core = Guard.Run(() => options.Build(parameters, coreGroups));
+            var core = Guard.Run(() => options.Build(parameters, model, coreGroups));
             return options.Wrap(core, parameters, model);
         }
 

@@ -29,12 +29,18 @@ namespace GroupedNewton.CSharp
         /// <summary>The learning rate of the default group holding every parameter.</summary>
         private protected abstract double DefaultLearningRate { get; }
 
-        /// <summary>Builds the core optimizer over the parameters (validated options; groups checked by the core).</summary>
-        internal abstract CoreOptimizer Build(ParameterSet parameters, CoreGroup[]? groups);
+        /// <summary>Builds the core optimizer over the parameters (validated options; groups checked by
+        /// the core). <paramref name="model"/> is null when the optimizer is created on a bare parameter
+        /// set; a layer-wise method (K-FAC, K-BFGS) refuses that with <see cref="RequireModel"/>.</summary>
+        internal abstract CoreOptimizer Build(ParameterSet parameters, Model? model, CoreGroup[]? groups);
 
         /// <summary>The wrapper the optimizer is handed out as.</summary>
         internal virtual Optimizer Wrap(CoreOptimizer core, ParameterSet parameters, Model? model) =>
             new Optimizer(core, parameters, model);
+
+        /// <summary>The model, or an ArgumentException saying this optimizer needs one.</summary>
+        internal Model RequireModel(Model? model) =>
+            model ?? throw new ArgumentException($"{Name} preconditions layer by layer and must be created on a model, not a parameter set", "parameters");
 
         internal CoreGroup[] GroupsOrDefault(CoreParameters ps, CoreGroup[]? groups) =>
             groups ?? new[] { new CoreGroup("all", ps.Keys, DefaultLearningRate) };
@@ -65,7 +71,7 @@ namespace GroupedNewton.CSharp
 
         private protected override void ValidateCore() => ToCore().Validate();
 
-        internal override CoreOptimizer Build(ParameterSet parameters, CoreGroup[]? groups)
+        internal override CoreOptimizer Build(ParameterSet parameters, Model? model, CoreGroup[]? groups)
         {
             var ps = parameters.Current;
             return global::GroupedNewton.Sgd.createWithGroups(ToCore(), ps, GroupsOrDefault(ps, groups));
@@ -106,7 +112,7 @@ namespace GroupedNewton.CSharp
 
         private protected override void ValidateCore() => ToCore().Validate();
 
-        internal override CoreOptimizer Build(ParameterSet parameters, CoreGroup[]? groups)
+        internal override CoreOptimizer Build(ParameterSet parameters, Model? model, CoreGroup[]? groups)
         {
             var ps = parameters.Current;
             return global::GroupedNewton.Adam.createWithGroups(ToCore(), ps, GroupsOrDefault(ps, groups));
@@ -177,7 +183,7 @@ namespace GroupedNewton.CSharp
 
         private protected override void ValidateCore() => ToCore().Validate();
 
-        internal override CoreOptimizer Build(ParameterSet parameters, CoreGroup[]? groups)
+        internal override CoreOptimizer Build(ParameterSet parameters, Model? model, CoreGroup[]? groups)
         {
             var ps = parameters.Current;
             return new global::GroupedNewton.FirstOrderOptimizer(ps, GroupsOrDefault(ps, groups), new global::GroupedNewton.SofimRule(ToCore()));
