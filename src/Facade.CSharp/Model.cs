@@ -180,7 +180,7 @@ namespace GroupedNewton.CSharp
         /// <summary>The per-sample output shape of the layers so far.</summary>
         public int[] OutputShape => (int[])shape.Clone();
 
-        Sequential Add(CoreLayerSpec spec, string what)
+        Sequential Add(CoreLayerSpec spec)
         {
             var next = Guard.Run(() => global::GroupedNewton.LayerModule.outputShape(spec, shape));
             specs.Add(spec);
@@ -196,7 +196,7 @@ namespace GroupedNewton.CSharp
             if (outFeatures < 1) throw new ArgumentOutOfRangeException(nameof(outFeatures), outFeatures, "must be at least 1");
             if (shape.Length != 1)
                 throw new InvalidOperationException($"Linear needs flat inputs, the previous layer gives [{string.Join(", ", shape)}]; add Flatten() first");
-            return Add(CoreLayerSpec.NewLinear(shape[0], outFeatures, bias), "Linear");
+            return Add(CoreLayerSpec.NewLinear(shape[0], outFeatures, bias));
         }
 
         /// <summary>A 2-D convolution with square kernels; its input must be [C, H, W].</summary>
@@ -213,7 +213,7 @@ namespace GroupedNewton.CSharp
             if (padding < 0) throw new ArgumentOutOfRangeException(nameof(padding), padding, "must be non-negative");
             if (shape.Length != 3)
                 throw new InvalidOperationException($"Conv2d needs inputs [C, H, W], the previous layer gives [{string.Join(", ", shape)}]");
-            return Add(CoreLayerSpec.NewConv2d(shape[0], outChannels, kernelSize, stride, padding, bias), "Conv2d");
+            return Add(CoreLayerSpec.NewConv2d(shape[0], outChannels, kernelSize, stride, padding, bias));
         }
 
         /// <summary>Max pooling over square windows.</summary>
@@ -223,7 +223,7 @@ namespace GroupedNewton.CSharp
         public Sequential MaxPool2d(int kernelSize, int? stride = null, int padding = 0)
         {
             CheckPool(kernelSize, stride, padding);
-            return Add(CoreLayerSpec.NewMaxPool2d(kernelSize, stride ?? kernelSize, padding), "MaxPool2d");
+            return Add(CoreLayerSpec.NewMaxPool2d(kernelSize, stride ?? kernelSize, padding));
         }
 
         /// <summary>Average pooling over square windows.</summary>
@@ -233,7 +233,7 @@ namespace GroupedNewton.CSharp
         public Sequential AvgPool2d(int kernelSize, int? stride = null, int padding = 0)
         {
             CheckPool(kernelSize, stride, padding);
-            return Add(CoreLayerSpec.NewAvgPool2d(kernelSize, stride ?? kernelSize, padding), "AvgPool2d");
+            return Add(CoreLayerSpec.NewAvgPool2d(kernelSize, stride ?? kernelSize, padding));
         }
 
         static void CheckPool(int kernelSize, int? stride, int padding)
@@ -244,11 +244,11 @@ namespace GroupedNewton.CSharp
         }
 
         /// <summary>Flattens each sample to a vector.</summary>
-        public Sequential Flatten() => Add(CoreLayerSpec.Flatten, "Flatten");
+        public Sequential Flatten() => Add(CoreLayerSpec.Flatten);
 
         /// <summary>An activation layer.</summary>
         /// <param name="activation">Which function.</param>
-        public Sequential Activation(Activation activation) => Add(CoreLayerSpec.NewAct(activation.ToCore()), activation.ToString());
+        public Sequential Activation(Activation activation) => Add(CoreLayerSpec.NewAct(activation.ToCore()));
 
         /// <summary>A tanh activation.</summary>
         public Sequential Tanh() => Activation(CSharp.Activation.Tanh);

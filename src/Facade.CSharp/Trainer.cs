@@ -192,7 +192,8 @@ namespace GroupedNewton.CSharp
                 try
                 {
                     var result = Guard.Run(() => global::GroupedNewton.Trainer.run(model.Core, optimizer.Core, coreOptions, data, start, onEvent, cancellationToken));
-                    cancellationToken.ThrowIfCancellationRequested();
+                    // a run cancelled after its last epoch finished is complete: no exception
+                    if (CompletedEpochs < start + options.Epochs) cancellationToken.ThrowIfCancellationRequested();
                     return result.Select(m => new EpochMetrics(m)).ToArray();
                 }
                 finally
