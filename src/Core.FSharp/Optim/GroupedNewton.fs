@@ -107,6 +107,13 @@ type internal UniformAverager(period: int) =
         useAcc <- Array.map2 (fun a v -> a * (nUse - 1.0) / nUse + v / nUse) useAcc x
         k <- k + 1
         Array.copy useAcc
+    /// (samples added, "use" accumulator, "up" accumulator), for saving.
+    member _.Snapshot() = k, Array.copy useAcc, Array.copy upAcc
+    /// Restores a snapshot taken by Snapshot.
+    member _.Restore(count: int, useValues: float[], upValues: float[]) =
+        k <- count
+        useAcc <- Array.copy useValues
+        upAcc <- Array.copy upValues
 
 /// GroupedNewton (Wolinski, arXiv 2312.03885): a direction u from a first-order rule at
 /// learning rate 1, and every PeriodHg steps one learning rate per subset from the
@@ -130,6 +137,8 @@ type GroupedNewtonOptimizer(initial: Parameters, partition: Partition, options: 
     let mutable movAvg : (float[] * float[,] * float[]) option = None
     let mutable dEma : float[] option = None
     let history = ResizeArray<CurvatureUpdate>()
+    /// Curvature updates made before the state was restored (History holds only later ones).
+    let mutable earlierUpdates = 0
     let averager = UniformAverager(options.AveragePeriod)
     let flatten (h: float[,]) = Array.init (S * S) (fun i -> h.[i / S, i % S])
     let unflatten (a: float[]) = Array2D.init S S (fun i j -> a.[i * S + j])
@@ -231,7 +240,7 @@ type GroupedNewtonOptimizer(initial: Parameters, partition: Partition, options: 
                         | GroupedNewtonVariant.UniformAverage -> Array.copy eta
                         | GroupedNewtonVariant.NewtonSummary -> Array.zeroCreate S
                 let relu (a: float[]) = a |> Array.map (fun v -> max 0.0 v)
-                let mom = if history.Count = 0 then 0.0 else options.MomentumLrs
+                let mom = if earlierUpdates + history.Count = 0 then 0.0 else options.MomentumLrs
                 let mix (prev: float[]) (x: float[]) = Array.map2 (fun p v -> mom * p + (1.0 - mom) * v) prev x
                 // NewtonSummary without maintain_true_lrs applies relu before the EMA, else after
                 match options.Variant with
@@ -268,6 +277,22 @@ type GroupedNewtonOptimizer(initial: Parameters, partition: Partition, options: 
               yield sprintf "applied.%d" s, StoreValue.Float applied.[s]
               yield sprintf "damping.%d" s, StoreValue.Float damping.[s]
           yield "lambda_int", StoreValue.Float lambdaInt
+          // the averaging state, so that a resumed run continues the same trajectory
+          yield "updates", StoreValue.Int(earlierUpdates + history.Count)
+          let count, useAcc, upAcc = averager.Snapshot()
+          yield "average.count", StoreValue.Int count
+          if count > 0 then
+              yield "average.use", StoreValue.Tensor(Tensor.ofArrayShape useAcc [| useAcc.Length |])
+              yield "average.up", StoreValue.Tensor(Tensor.ofArrayShape upAcc [| upAcc.Length |])
+          match movAvg with
+          | Some (g, h, t) ->
+              yield "moving.gradient", StoreValue.Tensor(Tensor.ofArrayShape g [| S |])
+              yield "moving.hessian", StoreValue.Tensor(Tensor.ofArrayShape (flatten h) [| S; S |])
+              yield "moving.third", StoreValue.Tensor(Tensor.ofArrayShape t [| S |])
+          | None -> ()
+          match dEma with
+          | Some e -> yield "order3.ema", StoreValue.Tensor(Tensor.ofArrayShape e [| S |])
+          | None -> ()
           yield! OptimizerSupport.bufferEntries o.Parameters updater updaterState ]
 
     override o.RestoreState(source, entries) =
@@ -279,7 +304,29 @@ type GroupedNewtonOptimizer(initial: Parameters, partition: Partition, options: 
         let damps = Array.init S (fun s -> TensorStore.getFloat source entries (sprintf "damping.%d" s))
         let li = TensorStore.getFloat source entries "lambda_int"
         let buffers = OptimizerSupport.parseBuffers source entries o.Parameters updater
+        // the averaging state (absent from files written before it was saved)
+        let floats name (n: int) =
+            let t = TensorStore.getTensor source entries name
+            if t.Numel <> n then raise (StateFormatException(sprintf "%s: entry '%s' has %d values, expected %d" source name t.Numel n))
+            Tensor.toArray t
+        let has (name: string) = entries.ContainsKey name
+        let updates = if has "updates" then TensorStore.getInt source entries "updates" else 0
+        let average =
+            if has "average.count" then
+                let count = TensorStore.getInt source entries "average.count"
+                let width = S + S * S + S
+                Some(if count > 0 then count, floats "average.use" width, floats "average.up" width else 0, [||], [||])
+            else None
+        let moving =
+            if has "moving.gradient" then
+                Some(floats "moving.gradient" S, unflatten (floats "moving.hessian" (S * S)), floats "moving.third" S)
+            else None
+        let order3 = if has "order3.ema" then Some(floats "order3.ema" S) else None
         step <- st
+        earlierUpdates <- updates - history.Count
+        average |> Option.iter averager.Restore
+        movAvg <- moving
+        dEma <- order3
         updaterState <- { Step = ust; Buffers = buffers }
         eta <- etas
         applied <- app

@@ -1,0 +1,54 @@
+/// `compare`: several optimizers on the same task and seeds; an HTML report with plots and
+/// the summary table as markdown and CSV.
+module GroupedNewton.Cli.CompareCommand
+
+open System
+open System.IO
+open System.Threading
+open GroupedNewton
+open GroupedNewton.Cli.Settings
+open GroupedNewton.Cli.Report
+
+let reportName = "report.html"
+let markdownName = "summary.md"
+let csvName = "summary.csv"
+
+let run (s: CompareSettings) (out: TextWriter) (interactive: bool) (cancel: CancellationToken) : int =
+    for o in s.Optimizers do OptimizerFactory.check o
+    let data = Tasks.load s.Task
+    out.WriteLine data.Note
+    Directory.CreateDirectory s.Out |> ignore
+    let started = DateTime.UtcNow
+    let all =
+        [ for o in s.Optimizers do
+            let runs = ResizeArray()
+            let failures = ResizeArray()
+            for seed in s.Seeds do
+                if not cancel.IsCancellationRequested then
+                    let spec : TrainRun.RunSpec =
+                        { Task = s.Task; Optimizer = o; Hyper = s.Hyper; Seed = seed
+                          Out = Path.Combine(s.Out, "runs", sprintf "%s-seed%d" o seed); Resume = false
+                          Label = sprintf "%s seed %d" o seed }
+                    try
+                        let r = Progress.run interactive out (fun p -> TrainRun.execute data spec p cancel)
+                        if not r.Cancelled then runs.Add r
+                    with :? OptimizationException as e ->
+                        out.WriteLine(sprintf "%s seed %d failed: %s" o seed e.Message)
+                        failures.Add((seed, e.Message))
+            yield { CompareReport.Optimizer = o; CompareReport.Runs = List.ofSeq runs; CompareReport.Failures = List.ofSeq failures } ]
+    if cancel.IsCancellationRequested then
+        out.WriteLine "interrupted: no report written (the completed runs are under runs/)"
+        ExitCode.Cancelled
+    else
+        let notes =
+            [ data.Note
+              sprintf "model %s, %d epochs, batch %d, partition %s, dtype %O, seeds %s"
+                  s.Task.Model s.Task.Epochs s.Task.BatchSize s.Task.Partition s.Task.Dtype (String.Join(", ", s.Seeds))
+              sprintf "written %s UTC by groupednewton compare" (started.ToString("yyyy-MM-dd HH:mm")) ]
+        File.WriteAllText(Path.Combine(s.Out, reportName), CompareReport.html "Optimizer comparison" notes all)
+        let rows = CompareReport.tableRows all
+        File.WriteAllText(Path.Combine(s.Out, markdownName), Html.markdown CompareReport.tableHeaders rows)
+        File.WriteAllText(Path.Combine(s.Out, csvName), Html.csv CompareReport.tableHeaders rows)
+        out.Write(Html.markdown CompareReport.tableHeaders rows)
+        out.WriteLine(sprintf "report: %s" (Path.Combine(s.Out, reportName)))
+        ExitCode.Ok

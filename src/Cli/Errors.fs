@@ -1,0 +1,35 @@
+/// Errors of the command line and the exit codes they map to.
+namespace GroupedNewton.Cli
+
+open System
+
+/// A bad command line: an unknown name, a value out of range, an option that does not
+/// apply. The message names the offending option and value; the exit code is 2.
+type UsageException(message: string) =
+    inherit Exception(message)
+
+/// A request for something this build does not provide yet (an optimizer still being
+/// written). The exit code is 3.
+type NotAvailableException(message: string) =
+    inherit Exception(message)
+
+/// Exit codes of the `groupednewton` tool.
+module ExitCode =
+    [<Literal>]
+    let Ok = 0
+    /// The run failed (data missing, an optimizer step failed, an I/O error).
+    [<Literal>]
+    let Failure = 1
+    /// Bad arguments; the usage is printed.
+    [<Literal>]
+    let Usage = 2
+    /// The requested feature is not available in this build.
+    [<Literal>]
+    let NotAvailable = 3
+    /// Interrupted (Ctrl+C or cancellation) after the last complete checkpoint.
+    [<Literal>]
+    let Cancelled = 130
+
+module Fail =
+    /// Raises a UsageException with a formatted message.
+    let usage fmt = Printf.ksprintf (fun s -> raise (UsageException s)) fmt
