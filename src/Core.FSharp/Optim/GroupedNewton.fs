@@ -345,6 +345,15 @@ module GroupedNewton =
     let createWith (options: GroupedNewtonOptions) (updater: UpdateRule) (partition: Partition) (curvature: unit -> (Parameters -> Tensor)) (ps: Parameters) =
         GroupedNewtonOptimizer(ps, partition, options, updater, curvature)
 
+    /// The per-subset rates η that one summary suggests: the cubic-regularised step with
+    /// d_s = |D̄_sss|^{1/3} and weight λ_int (the η GroupedNewton multiplies by its damping),
+    /// or η = H̄⁻¹ḡ when the summary has no third-order diagonal or λ_int is 0. Used to
+    /// read per-subset learning rates off a model without running the optimizer.
+    let suggestRates (lambdaInt: float) (summary: PartitionSummary) : CubicSolution =
+        let d = summary.ThirdDiagonal |> Array.map (fun v -> Math.Pow(abs v, 1.0 / 3.0))
+        let d = if d.Length = summary.Gradient.Length then d else Array.zeroCreate summary.Gradient.Length
+        CubicRegularization.solve summary.Hessian summary.Gradient d lambdaInt
+
 /// Multiplies GroupedNewton's damping (or λ_int) by `factor` when the epoch-mean training
 /// loss has not improved by the relative `threshold` for `patience` epochs.
 type ReduceDampingOnPlateau(optimizer: GroupedNewtonOptimizer, factor: float, patience: int, threshold: float, cooldown: int, applyToLambdaInt: bool) =

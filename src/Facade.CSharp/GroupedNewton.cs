@@ -1,0 +1,302 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using Microsoft.FSharp.Core;
+using CoreGN = global::GroupedNewton.GroupedNewtonOptimizer;
+using CoreGNOptions = global::GroupedNewton.GroupedNewtonOptions;
+using CoreGroup = global::GroupedNewton.ParamGroup;
+using CoreOptimizer = global::GroupedNewton.Optimizer;
+using CoreParameters = global::GroupedNewton.Parameters;
+using CoreTensor = global::GroupedNewton.Tensor;
+
+namespace GroupedNewton.CSharp
+{
+    /// <summary>Which GroupedNewton procedure.</summary>
+    public enum GroupedNewtonVariant
+    {
+        /// <summary>Optional EMAs on the summaries; a solver failure feeds η = 0 into the rate EMA.</summary>
+        NewtonSummary,
+        /// <summary>The paper's final runs: uniform averaging over periods, a warm-up, previous rates on failure.</summary>
+        UniformAverage,
+    }
+
+    /// <summary>The first-order direction u that GroupedNewton scales per subset.</summary>
+    public enum GroupedNewtonDirection
+    {
+        /// <summary>SGD with momentum <see cref="GroupedNewtonOptions.Momentum"/> at learning rate 1 (the paper).</summary>
+        SgdMomentum,
+        /// <summary>Adam's direction at learning rate 1 (default Adam hyperparameters).</summary>
+        Adam,
+    }
+
+    /// <summary>
+    /// Where GroupedNewton gets the batch of each curvature update (the derivatives according
+    /// to the partition are taken on it). The reference cycles an unshuffled loader.
+    /// </summary>
+    public abstract class CurvatureSource
+    {
+        private protected CurvatureSource() { }
+
+        internal abstract FSharpFunc<Unit, FSharpFunc<CoreParameters, CoreTensor>> ToCore(ParameterSet parameters);
+
+        /// <summary>Cycles over a data set in order, one batch per curvature update, with the
+        /// loss of <paramref name="objective"/> on the model's output.</summary>
+        /// <param name="model">The model being trained.</param>
+        /// <param name="data">The data set (usually the training set).</param>
+        /// <param name="batchSize">Samples per curvature batch.</param>
+        /// <param name="objective">The loss.</param>
+        public static CurvatureSource Cycle(Model model, Dataset data, int batchSize = 100, Objective objective = Objective.Classification)
+        {
+            Guard.NotNull(model, nameof(model));
+            Guard.NotNull(data, nameof(data));
+            var dtype = model.Core.Parameters.Values.Length > 0 ? DTypes.FromCore(model.Core.Parameters.Values[0].Dtype) : DType.Float32;
+            var options = Dataset.LoaderOptions(batchSize, false, 0, dtype);
+            var batches = Guard.Run(() => global::GroupedNewton.Data.Loader.infinite(options, data.Core));
+            return new CycleSource(model, batches.GetEnumerator(), objective.ToCore());
+        }
+
+        /// <summary>Your own source: each call of <paramref name="next"/> moves to the next curvature
+        /// batch and returns a closure computing the loss on it (through the model or parameter set).</summary>
+        /// <param name="next">Returns the loss closure of the next curvature batch.</param>
+        public static CurvatureSource FromClosures(Func<Func<Tensor>> next) =>
+            new ClosureSource(Guard.NotNull(next, nameof(next)));
+
+        sealed class CycleSource : CurvatureSource
+        {
+            readonly Model model;
+            readonly IEnumerator<global::GroupedNewton.Data.Batch> batches;
+            readonly global::GroupedNewton.Objective objective;
+
+            public CycleSource(Model model, IEnumerator<global::GroupedNewton.Data.Batch> batches, global::GroupedNewton.Objective objective)
+            {
+                this.model = model;
+                this.batches = batches;
+                this.objective = objective;
+            }
+
+            internal override FSharpFunc<Unit, FSharpFunc<CoreParameters, CoreTensor>> ToCore(ParameterSet parameters)
+            {
+                if (!ReferenceEquals(parameters, model.Parameters))
+                    throw new ArgumentException("the curvature source was made for another model", "options");
+                return FuncConvert.FromFunc<Unit, FSharpFunc<CoreParameters, CoreTensor>>(_ =>
+                {
+                    batches.MoveNext();
+                    var b = batches.Current;
+                    return FuncConvert.FromFunc<CoreParameters, CoreTensor>(ps =>
+                        global::GroupedNewton.ObjectiveModule.loss(objective, model.Core.Forward(ps, b.Inputs), b));
+                });
+            }
+        }
+
+        sealed class ClosureSource : CurvatureSource
+        {
+            readonly Func<Func<Tensor>> next;
+            public ClosureSource(Func<Func<Tensor>> next) { this.next = next; }
+
+            internal override FSharpFunc<Unit, FSharpFunc<CoreParameters, CoreTensor>> ToCore(ParameterSet parameters) =>
+                FuncConvert.FromFunc<Unit, FSharpFunc<CoreParameters, CoreTensor>>(_ =>
+                {
+                    var closure = Guard.User(() => next() ?? throw new InvalidOperationException("the curvature source returned no closure"));
+                    return Guard.Closure(parameters, closure);
+                });
+        }
+    }
+
+    /// <summary>
+    /// GroupedNewton (Wolinski, arXiv 2312.03885): a first-order direction u, and every
+    /// <see cref="PeriodHg"/> steps one learning rate per subset of a partition from the
+    /// derivatives of the loss according to that partition, by a cubic-regularised Newton
+    /// step on the S-dimensional model. New instances carry the reference class defaults;
+    /// <see cref="Paper"/> gives the settings of the paper's final runs.
+    /// </summary>
+    public sealed class GroupedNewtonOptions : OptimizerOptions
+    {
+        /// <summary>The reference class defaults.</summary>
+        public GroupedNewtonOptions() : this(CoreGNOptions.Defaults) { }
+
+        GroupedNewtonOptions(CoreGNOptions d)
+        {
+            Variant = d.Variant.IsUniformAverage ? GroupedNewtonVariant.UniformAverage : GroupedNewtonVariant.NewtonSummary;
+            Damping = d.Damping; Cubic = d.Cubic; LambdaInt = d.LambdaInt; PeriodHg = d.PeriodHg;
+            MomentumLrs = d.MomentumLrs; MovingAverage = d.MovingAverage; MomentumOrder3 = d.MomentumOrder3;
+            AveragePeriod = d.AveragePeriod; Warmup = d.Warmup; RemoveNegative = d.RemoveNegative;
+            MaintainTrueLrs = d.MaintainTrueLrs; Ridge = d.Ridge; SecondOrderOnly = d.NoRegul;
+            DiagonalOnly = d.DiagonalOnly; SingularThreshold = d.SingularThreshold;
+        }
+
+        /// <summary>The settings of the paper's final MLP runs (uniform averaging, damping 0.03,
+        /// cubic term, period 10, warm-up 3, negative rates removed); LeNet and VGG used damping 0.3.</summary>
+        /// <param name="curvature">Where curvature batches come from.</param>
+        public static GroupedNewtonOptions Paper(CurvatureSource curvature) =>
+            new(CoreGNOptions.Paper) { Curvature = Guard.NotNull(curvature, nameof(curvature)) };
+
+        /// <summary>Where curvature batches come from (required).</summary>
+        public CurvatureSource? Curvature { get; set; }
+
+        /// <summary>The partition of the parameters into subsets: <c>canonical</c> (one per tensor,
+        /// the default), <c>trivial</c>, <c>weights-biases</c>, <c>per-layer</c>, <c>blocks-N</c>, <c>alternate-N</c>.</summary>
+        public string Partition { get; set; } = "canonical";
+
+        /// <summary>The direction u (default SGD with momentum).</summary>
+        public GroupedNewtonDirection Direction { get; set; } = GroupedNewtonDirection.SgdMomentum;
+
+        /// <summary>Momentum of the SGD direction (default 0.9).</summary>
+        public double Momentum { get; set; } = 0.9;
+
+        /// <summary>The procedure.</summary>
+        public GroupedNewtonVariant Variant { get; set; }
+        /// <summary>λ₁: each subset's learning rate is Damping × η_s.</summary>
+        public double Damping { get; set; }
+        /// <summary>Use the cubic regularisation (off: η = (H̄ + Ridge·I)⁻¹ḡ).</summary>
+        public bool Cubic { get; set; }
+        /// <summary>λ_int, the weight of the cubic term.</summary>
+        public double LambdaInt { get; set; }
+        /// <summary>Steps between two curvature updates (≥ 1).</summary>
+        public int PeriodHg { get; set; }
+        /// <summary>EMA on η, in [0, 1).</summary>
+        public double MomentumLrs { get; set; }
+        /// <summary>EMA on ḡ, H̄, D̄ (NewtonSummary), in [0, 1).</summary>
+        public double MovingAverage { get; set; }
+        /// <summary>EMA on |D̄_sss|^{1/3} (NewtonSummary), in [0, 1).</summary>
+        public double MomentumOrder3 { get; set; }
+        /// <summary>Uniform-average period in curvature updates (UniformAverage, ≥ 1).</summary>
+        public int AveragePeriod { get; set; }
+        /// <summary>Curvature updates before the parameters move (UniformAverage, ≥ 0).</summary>
+        public int Warmup { get; set; }
+        /// <summary>Clip negative rates to 0.</summary>
+        public bool RemoveNegative { get; set; }
+        /// <summary>NewtonSummary: run the EMA on raw η and clip after (else clip first).</summary>
+        public bool MaintainTrueLrs { get; set; }
+        /// <summary>Added to H̄'s diagonal without the cubic term (≥ 0).</summary>
+        public double Ridge { get; set; }
+        /// <summary>Order 2 only: η = H̄⁻¹ḡ, no third-order passes.</summary>
+        public bool SecondOrderOnly { get; set; }
+        /// <summary>Use only the diagonal of H̄.</summary>
+        public bool DiagonalOnly { get; set; }
+        /// <summary>Relative threshold below which a subset's third-order term counts as zero (≥ 0).</summary>
+        public double SingularThreshold { get; set; }
+
+        /// <inheritdoc/>
+        public override string Name => "grouped-newton";
+
+        /// <summary>False: the groups are the subsets of <see cref="Partition"/> and their rates are computed.</summary>
+        public override bool SupportsParamGroups => false;
+
+        private protected override double DefaultLearningRate => 0.0;
+
+        internal CoreGNOptions ToCore() =>
+            new(Variant switch
+                {
+                    GroupedNewtonVariant.NewtonSummary => global::GroupedNewton.GroupedNewtonVariant.NewtonSummary,
+                    GroupedNewtonVariant.UniformAverage => global::GroupedNewton.GroupedNewtonVariant.UniformAverage,
+                    _ => throw new ArgumentOutOfRangeException(nameof(Variant), Variant, "unknown variant"),
+                },
+                Damping, Cubic, LambdaInt, PeriodHg, MomentumLrs, MovingAverage, MomentumOrder3, AveragePeriod, Warmup,
+                RemoveNegative, MaintainTrueLrs, Ridge, SecondOrderOnly, DiagonalOnly, SingularThreshold);
+
+        private protected override void ValidateCore()
+        {
+            ToCore().Validate();
+            if (Curvature is null)
+                throw new ArgumentException("GroupedNewton needs a curvature source (CurvatureSource.Cycle or FromClosures)", nameof(Curvature));
+            if (string.IsNullOrWhiteSpace(Partition))
+                throw new ArgumentException("the partition name is empty", nameof(Partition));
+            if (!(Momentum >= 0 && Momentum < 1))
+                throw new ArgumentOutOfRangeException(nameof(Momentum), Momentum, "GroupedNewton: Momentum must be in [0, 1)");
+            if (Direction is not (GroupedNewtonDirection.SgdMomentum or GroupedNewtonDirection.Adam))
+                throw new ArgumentOutOfRangeException(nameof(Direction), Direction, "unknown direction");
+        }
+
+        internal override CoreOptimizer Build(ParameterSet parameters, Model? model, CoreGroup[]? groups)
+        {
+            var ps = parameters.Current;
+            var partition = global::GroupedNewton.PartitionModule.parse(ps, Partition);
+            var curvature = Curvature!.ToCore(parameters);
+            var options = ToCore();
+            return Direction == GroupedNewtonDirection.Adam
+                ? global::GroupedNewton.GroupedNewton.createWith(options,
+                    new global::GroupedNewton.AdamRule(global::GroupedNewton.AdamOptions.Defaults), partition, curvature, ps)
+                : global::GroupedNewton.GroupedNewton.create(options, Momentum, partition, curvature, ps);
+        }
+
+        internal override Optimizer Wrap(CoreOptimizer core, ParameterSet parameters, Model? model) =>
+            new GroupedNewtonOptimizer((CoreGN)core, parameters, model);
+    }
+
+    /// <summary>A GroupedNewton optimizer: an <see cref="Optimizer"/> whose groups are the subsets
+    /// of its partition, with the history of its curvature updates and its damping.</summary>
+    public sealed class GroupedNewtonOptimizer : Optimizer
+    {
+        readonly CoreGN gn;
+
+        internal GroupedNewtonOptimizer(CoreGN core, ParameterSet parameters, Model? model) : base(core, parameters, model)
+        {
+            gn = core;
+        }
+
+        /// <summary>The subset names of the partition, in order.</summary>
+        public IReadOnlyList<string> SubsetNames => gn.Partition.Names;
+
+        /// <summary>η applied since the last curvature update, by subset.</summary>
+        public IReadOnlyDictionary<string, double> Rates =>
+            gn.Partition.Names.Zip(gn.Rates).ToDictionary(p => p.First, p => p.Second);
+
+        /// <summary>The damping λ₁ of each subset, in subset order.</summary>
+        public IReadOnlyList<double> Damping => gn.Damping;
+
+        /// <summary>Sets the damping of one subset.</summary>
+        /// <param name="subset">The subset index, 0 .. SubsetNames.Count − 1.</param>
+        /// <param name="value">The damping (finite, ≥ 0).</param>
+        public void SetDamping(int subset, double value)
+        {
+            if (subset < 0 || subset >= gn.Partition.Count)
+                throw new ArgumentOutOfRangeException(nameof(subset), subset, $"must be in 0 .. {gn.Partition.Count - 1}");
+            if (!(value >= 0) || double.IsInfinity(value))
+                throw new ArgumentOutOfRangeException(nameof(value), value, "the damping must be finite and non-negative");
+            Guard.Run(() => gn.SetDamping(subset, value));
+        }
+
+        /// <summary>λ_int, the weight of the cubic term (finite, ≥ 0).</summary>
+        public double LambdaInt
+        {
+            get => gn.LambdaInt;
+            set
+            {
+                if (!(value >= 0) || double.IsInfinity(value))
+                    throw new ArgumentOutOfRangeException(nameof(value), value, "λ_int must be finite and non-negative");
+                gn.LambdaInt = value;
+            }
+        }
+
+        /// <summary>Every curvature update so far, oldest first.</summary>
+        public IReadOnlyList<CurvatureUpdate> History => gn.History.Select(h => new CurvatureUpdate(h)).ToArray();
+    }
+
+    /// <summary>One curvature update of GroupedNewton.</summary>
+    public sealed class CurvatureUpdate
+    {
+        internal CurvatureUpdate(global::GroupedNewton.CurvatureUpdate h)
+        {
+            Step = h.Step;
+            Fallback = h.Fallback;
+            Summary = new DerivativeSummary(h.Summary, h.Rates.Select(r => r.Item1).ToArray());
+            Rates = h.Rates.ToDictionary(r => r.Item1, r => r.Item2);
+            LearningRates = h.LearningRates.ToDictionary(r => r.Item1, r => r.Item2);
+        }
+
+        /// <summary>The step at which it happened.</summary>
+        public int Step { get; }
+
+        /// <summary>True when the solve failed and fallback rates were used.</summary>
+        public bool Fallback { get; }
+
+        /// <summary>The (averaged) summary the rates were computed from.</summary>
+        public DerivativeSummary Summary { get; }
+
+        /// <summary>η per subset.</summary>
+        public IReadOnlyDictionary<string, double> Rates { get; }
+
+        /// <summary>Damping × η per subset: the learning rates applied.</summary>
+        public IReadOnlyDictionary<string, double> LearningRates { get; }
+    }
+}

@@ -1,0 +1,263 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using System.Threading;
+using System.Threading.Tasks;
+using Microsoft.FSharp.Core;
+using CoreEvent = global::GroupedNewton.TrainingEvent;
+using CoreMetrics = global::GroupedNewton.EpochMetrics;
+
+namespace GroupedNewton.CSharp
+{
+    /// <summary>Settings of a training run.</summary>
+    public sealed class TrainerOptions
+    {
+        static readonly global::GroupedNewton.TrainerOptions D = global::GroupedNewton.TrainerOptions.Defaults;
+
+        /// <summary>Epochs per call of <see cref="Trainer.Train"/> (≥ 0, default 1).</summary>
+        public int Epochs { get; set; } = D.Epochs;
+        /// <summary>Training batch size (≥ 1, default 100).</summary>
+        public int BatchSize { get; set; } = D.BatchSize;
+        /// <summary>Seed of the batch order (epoch e uses a permutation derived from (Seed, e)).</summary>
+        public int Seed { get; set; } = D.Seed;
+        /// <summary>Dtype of the input batches (match the model's parameters; default Float32).</summary>
+        public DType DType { get; set; } = DType.Float32;
+        /// <summary>Batch size of the evaluation passes (≥ 1, default 1000).</summary>
+        public int EvalBatchSize { get; set; } = D.EvalBatchSize;
+        /// <summary>The loss (default classification).</summary>
+        public Objective Objective { get; set; } = Objective.Classification;
+        /// <summary>A JSON-lines file receiving one line of metrics per epoch, or null.</summary>
+        public string? MetricsPath { get; set; }
+        /// <summary>A folder receiving a checkpoint after every epoch, or null.</summary>
+        public string? CheckpointFolder { get; set; }
+
+        /// <summary>Throws <see cref="ArgumentOutOfRangeException"/> naming the first invalid setting.</summary>
+        public void Validate()
+        {
+            if (Epochs < 0) throw new ArgumentOutOfRangeException(nameof(Epochs), Epochs, "must be non-negative");
+            if (BatchSize < 1) throw new ArgumentOutOfRangeException(nameof(BatchSize), BatchSize, "must be at least 1");
+            if (EvalBatchSize < 1) throw new ArgumentOutOfRangeException(nameof(EvalBatchSize), EvalBatchSize, "must be at least 1");
+            if (DType == DType.Int32) throw new ArgumentOutOfRangeException(nameof(DType), DType, "inputs must be Float32 or Float64");
+            if (!Enum.IsDefined(Objective)) throw new ArgumentOutOfRangeException(nameof(Objective), Objective, "unknown objective");
+        }
+
+        internal global::GroupedNewton.TrainerOptions ToCore(int epochs) =>
+            new(epochs, BatchSize, Seed, DType.ToCore(), EvalBatchSize, Objective.ToCore(),
+                MetricsPath is null ? FSharpOption<string>.None : FSharpOption<string>.Some(MetricsPath),
+                CheckpointFolder is null ? FSharpOption<string>.None : FSharpOption<string>.Some(CheckpointFolder));
+    }
+
+    /// <summary>What one epoch produced.</summary>
+    public sealed class EpochMetrics
+    {
+        internal EpochMetrics(CoreMetrics m)
+        {
+            Epoch = m.Epoch;
+            Steps = m.Steps;
+            TrainLoss = m.Train.Loss;
+            TrainAccuracy = m.Train.Accuracy;
+            Validation = m.Validation is { } v ? new Evaluation(v.Value.Loss, v.Value.Accuracy) : null;
+            Test = m.Test is { } t ? new Evaluation(t.Value.Loss, t.Value.Accuracy) : null;
+            WallSeconds = m.WallSeconds;
+            LearningRates = m.LearningRates.ToDictionary(p => p.Item1, p => p.Item2);
+        }
+
+        /// <summary>The epoch number, from 1.</summary>
+        public int Epoch { get; }
+        /// <summary>Optimizer steps in the epoch.</summary>
+        public int Steps { get; }
+        /// <summary>Mean training loss over the epoch's steps.</summary>
+        public double TrainLoss { get; }
+        /// <summary>Accuracy on the training set at the end of the epoch (NaN without labels).</summary>
+        public double TrainAccuracy { get; }
+        /// <summary>Loss and accuracy on the validation set, or null.</summary>
+        public Evaluation? Validation { get; }
+        /// <summary>Loss and accuracy on the test set, or null.</summary>
+        public Evaluation? Test { get; }
+        /// <summary>Seconds since the run started.</summary>
+        public double WallSeconds { get; }
+        /// <summary>The learning rate of each group (GroupedNewton: each subset) at the end of the epoch.</summary>
+        public IReadOnlyDictionary<string, double> LearningRates { get; }
+    }
+
+    /// <summary>What a progress report is about.</summary>
+    public enum TrainingProgressKind
+    {
+        /// <summary>An optimizer step finished.</summary>
+        StepCompleted,
+        /// <summary>An epoch finished and was evaluated.</summary>
+        EpochCompleted,
+        /// <summary>A checkpoint was written.</summary>
+        CheckpointWritten,
+    }
+
+    /// <summary>A progress report of a running training.</summary>
+    public sealed class TrainingProgress
+    {
+        internal TrainingProgress(TrainingProgressKind kind, int epoch, int step, double loss, EpochMetrics? metrics, string? path)
+        {
+            Kind = kind; Epoch = epoch; Step = step; Loss = loss; Metrics = metrics; CheckpointPath = path;
+        }
+
+        /// <summary>What happened.</summary>
+        public TrainingProgressKind Kind { get; }
+        /// <summary>The epoch (from 1).</summary>
+        public int Epoch { get; }
+        /// <summary>The step within the epoch (from 1) for <see cref="TrainingProgressKind.StepCompleted"/>, else 0.</summary>
+        public int Step { get; }
+        /// <summary>The step's loss, or the epoch's mean training loss; NaN for a checkpoint.</summary>
+        public double Loss { get; }
+        /// <summary>The epoch's metrics for <see cref="TrainingProgressKind.EpochCompleted"/>, else null.</summary>
+        public EpochMetrics? Metrics { get; }
+        /// <summary>The file for <see cref="TrainingProgressKind.CheckpointWritten"/>, else null.</summary>
+        public string? CheckpointPath { get; }
+    }
+
+    /// <summary>
+    /// Trains a model with an optimizer over a data set: shuffled mini-batches, evaluation after
+    /// each epoch, optional metrics file and checkpoints, progress reports and cancellation.
+    /// Each call of <see cref="Train"/> runs <see cref="TrainerOptions.Epochs"/> more epochs.
+    /// </summary>
+    /// <example><code>
+    /// var trainer = new Trainer(model, optimizer, new TrainerOptions { Epochs = 3 });
+    /// var history = await trainer.TrainAsync(train, test, progress: new Progress&lt;TrainingProgress&gt;(p => ...), cancellationToken: cts.Token);
+    /// </code></example>
+    public sealed class Trainer
+    {
+        readonly Model model;
+        readonly Optimizer optimizer;
+        readonly TrainerOptions options;
+        int running;
+
+        /// <summary>A trainer for a model and an optimizer created on that model.</summary>
+        /// <param name="model">The model.</param>
+        /// <param name="optimizer">The optimizer, created with the model.</param>
+        /// <param name="options">The settings (default: <c>new TrainerOptions()</c>); validated here.</param>
+        /// <exception cref="ArgumentException">The optimizer was created for other parameters, or a setting is invalid.</exception>
+        public Trainer(Model model, Optimizer optimizer, TrainerOptions? options = null)
+        {
+            this.model = Guard.NotNull(model, nameof(model));
+            this.optimizer = Guard.NotNull(optimizer, nameof(optimizer));
+            if (!ReferenceEquals(optimizer.Parameters, model.Parameters))
+                throw new ArgumentException("the optimizer was created for another model's parameters", nameof(optimizer));
+            this.options = options ?? new TrainerOptions();
+            this.options.Validate();
+        }
+
+        /// <summary>The epochs completed so far (cancelled epochs do not count).</summary>
+        public int CompletedEpochs { get; private set; }
+
+        /// <summary>
+        /// Trains for <see cref="TrainerOptions.Epochs"/> more epochs on the calling thread.
+        /// Cancellation is honoured between steps: the step in progress completes, the model
+        /// keeps the parameters of the last completed step, and
+        /// <see cref="OperationCanceledException"/> is thrown.
+        /// </summary>
+        /// <param name="train">The training set.</param>
+        /// <param name="validation">Evaluated after each epoch, or null.</param>
+        /// <param name="test">Evaluated after each epoch, or null.</param>
+        /// <param name="progress">Receives a report after every step, epoch and checkpoint, or null.</param>
+        /// <param name="cancellationToken">Stops the run between two steps.</param>
+        /// <returns>The metrics of the epochs run.</returns>
+        /// <exception cref="InvalidOperationException">A step failed (e.g. the loss became non-finite), or the trainer is already running.</exception>
+        public IReadOnlyList<EpochMetrics> Train(Dataset train, Dataset? validation = null, Dataset? test = null,
+                                                 IProgress<TrainingProgress>? progress = null, CancellationToken cancellationToken = default)
+        {
+            Guard.NotNull(train, nameof(train));
+            cancellationToken.ThrowIfCancellationRequested();
+            if (Interlocked.Exchange(ref running, 1) == 1)
+                throw new InvalidOperationException("this trainer is already running");
+            try
+            {
+                var data = new global::GroupedNewton.TrainingData(train.Core,
+                    validation is null ? FSharpOption<global::GroupedNewton.Data.Dataset>.None : FSharpOption<global::GroupedNewton.Data.Dataset>.Some(validation.Core),
+                    test is null ? FSharpOption<global::GroupedNewton.Data.Dataset>.None : FSharpOption<global::GroupedNewton.Data.Dataset>.Some(test.Core));
+                var start = CompletedEpochs;
+                var coreOptions = options.ToCore(start + options.Epochs);
+                var onEvent = FuncConvert.FromAction<CoreEvent>(e =>
+                {
+                    optimizer.SyncOut();
+                    if (e is CoreEvent.EpochCompleted) CompletedEpochs++;
+                    if (progress is null) return;
+                    var report = e switch
+                    {
+                        CoreEvent.StepCompleted s => new TrainingProgress(TrainingProgressKind.StepCompleted, s.epoch, s.step, s.loss, null, null),
+                        CoreEvent.EpochCompleted m => new TrainingProgress(TrainingProgressKind.EpochCompleted, m.Item.Epoch, 0, m.Item.Train.Loss, new EpochMetrics(m.Item), null),
+                        CoreEvent.CheckpointWritten c => new TrainingProgress(TrainingProgressKind.CheckpointWritten, CompletedEpochs, 0, double.NaN, null, c.path),
+                        _ => null,
+                    };
+                    if (report is not null) Guard.User(() => { progress.Report(report); return 0; });
+                });
+                optimizer.SyncIn();
+                try
+                {
+                    var result = Guard.Run(() => global::GroupedNewton.Trainer.run(model.Core, optimizer.Core, coreOptions, data, start, onEvent, cancellationToken));
+                    // a run cancelled after its last epoch finished is complete: no exception
+                    if (CompletedEpochs < start + options.Epochs) cancellationToken.ThrowIfCancellationRequested();
+                    return result.Select(m => new EpochMetrics(m)).ToArray();
+                }
+                finally
+                {
+                    optimizer.SyncOut();
+                }
+            }
+            finally
+            {
+                Volatile.Write(ref running, 0);
+            }
+        }
+
+        /// <summary>Writes a checkpoint (epochs completed, parameters, optimizer state) to a file, atomically.</summary>
+        /// <param name="path">The file.</param>
+        public void SaveCheckpoint(string path)
+        {
+            Guard.NotNull(path, nameof(path));
+            optimizer.SyncIn();
+            Guard.Run(() => global::GroupedNewton.Checkpoint.save(path, CompletedEpochs, model.Core, optimizer.Core));
+        }
+
+        /// <summary>Restores a checkpoint written by this trainer (or by <see cref="TrainerOptions.CheckpointFolder"/>)
+        /// into the model and the optimizer; the next <see cref="Train"/> continues after its epoch,
+        /// on the same batches an uninterrupted run would have seen. Validates the file before changing anything.</summary>
+        /// <param name="path">The checkpoint file.</param>
+        /// <returns>The number of epochs the checkpoint was written after.</returns>
+        /// <exception cref="System.IO.FileNotFoundException">The file does not exist.</exception>
+        /// <exception cref="System.IO.InvalidDataException">The file is corrupt or belongs to another model or optimizer.</exception>
+        public int LoadCheckpoint(string path)
+        {
+            Guard.NotNull(path, nameof(path));
+            optimizer.SyncIn();
+            var epoch = Guard.Run(() => global::GroupedNewton.Checkpoint.load(path, model.Core, optimizer.Core));
+            optimizer.SyncOut();
+            CompletedEpochs = epoch;
+            return epoch;
+        }
+
+        /// <summary>The latest checkpoint file in a folder written by <see cref="TrainerOptions.CheckpointFolder"/>, or null.</summary>
+        /// <param name="folder">The folder.</param>
+        public static string? LatestCheckpoint(string folder)
+        {
+            Guard.NotNull(folder, nameof(folder));
+            var latest = Guard.Run(() => global::GroupedNewton.Checkpoint.latest(folder));
+            return latest is null ? null : latest.Value;
+        }
+
+        /// <summary>
+        /// <see cref="Train"/> on a thread-pool thread. Cancellation stops the run between two
+        /// steps; the task then ends as cancelled and the model keeps the parameters of the
+        /// last completed step.
+        /// </summary>
+        /// <param name="train">The training set.</param>
+        /// <param name="validation">Evaluated after each epoch, or null.</param>
+        /// <param name="test">Evaluated after each epoch, or null.</param>
+        /// <param name="progress">Receives a report after every step, epoch and checkpoint, or null.</param>
+        /// <param name="cancellationToken">Stops the run between two steps.</param>
+        /// <returns>The metrics of the epochs run.</returns>
+        public Task<IReadOnlyList<EpochMetrics>> TrainAsync(Dataset train, Dataset? validation = null, Dataset? test = null,
+                                                            IProgress<TrainingProgress>? progress = null, CancellationToken cancellationToken = default)
+        {
+            Guard.NotNull(train, nameof(train));
+            return Task.Run(() => Train(train, validation, test, progress, cancellationToken), cancellationToken);
+        }
+    }
+}
