@@ -58,15 +58,15 @@ let create (name: string) (c: Context) : Optimizer =
     let ps = c.Model.Parameters
     match name with
     | "sgd" ->
-        Sgd.create { SgdOptions.Defaults with LearningRate = defaultArg h.Lr 0.01; Momentum = defaultArg h.Momentum 0.9; WeightDecay = h.WeightDecay } ps :> Optimizer
+        Sgd.create { SgdOptions.Defaults with LearningRate = defaultArg h.Lr 0.01; Momentum = defaultArg h.Momentum 0.9; WeightDecay = defaultArg h.WeightDecay 0.0 } ps :> Optimizer
     | "adam" ->
         Adam.create
             { AdamOptions.Defaults with
-                LearningRate = defaultArg h.Lr 1e-3; Beta1 = defaultArg h.Momentum 0.9; Beta2 = defaultArg h.Beta2 0.999; WeightDecay = h.WeightDecay } ps :> Optimizer
+                LearningRate = defaultArg h.Lr 1e-3; Beta1 = defaultArg h.Momentum 0.9; Beta2 = defaultArg h.Beta2 0.999; WeightDecay = defaultArg h.WeightDecay 0.0 } ps :> Optimizer
     | "sofim" ->
         Sofim.create
             { SofimOptions.Defaults with
-                LearningRate = defaultArg h.Lr 0.1; Beta = defaultArg h.Momentum 0.9; Rho = defaultArg h.Rho 0.5; WeightDecay = h.WeightDecay } ps :> Optimizer
+                LearningRate = defaultArg h.Lr 0.1; Beta = defaultArg h.Momentum 0.9; Rho = defaultArg h.Rho 0.5; WeightDecay = defaultArg h.WeightDecay 0.0 } ps :> Optimizer
     | "grouped-newton" -> groupedNewton GroupedNewtonVariant.NewtonSummary c
     | "grouped-newton-avg" -> groupedNewton GroupedNewtonVariant.UniformAverage c
     | other -> Fail.usage "--optimizer: unknown value '%s'" other
