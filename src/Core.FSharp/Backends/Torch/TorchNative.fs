@@ -162,13 +162,17 @@ module internal TorchNative =
                   dir <- match Path.GetDirectoryName(Path.TrimEndingDirectorySeparator dir) with null -> "" | d -> d ]
         |> List.distinct
 
+    /// The first existing path, or the message saying where it looked and how to build it.
+    let locate (tried: string list) =
+        match tried |> List.tryFind File.Exists with
+        | Some path -> Ok path
+        | None -> Error(sprintf "the libtorch shim %s was not found (looked in: %s); %s" fileName (String.Join(", ", tried)) buildHint)
+
     let private loaded : Lazy<Result<nativeint, string>> =
         lazy
-            (let tried = candidates ()
-             match tried |> List.tryFind File.Exists with
-             | None ->
-                 Error(sprintf "the libtorch shim %s was not found (looked in: %s); %s" fileName (String.Join(", ", tried)) buildHint)
-             | Some path ->
+            (match locate (candidates ()) with
+             | Error msg -> Error msg
+             | Ok path ->
                  match NativeLibrary.TryLoad path with
                  | false, _ ->
                      // load again to obtain the loader's reason (usually a missing libtorch)
