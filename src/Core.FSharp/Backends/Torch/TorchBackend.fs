@@ -165,16 +165,19 @@ type TorchBackend private (device: TorchDevice) as this =
     // ---- elementwise ----
 
     override _.Unary(kind, t) =
-        let k =
+        let k, op =
             match kind with
-            | UnaryKind.Neg -> 0 | UnaryKind.Exp -> 1 | UnaryKind.Log -> 2 | UnaryKind.Tanh -> 3
-            | UnaryKind.Sigmoid -> 4 | UnaryKind.Softplus -> 5 | UnaryKind.Relu -> 6 | UnaryKind.Sqrt -> 7
-            | UnaryKind.Abs -> 8 | UnaryKind.Sign -> 9
-        make (sprintf "unary %A" kind) [ t ] true (gn_unary (k, h t))
+            | UnaryKind.Neg -> 0, "neg" | UnaryKind.Exp -> 1, "exp" | UnaryKind.Log -> 2, "log"
+            | UnaryKind.Tanh -> 3, "tanh" | UnaryKind.Sigmoid -> 4, "sigmoid" | UnaryKind.Softplus -> 5, "softplus"
+            | UnaryKind.Relu -> 6, "relu" | UnaryKind.Sqrt -> 7, "sqrt" | UnaryKind.Abs -> 8, "abs"
+            | UnaryKind.Sign -> 9, "sign"
+        make op [ t ] true (gn_unary (k, h t))
 
     override _.Binary(kind, a, b) =
-        let k = match kind with BinaryKind.Add -> 0 | BinaryKind.Sub -> 1 | BinaryKind.Mul -> 2 | BinaryKind.Div -> 3
-        make (sprintf "binary %A" kind) [ a; b ] true (gn_binary (k, h a, h b))
+        let k, op =
+            match kind with
+            | BinaryKind.Add -> 0, "add" | BinaryKind.Sub -> 1, "sub" | BinaryKind.Mul -> 2, "mul" | BinaryKind.Div -> 3, "div"
+        make op [ a; b ] true (gn_binary (k, h a, h b))
 
     override _.AddBroadcast(a, b) = make "addBroadcast" [ a; b ] true (gn_binary (0, h a, h b))
     override _.AddScaled(a, b, beta) = make "addScaled" [ a; b ] true (gn_add_scaled (h a, h b, beta))
