@@ -9,6 +9,10 @@
 #include <ATen/Parallel.h>
 #include <c10/core/InferenceMode.h>
 
+#if !defined(_WIN32)
+#include <dlfcn.h>
+#endif
+
 #include <atomic>
 #include <cstring>
 #include <exception>
@@ -109,7 +113,16 @@ int32_t gn_cuda_device_count(void) {
 }
 
 void gn_set_num_threads(int32_t n) {
-    guarded<int>(0, [&]() { at::set_num_threads(n); return 0; });
+    guarded<int>(0, [&]() {
+        at::set_num_threads(n);
+#if !defined(_WIN32)
+        // A generic-BLAS libtorch (Debian's) calls OpenBLAS through libblas.so.3, whose own
+        // thread pool at::set_num_threads does not reach: set it too when it is loaded.
+        using setter = void (*)(int);
+        if (auto f = reinterpret_cast<setter>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) f(n);
+#endif
+        return 0;
+    });
 }
 
 int32_t gn_get_num_threads(void) {

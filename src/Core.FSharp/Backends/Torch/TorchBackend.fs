@@ -7,6 +7,7 @@ open System.Collections.Concurrent
 open System.Runtime.InteropServices
 open Microsoft.FSharp.NativeInterop
 open GroupedNewton
+open GroupedNewton.Backends.Managed
 open GroupedNewton.Backends.Torch.TorchNative
 
 /// The raw Backend over libtorch (through the shim in native/torchshim), one instance per
@@ -70,7 +71,10 @@ type TorchBackend private (device: TorchDevice) as this =
                 Fail.backend (sprintf "torch device cuda:%d was requested but libtorch sees %d CUDA device(s)%s" i n
                                   (if n = 0 then " (a CPU-only libtorch, such as Debian's, has none)" else ""))
         | TorchDevice.Cpu -> ()
-        instances.GetOrAdd(device, fun d -> TorchBackend d)
+        instances.GetOrAdd(device, fun d ->
+            // libtorch follows the library's thread count (GROUPEDNEWTON_THREADS, setThreads)
+            gn_set_num_threads (Threading.get ())
+            TorchBackend d)
 
     /// The backend on a device named "cpu", "cuda" or "cuda:N".
     static member Get(device: string) = TorchBackend.Get(TorchDevice.Parse device)
