@@ -1,7 +1,7 @@
 module GroupedNewton.Benchmarks.Program
 
 let private usage () =
-    eprintfn "usage: dotnet run -c Release --project benchmarks -- <gemm | tanh | hvp [threads,...] | sgd-step [threads,...] [models] | epoch [threads] | anchor [--threads 1,2] [--models mlp,lenet]>"
+    eprintfn "usage: dotnet run -c Release --project benchmarks -- <gemm | tanh | hvp [threads,...] | sgd-step [threads,...] [models] | epoch [threads] | anchor [--threads 1,2] [--models mlp,lenet] [--backends managed,torch]>"
     2
 
 [<EntryPoint>]
