@@ -197,10 +197,10 @@ type KbfgsOptimizer internal (model: Model, options: KbfgsOptions, limited: bool
             let dg = w.Shape.[0]
             let da = w.Numel / dg + (if l.Bias.IsSome then 1 else 0)
             if not (KroneckerLayers.supports l) then
-                notes.Add(sprintf "%s: layer %d (%O) has no Kronecker factors; its parameters take the momentum SGD step" display l.Index l.Spec)
+                notes.Add(sprintf "%s: layer %d (%O, '%s') has no Kronecker factors; its parameters take the momentum SGD step" display l.Index l.Spec l.Weight.Value.Name)
             elif max da dg > options.MaxFactorSize then
-                notes.Add(sprintf "%s: layer %d (%O) has factors of size %d×%d and %d×%d, above MaxFactorSize %d; its parameters take the momentum SGD step"
-                              display l.Index l.Spec da da dg dg options.MaxFactorSize)
+                notes.Add(sprintf "%s: layer %d (%O, '%s') has factors of size %d×%d and %d×%d, above MaxFactorSize %d; its parameters take the momentum SGD step"
+                              display l.Index l.Spec l.Weight.Value.Name da da dg dg options.MaxFactorSize)
             else infos.Add { Layer = l; Position = pos; Name = l.Weight.Value.Name; Dg = dg; Da = da })
         infos.ToArray(), notes
     let preconditioned = HashSet<ParameterKey>(HashIdentity.Reference)
