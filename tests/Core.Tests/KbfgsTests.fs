@@ -117,6 +117,9 @@ let ``first two K-BFGS steps equal the hand computation (A, H_a, H_g, Ĝ and the
     let w1 = Array.init 2 (fun l -> let p = mm mom.[l] ha0.[l] in Array2D.init (Array2D.length1 p) (Array2D.length2 p) (fun i j -> w0.[l].[i, j] - lr * p.[i, j]))
     for l in 0 .. 1 do
         assertAllClose 1e-12 (sprintf "layer %d [W|b] after step 1" l) (flat w1.[l]) (flat (wMatrix model opt.Parameters l))
+        // check 9: the last column of the homogeneous matrix is the bias
+        let bias = Tensor.toArray opt.Parameters.[sprintf "%d.bias" (2 * l + 1)]
+        assertAllClose 1e-12 (sprintf "layer %d bias" l) (Array.init bias.Length (fun i -> w1.[l].[i, Array2D.length2 w1.[l] - 1])) bias
         assertAllClose 1e-13 (sprintf "layer %d A" l) (flat aBatch.[l]) (flat (entryMatrix opt (sprintf "layer.%s.a" weightNames.[l])))
         assertAllClose 1e-13 (sprintf "layer %d Ĝ" l) (flat mom.[l]) (flat (entryMatrix opt (sprintf "layer.%s.momentum" weightNames.[l])))
     // the trial pass at W1 on the same batch gives the G pairs
@@ -251,15 +254,39 @@ let private convModel () =
     Model.sequential "conv-example" [| 2; 4; 4 |] init64
         [ LayerSpec.Conv2d(2, 3, 3, 1, 1, true); LayerSpec.Act Activation.Tanh; LayerSpec.Flatten; LayerSpec.Linear(48, 2, true) ]
 
-/// Patches by hand: rows (sample, oi, oj), entries (c, di, dj) then the homogeneous 1.
-let private handPatches (x: float[]) =
-    Array2D.init (2 * 16) 19 (fun r e ->
-        let i, oi, oj = r / 16, (r % 16) / 4, r % 4
-        if e = 18 then 1.0
+/// Patches by hand for M samples of C_in × side × side and a 3×3 kernel: rows (sample, oi, oj),
+/// entries (c, di, dj) then the homogeneous 1.
+let private handPatchesWith (m: int) (cin: int) (side: int) (stride: int) (pad: int) (x: float[]) =
+    let o = (side + 2 * pad - 3) / stride + 1
+    let da = cin * 9 + 1
+    Array2D.init (m * o * o) da (fun r e ->
+        let i, oi, oj = r / (o * o), (r % (o * o)) / o, r % o
+        if e = da - 1 then 1.0
         else
             let c, di, dj = e / 9, (e % 9) / 3, e % 3
-            let ii, jj = oi + di - 1, oj + dj - 1
-            if ii >= 0 && ii < 4 && jj >= 0 && jj < 4 then x.[((i * 2 + c) * 4 + ii) * 4 + jj] else 0.0)
+            let ii, jj = oi * stride + di - pad, oj * stride + dj - pad
+            if ii >= 0 && ii < side && jj >= 0 && jj < side then x.[((i * cin + c) * side + ii) * side + jj] else 0.0)
+
+let private handPatches (x: float[]) = handPatchesWith 2 2 4 1 1 x
+
+[<Test>]
+let ``check 11: the conv gradient is Σ_{i,t} (M·∂L/∂h) āᵀ / M over explicit patches (stride 1 and 2, padding 1 and 0)`` () =
+    for stride, pad in [ 1, 1; 2, 1; 2, 0 ] do
+        let o = (5 + 2 * pad - 3) / stride + 1
+        let model =
+            Model.sequential "conv" [| 2; 5; 5 |] init64
+                [ LayerSpec.Conv2d(2, 3, 3, stride, pad, true); LayerSpec.Act Activation.Tanh; LayerSpec.Flatten; LayerSpec.Linear(3 * o * o, 2, true) ]
+        let xs = randn (90 + stride + pad) (3 * 2 * 25)
+        let labels = Tensor.ofInts [| 0; 1; 1 |]
+        let trace = Trace.run model model.Parameters (t [| 3; 2; 5; 5 |] xs) (fun out -> Losses.crossEntropy out labels)
+        let kl = KroneckerLayers.ofTrace trace.Layers.[0]
+        let patches = handPatchesWith 3 2 5 stride pad xs
+        assertAllClose 0.0 "patches" (flat patches) (Tensor.toArray kl.Activations)
+        // per-sample gradients g = M·∂L/∂h, then the mean over samples of Σ_t g āᵀ
+        let g = Array2D.map (fun v -> 3.0 * v) (matOf kl.OutputGradients)
+        let expected = Array2D.map (fun v -> v / 3.0) (mm (tr g) patches)
+        let actual = matOf (KroneckerLayers.weightMatrix kl.Layer trace.Gradient)
+        assertAllClose 1e-14 (sprintf "stride %d padding %d" stride pad) (flat expected) (flat actual)
 
 [<Test>]
 let ``check 10: conv factor shapes and the A action of the spec's example, against explicit patches`` () =
