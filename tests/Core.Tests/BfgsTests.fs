@@ -220,7 +220,7 @@ let ``check 8: the preconditioned direction is (H_a ⊗ H_g) vec(Ĝ) with column
     let hg = array2D [ [ 1.0; 0.2; 0.0 ]; [ 0.2; 2.0; 0.1 ]; [ 0.0; 0.1; 0.7 ] ]
     let ha = array2D [ [ 1.5; 0.1; 0.0; 0.0 ]; [ 0.1; 1.0; 0.2; 0.0 ]; [ 0.0; 0.2; 0.8; 0.1 ]; [ 0.0; 0.0; 0.1; 1.2 ] ]
     let gr = randn 61 (dg * da)
-    let p = Tensor.toArray (KbfgsAlgebra.precondition (GSide.Dense hg) (t [| dg; da |] gr) ha)
+    let p = Tensor.toArray (KbfgsAlgebra.precondition Dtype.Float64 (GSide.Dense hg) (t [| dg; da |] gr) ha)
     // vec stacks columns: index (ja, ia) ↦ ja·dg + ia
     let vecCm (m: int -> int -> float) = Array.init (dg * da) (fun k -> m (k % dg) (k / dg))
     let kron = Array2D.init (dg * da) (dg * da) (fun r c -> ha.[r / dg, c / dg] * hg.[r % dg, c % dg])
@@ -234,6 +234,6 @@ let ``check 8: the preconditioned direction is (H_a ⊗ H_g) vec(Ĝ) with column
     let pairs = lbfgsPairs 71 dg 3
     let mem = pairs |> List.fold (fun m (s, y) -> Lbfgs.push m s y) (Lbfgs.empty 10 dg 1.0)
     let explicitH = pairs |> List.fold (fun h (s, y) -> Bfgs.inverseUpdate h s y) (Array2D.init dg dg (fun i j -> if i = j then 1.0 else 0.0))
-    let pl = Tensor.toArray (KbfgsAlgebra.precondition (GSide.Limited mem) (t [| dg; da |] gr) ha)
-    let pd = Tensor.toArray (KbfgsAlgebra.precondition (GSide.Dense explicitH) (t [| dg; da |] gr) ha)
+    let pl = Tensor.toArray (KbfgsAlgebra.precondition Dtype.Float64 (GSide.Limited mem) (t [| dg; da |] gr) ha)
+    let pd = Tensor.toArray (KbfgsAlgebra.precondition Dtype.Float64 (GSide.Dense explicitH) (t [| dg; da |] gr) ha)
     Assert.That(maxAbsDiff pl pd, Is.LessThan 1e-13)

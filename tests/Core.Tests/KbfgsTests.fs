@@ -543,3 +543,18 @@ let ``options are validated with the bad value named`` () =
     for bad in [ { KbfgsOptions.Mlp with Lambda = 0.0 }; { KbfgsOptions.Mlp with GradientMomentum = 1.0 }
                  { KbfgsOptions.Mlp with UpdateEvery = 0 }; { KbfgsOptions.Mlp with Memory = 0 }; { KbfgsOptions.Mlp with Mu1 = 1.0 } ] do
         Assert.Throws<ArgumentException>(fun () -> Kbfgs.createLimited bad model |> ignore) |> ignore
+
+[<Test>]
+let ``float32 GEMMs for the factor products track the float64 ones on a float32 model`` () =
+    let model, data = smallAutoencoder ()
+    let run (precision: KbfgsPrecision) =
+        let opt = Kbfgs.create { KbfgsOptions.Mlp with FactorProducts = precision } model
+        for b in batchesOf data 50 do opt.StepOn(model, b, fun out -> Losses.bceWithLogits out b) |> ignore
+        opt
+    let single, double = run KbfgsPrecision.ModelDtype, run KbfgsPrecision.Float64
+    Array.iter2 (fun (a: float[]) (b: float[]) -> assertAllClose 1e-4 "parameters" b a) (paramValues single.Parameters) (paramValues double.Parameters)
+    let ha32 = entryMatrix single "layer.1.weight.ha"
+    let ha64 = entryMatrix double "layer.1.weight.ha"
+    assertAllClose 1e-4 "H_a" (flat ha64) (flat ha32)
+    // the option does change the arithmetic
+    Assert.That(Array.fold2 (fun m x y -> max m (abs (x - y))) 0.0 (flat ha64) (flat ha32), Is.GreaterThan 0.0)

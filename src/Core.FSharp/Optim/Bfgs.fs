@@ -2,6 +2,8 @@ namespace GroupedNewton
 
 open System
 
+open System.Runtime.InteropServices
+
 /// What an attempted BFGS inverse update did (kbfgs.md §4.3).
 [<RequireQualifiedAccess>]
 type BfgsStatus =
@@ -38,32 +40,57 @@ type DampedPair =
 /// matrices here are Kronecker factors (a layer's fan-in or fan-out, about 1000 at most),
 /// so all work is O(n²) per update except the inverse, done once per layer.
 module Bfgs =
+    /// The entries of a non-empty matrix as one row-major span.
+    let private entries (m: float[,]) : Span<float> = MemoryMarshal.CreateSpan(&m.[0, 0], m.Length)
+
     let dot (a: float[]) (b: float[]) =
-        let mutable s = 0.0
-        for i in 0 .. a.Length - 1 do s <- s + a.[i] * b.[i]
-        s
+        if a.Length <> b.Length then
+            raise (ShapeMismatchException(sprintf "Bfgs.dot: vectors of lengths %d and %d" a.Length b.Length))
+        Numerics.Tensors.TensorPrimitives.Dot(ReadOnlySpan a, ReadOnlySpan b)
 
     let norm (a: float[]) = sqrt (dot a a)
 
-    /// H v for a square matrix.
+    /// H v for a matrix.
     let matVec (h: float[,]) (v: float[]) =
-        let n = Array2D.length1 h
-        if Array2D.length2 h <> v.Length then
-            raise (ShapeMismatchException(sprintf "Bfgs.matVec: a %d×%d matrix times a vector of length %d" n (Array2D.length2 h) v.Length))
-        Array.init n (fun i ->
-            let mutable s = 0.0
-            for j in 0 .. v.Length - 1 do s <- s + h.[i, j] * v.[j]
-            s)
+        let n, c = Array2D.length1 h, Array2D.length2 h
+        if c <> v.Length then
+            raise (ShapeMismatchException(sprintf "Bfgs.matVec: a %d×%d matrix times a vector of length %d" n c v.Length))
+        let r = Array.zeroCreate n
+        if n > 0 && c > 0 then
+            let d = entries h
+            for i in 0 .. n - 1 do
+                r.[i] <- Numerics.Tensors.TensorPrimitives.Dot(Span.op_Implicit (d.Slice(i * c, c)), ReadOnlySpan v)
+        r
 
+    /// wa·a + wb·b for two matrices of one shape.
+    let blend (wa: float) (a: float[,]) (wb: float) (b: float[,]) =
+        if Array2D.length1 a <> Array2D.length1 b || Array2D.length2 a <> Array2D.length2 b then
+            raise (ShapeMismatchException(sprintf "Bfgs.blend: matrices of %d×%d and %d×%d" (Array2D.length1 a) (Array2D.length2 a) (Array2D.length1 b) (Array2D.length2 b)))
+        let r = Array2D.zeroCreate (Array2D.length1 a) (Array2D.length2 a)
+        if r.Length > 0 then
+            let dr = entries r
+            Numerics.Tensors.TensorPrimitives.Multiply(Span.op_Implicit (entries a), wa, dr)
+            Numerics.Tensors.TensorPrimitives.MultiplyAdd(Span.op_Implicit (entries b), wb, Span.op_Implicit dr, dr)
+        r
+
+    /// m ← (m + mᵀ)/2 in place, by tiles (the updates are symmetric in exact arithmetic only).
+    let private symmetrise (m: float[,]) =
+        let n = Array2D.length1 m
+        if n > 0 then
+            let d = entries m
+            let tile = 64
+            for bi in 0 .. tile .. n - 1 do
+                for bj in bi .. tile .. n - 1 do
+                    for i in bi .. min (bi + tile) n - 1 do
+                        for j in max bj (i + 1) .. min (bj + tile) n - 1 do
+                            let v = 0.5 * (d.[i * n + j] + d.[j * n + i])
+                            d.[i * n + j] <- v
+                            d.[j * n + i] <- v
+
+    /// Whether every entry is finite: an infinite or NaN entry makes the sum non-finite (so
+    /// does an overflow of the sum, which only entries near 1e308 can cause).
     let private allFinite (h: float[,]) =
-        let mutable ok = true
-        let n1, n2 = Array2D.length1 h, Array2D.length2 h
-        let mutable i = 0
-        while ok && i < n1 do
-            for j in 0 .. n2 - 1 do
-                if not (Double.IsFinite h.[i, j]) then ok <- false
-            i <- i + 1
-        ok
+        h.Length = 0 || Double.IsFinite(Numerics.Tensors.TensorPrimitives.Sum(Span.op_Implicit (entries h)))
 
     let private checkPair (op: string) (h: float[,]) (s: float[]) (y: float[]) =
         let n = Array2D.length1 h
@@ -79,13 +106,15 @@ module Bfgs =
         let rho = 1.0 / dot s y
         let hy = matVec h y
         let c = rho * rho * dot y hy + rho
-        let r = Array2D.zeroCreate n n
-        for i in 0 .. n - 1 do
-            for j in i .. n - 1 do
-                let add = c * s.[i] * s.[j] - rho * (s.[i] * hy.[j] + hy.[i] * s.[j])
-                let v = 0.5 * (h.[i, j] + h.[j, i]) + add
-                r.[i, j] <- v
-                r.[j, i] <- v
+        let r = Array2D.copy h
+        if n > 0 then
+            let d = entries r
+            // row i gains (c·s_i − ρ·(Hy)_i)·sᵀ − ρ·s_i·(Hy)ᵀ
+            for i in 0 .. n - 1 do
+                let row = d.Slice(i * n, n)
+                Numerics.Tensors.TensorPrimitives.MultiplyAdd(ReadOnlySpan s, c * s.[i] - rho * hy.[i], Span.op_Implicit row, row)
+                Numerics.Tensors.TensorPrimitives.MultiplyAdd(ReadOnlySpan hy, -rho * s.[i], Span.op_Implicit row, row)
+            symmetrise r
         r
 
     /// The gated update of kbfgs.md §4.3: skipped when sᵀy ≤ 0, when sᵀy ≤ tol·sᵀs·‖g‖
@@ -136,46 +165,47 @@ module Bfgs =
             { S = s1; Y = levenbergMarquardt mu2 s1 y; PowellApplied = p; SecondStageApplied = mu2 <> 0.0 && dot s1 s1 > 0.0 }
 
     /// (m)⁻¹ for a symmetric positive definite m by Cholesky (m = LLᵀ, m⁻¹ = L⁻ᵀL⁻¹); None
-    /// when m is not numerically positive definite.
+    /// when m is not numerically positive definite. O(n³/2) vectorised work plus one GEMM.
     let choleskyInverse (m: float[,]) : float[,] option =
         let n = Array2D.length1 m
         if Array2D.length2 m <> n then
             raise (ShapeMismatchException(sprintf "Bfgs.choleskyInverse: needs a square matrix, got %d×%d" n (Array2D.length2 m)))
-        // row-major flat copies: l is lower triangular
-        let l = Array.zeroCreate (n * n)
-        let mutable ok = true
-        let mutable j = 0
-        while ok && j < n do
-            let mutable d = m.[j, j]
-            let rj = j * n
-            for k in 0 .. j - 1 do d <- d - l.[rj + k] * l.[rj + k]
-            if not (d > 0.0) || not (Double.IsFinite d) then ok <- false
-            else
-                let ljj = sqrt d
-                l.[rj + j] <- ljj
-                for i in j + 1 .. n - 1 do
-                    let ri = i * n
-                    let mutable t = 0.5 * (m.[i, j] + m.[j, i])
-                    for k in 0 .. j - 1 do t <- t - l.[ri + k] * l.[rj + k]
-                    l.[ri + j] <- t / ljj
-            j <- j + 1
-        if not ok then None
+        if n = 0 then Some (Array2D.zeroCreate 0 0)
         else
-            // w = L⁻¹ (lower triangular), row by row of the identity's columns
-            let w = Array.zeroCreate (n * n)
-            for c in 0 .. n - 1 do
-                // solve L x = e_c; x is zero above c
-                w.[c * n + c] <- 1.0 / l.[c * n + c]
-                for i in c + 1 .. n - 1 do
+            // l: row-major lower triangle
+            let l = Array.zeroCreate<float> (n * n)
+            let mutable ok = true
+            let mutable j = 0
+            while ok && j < n do
+                let rj = ReadOnlySpan(l, j * n, j)
+                let d = m.[j, j] - Numerics.Tensors.TensorPrimitives.Dot(rj, rj)
+                if not (d > 0.0) || not (Double.IsFinite d) then ok <- false
+                else
+                    let ljj = sqrt d
+                    l.[j * n + j] <- ljj
+                    for i in j + 1 .. n - 1 do
+                        let t = 0.5 * (m.[i, j] + m.[j, i]) - Numerics.Tensors.TensorPrimitives.Dot(ReadOnlySpan(l, i * n, j), ReadOnlySpan(l, j * n, j))
+                        l.[i * n + j] <- t / ljj
+                j <- j + 1
+            if not ok then None
+            else
+                // w = L⁻¹, row by row: L[i,i]·w_i = e_i − Σ_{k<i} L[i,k]·w_k (w_k is zero after column k)
+                let w = Array.zeroCreate<float> (n * n)
+                for i in 0 .. n - 1 do
                     let ri = i * n
-                    let mutable t = 0.0
-                    for k in c .. i - 1 do t <- t - l.[ri + k] * w.[k * n + c]
-                    w.[ri + c] <- t / l.[ri + i]
-            // m⁻¹ = wᵀ w
-            let wt = Tensor.ofArrayShape w [| n; n |]
-            let inv = Tensor.toArray (Tensor.matmulT true false wt wt)
-            let r = Array2D.init n n (fun i j -> 0.5 * (inv.[i * n + j] + inv.[j * n + i]))
-            if allFinite r then Some r else None
+                    w.[ri + i] <- 1.0
+                    for k in 0 .. i - 1 do
+                        let lik = l.[ri + k]
+                        if lik <> 0.0 then
+                            Numerics.Tensors.TensorPrimitives.MultiplyAdd(ReadOnlySpan(w, k * n, k + 1), -lik, ReadOnlySpan(w, ri, k + 1), Span(w, ri, k + 1))
+                    Numerics.Tensors.TensorPrimitives.Divide(ReadOnlySpan(w, ri, i + 1), l.[ri + i], Span(w, ri, i + 1))
+                // m⁻¹ = wᵀ w
+                let wt = Tensor.ofArrayShape w [| n; n |]
+                let inv = Tensor.toArray (Tensor.matmulT true false wt wt)
+                let r = Array2D.zeroCreate n n
+                Buffer.BlockCopy(inv, 0, r, 0, n * n * 8)
+                symmetrise r
+                if allFinite r then Some r else None
 
 /// A limited-memory BFGS inverse (kbfgs.md §5): the last `Capacity` secant pairs, oldest
 /// first, with initial matrix γI. Immutable: `push` returns a new memory.

@@ -29,6 +29,16 @@ type KbfgsInitialHa =
     /// The identity (the "IdentityInitial" variant of the authors' CNN-era code).
     | Identity
 
+/// The precision of the wide matrix products of the factor work.
+[<RequireQualifiedAccess>]
+type KbfgsPrecision =
+    /// Ā = āᵀā/N, the Ā·s products and the direction H_g·Ĝ·H_a in the model's dtype (float32
+    /// GEMMs for a float32 model); the stored factors, their BFGS updates, the damping and
+    /// all inner products stay float64.
+    | ModelDtype
+    /// Every product in float64.
+    | Float64
+
 /// K-BFGS / K-BFGS(L) hyperparameters (defaults from the authors' MLP code, kbfgs.md §7).
 type KbfgsOptions =
     { /// α: the step is W ← W − α·H_g·Ĝ·H_a.
@@ -56,6 +66,8 @@ type KbfgsOptions =
       UpdateEvery: int
       /// K-BFGS(L): number of (s, y) pairs kept per layer.
       Memory: int
+      /// Precision of the GEMMs of the factor work.
+      FactorProducts: KbfgsPrecision
       /// Layers with d_a or d_g above this are not preconditioned: they fall back to the
       /// momentum SGD rule (with a Warning).
       MaxFactorSize: int }
@@ -65,7 +77,8 @@ type KbfgsOptions =
         { LearningRate = 0.3; Lambda = 0.3; Mu1 = 0.2; SecondStage = SecondStageDamping.Powell
           GradientMomentum = 0.9; MomentumForm = KbfgsMomentum.Average; PairMomentum = 0.9; AMomentum = 0.9
           AStatistic = KbfgsAStatistic.MovingAverage; InitialHa = KbfgsInitialHa.Inverse; WeightDecay = 1e-5
-          GateTolerance = 1e-4; UpdateEvery = 1; Memory = 100; MaxFactorSize = 4096 }
+          GateTolerance = 1e-4; UpdateEvery = 1; Memory = 100; FactorProducts = KbfgsPrecision.ModelDtype
+          MaxFactorSize = 4096 }
 
     /// CNN mode (kbfgs.md §6.3, reconstructed): Levenberg–Marquardt second stage and the
     /// minibatch A used only through products, for every layer.
@@ -152,13 +165,14 @@ module internal KbfgsAlgebra =
         Array2D.init (Array2D.length1 m) (Array2D.length2 m) (fun i j -> if i = j then m.[i, j] + c else m.[i, j])
 
     /// (H_a ⊗ H_g) vec(Ĝ) = vec(H_g·Ĝ·H_a) (column-major vec): the preconditioned direction
-    /// of a d_g × d_a matrix, in float64 through the tensor GEMM.
-    let precondition (g: GSide) (momentum: Tensor) (ha: float[,]) =
+    /// of a d_g × d_a matrix, through the tensor GEMM in the given dtype (the L-BFGS product
+    /// itself is float64).
+    let precondition (dtype: Dtype) (g: GSide) (momentum: Tensor) (ha: float[,]) =
         let left =
             match g with
-            | GSide.Dense hg -> Tensor.matmul (ofMatrix hg) momentum
-            | GSide.Limited mem -> Lbfgs.compactTimes mem momentum
-        Tensor.matmul left (ofMatrix ha)
+            | GSide.Dense hg -> Tensor.matmul (Tensor.cast dtype (ofMatrix hg)) (Tensor.cast dtype momentum)
+            | GSide.Limited mem -> Tensor.cast dtype (Lbfgs.compactTimes mem momentum)
+        Tensor.matmul left (Tensor.cast dtype (ofMatrix ha))
 
     /// The G-side product H_g·v.
     let gTimes (g: GSide) (v: float[]) =
@@ -180,8 +194,9 @@ module internal KbfgsAlgebra =
 /// Linear and Conv2d layers of a model: per layer the direction H_g·Ĝ·H_a with H_a ≈ (A + √λI)⁻¹
 /// kept by BFGS updates with exact Hessian-action pairs and H_g ≈ (G + √λI)⁻¹ by damped BFGS
 /// (or L-BFGS) updates from secant pairs of a second forward/backward pass at the new point on
-/// the same batch. The factor algebra runs in float64 (GEMM through the tensor backend) whatever
-/// the model's dtype. Stepped with StepOn; a step that fails changes nothing.
+/// the same batch. The factors and their updates are float64; the wide products go through the
+/// tensor GEMM in the model's dtype or in float64 (FactorProducts). Stepped with StepOn; a step
+/// that fails changes nothing.
 type KbfgsOptimizer internal (model: Model, options: KbfgsOptions, limited: bool) =
     inherit Optimizer(model.Parameters, OptimizerSupport.defaultGroups model.Parameters options.LearningRate)
     do options.Validate()
@@ -269,6 +284,12 @@ type KbfgsOptimizer internal (model: Model, options: KbfgsOptions, limited: bool
         | Some m, KbfgsMomentum.Average -> Tensor.addScaled (1.0 - b) (b * m) g
         | Some m, KbfgsMomentum.HeavyBall -> Tensor.addScaled 1.0 (b * m) g
 
+    /// The dtype of the factor GEMMs for a layer's activation rows.
+    let productDtype (rows: Tensor) =
+        match options.FactorProducts with
+        | KbfgsPrecision.Float64 -> Dtype.Float64
+        | KbfgsPrecision.ModelDtype -> rows.Dtype
+
     let stateName (i: KbfgsLayerInfo) (field: string) = sprintf "layer.%s.%s" i.Name field
 
     /// Whether the layers' factors exist (after the first step or a restored state).
@@ -302,13 +323,10 @@ type KbfgsOptimizer internal (model: Model, options: KbfgsOptions, limited: bool
             j <- j + 1
             let inputs = layerInputs m ps x
             infos |> Array.iteri (fun li i ->
-                let a64 = Tensor.cast Dtype.Float64 (KroneckerLayers.activationRows i.Layer inputs.[i.Position])
-                let ab = KbfgsAlgebra.batchCovariance a64 x.Shape.[0]
+                let rows = KroneckerLayers.activationRows i.Layer inputs.[i.Position]
+                let ab = KbfgsAlgebra.batchCovariance (Tensor.cast (productDtype rows) rows) x.Shape.[0]
                 let w = 1.0 / float j
-                let a = acc.[li]
-                for r in 0 .. i.Da - 1 do
-                    for c in 0 .. i.Da - 1 do
-                        a.[r, c] <- (1.0 - w) * a.[r, c] + w * ab.[r, c])
+                acc.[li] <- Bfgs.blend (1.0 - w) acc.[li] w ab)
         if j = 0 then invalidArg "batches" (sprintf "%s: the warm start needs at least one batch" display)
         for a in acc do
             for r in 0 .. Array2D.length1 a - 1 do
@@ -337,7 +355,7 @@ type KbfgsOptimizer internal (model: Model, options: KbfgsOptions, limited: bool
                 fail (sprintf "the gradient of '%s' is not finite" k.Name)
         let first = layers.IsNone
         let stats = infos |> Array.map (fun i -> KroneckerLayers.ofTrace tr.Layers.[i.Position])
-        let acts = stats |> Array.map (fun kl -> Tensor.cast Dtype.Float64 kl.Activations)
+        let acts = stats |> Array.map (fun kl -> Tensor.cast (productDtype kl.Activations) kl.Activations)
         let regGrad = ps.WithValues(ps.KeyArray |> Array.map (regularised ps tr.Gradient))
         // A side and the direction, per layer
         let prepared =
@@ -355,8 +373,7 @@ type KbfgsOptimizer internal (model: Model, options: KbfgsOptions, limited: bool
                         match prev |> Option.bind (fun p -> p.A), warmA with
                         | Some a, _ ->
                             let ab = KbfgsAlgebra.batchCovariance a64 samples
-                            let b = options.AMomentum
-                            Some (Array2D.init i.Da i.Da (fun r c -> b * a.[r, c] + (1.0 - b) * ab.[r, c]))
+                            Some (Bfgs.blend options.AMomentum a (1.0 - options.AMomentum) ab)
                         | None, Some w -> Some w.[li]
                         | None, None -> Some (KbfgsAlgebra.batchCovariance a64 samples)
                 let ha =
@@ -375,7 +392,7 @@ type KbfgsOptimizer internal (model: Model, options: KbfgsOptions, limited: bool
                     | Some p -> p.G
                     | None when limited -> GSide.Limited (Lbfgs.empty options.Memory i.Dg 1.0)
                     | None -> GSide.Dense (KbfgsAlgebra.identity i.Dg)
-                let direction = KbfgsAlgebra.precondition g momentum ha
+                let direction = KbfgsAlgebra.precondition a64.Dtype g momentum ha
                 aNew, ha, g, momentum, direction)
         // fallback parameters: momentum SGD with the same momentum rule
         let nextFallback = Dictionary<ParameterKey, Tensor>(HashIdentity.Reference)
@@ -442,7 +459,7 @@ type KbfgsOptimizer internal (model: Model, options: KbfgsOptions, limited: bool
                         | Some a -> Bfgs.matVec a sa
                         | None ->
                             let a64 = acts.[li]
-                            let asv = Tensor.matmul a64 (Tensor.ofArrayShape sa [| sa.Length; 1 |])
+                            let asv = Tensor.matmul a64 (Tensor.cast a64.Dtype (Tensor.ofArrayShape sa [| sa.Length; 1 |]))
                             Tensor.toArray (Tensor.matmulT true false a64 asv) |> Array.map (fun x -> x / float kl.BatchSize)
                     let ya = Array.map2 (fun x s -> x + mu2 * s) aSa sa
                     let aStatus, haNext = Bfgs.gatedUpdate options.GateTolerance ha sa ya v
@@ -571,7 +588,11 @@ type KbfgsOptimizer internal (model: Model, options: KbfgsOptions, limited: bool
 /// Builds K-BFGS optimizers for a model (its Linear and Conv2d layers are preconditioned).
 module Kbfgs =
     /// K-BFGS: dense BFGS inverses H_a and H_g per layer.
-    let create (options: KbfgsOptions) (model: Model) = KbfgsOptimizer(model, options, false)
+    let create (options: KbfgsOptions) (model: Model) =
+        options.Validate()
+        KbfgsOptimizer(model, options, false)
 
     /// K-BFGS(L): H_g kept as an L-BFGS memory of options.Memory pairs with H⁰ = I.
-    let createLimited (options: KbfgsOptions) (model: Model) = KbfgsOptimizer(model, options, true)
+    let createLimited (options: KbfgsOptions) (model: Model) =
+        options.Validate()
+        KbfgsOptimizer(model, options, true)
