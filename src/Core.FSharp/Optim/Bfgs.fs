@@ -106,7 +106,7 @@ module Bfgs =
         let rho = 1.0 / dot s y
         let hy = matVec h y
         let c = rho * rho * dot y hy + rho
-        let r = Array2D.copy h
+        let r = h.Clone() :?> float[,]
         if n > 0 then
             let d = entries r
             // row i gains (c·s_i − ρ·(Hy)_i)·sᵀ − ρ·s_i·(Hy)ᵀ

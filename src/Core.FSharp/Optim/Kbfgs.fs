@@ -159,10 +159,15 @@ module internal KbfgsAlgebra =
         Buffer.BlockCopy(flat, 0, m, 0, r * c * 8)
         m
 
-    let identity n = Array2D.init n n (fun i j -> if i = j then 1.0 else 0.0)
+    let identity n =
+        let m = Array2D.zeroCreate<float> n n
+        for i in 0 .. n - 1 do m.[i, i] <- 1.0
+        m
 
     let addDiagonal (c: float) (m: float[,]) =
-        Array2D.init (Array2D.length1 m) (Array2D.length2 m) (fun i j -> if i = j then m.[i, j] + c else m.[i, j])
+        let r = m.Clone() :?> float[,]
+        for i in 0 .. min (Array2D.length1 m) (Array2D.length2 m) - 1 do r.[i, i] <- r.[i, i] + c
+        r
 
     /// (H_a ⊗ H_g) vec(Ĝ) = vec(H_g·Ĝ·H_a) (column-major vec): the preconditioned direction
     /// of a d_g × d_a matrix, through the tensor GEMM in the given dtype (the L-BFGS product
@@ -184,11 +189,19 @@ module internal KbfgsAlgebra =
     let batchCovariance (a64: Tensor) (samples: int) =
         toMatrix (Tensor.matmulT true false a64 a64 / float samples)
 
-    /// Column means of a [rows, d] tensor in float64, as a sum divided by the row count (so a
-    /// column of ones has mean exactly 1).
+    /// Column means of a [rows, d] tensor, summed in its dtype and divided by the row count in
+    /// float64 (so a column of ones has mean exactly 1).
     let columnMeans (t: Tensor) =
         let rows = float t.Shape.[0]
-        Tensor.toArray (Tensor.sumDim 0 false (Tensor.cast Dtype.Float64 t)) |> Array.map (fun v -> v / rows)
+        Tensor.toArray (Tensor.sumDim 0 false t) |> Array.map (fun v -> v / rows)
+
+    /// Column means of after − before: the difference is taken row by row first, so a float32
+    /// model loses nothing to the cancellation of two nearly equal means.
+    let meanDifference (after: Tensor) (before: Tensor) = columnMeans (after - before)
+
+    /// Whether every entry of a tensor is finite (through its sum, which an infinite or NaN
+    /// entry makes non-finite).
+    let allFinite (t: Tensor) = Double.IsFinite(Tensor.toScalar (Tensor.sum t))
 
 /// K-BFGS and K-BFGS(L) (Goldfarb, Ren, Bahamou 2020; Ren, Bahamou, Goldfarb 2021) for the
 /// Linear and Conv2d layers of a model: per layer the direction H_g·Ĝ·H_a with H_a ≈ (A + √λI)⁻¹
@@ -351,7 +364,7 @@ type KbfgsOptimizer internal (model: Model, options: KbfgsOptions, limited: bool
         let ps = o.Parameters
         let tr = runTrace "main" m ps input loss
         for k in ps.KeyArray do
-            if not (Array.forall Double.IsFinite (Tensor.toArray tr.Gradient.[k])) then
+            if not (KbfgsAlgebra.allFinite tr.Gradient.[k]) then
                 fail (sprintf "the gradient of '%s' is not finite" k.Name)
         let first = layers.IsNone
         let stats = infos |> Array.map (fun i -> KroneckerLayers.ofTrace tr.Layers.[i.Position])
@@ -410,7 +423,7 @@ type KbfgsOptimizer internal (model: Model, options: KbfgsOptions, limited: bool
                 let lr = o.GroupOf(k).LearningRate
                 if lr = 0.0 then v else Tensor.addScaled (-lr) v (Tensor.cast v.Dtype directionOf.[k]))
         for k in updated.KeyArray do
-            if not (Array.forall Double.IsFinite (Tensor.toArray updated.[k])) then
+            if not (KbfgsAlgebra.allFinite updated.[k]) then
                 fail (sprintf "the step of '%s' is not finite" k.Name)
         // the factor updates, from a second pass at the new point on the same batch
         let updateFactors = step % options.UpdateEvery = 0
@@ -428,14 +441,12 @@ type KbfgsOptimizer internal (model: Model, options: KbfgsOptions, limited: bool
                     let kl = stats.[li]
                     let klt = KroneckerLayers.ofTrace t.Layers.[i.Position]
                     // per-sample ∂L/∂h is N·∂L/∂h; its mean over N·|T| rows is Σ/|T|
-                    let hBar = KbfgsAlgebra.columnMeans kl.PreActivations
-                    let gBar = KbfgsAlgebra.columnMeans kl.OutputGradients |> Array.map (fun v -> v * float kl.BatchSize)
-                    let hBarT = KbfgsAlgebra.columnMeans klt.PreActivations
-                    let gBarT = KbfgsAlgebra.columnMeans klt.OutputGradients |> Array.map (fun v -> v * float klt.BatchSize)
-                    if not (Array.forall Double.IsFinite hBarT && Array.forall Double.IsFinite gBarT) then
+                    let perSample = float kl.BatchSize
+                    let gBar = KbfgsAlgebra.columnMeans kl.OutputGradients |> Array.map (fun v -> v * perSample)
+                    let s = KbfgsAlgebra.meanDifference klt.PreActivations kl.PreActivations
+                    let y = KbfgsAlgebra.meanDifference klt.OutputGradients kl.OutputGradients |> Array.map (fun v -> v * perSample)
+                    if not (Array.forall Double.IsFinite s && Array.forall Double.IsFinite y) then
                         fail (sprintf "the trial pass gave non-finite outputs or output gradients at layer '%s'" i.Name)
-                    let s = Array.map2 (-) hBarT hBar
-                    let y = Array.map2 (-) gBarT gBar
                     let beta = options.PairMomentum
                     let sBar = Array.map2 (fun a b -> beta * a + (1.0 - beta) * b) sBar0 s
                     let yBar = Array.map2 (fun a b -> beta * a + (1.0 - beta) * b) yBar0 y
