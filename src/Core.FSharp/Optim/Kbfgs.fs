@@ -186,8 +186,8 @@ module internal KbfgsAlgebra =
         | GSide.Limited mem -> Lbfgs.twoLoop mem v
 
     /// Ā_batch = āᵀā / N for activation rows ā of a batch of N samples (locations summed).
-    let batchCovariance (a64: Tensor) (samples: int) =
-        toMatrix (Tensor.matmulT true false a64 a64 / float samples)
+    let batchCovariance (aRows: Tensor) (samples: int) =
+        toMatrix (Tensor.matmulT true false aRows aRows / float samples)
 
     /// Column means of a [rows, d] tensor, summed in its dtype and divided by the row count in
     /// float64 (so a column of ones has mean exactly 1).
@@ -374,7 +374,7 @@ type KbfgsOptimizer internal (model: Model, options: KbfgsOptions, limited: bool
         let prepared =
             infos |> Array.mapi (fun li i ->
                 let kl = stats.[li]
-                let a64 = acts.[li]
+                let aRows = acts.[li]
                 let samples = kl.BatchSize
                 let prev = layers |> Option.map (fun ls -> ls.[li])
                 let grad = Tensor.cast Dtype.Float64 (KroneckerLayers.weightMatrix i.Layer regGrad)
@@ -385,10 +385,10 @@ type KbfgsOptimizer internal (model: Model, options: KbfgsOptions, limited: bool
                     | KbfgsAStatistic.MovingAverage ->
                         match prev |> Option.bind (fun p -> p.A), warmA with
                         | Some a, _ ->
-                            let ab = KbfgsAlgebra.batchCovariance a64 samples
+                            let ab = KbfgsAlgebra.batchCovariance aRows samples
                             Some (Bfgs.blend options.AMomentum a (1.0 - options.AMomentum) ab)
                         | None, Some w -> Some w.[li]
-                        | None, None -> Some (KbfgsAlgebra.batchCovariance a64 samples)
+                        | None, None -> Some (KbfgsAlgebra.batchCovariance aRows samples)
                 let ha =
                     match prev with
                     | Some p -> p.Ha
@@ -396,7 +396,7 @@ type KbfgsOptimizer internal (model: Model, options: KbfgsOptions, limited: bool
                         match options.InitialHa with
                         | KbfgsInitialHa.Identity -> KbfgsAlgebra.identity i.Da
                         | KbfgsInitialHa.Inverse ->
-                            let a0 = match aNew with Some a -> a | None -> KbfgsAlgebra.batchCovariance a64 samples
+                            let a0 = match aNew with Some a -> a | None -> KbfgsAlgebra.batchCovariance aRows samples
                             match Bfgs.choleskyInverse (KbfgsAlgebra.addDiagonal mu2 a0) with
                             | Some inv -> inv
                             | None -> fail (sprintf "A + √λ·I of layer '%s' is not positive definite (non-finite activations?)" i.Name)
@@ -405,7 +405,7 @@ type KbfgsOptimizer internal (model: Model, options: KbfgsOptions, limited: bool
                     | Some p -> p.G
                     | None when limited -> GSide.Limited (Lbfgs.empty options.Memory i.Dg 1.0)
                     | None -> GSide.Dense (KbfgsAlgebra.identity i.Dg)
-                let direction = KbfgsAlgebra.precondition a64.Dtype g momentum ha
+                let direction = KbfgsAlgebra.precondition aRows.Dtype g momentum ha
                 aNew, ha, g, momentum, direction)
         // fallback parameters: momentum SGD with the same momentum rule
         let nextFallback = Dictionary<ParameterKey, Tensor>(HashIdentity.Reference)
@@ -469,9 +469,9 @@ type KbfgsOptimizer internal (model: Model, options: KbfgsOptions, limited: bool
                         match aNew with
                         | Some a -> Bfgs.matVec a sa
                         | None ->
-                            let a64 = acts.[li]
-                            let asv = Tensor.matmul a64 (Tensor.cast a64.Dtype (Tensor.ofArrayShape sa [| sa.Length; 1 |]))
-                            Tensor.toArray (Tensor.matmulT true false a64 asv) |> Array.map (fun x -> x / float kl.BatchSize)
+                            let aRows = acts.[li]
+                            let asv = Tensor.matmul aRows (Tensor.cast aRows.Dtype (Tensor.ofArrayShape sa [| sa.Length; 1 |]))
+                            Tensor.toArray (Tensor.matmulT true false aRows asv) |> Array.map (fun x -> x / float kl.BatchSize)
                     let ya = Array.map2 (fun x s -> x + mu2 * s) aSa sa
                     let aStatus, haNext = Bfgs.gatedUpdate options.GateTolerance ha sa ya v
                     let aOk = aStatus = BfgsStatus.Updated
