@@ -558,3 +558,32 @@ let ``float32 GEMMs for the factor products track the float64 ones on a float32 
     assertAllClose 1e-4 "H_a" (flat ha64) (flat ha32)
     // the option does change the arithmetic
     Assert.That(Array.fold2 (fun m x y -> max m (abs (x - y))) 0.0 (flat ha64) (flat ha32), Is.GreaterThan 0.0)
+
+[<Test>]
+let ``the trainer drives K-BFGS and K-BFGS(L) through StepOn and resumes them bit-identically from a checkpoint`` () =
+    let task () =
+        let all = Data.Synthetic.teacherClassification 7 400 [| 12 |] 3
+        let train, validation = Data.Dataset.splitAt 200 all
+        ({ Train = train; Validation = Some validation; Test = None }: TrainingData)
+    let model () = Models.mlp [ 12; 32; 3 ] Activation.Tanh (Init.reference 1)
+    let options = { TrainerOptions.Defaults with Epochs = 4; BatchSize = 50; Seed = 11 }
+    for limited in [ false; true ] do
+        let make (m: Model) = if limited then Kbfgs.createLimited KbfgsOptions.Mlp m else Kbfgs.create KbfgsOptions.Mlp m
+        let dir = Path.Combine(Path.GetTempPath(), sprintf "kbfgs-train-%s" (Guid.NewGuid().ToString("N")))
+        Directory.CreateDirectory dir |> ignore
+        try
+            let data = task ()
+            let m1 = model ()
+            let o1 = make m1
+            let before = Trainer.evaluate m1 o1.Parameters Objective.Classification 1000 Dtype.Float32 data.Train
+            let history = Trainer.fit m1 o1 options data ignore
+            Assert.That((List.last history).Train.Loss, Is.LessThan(0.5 * before.Loss), sprintf "limited=%b: %g -> %g" limited before.Loss (List.last history).Train.Loss)
+            let m2 = model ()
+            Trainer.fit m2 (make m2) { options with Epochs = 2; CheckpointFolder = Some dir } data ignore |> ignore
+            let m3 = model ()
+            let o3 = make m3
+            Trainer.resume (Checkpoint.latest dir).Value m3 o3 options data ignore Threading.CancellationToken.None |> ignore
+            for k in o1.Parameters.Keys do
+                Assert.That(Tensor.toArray32 o3.Parameters.[k.Name], equalTo (Tensor.toArray32 o1.Parameters.[k]), k.Name)
+        finally
+            Directory.Delete(dir, true)
