@@ -587,3 +587,23 @@ let ``the trainer drives K-BFGS and K-BFGS(L) through StepOn and resumes them bi
                 Assert.That(Tensor.toArray32 o3.Parameters.[k.Name], equalTo (Tensor.toArray32 o1.Parameters.[k]), k.Name)
         finally
             Directory.Delete(dir, true)
+
+[<Test>]
+let ``a state of another shape is refused with the entry named, and nothing changes`` () =
+    let x = t [| 6; 4 |] (randn 20 24)
+    let target = t [| 6; 3 |] (randn 21 18)
+    let m453 = mlp453 ()
+    let a = Kbfgs.create KbfgsOptions.Mlp m453
+    a.StepOn(m453, x, fun out -> Losses.halfSquaredError out target) |> ignore
+    let path = Path.Combine(Path.GetTempPath(), sprintf "kbfgs-%s.gnts" (Guid.NewGuid().ToString("N")))
+    try
+        a.SaveState path
+        let other = Models.mlp [ 4; 6; 3 ] Activation.Tanh init64
+        let b = Kbfgs.create KbfgsOptions.Mlp other
+        let before = snapshot b
+        let e = Assert.Throws<StateFormatException>(fun () -> b.LoadState path)
+        Assert.That(e.Message, Does.Contain "layer.1.weight.hg")
+        Assert.That(snapshot b, equalTo before)
+        Assert.That(b.StepCount, equalTo 0)
+    finally
+        File.Delete path
