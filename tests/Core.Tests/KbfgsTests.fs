@@ -607,3 +607,24 @@ let ``a state of another shape is refused with the entry named, and nothing chan
         Assert.That(b.StepCount, equalTo 0)
     finally
         File.Delete path
+
+[<Test>]
+let ``MlpRulesForLinear: in CNN mode the Linear layer keeps a moving-average A and the MLP step`` () =
+    let model = convModel ()
+    let x = t [| 2; 2; 4; 4 |] (randn 82 64)
+    let labels = Tensor.ofInts [| 1; 0 |]
+    let loss = fun out -> Losses.crossEntropy out labels
+    let mixed = Kbfgs.create { KbfgsOptions.Cnn with MlpRulesForLinear = true } model
+    let cnn = Kbfgs.create KbfgsOptions.Cnn model
+    let mlp = Kbfgs.create KbfgsOptions.Mlp model
+    for o in [ mixed; cnn; mlp ] do o.StepOn(model, x, loss) |> ignore
+    let e = entries mixed
+    Assert.That((e.ContainsKey "layer.0.weight.a", e.ContainsKey "layer.3.weight.a"), equalTo (false, true))
+    // the first step of a layer depends only on its own rules
+    for name, reference in [ "0.weight", cnn; "0.bias", cnn; "3.weight", mlp; "3.bias", mlp ] do
+        assertAllClose 1e-14 name (Tensor.toArray reference.Parameters.[name]) (Tensor.toArray mixed.Parameters.[name])
+    Assert.Throws<ArgumentException>(fun () -> Kbfgs.create { KbfgsOptions.Cnn with MlpRulesForLinear = true; Lambda = 1.5 } model |> ignore) |> ignore
+    // the warm start fills the Linear layer's A only
+    let fresh = Kbfgs.create { KbfgsOptions.Cnn with MlpRulesForLinear = true } model
+    fresh.WarmStart(model, [ x ])
+    Assert.That((entries fresh).ContainsKey "layer.3.weight.warm_a", Is.True)

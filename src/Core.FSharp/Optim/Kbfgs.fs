@@ -57,6 +57,10 @@ type KbfgsOptions =
       /// β_A of the moving-average A.
       AMomentum: float
       AStatistic: KbfgsAStatistic
+      /// Linear layers keep the MLP rules (moving-average A, Powell second stage) whatever
+      /// AStatistic and SecondStage say, as the third-party CNN code does; conv layers follow
+      /// the options. Off by default (the spec's CNN mode applies one rule to every layer).
+      MlpRulesForLinear: bool
       InitialHa: KbfgsInitialHa
       /// τ: L2 term τ·W added to the gradient (weights and biases).
       WeightDecay: float
@@ -76,7 +80,7 @@ type KbfgsOptions =
     static member Mlp =
         { LearningRate = 0.3; Lambda = 0.3; Mu1 = 0.2; SecondStage = SecondStageDamping.Powell
           GradientMomentum = 0.9; MomentumForm = KbfgsMomentum.Average; PairMomentum = 0.9; AMomentum = 0.9
-          AStatistic = KbfgsAStatistic.MovingAverage; InitialHa = KbfgsInitialHa.Inverse; WeightDecay = 1e-5
+          AStatistic = KbfgsAStatistic.MovingAverage; MlpRulesForLinear = false; InitialHa = KbfgsInitialHa.Inverse; WeightDecay = 1e-5
           GateTolerance = 1e-4; UpdateEvery = 1; Memory = 100; FactorProducts = KbfgsPrecision.ModelDtype
           MaxFactorSize = 4096 }
 
@@ -95,7 +99,7 @@ type KbfgsOptions =
         positive "LearningRate" o.LearningRate
         positive "Lambda" o.Lambda
         if not (o.Mu1 > 0.0 && o.Mu1 < 1.0) then invalidArg "Mu1" (sprintf "K-BFGS: Mu1 must be in (0, 1), got %g" o.Mu1)
-        if o.SecondStage = SecondStageDamping.Powell && o.Lambda >= 1.0 then
+        if (o.SecondStage = SecondStageDamping.Powell || o.MlpRulesForLinear) && o.Lambda >= 1.0 then
             invalidArg "Lambda" (sprintf "K-BFGS: the Powell second stage needs μ2 = √λ < 1, got λ = %g" o.Lambda)
         unitInterval "GradientMomentum" o.GradientMomentum
         unitInterval "PairMomentum" o.PairMomentum
@@ -303,6 +307,13 @@ type KbfgsOptimizer internal (model: Model, options: KbfgsOptions, limited: bool
         | KbfgsPrecision.Float64 -> Dtype.Float64
         | KbfgsPrecision.ModelDtype -> rows.Dtype
 
+    let mlpRules (i: KbfgsLayerInfo) =
+        options.MlpRulesForLinear && (match i.Layer.Spec with LayerSpec.Linear _ -> true | _ -> false)
+
+    /// The A statistic and the second damping stage of a layer.
+    let aStatisticOf (i: KbfgsLayerInfo) = if mlpRules i then KbfgsAStatistic.MovingAverage else options.AStatistic
+    let secondStageOf (i: KbfgsLayerInfo) = if mlpRules i then SecondStageDamping.Powell else options.SecondStage
+
     let stateName (i: KbfgsLayerInfo) (field: string) = sprintf "layer.%s.%s" i.Name field
 
     /// Whether the layers' factors exist (after the first step or a restored state).
@@ -320,14 +331,15 @@ type KbfgsOptimizer internal (model: Model, options: KbfgsOptions, limited: bool
         | Some ls -> ls |> Array.map (fun l -> l.Counts)
         | None -> infos |> Array.map zeroCounts
 
-    /// The warm start of the moving-average A (kbfgs.md §3.1): one pass over the batches with no
-    /// parameter update, A = the running mean of the batches' Ā. Only before the first step and
-    /// only with the MovingAverage statistic; the first step then uses this A undecayed.
+    /// The warm start of the moving-average A (kbfgs.md §3.1): one pass over the batches (for
+    /// example a loader's epoch mapped to its inputs) with no parameter update, A = the running
+    /// mean of the batches' Ā. Only before the first step, for the layers that keep a
+    /// moving-average A; the first step then uses this A undecayed.
     member o.WarmStart(m: Model, batches: seq<Tensor>) =
         if layers.IsSome then
             invalidOp (sprintf "%s: the warm start must come before the first step (the factors exist, step %d)" display step)
-        if options.AStatistic <> KbfgsAStatistic.MovingAverage then
-            invalidOp (sprintf "%s: the warm start averages the moving-average A; AStatistic is %A" display options.AStatistic)
+        if not (infos |> Array.exists (fun i -> aStatisticOf i = KbfgsAStatistic.MovingAverage)) then
+            invalidOp (sprintf "%s: the warm start averages the moving-average A, and no layer keeps one (AStatistic is %A)" display options.AStatistic)
         checkModel m
         let ps = o.Parameters
         let acc = infos |> Array.map (fun i -> Array2D.zeroCreate<float> i.Da i.Da)
@@ -335,11 +347,13 @@ type KbfgsOptimizer internal (model: Model, options: KbfgsOptions, limited: bool
         for x in batches do
             j <- j + 1
             let inputs = layerInputs m ps x
-            infos |> Array.iteri (fun li i ->
-                let rows = KroneckerLayers.activationRows i.Layer inputs.[i.Position]
-                let ab = KbfgsAlgebra.batchCovariance (Tensor.cast (productDtype rows) rows) x.Shape.[0]
-                let w = 1.0 / float j
-                acc.[li] <- Bfgs.blend (1.0 - w) acc.[li] w ab)
+            for li in 0 .. infos.Length - 1 do
+                let i = infos.[li]
+                if aStatisticOf i = KbfgsAStatistic.MovingAverage then
+                    let rows = KroneckerLayers.activationRows i.Layer inputs.[i.Position]
+                    let ab = KbfgsAlgebra.batchCovariance (Tensor.cast (productDtype rows) rows) x.Shape.[0]
+                    let w = 1.0 / float j
+                    acc.[li] <- Bfgs.blend (1.0 - w) acc.[li] w ab
         if j = 0 then invalidArg "batches" (sprintf "%s: the warm start needs at least one batch" display)
         for a in acc do
             for r in 0 .. Array2D.length1 a - 1 do
@@ -380,7 +394,7 @@ type KbfgsOptimizer internal (model: Model, options: KbfgsOptions, limited: bool
                 let grad = Tensor.cast Dtype.Float64 (KroneckerLayers.weightMatrix i.Layer regGrad)
                 let momentum = accumulate (prev |> Option.map (fun p -> p.Momentum)) grad
                 let aNew =
-                    match options.AStatistic with
+                    match aStatisticOf i with
                     | KbfgsAStatistic.MiniBatch -> None
                     | KbfgsAStatistic.MovingAverage ->
                         match prev |> Option.bind (fun p -> p.A), warmA with
@@ -450,7 +464,7 @@ type KbfgsOptimizer internal (model: Model, options: KbfgsOptions, limited: bool
                     let beta = options.PairMomentum
                     let sBar = Array.map2 (fun a b -> beta * a + (1.0 - beta) * b) sBar0 s
                     let yBar = Array.map2 (fun a b -> beta * a + (1.0 - beta) * b) yBar0 y
-                    let pair = Bfgs.damp options.SecondStage options.Mu1 mu2 (KbfgsAlgebra.gTimes g) sBar yBar
+                    let pair = Bfgs.damp (secondStageOf i) options.Mu1 mu2 (KbfgsAlgebra.gTimes g) sBar yBar
                     let gNext, gOk =
                         match g with
                         | GSide.Dense hg ->
@@ -553,7 +567,7 @@ type KbfgsOptimizer internal (model: Model, options: KbfgsOptions, limited: bool
                 Some (infos |> Array.map (fun i ->
                     let n = stateName i
                     let a =
-                        match options.AStatistic with
+                        match aStatisticOf i with
                         | KbfgsAStatistic.MovingAverage -> Some (matrix (n "a") i.Da)
                         | KbfgsAStatistic.MiniBatch -> None
                     let g =
