@@ -83,7 +83,7 @@ type CompareArgs =
     interface IArgParserTemplate with
         member a.Usage =
             match a with
-            | Optimizers _ -> "optimizers to compare, comma separated (default sgd,adam,grouped-newton)"
+            | Optimizers _ -> "optimizers to compare, comma separated, each NAME or NAME@LR (default sgd,adam,grouped-newton)"
             | Seeds _ -> "seeds, comma separated (default 0,1)"
             | Model _ -> "mlp | lenet | vgg11 | autoencoder (default mlp)"
             | Dataset _ -> "fashion-mnist | mnist | cifar10 | synthetic (default: fashion-mnist when installed, else synthetic)"

@@ -13,8 +13,18 @@ let reportName = "report.html"
 let markdownName = "summary.md"
 let csvName = "summary.csv"
 
+/// An entry of --optimizers: a name, optionally with its own learning rate ("sgd@0.03").
+let entry (hyper: Hyper) (o: string) : string * Hyper =
+    match o.Split '@' with
+    | [| name |] -> name, hyper
+    | [| name; lr |] ->
+        match Double.TryParse(lr, Globalization.NumberStyles.Float, Globalization.CultureInfo.InvariantCulture) with
+        | true, v when v >= 0.0 && Double.IsFinite v -> name, { hyper with Lr = Some v }
+        | _ -> Fail.usage "--optimizers: '%s' has learning rate '%s', expected a non-negative number" o lr
+    | _ -> Fail.usage "--optimizers: '%s' is not NAME or NAME@LR" o
+
 let run (s: CompareSettings) (out: TextWriter) (interactive: bool) (cancel: CancellationToken) : int =
-    for o in s.Optimizers do OptimizerFactory.check o
+    for o in s.Optimizers do OptimizerFactory.check (fst (entry s.Hyper o))
     let data = Tasks.load s.Task
     out.WriteLine data.Note
     Directory.CreateDirectory s.Out |> ignore
@@ -25,8 +35,9 @@ let run (s: CompareSettings) (out: TextWriter) (interactive: bool) (cancel: Canc
             let failures = ResizeArray()
             for seed in s.Seeds do
                 if not cancel.IsCancellationRequested then
+                    let name, hyper = entry s.Hyper o
                     let spec : TrainRun.RunSpec =
-                        { Task = s.Task; Optimizer = o; Hyper = s.Hyper; Seed = seed
+                        { Task = s.Task; Optimizer = name; Hyper = hyper; Seed = seed
                           Out = Path.Combine(s.Out, "runs", sprintf "%s-seed%d" o seed); Resume = false
                           Label = sprintf "%s seed %d" o seed }
                     try

@@ -41,3 +41,22 @@ let ``compare writes a report whose SVGs parse and hold one curve per optimizer`
     // each run has its own metrics
     for name in [ "sgd-seed0"; "sgd-seed1"; "grouped-newton-seed0"; "grouped-newton-seed1" ] do
         Assert.That(File.ReadAllLines(Path.Combine(dir, "runs", name, "metrics.jsonl")).Length, Is.EqualTo 2, name)
+
+[<Test>]
+let ``compare takes a learning rate per entry: sgd@0 leaves the model where it started, sgd@0.05 trains it`` () =
+    let dir = tempFolder ()
+    let r = run ([ "compare"; "--optimizers"; "sgd@0,sgd@0.05"; "--seeds"; "0"; "--epochs"; "2"; "--out"; dir ] @ tinyTask)
+    Assert.That(r.Code, Is.EqualTo 0, r.Err)
+    let testLosses name =
+        File.ReadAllLines(Path.Combine(dir, "runs", name + "-seed0", "metrics.jsonl"))
+        |> Array.map (fun l -> System.Text.Json.JsonDocument.Parse(l).RootElement.GetProperty("test_loss").GetDouble())
+    let frozen = testLosses "sgd@0"
+    let trained = testLosses "sgd@0.05"
+    Assert.That(frozen.[1], Is.EqualTo frozen.[0], "lr 0 changes nothing")
+    Assert.That(trained.[1], Is.LessThan frozen.[0], "lr 0.05 lowers the test loss")
+
+[<Test>]
+let ``compare refuses an entry whose learning rate is not a number`` () =
+    let r = run [ "compare"; "--optimizers"; "sgd@fast"; "--out"; tempFolder () ]
+    Assert.That(r.Code, Is.EqualTo 2)
+    Assert.That(r.Err, Does.Contain "sgd@fast")
