@@ -1,7 +1,7 @@
 module GroupedNewton.Benchmarks.Program
 
 let private usage () =
-    eprintfn "usage: dotnet run -c Release --project benchmarks -- <gemm | tanh | hvp [threads,...] | sgd-step [threads,...] [models] | epoch [threads] | anchor [--threads 1,2] [--models mlp,lenet]>"
+    eprintfn "usage: dotnet run -c Release --project benchmarks -- <gemm | tanh | hvp [threads,...] | sgd-step [threads,...] [models] | epoch [threads] | kbfgs-step [batch] [rounds] | anchor [--threads 1,2] [--models mlp,lenet] [--backends managed,torch]>"
     2
 
 [<EntryPoint>]
@@ -14,5 +14,6 @@ let main argv =
     | Some "sgd-step" -> SgdStep.run argv.[1..]
     | Some "sgd-loop" -> SgdStep.loop argv.[1..]
     | Some "epoch" -> Epoch.run argv.[1..]
+    | Some "kbfgs-step" -> KbfgsStep.run argv.[1..]
     | Some "anchor" -> SummaryAnchor.run argv.[1..]
     | _ -> usage ()

@@ -1,7 +1,8 @@
 /// The shared anchor's measurements on this library: forward, SGD step and one GroupedNewton
 /// summary (ḡ, H̄, diag D̄, canonical partition, random u) of the MLP and LeNet-5, batch 100,
 /// float32; printed with the same JSON fields as ../shared/bench/pytorch_anchor.py, next to
-/// the anchor's own figures measured in the same run.
+/// the anchor's own figures measured in the same run. `--backends managed,torch` times the
+/// same workloads on each backend, interleaved with each other and with the anchor.
 module GroupedNewton.Benchmarks.SummaryAnchor
 
 open System
@@ -20,28 +21,39 @@ let private setup (name: string) =
     partition.Count, forward, step, summary
 
 let run (args: string[]) =
-    let threads =
-        match Array.tryFindIndex ((=) "--threads") args with
-        | Some i when i + 1 < args.Length -> args.[i + 1].Split(',') |> Array.map int
-        | _ -> [| 1; 2 |]
-    let models =
-        match Array.tryFindIndex ((=) "--models") args with
-        | Some i when i + 1 < args.Length -> args.[i + 1].Split(',')
-        | _ -> [| "mlp"; "lenet" |]
+    let option name =
+        match Array.tryFindIndex ((=) name) args with
+        | Some i when i + 1 < args.Length -> Some(args.[i + 1].Split(','))
+        | _ -> None
+    let threads = option "--threads" |> Option.map (Array.map int) |> Option.defaultValue [| 1; 2 |]
+    let models = option "--models" |> Option.defaultValue [| "mlp"; "lenet" |]
+    let backends = option "--backends" |> Option.defaultValue [| (BackendRegistry.defaultBackend ()).Name |] |> Array.map BackendRegistry.get
     let anchor = Anchor.locate "shared/bench/pytorch_anchor.py"
     eprintfn "%s" (Anchor.blasNote ())
+    let previous = BackendRegistry.defaultBackend ()
+    let on (b: Backend) f =
+        BackendRegistry.setDefault b
+        try f () finally BackendRegistry.setDefault previous
     for name in models do
-        let S, forward, step, summary = setup name
-        for _ in 1 .. 5 do summary ()
-        for _ in 1 .. 30 do step ()
+        let runs =
+            backends |> Array.map (fun b ->
+                on b (fun () ->
+                    let S, forward, step, summary = setup name
+                    for _ in 1 .. 5 do summary ()
+                    for _ in 1 .. 30 do step ()
+                    b, S, forward, step, summary))
         for t in threads do
             BackendRegistry.setThreads t
-            let f, st, su = ResizeArray(), ResizeArray(), ResizeArray()
+            let times = runs |> Array.map (fun _ -> ResizeArray(), ResizeArray(), ResizeArray())
             let pf, pst, psu = ResizeArray(), ResizeArray(), ResizeArray()
             for _ in 1 .. 3 do
-                f.Add(Timing.medianMs 2 7 forward)
-                st.Add(Timing.medianMs 2 7 step)
-                su.Add(Timing.medianMs 1 5 summary)
+                for i in 0 .. runs.Length - 1 do
+                    let b, _, forward, step, summary = runs.[i]
+                    let f, st, su = times.[i]
+                    on b (fun () ->
+                        f.Add(Timing.medianMs 2 7 forward)
+                        st.Add(Timing.medianMs 2 7 step)
+                        su.Add(Timing.medianMs 1 5 summary))
                 match anchor with
                 | Some script ->
                     for o in Anchor.runPython script (sprintf "--threads %d --reps 5 --models %s" t name) do
@@ -52,10 +64,13 @@ let run (args: string[]) =
                             pst.Add(o.GetProperty("sgd_step_ms").GetDouble())
                         | _ -> ()
                 | None -> ()
-            let fm, sm, um = Timing.median f, Timing.median st, Timing.median su
-            printfn "%s" (JsonSerializer.Serialize {| model = name; threads = t; S = S; batch = 100; forward_ms = fm; sgd_step_ms = sm; summary_ms = um; summary_over_step = um / sm |})
-            if psu.Count > 0 then
-                let pu, ps = Timing.median psu, Timing.median pst
-                eprintfn "%-6s threads %d: summary %.1f ms vs PyTorch %.1f ms (ratio %.2f); summary/step %.1f vs %.1f"
-                    name t um pu (um / pu) (um / sm) (pu / ps)
+            for i in 0 .. runs.Length - 1 do
+                let b, S, _, _, _ = runs.[i]
+                let f, st, su = times.[i]
+                let fm, sm, um = Timing.median f, Timing.median st, Timing.median su
+                printfn "%s" (JsonSerializer.Serialize {| model = name; backend = b.Name; threads = t; S = S; batch = 100; forward_ms = fm; sgd_step_ms = sm; summary_ms = um; summary_over_step = um / sm |})
+                if psu.Count > 0 then
+                    let pu, ps, pfm = Timing.median psu, Timing.median pst, Timing.median pf
+                    eprintfn "%-6s %-8s threads %d: summary %.1f ms vs PyTorch %.1f ms (ratio %.2f); SGD step %.1f vs %.1f (ratio %.2f); forward %.1f vs %.1f (ratio %.2f)"
+                        name b.Name t um pu (um / pu) sm ps (sm / ps) fm pfm (fm / pfm)
     0

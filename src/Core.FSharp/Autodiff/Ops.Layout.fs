@@ -102,3 +102,12 @@ module internal Layout =
             if a.Level <> 0L then Fail.dtype "cast" (sprintf "cannot differentiate a cast from %O to %O" src dtype)
             Const (r.Backend.Cast(r, dtype))
         else unary "cast" (fun r -> r.Backend.Cast(r, dtype)) (fun _ t _ -> cast dtype t) (fun _ _ adj -> cast src adj) a
+
+    /// A copy on another backend (differentiable: tangents follow the value, adjoints go back).
+    let rec toBackend (target: Backend) (a: Dual) : Dual =
+        let src = a.Raw.Backend
+        if obj.ReferenceEquals(src, target) then a
+        elif a.Level = 0L then Const (BackendRegistry.moveRaw target a.Raw)
+        else
+            unary "toBackend" (fun r -> BackendRegistry.moveRaw target r)
+                (fun _ t _ -> toBackend target t) (fun _ _ adj -> toBackend src adj) a

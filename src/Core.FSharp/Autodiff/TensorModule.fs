@@ -108,6 +108,9 @@ module Tensor =
     /// aᵇ elementwise (a > 0).
     let pow (a: Tensor) (b: Tensor) = wrap (Elementwise.pow a.Node b.Node)
     let cast (dtype: Dtype) (a: Tensor) = wrap (Layout.cast dtype a.Node)
+    /// A copy on another backend, e.g. `Tensor.toBackend (BackendRegistry.get "torch") t`
+    /// (differentiable: derivatives flow back to the source backend).
+    let toBackend (backend: Backend) (a: Tensor) = wrap (Layout.toBackend backend a.Node)
     /// a + beta·b for tensors of one shape, in one pass (optimizer updates).
     let addScaled (beta: float) (a: Tensor) (b: Tensor) =
         if not (OpDefs.sameShape a.Raw.Shape b.Raw.Shape) then
