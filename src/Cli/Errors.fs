@@ -8,11 +8,6 @@ open System
 type UsageException(message: string) =
     inherit Exception(message)
 
-/// A request for something this build does not provide yet (an optimizer still being
-/// written). The exit code is 3.
-type NotAvailableException(message: string) =
-    inherit Exception(message)
-
 /// Exit codes of the `groupednewton` tool.
 module ExitCode =
     [<Literal>]
@@ -23,9 +18,6 @@ module ExitCode =
     /// Bad arguments; the usage is printed.
     [<Literal>]
     let Usage = 2
-    /// The requested feature is not available in this build.
-    [<Literal>]
-    let NotAvailable = 3
     /// Interrupted (Ctrl+C or cancellation) after the last complete checkpoint.
     [<Literal>]
     let Cancelled = 130

@@ -1,6 +1,6 @@
 /// The one place where optimizers are built from a name and hyperparameters: each
-/// optimizer is a few lines. Names that the core does not provide yet raise
-/// NotAvailableException.
+/// optimizer is a few lines. K-FAC and K-BFGS precondition layer by layer: the trainer
+/// steps them through StepOn with the model's batch.
 module GroupedNewton.Cli.OptimizerFactory
 
 open System
@@ -37,17 +37,10 @@ let private groupedNewton (variant: GroupedNewtonVariant) (c: Context) =
     let partition = Partition.parse ps c.Partition
     GroupedNewton.create options (defaultArg h.Momentum 0.9) partition c.Curvature.Next ps :> Optimizer
 
-let private notYet (name: string) (what: string) =
-    raise (NotAvailableException(
-        sprintf "optimizer '%s' (%s) is not available in this build yet: it is being written in the core (Optim/). Available now: sgd, adam, sofim, grouped-newton, grouped-newton-avg." name what))
-
-/// Raises NotAvailableException or UsageException when `name` cannot be built, without
-/// building anything (compare checks every name before the first run).
+/// Raises UsageException when `name` is not an optimizer, without building anything
+/// (compare checks every name before the first run).
 let check (name: string) =
     match name with
-    | "kfac" -> notYet name "K-FAC"
-    | "kbfgs" -> notYet name "K-BFGS"
-    | "kbfgs-l" -> notYet name "K-BFGS(L)"
     | n when List.contains n names -> ()
     | n -> Fail.usage "--optimizer: unknown value '%s' (expected one of: %s)" n (String.Join(", ", names))
 
@@ -58,17 +51,30 @@ let create (name: string) (c: Context) : Optimizer =
     let ps = c.Model.Parameters
     match name with
     | "sgd" ->
-        Sgd.create { SgdOptions.Defaults with LearningRate = defaultArg h.Lr 0.01; Momentum = defaultArg h.Momentum 0.9; WeightDecay = h.WeightDecay } ps :> Optimizer
+        Sgd.create { SgdOptions.Defaults with LearningRate = defaultArg h.Lr 0.01; Momentum = defaultArg h.Momentum 0.9; WeightDecay = defaultArg h.WeightDecay 0.0 } ps :> Optimizer
     | "adam" ->
         Adam.create
             { AdamOptions.Defaults with
-                LearningRate = defaultArg h.Lr 1e-3; Beta1 = defaultArg h.Momentum 0.9; Beta2 = defaultArg h.Beta2 0.999; WeightDecay = h.WeightDecay } ps :> Optimizer
+                LearningRate = defaultArg h.Lr 1e-3; Beta1 = defaultArg h.Momentum 0.9; Beta2 = defaultArg h.Beta2 0.999; WeightDecay = defaultArg h.WeightDecay 0.0 } ps :> Optimizer
     | "sofim" ->
         Sofim.create
             { SofimOptions.Defaults with
-                LearningRate = defaultArg h.Lr 0.1; Beta = defaultArg h.Momentum 0.9; Rho = defaultArg h.Rho 0.5; WeightDecay = h.WeightDecay } ps :> Optimizer
+                LearningRate = defaultArg h.Lr 0.1; Beta = defaultArg h.Momentum 0.9; Rho = defaultArg h.Rho 0.5; WeightDecay = defaultArg h.WeightDecay 0.0 } ps :> Optimizer
     | "grouped-newton" -> groupedNewton GroupedNewtonVariant.NewtonSummary c
     | "grouped-newton-avg" -> groupedNewton GroupedNewtonVariant.UniformAverage c
+    | "kfac" ->
+        let d = KfacOptions.Defaults
+        Kfac.create
+            { d with
+                LearningRate = defaultArg h.Lr d.LearningRate; Damping = defaultArg h.Damping d.Damping
+                Momentum = defaultArg h.Momentum d.Momentum; WeightDecay = defaultArg h.WeightDecay d.WeightDecay } c.Model :> Optimizer
+    | "kbfgs" | "kbfgs-l" ->
+        let d = if c.Model.Name.StartsWith "mlp" || c.Model.Name = "mnist-autoencoder" then KbfgsOptions.Mlp else KbfgsOptions.Cnn
+        let options =
+            { d with
+                LearningRate = defaultArg h.Lr d.LearningRate; Lambda = defaultArg h.Damping d.Lambda
+                GradientMomentum = defaultArg h.Momentum d.GradientMomentum; WeightDecay = defaultArg h.WeightDecay d.WeightDecay }
+        (if name = "kbfgs" then Kbfgs.create options c.Model else Kbfgs.createLimited options c.Model) :> Optimizer
     | other -> Fail.usage "--optimizer: unknown value '%s'" other
 
 /// The per-subset learning rates of a GroupedNewton optimizer (empty for the others).

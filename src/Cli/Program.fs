@@ -53,7 +53,6 @@ let execute (out: TextWriter) (err: TextWriter) (interactive: bool) (cancel: Can
         err.WriteLine("error: --partition: " + e.Message)
         err.WriteLine(usageOf argv)
         ExitCode.Usage
-    | :? NotAvailableException as e -> fail ExitCode.NotAvailable e.Message
     | :? DataException as e -> fail ExitCode.Failure e.Message
     | :? OptimizationException as e -> fail ExitCode.Failure e.Message
     | :? StateFormatException as e -> fail ExitCode.Failure e.Message

@@ -16,10 +16,10 @@ type Hyper =
       Period: int option
       Rho: float option
       Beta2: float option
-      WeightDecay: float }
+      WeightDecay: float option }
 
     static member Defaults =
-        { Lr = None; Momentum = None; Damping = None; LambdaInt = None; Period = None; Rho = None; Beta2 = None; WeightDecay = 0.0 }
+        { Lr = None; Momentum = None; Damping = None; LambdaInt = None; Period = None; Rho = None; Beta2 = None; WeightDecay = None }
 
 /// The task: model, data and how it is cut into batches.
 type TaskSettings =
@@ -147,7 +147,7 @@ let private applyShared (task: TaskSettings, hyper: Hyper) (s: Shared) =
     | SBeta2 v ->
         if not (v >= 0.0 && v < 1.0) then Fail.usage "--beta2 must be in [0, 1), got %g" v
         task, { hyper with Beta2 = Some v }
-    | SWeightDecay v -> task, { hyper with WeightDecay = nonNegative "--weight-decay" v }
+    | SWeightDecay v -> task, { hyper with WeightDecay = Some(nonNegative "--weight-decay" v) }
 
 let private optimizerName (n: string) = n.Trim().ToLowerInvariant()
 

@@ -14,10 +14,8 @@ open GroupedNewton.Cli.Report
 
 let private e (v: float) = v.ToString("0.0000e+00", CultureInfo.InvariantCulture).PadLeft(12)
 
-/// η from a summary: the cubic-regularised step (λ_int > 0), or None when it fails.
-let private solve (s: PartitionSummary) (lambda: float) =
-    let d = s.ThirdDiagonal |> Array.map (fun v -> Math.Pow(abs v, 1.0 / 3.0))
-    CubicRegularization.solve s.Hessian s.Gradient d lambda
+/// η from a summary: the cubic-regularised step GroupedNewton takes.
+let private solve (s: PartitionSummary) (lambda: float) = GroupedNewton.suggestRates lambda s
 
 let run (s: SummarySettings) (out: TextWriter) : int =
     s.Task.Threads |> Option.iter BackendRegistry.setThreads

@@ -116,3 +116,20 @@ let ``without --dataset the task says which data it uses and how to install Fash
         Assert.That(note.Value, Does.Contain "GROUPEDNEWTON_DATA")
     // an explicit data set is used as given, without a note
     Assert.That(Tasks.resolveDataset { Settings.TaskSettings.Defaults with Dataset = Some "synthetic" }, Is.EqualTo(("synthetic", (None: string option))))
+
+[<Test>]
+let ``K-FAC, K-BFGS and K-BFGS(L) train through the CLI and lower the training loss`` () =
+    for name in [ "kfac"; "kbfgs"; "kbfgs-l" ] do
+        let dir = tempFolder ()
+        let r = run ([ "train"; "--optimizer"; name; "--epochs"; "2"; "--out"; dir ] @ tinyTask)
+        Assert.That(r.Code, Is.EqualTo 0, name + ": " + r.Err)
+        let losses = jsonLines (Path.Combine(dir, "metrics.jsonl")) |> Array.map (fun l -> l.GetProperty("train_loss").GetDouble())
+        Assert.That(losses.Length, Is.EqualTo 2, name)
+        Assert.That(losses.[1], Is.LessThan losses.[0], name)
+        Assert.That(File.Exists(Path.Combine(dir, "epoch-0002.ckpt")), name)
+
+[<Test>]
+let ``resuming K-FAC after epoch 1 of 2 gives the uninterrupted run bit for bit`` () = resumeMatches "kfac" []
+
+[<Test>]
+let ``resuming K-BFGS(L) after epoch 1 of 2 gives the uninterrupted run bit for bit`` () = resumeMatches "kbfgs-l" []
