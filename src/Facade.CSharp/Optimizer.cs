@@ -76,7 +76,7 @@ namespace GroupedNewton.CSharp
     /// <summary>
     /// An optimizer over a model's parameters, created from an options object:
     /// <see cref="SgdOptions"/>, <see cref="AdamOptions"/>, <see cref="SofimOptions"/>,
-    /// <see cref="GroupedNewtonOptions"/>.
+    /// <see cref="GroupedNewtonOptions"/>, <see cref="KfacOptions"/>, <see cref="KbfgsOptions"/>.
     /// </summary>
     /// <remarks>
     /// A step evaluates your loss closure at the current parameters, differentiates it (to the

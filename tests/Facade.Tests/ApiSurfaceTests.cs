@@ -113,7 +113,7 @@ namespace GroupedNewton.CSharp.Tests
             Assert.That(ctors.All(c => !c.IsPublic && !c.IsFamily), Is.True);
             var concrete = Facade.GetExportedTypes().Where(t => typeof(OptimizerOptions).IsAssignableFrom(t) && !t.IsAbstract)
                                  .Select(t => t.Name).OrderBy(n => n);
-            Assert.That(concrete, Is.EqualTo(new[] { "AdamOptions", "GroupedNewtonOptions", "SgdOptions", "SofimOptions" }));
+            Assert.That(concrete, Is.EqualTo(new[] { "AdamOptions", "GroupedNewtonOptions", "KbfgsOptions", "KfacOptions", "SgdOptions", "SofimOptions" }));
         }
     }
 }

@@ -293,6 +293,43 @@ namespace GroupedNewton.CSharp.Tests
             }
         }
 
+        [TestCase(GroupedNewtonVariant.NewtonSummary)]
+        [TestCase(GroupedNewtonVariant.UniformAverage)]
+        public void GroupedNewtonStateGivesTheSameNextSteps(GroupedNewtonVariant variant)
+        {
+            var batch = Fixtures.All(Fixtures.Task(100));
+            Optimizer Make(Model m) => Optimizer.Create(m, new GroupedNewtonOptions
+            {
+                // the same curvature batch every time, so the stream position does not matter
+                Curvature = CurvatureSource.FromClosures(() => Fixtures.LossOn(m, batch)),
+                Variant = variant, Cubic = true, Damping = 0.5, RemoveNegative = true, PeriodHg = 2, AveragePeriod = 2,
+                Warmup = 1, MomentumLrs = 0.5, MovingAverage = variant == GroupedNewtonVariant.NewtonSummary ? 0.5 : 0.0,
+            });
+            var model = Fixtures.Mlp();
+            var gn = Make(model);
+            for (int i = 0; i < 7; i++) gn.Step(Fixtures.LossOn(model, batch));
+            var path = Path.Combine(Path.GetTempPath(), $"facade-gn-{variant}-{Guid.NewGuid():N}.bin");
+            try
+            {
+                gn.SaveState(path);
+                var snapshot = model.Parameters.Snapshot();
+                for (int i = 0; i < 4; i++) gn.Step(Fixtures.LossOn(model, batch));
+                var expected = Fixtures.Flat(model.Parameters);
+                var fresh = Fixtures.Mlp(seed: 5);
+                fresh.Parameters.Assign(snapshot);
+                var reloaded = Make(fresh);
+                reloaded.LoadState(path);
+                Assert.That(reloaded.StepCount, Is.EqualTo(7));
+                for (int i = 0; i < 4; i++) reloaded.Step(Fixtures.LossOn(fresh, batch));
+                Assert.That(Fixtures.Flat(fresh.Parameters), Is.EqualTo(expected));
+                Assert.That(reloaded.LearningRates, Is.EquivalentTo(gn.LearningRates));
+            }
+            finally
+            {
+                File.Delete(path);
+            }
+        }
+
         [Test]
         public void FailedStepsThrowAndChangeNothing()
         {
