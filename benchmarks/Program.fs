@@ -1,7 +1,7 @@
 module GroupedNewton.Benchmarks.Program
 
 let private usage () =
-    eprintfn "usage: dotnet run -c Release --project benchmarks -- <gemm | tanh | hvp [threads,...] | sgd-step [threads,...] [models] | epoch [threads] | anchor [--threads 1,2] [--models mlp,lenet]>"
+    eprintfn "usage: dotnet run -c Release --project benchmarks -- <gemm | tanh | hvp [threads,...] | sgd-step [threads,...] [models] | epoch [threads] | anchor [--threads 1,2] [--models mlp,lenet] | optimizer-step [models] [threads] [reps] [block] [names] | autoencoder-demo [--optimizers kfac] [--epochs E] [--max-steps S] [--every N] [--out file] [--eval]>"
     2
 
 [<EntryPoint>]
@@ -15,4 +15,6 @@ let main argv =
     | Some "sgd-loop" -> SgdStep.loop argv.[1..]
     | Some "epoch" -> Epoch.run argv.[1..]
     | Some "anchor" -> SummaryAnchor.run argv.[1..]
+    | Some "optimizer-step" -> OptimizerStep.run argv.[1..]
+    | Some "autoencoder-demo" -> AutoencoderDemo.run argv.[1..]
     | _ -> usage ()
