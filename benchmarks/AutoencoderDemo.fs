@@ -21,10 +21,12 @@ let optimizers : (string * (Model -> Optimizer)) list =
     [ "kfac", fun m -> Kfac.create (Kfac.authorsBaseline 1.0 3.0 KfacSamplers.bernoulliLogits) m :> Optimizer ]
 
 type private Args =
-    { Names: string[]; Epochs: int; MaxSteps: int; Every: int; Out: string option; Threads: int; Eval: bool; Data: string option }
+    { Names: string[]; Epochs: int; MaxSteps: int; Every: int; Out: string option; Threads: int; Eval: bool; Data: string option
+      /// Overrides of K-FAC's α and λ (None: the demo's 1 and 3).
+      Lr: float option; Lambda: float option }
 
 let private parse (argv: string[]) =
-    let mutable a = { Names = [| "kfac" |]; Epochs = 1; MaxSteps = Int32.MaxValue; Every = 10; Out = None; Threads = 1; Eval = false; Data = None }
+    let mutable a = { Names = [| "kfac" |]; Epochs = 1; MaxSteps = Int32.MaxValue; Every = 10; Out = None; Threads = 1; Eval = false; Data = None; Lr = None; Lambda = None }
     let mutable i = 0
     while i < argv.Length do
         let value () =
@@ -40,7 +42,9 @@ let private parse (argv: string[]) =
         | "--threads" -> a <- { a with Threads = int (value ()) }
         | "--data" -> a <- { a with Data = Some (value ()) }
         | "--eval" -> a <- { a with Eval = true }
-        | other -> invalidArg "argv" (sprintf "autoencoder-demo: unknown argument '%s' (--optimizers, --epochs, --max-steps, --every, --out, --threads, --data, --eval)" other)
+        | "--kfac-lr" -> a <- { a with Lr = Some (float (value ())) }
+        | "--kfac-lambda" -> a <- { a with Lambda = Some (float (value ())) }
+        | other -> invalidArg "argv" (sprintf "autoencoder-demo: unknown argument '%s' (--optimizers, --epochs, --max-steps, --every, --out, --threads, --data, --eval, --kfac-lr, --kfac-lambda)" other)
         i <- i + 1
     a
 
@@ -66,8 +70,10 @@ let run (argv: string[]) =
         | Some folder -> Datasets.fashionMnistFrom folder
         | None -> Datasets.fashionMnist ()
     let writer = a.Out |> Option.map (fun p -> new StreamWriter(p, false))
+    // NaN marks a value not measured (full-pass losses without --eval)
+    let json = JsonSerializerOptions(NumberHandling = Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals)
     let emit (o: obj) =
-        let line = JsonSerializer.Serialize o
+        let line = JsonSerializer.Serialize(o, json)
         printfn "%s" line
         writer |> Option.iter (fun w -> w.WriteLine line; w.Flush())
     let loaderOptions = { Loader.defaults 1000 with Seed = 9999 }
@@ -75,6 +81,8 @@ let run (argv: string[]) =
     for name in a.Names do
         let create =
             match optimizers |> List.tryFind (fun (n, _) -> n = name) with
+            | Some ("kfac", _) when a.Lr.IsSome || a.Lambda.IsSome ->
+                fun m -> Kfac.create (Kfac.authorsBaseline (defaultArg a.Lr 1.0) (defaultArg a.Lambda 3.0) KfacSamplers.bernoulliLogits) m :> Optimizer
             | Some (_, c) -> c
             | None -> invalidArg "optimizers" (sprintf "autoencoder-demo: unknown optimizer '%s' (known: %s)" name (String.Join(", ", optimizers |> List.map fst)))
         let model = Models.mnistAutoencoder { Init.pytorch 9999 with Seed = 9999 }
@@ -83,21 +91,27 @@ let run (argv: string[]) =
         let times = ResizeArray<float>()
         let mutable step = 0
         let mutable epoch = 0
+        let mutable diverged = false
         let total = Stopwatch.StartNew()
-        while epoch < a.Epochs && step < a.MaxSteps do
+        while epoch < a.Epochs && step < a.MaxSteps && not diverged do
             epoch <- epoch + 1
             let sw = Stopwatch.StartNew()
             let mutable sum, count = 0.0, 0
             use batches = (Loader.batches loaderOptions train (epoch - 1)).GetEnumerator()
-            while step < a.MaxSteps && batches.MoveNext() do
+            while step < a.MaxSteps && not diverged && batches.MoveNext() do
                 let b = batches.Current
                 let x = flat b.Inputs
-                let l = opt.StepOn(model, x, loss x)
-                step <- step + 1
-                sum <- sum + l
-                count <- count + 1
-                if a.Every > 0 && step % a.Every = 0 then
-                    emit {| kind = "step"; optimizer = name; epoch = epoch; step = step; train_loss = l; elapsed_s = total.Elapsed.TotalSeconds |}
+                try
+                    let l = opt.StepOn(model, x, loss x)
+                    step <- step + 1
+                    sum <- sum + l
+                    count <- count + 1
+                    if a.Every > 0 && step % a.Every = 0 then
+                        emit {| kind = "step"; optimizer = name; epoch = epoch; step = step; train_loss = l; elapsed_s = total.Elapsed.TotalSeconds |}
+                with :? OptimizationException as e ->
+                    // a diverged run is a result too: record it and stop this optimizer
+                    emit {| kind = "diverged"; optimizer = name; epoch = epoch; step = step + 1; message = e.Message |}
+                    diverged <- true
             let seconds = sw.Elapsed.TotalSeconds
             let complete = count = Loader.batchCount loaderOptions train
             times.Add seconds

@@ -1,7 +1,7 @@
 module GroupedNewton.Benchmarks.Program
 
 let private usage () =
-    eprintfn "usage: dotnet run -c Release --project benchmarks -- <gemm | tanh | hvp [threads,...] | sgd-step [threads,...] [models] | epoch [threads] | kbfgs-step [batch] [rounds] | anchor [--threads 1,2] [--models mlp,lenet] [--backends managed,torch]>"
+    eprintfn "usage: dotnet run -c Release --project benchmarks -- <gemm | tanh | hvp [threads,...] | sgd-step [threads,...] [models] | epoch [threads] | kbfgs-step [batch] [rounds] | anchor [--threads 1,2] [--models mlp,lenet] [--backends managed,torch] | optimizer-step [models] [threads] [reps] [block] [names] | autoencoder-demo [--optimizers kfac,kbfgs] [--epochs E] [--max-steps S] [--every N] [--out file] [--eval]>"
     2
 
 [<EntryPoint>]
@@ -16,4 +16,6 @@ let main argv =
     | Some "epoch" -> Epoch.run argv.[1..]
     | Some "kbfgs-step" -> KbfgsStep.run argv.[1..]
     | Some "anchor" -> SummaryAnchor.run argv.[1..]
+    | Some "optimizer-step" -> OptimizerStep.run argv.[1..]
+    | Some "autoencoder-demo" -> AutoencoderDemo.run argv.[1..]
     | _ -> usage ()

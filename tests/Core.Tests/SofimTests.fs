@@ -151,3 +151,21 @@ let ``SOFIM state saved mid-run resumes to the same trajectory`` () =
         Assert.That(Tensor.toArray b.Parameters.["w"], equalTo (Tensor.toArray a.Parameters.["w"]))
     finally
         if IO.File.Exists path then IO.File.Delete path
+
+[<Test>]
+let ``the fused float32 path equals the tensor route (decay, momentum, every scope)`` () =
+    let ps = Parameters.ofSeq [ "0.weight", Tensor.randnOf Dtype.Float32 1 [| 37; 11 |]; "0.bias", Tensor.randnOf Dtype.Float32 2 [| 37 |]; "1.weight", Tensor.randnOf Dtype.Float32 3 [| 5 |] ]
+    for scope in [ SofimScope.Model; SofimScope.Layer; SofimScope.Tensor ] do
+        let rule = SofimRule { SofimOptions.Defaults with WeightDecay = 0.01; Scope = scope }
+        let mutable fused = RuleState.Empty
+        let mutable plain = RuleState.Empty
+        for step in 1 .. 3 do
+            let grad = ps.Map(fun k v -> Tensor.randnOf Dtype.Float32 (10 * step + int k.Id % 7) v.Shape)
+            let d1, s1 = rule.Direction(ps, grad, fused)
+            let d2, s2 = rule.TensorDirection(ps, grad, plain)
+            for k in ps.Keys do
+                // identical float32 arithmetic per element; only the float64 sum ‖m̂‖² is ordered differently
+                assertAllClose 1e-6 (sprintf "%A step %d direction %s" scope step k.Name) (Tensor.toArray d2.[k]) (Tensor.toArray d1.[k])
+                Assert.That(Tensor.toArray s1.Buffers.[k].[0], equalTo (Tensor.toArray s2.Buffers.[k].[0]), sprintf "moment %s" k.Name)
+            fused <- s1
+            plain <- s2

@@ -2,6 +2,8 @@ namespace GroupedNewton
 
 open System
 open System.Collections.Generic
+open System.Numerics
+open GroupedNewton.Backends.Managed
 
 /// Which vector the regularised Fisher inverse is applied to.
 [<RequireQualifiedAccess>]
@@ -56,12 +58,114 @@ type SofimRule(options: SofimOptions) =
     do options.Validate()
     let layerOf (name: string) = match name.LastIndexOf '.' with -1 -> name | i -> name.Substring(0, i)
     let sum64 (t: Tensor) = Tensor.toArray t |> Array.sum
+    /// The float32 storage of a managed tensor holding exactly its elements.
+    let managed32 (x: Tensor) =
+        match x.Raw with
+        | :? CpuTensor as c ->
+            match c.Storage with
+            | F32 a when a.Length = x.Numel -> Some a
+            | _ -> None
+        | _ -> None
+    let wrap32 (like: Tensor) (a: float32[]) =
+        Tensor(Autodiff.Const(CpuTensor(like.Raw.Backend, like.Shape, F32 a) :> RawTensor))
+    /// The momentum direction for float32 tensors of the managed backend in two fused SIMD
+    /// passes per tensor instead of six (the step's cost must stay close to SGD-momentum's).
+    /// Every element goes through the float32 operations of the tensor route in the same
+    /// order (coupled decay θ·wd + g, g·(1 − β) + b·β, m·(1/bc), m̂·(1/(ρ + ‖m̂‖²))); only
+    /// the float64 sum ‖m̂‖² is accumulated in SIMD lanes instead of index order. None when
+    /// a tensor is not such a tensor or the variant is not the momentum direction.
+    let fastMomentum (ps: Parameters) (gradient: Parameters) (state: RuleState) (bc: float) (groupOf: int -> string) =
+        let keys = ps.KeyArray
+        let arrays =
+            keys |> Array.map (fun k ->
+                let prev =
+                    match state.Buffers.TryGetValue k with
+                    | true, b -> managed32 b.[0] |> Option.map Some
+                    | _ -> Some None
+                match managed32 ps.[k], managed32 gradient.[k], prev with
+                | Some th, Some g, Some p -> Some (th, g, p)
+                | _ -> None)
+        if options.Direction <> SofimDirection.Momentum || arrays |> Array.exists Option.isNone then None
+        else
+            let beta32 = float32 options.Beta
+            let omb32 = float32 (1.0 - options.Beta)
+            let wd32 = float32 options.WeightDecay
+            let inv32 = float32 (1.0 / bc)
+            let ms = Array.zeroCreate<float32[]> keys.Length
+            let norm2 = Dictionary<string, float>()
+            let w = Vector<float32>.Count
+            let vBeta, vOmb, vWd, vInv = Vector<float32>(beta32), Vector<float32>(omb32), Vector<float32>(wd32), Vector<float32>(inv32)
+            let decay = options.WeightDecay <> 0.0
+            for i in 0 .. keys.Length - 1 do
+                let th, g, prev = arrays.[i].Value
+                let hasPrev = prev.IsSome
+                let b = if hasPrev then prev.Value else null
+                let n = g.Length
+                let m = GC.AllocateUninitializedArray<float32> n
+                let mutable acc0 = Vector<float>.Zero
+                let mutable acc1 = Vector<float>.Zero
+                let mutable j = 0
+                while j + w <= n do
+                    let gv = if decay then Vector<float32>(th, j) * vWd + Vector<float32>(g, j) else Vector<float32>(g, j)
+                    let mv = if hasPrev then gv * vOmb + Vector<float32>(b, j) * vBeta else gv * vOmb
+                    mv.CopyTo(m, j)
+                    let mutable lo = Vector<float>.Zero
+                    let mutable hi = Vector<float>.Zero
+                    Vector.Widen(mv * vInv, &lo, &hi)
+                    acc0 <- acc0 + lo * lo
+                    acc1 <- acc1 + hi * hi
+                    j <- j + w
+                let mutable acc = Vector.Sum(acc0 + acc1)
+                while j < n do
+                    let gj = if decay then th.[j] * wd32 + g.[j] else g.[j]
+                    let mj = if hasPrev then gj * omb32 + b.[j] * beta32 else gj * omb32
+                    m.[j] <- mj
+                    let h = float (mj * inv32)
+                    acc <- acc + h * h
+                    j <- j + 1
+                ms.[i] <- m
+                let grp = groupOf i
+                norm2.[grp] <- (match norm2.TryGetValue grp with | true, x -> x | _ -> 0.0) + acc
+            for kv in norm2 do
+                if not (Double.IsFinite kv.Value) then
+                    raise (OptimizationException(sprintf "SOFIM step %d: ‖m̂‖² is %g (the gradient is not finite)" (state.Step + 1) kv.Value))
+            let buffers = Dictionary<ParameterKey, Tensor[]>(HashIdentity.Reference)
+            let dir =
+                Array.init keys.Length (fun i ->
+                    let m = ms.[i]
+                    let scale = float32 (1.0 / (options.Rho + norm2.[groupOf i]))
+                    let d = GC.AllocateUninitializedArray<float32> m.Length
+                    let vScale = Vector<float32>(scale)
+                    let mutable j = 0
+                    while j + w <= m.Length do
+                        ((Vector<float32>(m, j) * vInv) * vScale).CopyTo(d, j)
+                        j <- j + w
+                    while j < m.Length do
+                        d.[j] <- (m.[j] * inv32) * scale
+                        j <- j + 1
+                    buffers.[keys.[i]] <- [| wrap32 ps.ValueArray.[i] m |]
+                    wrap32 ps.ValueArray.[i] d)
+            Some (ps.WithValues dir, { Step = state.Step + 1; Buffers = buffers })
+    /// The groups sharing one F, by parameter position.
+    let groupOfKeys (keys: ParameterKey[]) =
+        match options.Scope with
+        | SofimScope.Model -> fun (_: int) -> ""
+        | SofimScope.Layer -> fun i -> layerOf keys.[i].Name
+        | SofimScope.Tensor -> fun i -> keys.[i].Name
+    let biasCorrection (state: RuleState) =
+        if options.BiasCorrection then 1.0 - Math.Pow(options.Beta, float (state.Step + 1)) else 1.0
     member _.Options = options
     override _.Name = "sofim"
     override _.BufferNames = [| "m" |]
-    override _.Direction(ps, gradient, state) =
+    override r.Direction(ps, gradient, state) =
+        match fastMomentum ps gradient state (biasCorrection state) (groupOfKeys ps.KeyArray) with
+        | Some result -> result
+        | None -> r.TensorDirection(ps, gradient, state)
+
+    /// The direction through tensor operations (any backend, dtype and variant).
+    member internal _.TensorDirection(ps: Parameters, gradient: Parameters, state: RuleState) =
         let t = state.Step + 1
-        let bc = if options.BiasCorrection then 1.0 - Math.Pow(options.Beta, float t) else 1.0
+        let bc = biasCorrection state
         let keys = ps.KeyArray
         let g =
             keys |> Array.map (fun k ->
@@ -73,12 +177,7 @@ type SofimRule(options: SofimOptions) =
                 | true, b -> Tensor.addScaled (1.0 - options.Beta) (options.Beta * b.[0]) gk
                 | _ -> (1.0 - options.Beta) * gk) keys g
         let mhat = m |> Array.map (fun v -> v / bc)
-        // the groups sharing one F
-        let groupOf =
-            match options.Scope with
-            | SofimScope.Model -> fun (_: int) -> ""
-            | SofimScope.Layer -> fun i -> layerOf keys.[i].Name
-            | SofimScope.Tensor -> fun i -> keys.[i].Name
+        let groupOf = groupOfKeys keys
         let norm2 = Dictionary<string, float>()
         let dotMg = Dictionary<string, float>()
         for i in 0 .. keys.Length - 1 do
