@@ -18,7 +18,9 @@ open GroupedNewton.Data
 /// K-BFGS (α 0.3, λ 0.3) is added with one line, e.g.
 /// `"kbfgs", fun m -> Kbfgs.create { … LearningRate = 0.3; Damping = 0.3 } m :> Optimizer`.
 let optimizers : (string * (Model -> Optimizer)) list =
-    [ "kfac", fun m -> Kfac.create (Kfac.authorsBaseline 1.0 3.0 KfacSamplers.bernoulliLogits) m :> Optimizer ]
+    [ "kfac", fun m -> Kfac.create (Kfac.authorsBaseline 1.0 3.0 KfacSamplers.bernoulliLogits) m :> Optimizer
+      "kbfgs", fun m -> Kbfgs.create { KbfgsOptions.Mlp with LearningRate = 0.3; Lambda = 0.3 } m :> Optimizer
+      "kbfgs-l", fun m -> Kbfgs.createLimited { KbfgsOptions.Mlp with LearningRate = 0.3; Lambda = 0.3 } m :> Optimizer ]
 
 type private Args =
     { Names: string[]; Epochs: int; MaxSteps: int; Every: int; Out: string option; Threads: int; Eval: bool; Data: string option

@@ -20,9 +20,16 @@ let baseline = { Name = "sgd-momentum"; Create = fun w -> Workloads.sgd w :> Opt
 
 /// The optimizers compared with the baseline. K-BFGS and K-BFGS(L) are added here, one
 /// line each, e.g. `{ Name = "kbfgs"; Create = fun w -> Kbfgs.create … w.Model :> Optimizer }`.
+/// K-BFGS in the authors' MLP mode, or in CNN mode when the model has a convolution.
+let private kbfgsOptions (m: Model) =
+    let conv = m.Layers |> Array.exists (fun l -> match l.Spec with LayerSpec.Conv2d _ -> true | _ -> false)
+    { (if conv then KbfgsOptions.Cnn else KbfgsOptions.Mlp) with LearningRate = 1e-3 }
+
 let contenders : Contender list =
     [ { Name = "sofim"; Create = fun w -> Sofim.create { SofimOptions.Defaults with LearningRate = 1e-3 } w.Model.Parameters :> Optimizer }
-      { Name = "kfac"; Create = fun w -> Kfac.create { KfacOptions.Defaults with LearningRate = 1e-3 } w.Model :> Optimizer } ]
+      { Name = "kfac"; Create = fun w -> Kfac.create { KfacOptions.Defaults with LearningRate = 1e-3 } w.Model :> Optimizer }
+      { Name = "kbfgs"; Create = fun w -> Kbfgs.create (kbfgsOptions w.Model) w.Model :> Optimizer }
+      { Name = "kbfgs-l"; Create = fun w -> Kbfgs.createLimited (kbfgsOptions w.Model) w.Model :> Optimizer } ]
 
 let private stepOf (w: Workloads.Workload) (opt: Optimizer) =
     fun () -> opt.StepOn(w.Model, w.Inputs, fun out -> Losses.crossEntropy out w.Labels) |> ignore
