@@ -164,48 +164,21 @@ module Bfgs =
         | SecondStageDamping.LevenbergMarquardt ->
             { S = s1; Y = levenbergMarquardt mu2 s1 y; PowellApplied = p; SecondStageApplied = mu2 <> 0.0 && dot s1 s1 > 0.0 }
 
-    /// (m)⁻¹ for a symmetric positive definite m by Cholesky (m = LLᵀ, m⁻¹ = L⁻ᵀL⁻¹); None
-    /// when m is not numerically positive definite. O(n³/2) vectorised work plus one GEMM.
+    /// (m)⁻¹ for a symmetric positive definite m (its symmetric part is used), through
+    /// SpdInverse; None when m is not numerically positive definite.
     let choleskyInverse (m: float[,]) : float[,] option =
         let n = Array2D.length1 m
         if Array2D.length2 m <> n then
             raise (ShapeMismatchException(sprintf "Bfgs.choleskyInverse: needs a square matrix, got %d×%d" n (Array2D.length2 m)))
         if n = 0 then Some (Array2D.zeroCreate 0 0)
         else
-            // l: row-major lower triangle
-            let l = Array.zeroCreate<float> (n * n)
-            let mutable ok = true
-            let mutable j = 0
-            while ok && j < n do
-                let rj = ReadOnlySpan(l, j * n, j)
-                let d = m.[j, j] - Numerics.Tensors.TensorPrimitives.Dot(rj, rj)
-                if not (d > 0.0) || not (Double.IsFinite d) then ok <- false
-                else
-                    let ljj = sqrt d
-                    l.[j * n + j] <- ljj
-                    for i in j + 1 .. n - 1 do
-                        let t = 0.5 * (m.[i, j] + m.[j, i]) - Numerics.Tensors.TensorPrimitives.Dot(ReadOnlySpan(l, i * n, j), ReadOnlySpan(l, j * n, j))
-                        l.[i * n + j] <- t / ljj
-                j <- j + 1
-            if not ok then None
-            else
-                // w = L⁻¹, row by row: L[i,i]·w_i = e_i − Σ_{k<i} L[i,k]·w_k (w_k is zero after column k)
-                let w = Array.zeroCreate<float> (n * n)
-                for i in 0 .. n - 1 do
-                    let ri = i * n
-                    w.[ri + i] <- 1.0
-                    for k in 0 .. i - 1 do
-                        let lik = l.[ri + k]
-                        if lik <> 0.0 then
-                            Numerics.Tensors.TensorPrimitives.MultiplyAdd(ReadOnlySpan(w, k * n, k + 1), -lik, ReadOnlySpan(w, ri, k + 1), Span(w, ri, k + 1))
-                    Numerics.Tensors.TensorPrimitives.Divide(ReadOnlySpan(w, ri, i + 1), l.[ri + i], Span(w, ri, i + 1))
-                // m⁻¹ = wᵀ w
-                let wt = Tensor.ofArrayShape w [| n; n |]
-                let inv = Tensor.toArray (Tensor.matmulT true false wt wt)
+            let flat = Array.init (n * n) (fun k -> let i, j = k / n, k % n in 0.5 * (m.[i, j] + m.[j, i]))
+            SpdInverse.tryInvert n flat
+            |> Option.map (fun inv ->
                 let r = Array2D.zeroCreate n n
                 Buffer.BlockCopy(inv, 0, r, 0, n * n * 8)
                 symmetrise r
-                if allFinite r then Some r else None
+                r)
 
 /// A limited-memory BFGS inverse (kbfgs.md §5): the last `Capacity` secant pairs, oldest
 /// first, with initial matrix γI. Immutable: `push` returns a new memory.
