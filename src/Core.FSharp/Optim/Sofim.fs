@@ -99,7 +99,7 @@ type SofimRule(options: SofimOptions) =
             for i in 0 .. keys.Length - 1 do
                 let th, g, prev = arrays.[i].Value
                 let hasPrev = prev.IsSome
-                let b = if hasPrev then prev.Value else null
+                let b = if hasPrev then prev.Value else Array.empty<float32>
                 let n = g.Length
                 let m = GC.AllocateUninitializedArray<float32> n
                 let mutable acc0 = Vector<float>.Zero
