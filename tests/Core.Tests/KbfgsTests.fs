@@ -628,3 +628,17 @@ let ``MlpRulesForLinear: in CNN mode the Linear layer keeps a moving-average A a
     let fresh = Kbfgs.create { KbfgsOptions.Cnn with MlpRulesForLinear = true } model
     fresh.WarmStart(model, [ x ])
     Assert.That((entries fresh).ContainsKey "layer.3.weight.warm_a", Is.True)
+
+[<Test>]
+let ``a layer without bias has d_a = fan-in and trains`` () =
+    let model = Model.sequential "nobias" [| 4 |] init64 [ LayerSpec.Linear(4, 3, false) ]
+    let x = t [| 20; 4 |] (randn 23 80)
+    let wTrue = t [| 3; 4 |] (randn 24 12)
+    let target = Tensor.matmulT false true x wTrue
+    let loss = fun out -> Losses.halfSquaredError out target
+    let opt = Kbfgs.create KbfgsOptions.Mlp model
+    let first = opt.StepOn(model, x, loss)
+    Assert.That((entryTensor opt "layer.0.weight.ha").Shape, equalTo [| 4; 4 |])
+    let mutable last = first
+    for _ in 1 .. 30 do last <- opt.StepOn(model, x, loss)
+    Assert.That(last, Is.LessThan(0.05 * first), sprintf "%g → %g" first last)
