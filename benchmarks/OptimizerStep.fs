@@ -18,13 +18,12 @@ type Contender =
 /// SGD with momentum: the baseline every ratio is taken against (kept first).
 let baseline = { Name = "sgd-momentum"; Create = fun w -> Workloads.sgd w :> Optimizer }
 
-/// The optimizers compared with the baseline. K-BFGS and K-BFGS(L) are added here, one
-/// line each, e.g. `{ Name = "kbfgs"; Create = fun w -> Kbfgs.create … w.Model :> Optimizer }`.
 /// K-BFGS in the authors' MLP mode, or in CNN mode when the model has a convolution.
 let private kbfgsOptions (m: Model) =
     let conv = m.Layers |> Array.exists (fun l -> match l.Spec with LayerSpec.Conv2d _ -> true | _ -> false)
     { (if conv then KbfgsOptions.Cnn else KbfgsOptions.Mlp) with LearningRate = 1e-3 }
 
+/// The optimizers compared with the baseline.
 let contenders : Contender list =
     [ { Name = "sofim"; Create = fun w -> Sofim.create { SofimOptions.Defaults with LearningRate = 1e-3 } w.Model.Parameters :> Optimizer }
       { Name = "kfac"; Create = fun w -> Kfac.create { KfacOptions.Defaults with LearningRate = 1e-3 } w.Model :> Optimizer }

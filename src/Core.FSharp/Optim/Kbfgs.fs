@@ -203,10 +203,6 @@ module internal KbfgsAlgebra =
     /// model loses nothing to the cancellation of two nearly equal means.
     let meanDifference (after: Tensor) (before: Tensor) = columnMeans (after - before)
 
-    /// Whether every entry of a tensor is finite (through its sum, which an infinite or NaN
-    /// entry makes non-finite).
-    let allFinite (t: Tensor) = Double.IsFinite(Tensor.toScalar (Tensor.sum t))
-
 /// K-BFGS and K-BFGS(L) (Goldfarb, Ren, Bahamou 2020; Ren, Bahamou, Goldfarb 2021) for the
 /// Linear and Conv2d layers of a model: per layer the direction H_g·Ĝ·H_a with H_a ≈ (A + √λI)⁻¹
 /// kept by BFGS updates with exact Hessian-action pairs and H_g ≈ (G + √λI)⁻¹ by damped BFGS
@@ -378,7 +374,7 @@ type KbfgsOptimizer internal (model: Model, options: KbfgsOptions, limited: bool
         let ps = o.Parameters
         let tr = runTrace "main" m ps input loss
         for k in ps.KeyArray do
-            if not (KbfgsAlgebra.allFinite tr.Gradient.[k]) then
+            if not (OptimizerSupport.allFinite tr.Gradient.[k]) then
                 fail (sprintf "the gradient of '%s' is not finite" k.Name)
         let first = layers.IsNone
         let stats = infos |> Array.map (fun i -> KroneckerLayers.ofTrace tr.Layers.[i.Position])
@@ -437,7 +433,7 @@ type KbfgsOptimizer internal (model: Model, options: KbfgsOptions, limited: bool
                 let lr = o.GroupOf(k).LearningRate
                 if lr = 0.0 then v else Tensor.addScaled (-lr) v (Tensor.cast v.Dtype directionOf.[k]))
         for k in updated.KeyArray do
-            if not (KbfgsAlgebra.allFinite updated.[k]) then
+            if not (OptimizerSupport.allFinite updated.[k]) then
                 fail (sprintf "the step of '%s' is not finite" k.Name)
         // the factor updates, from a second pass at the new point on the same batch
         let updateFactors = step % options.UpdateEvery = 0

@@ -201,8 +201,6 @@ module internal KfacMath =
     /// ((A⁻¹ ⊗ G⁻¹) vec(M) with column-major vec; A⁻¹ is symmetric).
     let precondition (gInv: Tensor) (m: Tensor) (aInv: Tensor) = Tensor.matmul (Tensor.matmul gInv m) aInv
 
-    let allFinite (t: Tensor) = Double.IsFinite(Tensor.toScalar (Tensor.sum (Tensor.cast Dtype.Float64 t)))
-
 /// K-FAC (Martens & Grosse 2015; Grosse & Martens 2016 for convolutions) for the Linear and
 /// Conv2d layers of a model: per layer the Fisher block is approximated by A ⊗ G with
 /// A = E[āāᵀ] (ā the input or patch with a trailing 1 for the bias) and G = E[ggᵀ]
@@ -276,7 +274,7 @@ type KfacOptimizer(model: Model, initial: Parameters, groups: ParamGroup[], opti
         let tr = runTrace loss
         if not (Double.IsFinite tr.Loss) then fail (sprintf "the loss is %g" tr.Loss)
         for k in ps.KeyArray do
-            if not (KfacMath.allFinite tr.Gradient.[k]) then fail (sprintf "the gradient of '%s' is not finite" k.Name)
+            if not (OptimizerSupport.allFinite tr.Gradient.[k]) then fail (sprintf "the gradient of '%s' is not finite" k.Name)
         let byWeight (t: ModelTrace) =
             let d = Dictionary<ParameterKey, LayerTrace>(HashIdentity.Reference)
             for lt in t.Layers do
@@ -307,7 +305,7 @@ type KfacOptimizer(model: Model, initial: Parameters, groups: ParamGroup[], opti
                 if not updateCov then s
                 else
                     let ab, gb = KfacMath.batchFactors options.ConvScaling (KroneckerLayers.ofTrace fisherTraces.[l.Weight.Value])
-                    if not (KfacMath.allFinite ab && KfacMath.allFinite gb) then
+                    if not (OptimizerSupport.allFinite ab && OptimizerSupport.allFinite gb) then
                         skipped <- skipped + 1
                         s
                     else
@@ -383,7 +381,7 @@ type KfacOptimizer(model: Model, initial: Parameters, groups: ParamGroup[], opti
             updated.[k] <- if lr = 0.0 then ps.[k] else Tensor.addScaled -lr ps.[k] m
         let next = ps.Map(fun k v -> Tensor.detach updated.[k])
         for k in ps.KeyArray do
-            if not (KfacMath.allFinite next.[k]) then fail (sprintf "the update of '%s' is not finite" k.Name)
+            if not (OptimizerSupport.allFinite next.[k]) then fail (sprintf "the update of '%s' is not finite" k.Name)
         // commit
         o.Commit next
         layers <- newLayers

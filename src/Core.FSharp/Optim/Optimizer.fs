@@ -111,6 +111,12 @@ module internal OptimizerSupport =
     /// Groups: one group "all" when none is given.
     let defaultGroups (ps: Parameters) (lr: float) = [| ParamGroup("all", ps.Keys, lr) |]
 
+    /// Whether every entry of a tensor is finite: its float64 sum is finite exactly then (a
+    /// NaN or infinite entry makes it non-finite; a float64 sum of float32 data cannot
+    /// overflow). The gradient check of lossAndGradient sums in the tensor's dtype instead, to
+    /// keep the cast off the first-order hot path.
+    let allFinite (t: Tensor) = Double.IsFinite(Tensor.toScalar (Tensor.sum (Tensor.cast Dtype.Float64 t)))
+
     /// The loss and gradient at ps, checked finite; raises OptimizationException otherwise.
     let lossAndGradient (name: string) (step: int) (closure: Parameters -> Tensor) (ps: Parameters) =
         let loss, grads =
