@@ -16,6 +16,7 @@ let main argv =
     | Some "epoch" -> Epoch.run argv.[1..]
     | Some "kbfgs-step" -> KbfgsStep.run argv.[1..]
     | Some "anchor" -> SummaryAnchor.run argv.[1..]
+    | Some "summary-loop" -> SummaryAnchor.loop argv.[1..]
     | Some "optimizer-step" -> OptimizerStep.run argv.[1..]
     | Some "autoencoder-demo" -> AutoencoderDemo.run argv.[1..]
     | _ -> usage ()

@@ -50,16 +50,23 @@ let run (args: string[]) =
                 printfn "%-6s threads %d: step %.2f ms, forward %.2f ms (PyTorch anchor not found: ../shared/bench/pytorch_anchor.py)" name t o f
     0
 
-/// Runs only this side's step in a loop (for profilers): `sgd-loop model [count]`.
+/// Runs only this side's step in a loop (for profilers): `sgd-loop model [count] [threads]`.
 let loop (args: string[]) =
     let name = if args.Length > 0 then args.[0] else "mlp"
     let count = if args.Length > 1 then int args.[1] else 200
-    BackendRegistry.setThreads 1
+    BackendRegistry.setThreads (if args.Length > 2 then int args.[2] else 1)
     let forward, step = setup name
     for _ in 1 .. 40 do step ()
+    let gcs0 = Array.init 3 GC.CollectionCount
+    let pause0 = GC.GetTotalPauseDuration()
+    let alloc0 = GC.GetTotalAllocatedBytes false
     let sw = Diagnostics.Stopwatch.StartNew()
     for _ in 1 .. count do step ()
     let stepMs = sw.Elapsed.TotalMilliseconds / float count
+    let gcs = Array.init 3 (fun g -> GC.CollectionCount g - gcs0.[g])
+    printfn "%s step: %d/%d/%d collections (gen0/1/2) over %d steps, GC pause %.2f ms per step, %.1f MB allocated per step"
+        name gcs.[0] gcs.[1] gcs.[2] count ((GC.GetTotalPauseDuration() - pause0).TotalMilliseconds / float count)
+        (float (GC.GetTotalAllocatedBytes false - alloc0) / 1e6 / float count)
     sw.Restart()
     for _ in 1 .. count do forward ()
     let forwardMs = sw.Elapsed.TotalMilliseconds / float count

@@ -74,3 +74,20 @@ let run (args: string[]) =
                     eprintfn "%-6s %-8s threads %d: summary %.1f ms vs PyTorch %.1f ms (ratio %.2f); SGD step %.1f vs %.1f (ratio %.2f); forward %.1f vs %.1f (ratio %.2f)"
                         name b.Name t um pu (um / pu) sm ps (sm / ps) fm pfm (fm / pfm)
     0
+
+/// Runs only this side's summary and SGD step in a loop (for profilers):
+/// `summary-loop model [count] [threads]`.
+let loop (args: string[]) =
+    let name = if args.Length > 0 then args.[0] else "mlp"
+    let count = if args.Length > 1 then int args.[1] else 50
+    BackendRegistry.setThreads (if args.Length > 2 then int args.[2] else 1)
+    let _, _, step, summary = setup name
+    for _ in 1 .. 10 do summary (); step ()
+    let sw = Diagnostics.Stopwatch.StartNew()
+    for _ in 1 .. count do summary ()
+    let summaryMs = sw.Elapsed.TotalMilliseconds / float count
+    sw.Restart()
+    for _ in 1 .. 4 * count do step ()
+    let stepMs = sw.Elapsed.TotalMilliseconds / float (4 * count)
+    printfn "%s: summary %.2f ms, step %.2f ms, summary_over_step %.2f" name summaryMs stepMs (summaryMs / stepMs)
+    0

@@ -62,8 +62,12 @@ and [<Sealed; AllowNullLiteral>] internal Tape(tag: int64) =
 /// written with differentiable ops on the (lower-level) primals, so the rules themselves
 /// are differentiated by enclosing levels.
 [<AbstractClass>]
-type internal Op(name: string) =
+type internal Op(name: string, key: obj | null) =
+    new(name: string) = Op(name, null)
     member _.Name = name
+    /// The op's name and every parameter its kernel captures: with the input values, what
+    /// determines the output. Null for an op whose values are never memoised.
+    member _.Key = key
     /// The value on constant inputs.
     abstract Raw: RawTensor[] -> RawTensor
     /// Output tangent from input primals, input tangents (ValueNone: the input does not
@@ -84,7 +88,114 @@ type internal SweepCounter =
     static member Increment() = SweepCounter.n <- SweepCounter.n + 1
     static member Count = SweepCounter.n
 
+/// Equality of memo entries: the op key structurally, the inputs by identity.
+[<Struct; CustomEquality; NoComparison>]
+type internal MemoEntry =
+    { Key: obj
+      Inputs: RawTensor[] }
+
+    member e.Same(o: MemoEntry) =
+        e.Inputs.Length = o.Inputs.Length
+        && (let mutable same = true
+            for i in 0 .. e.Inputs.Length - 1 do
+                if not (Object.ReferenceEquals(e.Inputs.[i], o.Inputs.[i])) then same <- false
+            same)
+        && HashIdentity.Structural.Equals(e.Key, o.Key)
+
+    override e.Equals(o: obj) =
+        match o with
+        | :? MemoEntry as m -> e.Same m
+        | _ -> false
+
+    override e.GetHashCode() =
+        let mutable h = HashIdentity.Structural.GetHashCode e.Key
+        for r in e.Inputs do h <- h * 31 + int r.MemoId
+        h
+
+    interface IEquatable<MemoEntry> with
+        member e.Equals(o) = e.Same o
+
+/// The values of constant computations shared by repeated evaluations of one function at
+/// one point. A summary evaluates the loss 1 + S times at η = 0, each time under different
+/// derivative levels; at the bottom of every tower the same constant ops run on the same
+/// raw inputs. The primal table, filled by one plain evaluation, serves every pass; a pass
+/// table, emptied at the end of each pass, serves the repeats within one pass (two forward
+/// levels along one direction compute the same first-order tangents) up to a byte budget.
+[<Sealed; AllowNullLiteral>]
+type internal PrimalMemo(passBudgetBytes: int64) =
+    static let mutable lastId = 0L
+    static let number (r: RawTensor) =
+        if r.MemoId = 0L then r.MemoId <- Threading.Interlocked.Increment(&lastId)
+    static let bytes (r: RawTensor) = int64 r.Numel * (if r.Dtype = Dtype.Float64 then 8L else 4L)
+    let primal = Collections.Generic.Dictionary<MemoEntry, RawTensor>()
+    // the tensors of the primal evaluation (and marked constants): what a pass computes
+    // from these alone is as reusable as the primal, so it joins the primal table
+    let primalIds = Collections.Generic.HashSet<int64>()
+    let pass = Collections.Generic.Dictionary<MemoEntry, RawTensor>()
+    let mutable passBytes = 0L
+    new() = PrimalMemo(256L <<< 20)
+    /// True while the plain evaluation fills the primal table.
+    member val Recording = true with get, set
+    /// Answers given from either table.
+    member val Hits = 0 with get, set
+    member _.Count = primal.Count + pass.Count
+    /// Forgets the pass table (the primal table stays).
+    member _.EndPass() =
+        pass.Clear()
+        passBytes <- 0L
+    /// Marks a constant as part of the primal (a direction, say).
+    member _.MarkPrimal(r: RawTensor) =
+        number r
+        primalIds.Add r.MemoId |> ignore
+    member m.GetOrCompute(key: obj, inputs: RawTensor[], compute: unit -> RawTensor) =
+        for r in inputs do number r
+        let entry = { Key = key; Inputs = inputs }
+        match primal.TryGetValue entry with
+        | true, r -> m.Hits <- m.Hits + 1; r
+        | _ ->
+            let fromPrimal =
+                let mutable all = true
+                for r in inputs do if not (primalIds.Contains r.MemoId) then all <- false
+                all
+            if m.Recording || fromPrimal then
+                let r = compute ()
+                number r
+                primal.[entry] <- r
+                if m.Recording then for x in inputs do primalIds.Add x.MemoId |> ignore
+                primalIds.Add r.MemoId |> ignore
+                r
+            else
+                match pass.TryGetValue entry with
+                | true, r -> m.Hits <- m.Hits + 1; r
+                | _ ->
+                    let r = compute ()
+                    let size = bytes r
+                    if passBytes + size <= passBudgetBytes then
+                        number r
+                        pass.[entry] <- r
+                        passBytes <- passBytes + size
+                    r
+
+/// The memo of the current thread's evaluation (null: none).
+type internal MemoScope =
+    [<ThreadStatic; DefaultValue>]
+    static val mutable private current: PrimalMemo
+    static member Current with get () = MemoScope.current and set (m: PrimalMemo) = MemoScope.current <- m
+
 module internal Dispatch =
+    /// Runs f with `memo` answering (and, while it records, storing) constant computations.
+    let withMemo (memo: PrimalMemo) (f: unit -> 'a) : 'a =
+        let previous = MemoScope.Current
+        MemoScope.Current <- memo
+        try f ()
+        finally MemoScope.Current <- previous
+
+    /// A raw computation outside an op (argmax indices, masks, one-hot labels), memoised
+    /// like a keyed op when a memo is active.
+    let memoRaw (key: obj) (inputs: RawTensor[]) (compute: unit -> RawTensor) : RawTensor =
+        let memo = MemoScope.Current
+        if isNull memo then compute () else memo.GetOrCompute(key, inputs, compute)
+
     let primalOf (d: Dual) =
         match d with
         | Const _ -> d
@@ -115,7 +226,9 @@ module internal Dispatch =
         if top = 0L then
             let raws = Array.zeroCreate inputs.Length
             for i in 0 .. inputs.Length - 1 do raws.[i] <- inputs.[i].Raw
-            Const (op.Raw raws)
+            let memo = MemoScope.Current
+            if isNull memo || isNull op.Key then Const (op.Raw raws)
+            else Const (memo.GetOrCompute(op.Key, raws, fun () -> op.Raw raws))
         else
             let n = inputs.Length
             let primals = Array.zeroCreate n

@@ -4,9 +4,10 @@ open GroupedNewton
 
 /// Small constructors for op definitions and helpers shared by the op families.
 module internal OpDefs =
-    let inline unary name ([<InlineIfLambda>] raw: RawTensor -> RawTensor) (jvp: Dual -> Dual -> Dual -> Dual) (vjp: Dual -> Dual -> Dual -> Dual) (a: Dual) =
+    /// A one-input op; `key` is its name and captured parameters (null: never memoised).
+    let inline unary name (key: obj | null) ([<InlineIfLambda>] raw: RawTensor -> RawTensor) (jvp: Dual -> Dual -> Dual -> Dual) (vjp: Dual -> Dual -> Dual -> Dual) (a: Dual) =
         Dispatch.apply
-            { new Op(name) with
+            { new Op(name, key) with
                 member _.Raw xs = raw xs.[0]
                 member _.Jvp(p, t, y) = jvp p.[0] t.[0].Value y
                 member _.Vjp(p, y, adj, _) = vjp p.[0] y adj }

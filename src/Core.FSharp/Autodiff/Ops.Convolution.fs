@@ -16,7 +16,7 @@ module internal Convolution =
         checkInput "unfold2d" x
         let src = x.Shape
         Shape.window2d "unfold2d" src.[2] src.[3] kh kw sh sw ph pw |> ignore
-        unary "unfold2d" (fun r -> r.Backend.Unfold2d(r, kh, kw, sh, sw, ph, pw))
+        unary "unfold2d" (box ("unfold2d", kh, kw, sh, sw, ph, pw)) (fun r -> r.Backend.Unfold2d(r, kh, kw, sh, sw, ph, pw))
             (fun _ t _ -> unfold2d (kh, kw) (sh, sw) (ph, pw) t)
             (fun _ _ adj -> fold2d src (kh, kw) (sh, sw) (ph, pw) adj) x
 
@@ -26,18 +26,18 @@ module internal Convolution =
         let expected = [| outShape.[1] * kh * kw; outShape.[0] * oh * ow |]
         if not (sameShape cols.Shape expected) then
             Fail.shape "fold2d" (sprintf "columns %s do not match %s for output %s" (Shape.str cols.Shape) (Shape.str expected) (Shape.str outShape))
-        unary "fold2d" (fun r -> r.Backend.Fold2d(r, outShape, kh, kw, sh, sw, ph, pw))
+        unary "fold2d" (box ("fold2d", outShape, kh, kw, sh, sw, ph, pw)) (fun r -> r.Backend.Fold2d(r, outShape, kh, kw, sh, sw, ph, pw))
             (fun _ t _ -> fold2d outShape (kh, kw) (sh, sw) (ph, pw) t)
             (fun _ _ adj -> unfold2d (kh, kw) (sh, sw) (ph, pw) adj) cols
 
     /// Convolution C(x, w), its adjoint in x T(g, w) and its adjoint in w W(x, g): a triad
     /// of bilinear ops, each differentiated by the other two, so every nesting closes.
-    let rec private convC (stride: int * int) (padding: int * int) (x: Dual) (w: Dual) : Dual =
+    let rec convC (stride: int * int) (padding: int * int) (x: Dual) (w: Dual) : Dual =
         let sh, sw = stride
         let ph, pw = padding
         let xShape, wShape = x.Shape, w.Shape
         Dispatch.apply
-            { new Op("conv2d") with
+            { new Op("conv2d", box ("conv2d", stride, padding)) with
                 member _.Raw rs = rs.[0].Backend.Conv2d(rs.[0], rs.[1], sh, sw, ph, pw)
                 member _.Jvp(p, t, _) =
                     sumTerms Elementwise.addS
@@ -48,12 +48,12 @@ module internal Convolution =
                     else convW wShape stride padding p.[0] adj }
             [| x; w |]
 
-    and private convT (xShape: int[]) (stride: int * int) (padding: int * int) (g: Dual) (w: Dual) : Dual =
+    and convT (xShape: int[]) (stride: int * int) (padding: int * int) (g: Dual) (w: Dual) : Dual =
         let sh, sw = stride
         let ph, pw = padding
         let wShape = w.Shape
         Dispatch.apply
-            { new Op("conv2dInputGrad") with
+            { new Op("conv2dInputGrad", box ("conv2dInputGrad", xShape, stride, padding)) with
                 member _.Raw rs = rs.[0].Backend.Conv2dInputGrad(rs.[0], rs.[1], xShape, sh, sw, ph, pw)
                 member _.Jvp(p, t, _) =
                     sumTerms Elementwise.addS
@@ -64,12 +64,12 @@ module internal Convolution =
                     else convW wShape stride padding adj p.[0] }
             [| g; w |]
 
-    and private convW (wShape: int[]) (stride: int * int) (padding: int * int) (x: Dual) (g: Dual) : Dual =
+    and convW (wShape: int[]) (stride: int * int) (padding: int * int) (x: Dual) (g: Dual) : Dual =
         let sh, sw = stride
         let ph, pw = padding
         let xShape = x.Shape
         Dispatch.apply
-            { new Op("conv2dWeightGrad") with
+            { new Op("conv2dWeightGrad", box ("conv2dWeightGrad", wShape, stride, padding)) with
                 member _.Raw rs = rs.[0].Backend.Conv2dWeightGrad(rs.[0], rs.[1], wShape, sh, sw, ph, pw)
                 member _.Jvp(p, t, _) =
                     sumTerms Elementwise.addS
@@ -80,9 +80,8 @@ module internal Convolution =
                     else convC stride padding p.[0] adj }
             [| x; g |]
 
-    /// 2-D convolution (cross-correlation) of x [N, C, H, W] with w [K, C, kh, kw] and an
-    /// optional bias [K].
-    let conv2d (stride: int * int) (padding: int * int) (x: Dual) (w: Dual) (bias: Dual option) : Dual =
+    /// The checks of conv2d: input, weight and bias shapes, dtypes and the window.
+    let checkConv2d (stride: int * int) (padding: int * int) (x: Dual) (w: Dual) (bias: Dual option) =
         checkInput "conv2d" x
         let xs, ws = x.Shape, w.Shape
         if ws.Length <> 4 || ws.[1] <> xs.[1] then
@@ -92,13 +91,22 @@ module internal Convolution =
         let sh, sw = stride
         let ph, pw = padding
         Shape.window2d "conv2d" xs.[2] xs.[3] ws.[2] ws.[3] sh sw ph pw |> ignore
-        let y = convC stride padding x w
+        match bias with
+        | Some b when not (sameShape b.Shape [| ws.[0] |]) ->
+            Fail.shape "conv2d" (sprintf "bias %s does not match %d output channels" (Shape.str b.Shape) ws.[0])
+        | _ -> ()
+
+    /// y [N, K, oh, ow] plus an optional bias [K] per channel.
+    let addBias (y: Dual) (bias: Dual option) =
         match bias with
         | None -> y
-        | Some b ->
-            if not (sameShape b.Shape [| ws.[0] |]) then
-                Fail.shape "conv2d" (sprintf "bias %s does not match %d output channels" (Shape.str b.Shape) ws.[0])
-            Elementwise.add y (Layout.view [| 1; ws.[0]; 1; 1 |] b)
+        | Some b -> Elementwise.add y (Layout.view [| 1; b.Shape.[0]; 1; 1 |] b)
+
+    /// 2-D convolution (cross-correlation) of x [N, C, H, W] with w [K, C, kh, kw] and an
+    /// optional bias [K].
+    let conv2d (stride: int * int) (padding: int * int) (x: Dual) (w: Dual) (bias: Dual option) : Dual =
+        checkConv2d stride padding x w bias
+        addBias (convC stride padding x w) bias
 
     let private windows op (kernel: int) (stride: int) (padding: int) (x: Dual) =
         checkInput op x
@@ -119,8 +127,8 @@ module internal Convolution =
         let oh, ow = Shape.window2d "maxPool2d" s.[2] s.[3] kernel kernel stride stride padding padding
         let raw = x.Raw
         let b = raw.Backend
-        let idx = b.MaxPool2dIndices(raw, kernel, stride, padding)
-        let flat = b.View(idx, [| idx.Numel |])
+        let idx = Dispatch.memoRaw (box ("maxPool2dIndices", kernel, stride, padding)) [| raw |] (fun () -> b.MaxPool2dIndices(raw, kernel, stride, padding))
+        let flat = Dispatch.memoRaw "flatIndices" [| idx |] (fun () -> b.View(idx, [| idx.Numel |]))
         Indexing.gather 0 flat (Layout.view [| raw.Numel |] x) |> Layout.view [| s.[0]; s.[1]; oh; ow |]
 
     /// Mean over k×k windows (padding counts as zeros in the mean).

@@ -21,7 +21,7 @@ module internal Indexing =
         let src = a.Shape
         let dim = Shape.dim "gather" src.Length dim
         checkShapes "gather" src dim idx.Shape
-        unary "gather" (fun r -> r.Backend.Gather(r, dim, idx)) (fun _ t _ -> gather dim idx t) (fun _ _ adj -> scatterAdd dim idx src adj) a
+        unary "gather" (box ("gather", dim, idx)) (fun r -> r.Backend.Gather(r, dim, idx)) (fun _ t _ -> gather dim idx t) (fun _ _ adj -> scatterAdd dim idx src adj) a
 
     and scatterAdd (dim: int) (idx: RawTensor) (outShape: int[]) (a: Dual) : Dual =
         checkIdx "scatterAdd" idx
@@ -29,4 +29,4 @@ module internal Indexing =
         if not (sameShape a.Shape idx.Shape) then
             Fail.shape "scatterAdd" (sprintf "source %s and index %s must have one shape" (Shape.str a.Shape) (Shape.str idx.Shape))
         checkShapes "scatterAdd" outShape dim idx.Shape
-        unary "scatterAdd" (fun r -> r.Backend.ScatterAdd(r, dim, idx, outShape)) (fun _ t _ -> scatterAdd dim idx outShape t) (fun _ _ adj -> gather dim idx adj) a
+        unary "scatterAdd" (box ("scatterAdd", dim, idx, outShape)) (fun r -> r.Backend.ScatterAdd(r, dim, idx, outShape)) (fun _ t _ -> scatterAdd dim idx outShape t) (fun _ _ adj -> gather dim idx adj) a

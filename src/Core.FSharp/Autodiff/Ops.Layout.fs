@@ -12,14 +12,14 @@ module internal Layout =
         if sameShape a.Shape shape then a
         else
             let src = a.Shape
-            unary "view" (fun r -> r.Backend.View(r, shape)) (fun _ t _ -> view shape t) (fun _ _ adj -> view src adj) a
+            unary "view" (box ("view", shape)) (fun r -> r.Backend.View(r, shape)) (fun _ t _ -> view shape t) (fun _ _ adj -> view src adj) a
 
     let rec permute (perm: int[]) (a: Dual) : Dual =
         if perm |> Array.mapi (fun i p -> i = p) |> Array.forall id then a
         else
             let inv = Array.zeroCreate perm.Length
             perm |> Array.iteri (fun i p -> inv.[p] <- i)
-            unary "permute" (fun r -> r.Backend.Permute(r, perm)) (fun _ t _ -> permute perm t) (fun _ _ adj -> permute inv adj) a
+            unary "permute" (box ("permute", perm)) (fun r -> r.Backend.Permute(r, perm)) (fun _ t _ -> permute perm t) (fun _ _ adj -> permute inv adj) a
 
     /// Broadcast to `shape` (NumPy rules); its adjoint sums over the broadcast dimensions.
     let rec expand (shape: int[]) (a: Dual) : Dual =
@@ -28,17 +28,17 @@ module internal Layout =
             if not (Shape.canExpand a.Shape shape) then
                 Fail.shape "expand" (sprintf "cannot expand %s to %s" (Shape.str a.Shape) (Shape.str shape))
             let src = a.Shape
-            unary "expand" (fun r -> r.Backend.Expand(r, shape)) (fun _ t _ -> expand shape t) (fun _ _ adj -> sumTo src adj) a
+            unary "expand" (box ("expand", shape)) (fun r -> r.Backend.Expand(r, shape)) (fun _ t _ -> expand shape t) (fun _ _ adj -> sumTo src adj) a
 
     /// Sum of all elements (a scalar).
     and sum (a: Dual) : Dual =
         let src = a.Shape
-        unary "sum" (fun r -> r.Backend.Sum r) (fun _ t _ -> sum t) (fun _ _ adj -> expand src adj) a
+        unary "sum" "sum" (fun r -> r.Backend.Sum r) (fun _ t _ -> sum t) (fun _ _ adj -> expand src adj) a
 
     and sumDim (dim: int) (keepDim: bool) (a: Dual) : Dual =
         let src = a.Shape
         let dim = Shape.dim "sumDim" src.Length dim
-        unary "sumDim" (fun r -> r.Backend.SumDim(r, dim, keepDim)) (fun _ t _ -> sumDim dim keepDim t)
+        unary "sumDim" (box ("sumDim", dim, keepDim)) (fun r -> r.Backend.SumDim(r, dim, keepDim)) (fun _ t _ -> sumDim dim keepDim t)
             (fun _ _ adj -> expand src (if keepDim then adj else view (keepShape src dim) adj)) a
 
     /// Sums a broadcast result back to `shape` (the adjoint of expand).
@@ -57,7 +57,7 @@ module internal Layout =
             if starts.[i] < 0 || lengths.[i] < 0 || starts.[i] + lengths.[i] > src.[i] then
                 Fail.index "slice" (sprintf "range [%d, %d) of dimension %d is outside shape %s" starts.[i] (starts.[i] + lengths.[i]) i (Shape.str src))
         if sameShape lengths src then a
-        else unary "slice" (fun r -> r.Backend.Slice(r, starts, lengths)) (fun _ t _ -> slice starts lengths t) (fun _ _ adj -> pad starts src adj) a
+        else unary "slice" (box ("slice", starts, lengths)) (fun r -> r.Backend.Slice(r, starts, lengths)) (fun _ t _ -> slice starts lengths t) (fun _ _ adj -> pad starts src adj) a
 
     /// Embeds a into zeros of `outShape`, its first element at `starts`.
     and pad (starts: int[]) (outShape: int[]) (a: Dual) : Dual =
@@ -68,7 +68,7 @@ module internal Layout =
             if starts.[i] < 0 || starts.[i] + src.[i] > outShape.[i] then
                 Fail.index "pad" (sprintf "%s placed at %s does not fit in %s" (Shape.str src) (Shape.str starts) (Shape.str outShape))
         if sameShape outShape src then a
-        else unary "pad" (fun r -> r.Backend.Pad(r, starts, outShape)) (fun _ t _ -> pad starts outShape t) (fun _ _ adj -> slice starts src adj) a
+        else unary "pad" (box ("pad", starts, outShape)) (fun r -> r.Backend.Pad(r, starts, outShape)) (fun _ t _ -> pad starts outShape t) (fun _ _ adj -> slice starts src adj) a
 
     let rec cat (dim: int) (xs: Dual[]) : Dual =
         if xs.Length = 0 then Fail.shape "cat" "needs at least one tensor"
@@ -83,7 +83,7 @@ module internal Layout =
             let shapes = xs |> Array.map (fun x -> x.Shape)
             let offsets = shapes |> Array.scan (fun acc s -> acc + s.[dim]) 0
             Dispatch.apply
-                { new Op("cat") with
+                { new Op("cat", box ("cat", dim)) with
                     member _.Raw rs = rs.[0].Backend.Cat(rs, dim)
                     member _.Jvp(p, t, _) =
                         cat dim (Array.init p.Length (fun i -> match t.[i] with ValueSome v -> v | ValueNone -> zerosOf p.[i] shapes.[i]))
@@ -101,7 +101,7 @@ module internal Layout =
             let r = a.Raw
             if a.Level <> 0L then Fail.dtype "cast" (sprintf "cannot differentiate a cast from %O to %O" src dtype)
             Const (r.Backend.Cast(r, dtype))
-        else unary "cast" (fun r -> r.Backend.Cast(r, dtype)) (fun _ t _ -> cast dtype t) (fun _ _ adj -> cast src adj) a
+        else unary "cast" (box ("cast", dtype)) (fun r -> r.Backend.Cast(r, dtype)) (fun _ t _ -> cast dtype t) (fun _ _ adj -> cast src adj) a
 
     /// A copy on another backend (differentiable: tangents follow the value, adjoints go back).
     let rec toBackend (target: Backend) (a: Dual) : Dual =
@@ -109,5 +109,5 @@ module internal Layout =
         if obj.ReferenceEquals(src, target) then a
         elif a.Level = 0L then Const (BackendRegistry.moveRaw target a.Raw)
         else
-            unary "toBackend" (fun r -> BackendRegistry.moveRaw target r)
+            unary "toBackend" null (fun r -> BackendRegistry.moveRaw target r)
                 (fun _ t _ -> toBackend target t) (fun _ _ adj -> toBackend src adj) a

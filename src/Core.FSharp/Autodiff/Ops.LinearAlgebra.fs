@@ -18,7 +18,7 @@ module internal LinearAlgebra =
         if ka <> kb then
             Fail.shape "matmul" (sprintf "inner dimensions differ: %s%s · %s%s" (Shape.str sa) (if transA then "ᵀ" else "") (Shape.str sb) (if transB then "ᵀ" else ""))
         Dispatch.apply
-            { new Op("matmul") with
+            { new Op("matmul", box ("matmul", transA, transB)) with
                 member _.Raw rs = rs.[0].Backend.MatMul(rs.[0], rs.[1], transA, transB)
                 member _.Jvp(p, t, _) =
                     sumTerms Elementwise.addS

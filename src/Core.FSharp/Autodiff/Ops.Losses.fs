@@ -13,7 +13,7 @@ module internal Losses =
         let s = x.Shape
         let dim = Shape.dim "logsumexp" s.Length dim
         let r = x.Raw
-        let m = Const (r.Backend.MaxDim(r, dim, true))
+        let m = Const (Dispatch.memoRaw (box ("maxDim", dim)) [| r |] (fun () -> r.Backend.MaxDim(r, dim, true)))
         let lse = Elementwise.add m (Elementwise.log (Layout.sumDim dim true (Elementwise.exp (Elementwise.sub x m))))
         if keepDim then lse else Layout.view (s |> Array.removeAt dim) lse
 
@@ -31,7 +31,7 @@ module internal Losses =
     let nll (logProbs: Dual) (labels: RawTensor) : Dual =
         checkLabels "nll" logProbs labels
         let s = logProbs.Shape
-        let oneHot = Const (labels.Backend.OneHot(labels, s.[1], logProbs.Dtype))
+        let oneHot = Const (Dispatch.memoRaw (box ("oneHot", s.[1], logProbs.Dtype)) [| labels |] (fun () -> labels.Backend.OneHot(labels, s.[1], logProbs.Dtype)))
         Elementwise.mulScalar (-1.0 / float s.[0]) (Layout.sum (Elementwise.mulS oneHot logProbs))
 
     /// Mean cross-entropy of integer labels [N] under logits [N, K].

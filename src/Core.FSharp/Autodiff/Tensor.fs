@@ -8,8 +8,12 @@ open GroupedNewton.Autodiff
 /// its forward tangents and reverse-mode records at every nesting level. Tensors are
 /// immutable; every op returns a new one.
 [<Sealed; AllowNullLiteral>]
-type Tensor internal (node: Dual) =
+type Tensor internal (node: Dual, shift: ShiftInfo voption) =
+    internal new(node: Dual) = Tensor(node, ValueNone)
     member internal _.Node = node
+    /// Set on a parameter that a summary moves along a direction (p + η·w): products with
+    /// it are then split by bilinearity (see Shift).
+    member internal _.Shift = shift
 
     /// Dimensions, outermost first; [||] for a scalar.
     member _.Shape = Array.copy node.Shape

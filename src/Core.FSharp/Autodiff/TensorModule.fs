@@ -176,11 +176,22 @@ module Tensor =
 
     // ---- linear algebra, convolution, pooling ----
 
-    let matmul (a: Tensor) (b: Tensor) = wrap (LinearAlgebra.matmul a.Node b.Node)
     /// op(a)·op(b), op = transpose when its flag is set (no transpose is materialised).
-    let matmulT (transA: bool) (transB: bool) (a: Tensor) (b: Tensor) = wrap (LinearAlgebra.matmulT transA transB a.Node b.Node)
+    let matmulT (transA: bool) (transB: bool) (a: Tensor) (b: Tensor) =
+        match a.Shift, b.Shift with
+        | ValueNone, ValueSome s when b.Node.Shape.Length = 2 && a.Node.Shape.Length = 2 ->
+            wrap (Shift.matmulRight transA transB a.Node s)
+        | ValueSome s, ValueNone when a.Node.Shape.Length = 2 && b.Node.Shape.Length = 2 ->
+            wrap (Shift.matmulLeft transA transB s b.Node)
+        | _ -> wrap (LinearAlgebra.matmulT transA transB a.Node b.Node)
+    let matmul (a: Tensor) (b: Tensor) = matmulT false false a b
     let conv2d (stride: int * int) (padding: int * int) (x: Tensor) (weight: Tensor) (bias: Tensor option) =
-        wrap (Convolution.conv2d stride padding x.Node weight.Node (bias |> Option.map (fun b -> b.Node)))
+        match x.Shift, weight.Shift with
+        | ValueNone, ValueSome s ->
+            Convolution.checkConv2d stride padding x.Node weight.Node (bias |> Option.map (fun b -> b.Node))
+            Convolution.addBias (Shift.conv2d stride padding x.Node s) (bias |> Option.map (fun b -> b.Node))
+            |> wrap
+        | _ -> wrap (Convolution.conv2d stride padding x.Node weight.Node (bias |> Option.map (fun b -> b.Node)))
     let maxPool2d (kernel: int) (stride: int) (padding: int) (x: Tensor) = wrap (Convolution.maxPool2d kernel stride padding x.Node)
     let avgPool2d (kernel: int) (stride: int) (padding: int) (x: Tensor) = wrap (Convolution.avgPool2d kernel stride padding x.Node)
     /// im2col: [N, C, H, W] to [C·kh·kw, N·oh·ow].

@@ -70,8 +70,12 @@ module Summary =
         let values =
             ps.ValueArray |> Array.mapi (fun i p ->
                 match etas.[subsetOf.[i]], p.Node, negU.[i].Node with
-                | Const _, _, _ -> p   // η_s = 0 carries no derivative here: the tensor is unchanged
-                | e, Const pr, Const wr when e.Shape.Length = 0 -> Tensor(shift pr wr e)
+                | Const _, Const pr, Const wr ->
+                    // η_s = 0 carries no derivative here: the tensor is unchanged (marked
+                    // all the same, so the memoised primal has the passes' structure)
+                    Tensor(p.Node, ValueSome { Base = pr; Direction = wr; Eta = etas.[subsetOf.[i]] })
+                | Const _, _, _ -> p
+                | e, Const pr, Const wr when e.Shape.Length = 0 -> Tensor(shift pr wr e, ValueSome { Base = pr; Direction = wr; Eta = e })
                 | e, pn, wn -> Tensor(Elementwise.add pn (Elementwise.mul e wn)))
         (loss (ps.WithValues values)).Node
 
@@ -93,9 +97,19 @@ module Summary =
         let S = partition.Count
         let passes0 = Dispatch.sweepCount ()
         let f = phi loss ps subsetOf dirs
+        // Every pass evaluates the loss at η = 0 under its own derivative levels, and at the
+        // bottom of each level tower runs the same constant ops on the same raw values (a
+        // direction at η = 0 leaves a tensor as it is). Recording one plain evaluation lets
+        // the passes find that primal instead of recomputing it 1 + S times.
+        let memo = PrimalMemo()
+        for d in dirs do memo.MarkPrimal d.Raw
+        Dispatch.withMemo memo (fun () ->
+        f (Array.create S zero) |> ignore
+        memo.Recording <- false
         // ḡ: one reverse pass over all η_s
         let value, pull = Ad.reverse f (Array.create S zero)
         let grads = pull one
+        memo.EndPass()
         let lossValue = Tensor.toScalar (Tensor value)
         let g = grads |> Array.map (fun d -> -(Tensor.toScalar (Tensor d)))
         g |> Array.iteri (fun s v -> checkFinite "ḡ" v s)
@@ -129,6 +143,7 @@ module Summary =
                 for s in first .. last do
                     h.[t, s] <- Tensor.toScalar (Tensor r.[s - first])
                     h.[s, t] <- h.[t, s]
+            memo.EndPass()
         let hs = h
         for s in 0 .. S - 1 do
             checkFinite "H̄ diagonal" hs.[s, s] s
@@ -137,7 +152,7 @@ module Summary =
           Hessian = hs
           ThirdDiagonal = (if options.ThirdOrder then Array.init S (fun s -> d3.[s, s]) else [||])
           Loss = lossValue
-          ReversePasses = Dispatch.sweepCount () - passes0 }
+          ReversePasses = Dispatch.sweepCount () - passes0 })
 
     /// ḡ, H̄ and the diagonal of D̄.
     let compute loss ps partition u = computeWith SummaryOptions.Defaults loss ps partition u

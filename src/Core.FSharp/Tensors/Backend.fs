@@ -22,6 +22,8 @@ type RawTensor() =
     abstract Backend: Backend
     member t.Numel = Shape.numel t.Shape
     member t.Rank = t.Shape.Length
+    /// A number identifying this tensor to memo tables; 0 until a memo records it.
+    member val internal MemoId = 0L with get, set
     override t.ToString() = sprintf "RawTensor(%s, %O, %s)" (Shape.str t.Shape) t.Dtype t.Backend.Name
 
 /// The raw backend interface: about 40 kernels from which every differentiable op and

@@ -1,0 +1,123 @@
+namespace GroupedNewton.Autodiff
+
+open GroupedNewton
+open OpDefs
+
+/// A parameter moved along a direction by a scalar: p + η·w, with p and w constants. A
+/// summary differentiates the loss in η only, so a product with such a parameter is better
+/// split by bilinearity: op(a)·op(p + ηw) = op(a)·op(p) + η·op(a)·op(w). The first term has a
+/// constant weight, so no reverse pass ever forms a weight-shaped adjoint; the η-derivative
+/// is the contraction Σ adj ⊙ op(a)·op(w), whose product with the primal `a` is the same in
+/// every pass (and memoised).
+type internal ShiftInfo =
+    { Base: RawTensor
+      Direction: RawTensor
+      Eta: Dual }
+
+/// A linear map a ↦ P(a) with a constant operand, and its adjoint g ↦ Pᵀ(g).
+type internal LinearMap =
+    { Key: obj
+      Transposed: bool
+      Apply: Dual -> Dual
+      Adjoint: Dual -> Dual
+      OutShape: int[] }
+
+    member m.Transpose(inShape: int[]) =
+        { Key = m.Key; Transposed = not m.Transposed; Apply = m.Adjoint; Adjoint = m.Apply; OutShape = inShape }
+
+module internal Shift =
+    let private scalarValue (r: RawTensor) = (r.Backend.ToArray(r.Backend.Cast(r, Dtype.Float64)) :?> float[]).[0]
+
+    let private zeros (like: RawTensor) (shape: int[]) =
+        Dispatch.memoRaw (box ("zeros", shape, like.Dtype)) [||] (fun () -> like.Backend.Zeros(shape, like.Dtype))
+
+    /// η·P(a) for a scalar η: at η = 0 no product is formed.
+    let rec etaLinear (lin: LinearMap) (eta: Dual) (a: Dual) : Dual =
+        let inShape = a.Shape
+        Dispatch.apply
+            { new Op("etaLinear", box ("etaLinear", lin.Key, lin.Transposed)) with
+                member _.Raw rs =
+                    match scalarValue rs.[0] with
+                    | 0.0 -> zeros rs.[1] lin.OutShape
+                    | 1.0 -> (lin.Apply (Const rs.[1])).Raw
+                    | e -> let r = (lin.Apply (Const rs.[1])).Raw in r.Backend.MulScalar(r, e)
+                member _.Jvp(p, t, _) =
+                    sumTerms Elementwise.addS
+                        (t.[0] |> ValueOption.map (fun de -> etaLinear lin de p.[1]))
+                        (t.[1] |> ValueOption.map (fun da -> etaLinear lin p.[0] da))
+                member _.Vjp(p, _, adj, i) =
+                    if i = 0 then Layout.sum (Elementwise.mulS adj (lin.Apply p.[1]))
+                    else etaLinear (lin.Transpose inShape) p.[0] adj }
+            [| eta; a |]
+
+    /// y + η·P(a): at η = 0 the value is y itself.
+    let rec plusEtaLinear (lin: LinearMap) (y: Dual) (eta: Dual) (a: Dual) : Dual =
+        let inShape = a.Shape
+        Dispatch.apply
+            { new Op("plusEtaLinear", box ("plusEtaLinear", lin.Key, lin.Transposed)) with
+                member _.Raw rs =
+                    match scalarValue rs.[1] with
+                    | 0.0 -> rs.[0]
+                    | e -> rs.[0].Backend.AddScaled(rs.[0], (lin.Apply (Const rs.[2])).Raw, e)
+                member _.Jvp(p, t, _) =
+                    [ t.[0]
+                      t.[1] |> ValueOption.map (fun de -> etaLinear lin de p.[2])
+                      t.[2] |> ValueOption.map (fun da -> etaLinear lin p.[1] da) ]
+                    |> List.choose ValueOption.toOption
+                    |> List.reduce Elementwise.addS
+                member _.Vjp(p, _, adj, i) =
+                    match i with
+                    | 0 -> adj
+                    | 1 -> Layout.sum (Elementwise.mulS adj (lin.Apply p.[2]))
+                    | _ -> etaLinear (lin.Transpose inShape) p.[1] adj }
+            [| y; eta; a |]
+
+    /// op(a)·op(p + ηw) with the shift on the right operand.
+    let matmulRight (transA: bool) (transB: bool) (a: Dual) (s: ShiftInfo) : Dual =
+        let w = Const s.Direction
+        let y = LinearAlgebra.matmulT transA transB a (Const s.Base)
+        let lin =
+            { Key = box ("matmulRight", transA, transB, s.Direction)
+              Transposed = false
+              Apply = fun v -> LinearAlgebra.matmulT transA transB v w
+              // the adjoint in the left operand, as in matmul's own VJP
+              Adjoint =
+                fun g ->
+                    match transA, transB with
+                    | false, false -> LinearAlgebra.matmulT false true g w
+                    | false, true -> LinearAlgebra.matmulT false false g w
+                    | true, false -> LinearAlgebra.matmulT false true w g
+                    | true, true -> LinearAlgebra.matmulT true true w g
+              OutShape = y.Shape }
+        plusEtaLinear lin y s.Eta a
+
+    /// op(p + ηw)·op(b) with the shift on the left operand.
+    let matmulLeft (transA: bool) (transB: bool) (s: ShiftInfo) (b: Dual) : Dual =
+        let w = Const s.Direction
+        let y = LinearAlgebra.matmulT transA transB (Const s.Base) b
+        let lin =
+            { Key = box ("matmulLeft", transA, transB, s.Direction)
+              Transposed = false
+              Apply = fun v -> LinearAlgebra.matmulT transA transB w v
+              Adjoint =
+                fun g ->
+                    match transA, transB with
+                    | false, false -> LinearAlgebra.matmulT true false w g
+                    | false, true -> LinearAlgebra.matmulT true false g w
+                    | true, false -> LinearAlgebra.matmulT false false w g
+                    | true, true -> LinearAlgebra.matmulT true true g w
+              OutShape = y.Shape }
+        plusEtaLinear lin y s.Eta b
+
+    /// conv(x, p + ηw) without bias.
+    let conv2d (stride: int * int) (padding: int * int) (x: Dual) (s: ShiftInfo) : Dual =
+        let w = Const s.Direction
+        let xShape = x.Shape
+        let y = Convolution.convC stride padding x (Const s.Base)
+        let lin =
+            { Key = box ("conv2d", stride, padding, xShape, s.Direction)
+              Transposed = false
+              Apply = fun v -> Convolution.convC stride padding v w
+              Adjoint = fun g -> Convolution.convT xShape stride padding g w
+              OutShape = y.Shape }
+        plusEtaLinear lin y s.Eta x
