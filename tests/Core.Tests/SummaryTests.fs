@@ -61,6 +61,45 @@ let private oracle (loss: Parameters -> Tensor) (ps: Parameters) (partition: Par
         Tensor.toScalar (snd (Ad.jvp d2 flat vs)))
     gbar, hbar, third, f, flat, v
 
+/// Every placement of a parameter in a product: on the left and on the right, under each
+/// pair of transpose flags, plus a strided convolution (a summary splits these products),
+/// with the other operand differentiated as well.
+let private products () =
+    let fixedT seed shape = t shape (randn seed (Array.fold (*) 1 shape))
+    let ps = Parameters.ofSeq [ "a", fixedT 70 [| 3; 4 |]; "b", fixedT 71 [| 5; 2 |]; "k", fixedT 72 [| 2; 1; 3; 3 |]; "c", fixedT 69 [| 1 |] ]
+    let x45, x35, x54, x53 = fixedT 73 [| 4; 5 |], fixedT 74 [| 3; 5 |], fixedT 75 [| 5; 4 |], fixedT 76 [| 5; 3 |]
+    let x23, x24, x32, x42 = fixedT 77 [| 2; 3 |], fixedT 78 [| 2; 4 |], fixedT 79 [| 3; 2 |], fixedT 80 [| 4; 2 |]
+    let img = fixedT 81 [| 2; 1; 7; 7 |]
+    let sq (y: Tensor) = let z = Tensor.tanh y in Tensor.sum (z * z)
+    let loss (p: Parameters) =
+        let a, b = p.["a"], p.["b"]
+        // the other operand carries a derivative too (through c)
+        let c = Tensor.tanh p.["c"]
+        let x45, x35, x54, x53, x23, x24, x32, x42, img = x45 * c, x35 * c, x54 * c, x53 * c, x23 * c, x24 * c, x32 * c, x42 * c, img * c
+        let y1 = Tensor.matmulT false false a x45
+        sq (Tensor.matmulT false false (Tensor.tanh y1) b)
+        + sq (Tensor.matmulT true false a x35) + sq (Tensor.matmulT false true a x54) + sq (Tensor.matmulT true true a x53)
+        + sq (Tensor.matmulT false false x23 a) + sq (Tensor.matmulT false true x24 a)
+        + sq (Tensor.matmulT true false x32 a) + sq (Tensor.matmulT true true x42 a)
+        + sq (Tensor.conv2d (2, 2) (1, 1) img p.["k"] None)
+    ps, loss
+
+[<Test>]
+let ``summaries of products with the parameter on either side, any transposes, and a strided convolution`` () =
+    let ps, loss = products ()
+    let partition = Partition.canonical ps
+    let u = direction ps 90
+    let s = Summary.compute loss ps partition u
+    let gbar, hbar, third, _, _, _ = oracle loss ps partition u
+    assertAllClose 1e-12 "ḡ" gbar s.Gradient
+    for i in 0 .. partition.Count - 1 do
+        for j in 0 .. partition.Count - 1 do
+            assertClose 1e-12 (sprintf "H̄[%d,%d]" i j) hbar.[i, j] s.Hessian.[i, j]
+    assertAllClose 1e-12 "D̄ diagonal" third s.ThirdDiagonal
+    let full = Summary.tensor 3 loss ps partition u
+    for i in 0 .. partition.Count - 1 do
+        assertClose 1e-12 (sprintf "D̄[%d] of the full tensor" i) third.[i] full.[i * 16 + i * 4 + i]
+
 let oracleCases =
     [| for model in [ "mlp"; "cnn" ] do
          for part in [ "canonical"; "per-layer"; "weights-biases"; "trivial" ] do
