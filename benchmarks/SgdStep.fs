@@ -50,32 +50,28 @@ let run (args: string[]) =
                 printfn "%-6s threads %d: step %.2f ms, forward %.2f ms (PyTorch anchor not found: ../shared/bench/pytorch_anchor.py)" name t o f
     0
 
-/// Runs only this side's step in a loop (for profilers): `sgd-loop model [count] [threads]`.
+/// Runs only this side's step in a loop (for profilers): `sgd-loop model [count] [threads,...]`;
+/// several thread counts run one after another in the same process.
 let loop (args: string[]) =
     let name = if args.Length > 0 then args.[0] else "mlp"
     let count = if args.Length > 1 then int args.[1] else 200
-    BackendRegistry.setThreads (if args.Length > 2 then int args.[2] else 1)
+    let threads = if args.Length > 2 then args.[2].Split(',') |> Array.map int else [| 1 |]
     let forward, step = setup name
-    for _ in 1 .. 40 do step ()
-    let gcs0 = Array.init 3 GC.CollectionCount
-    let pause0 = GC.GetTotalPauseDuration()
-    let alloc0 = GC.GetTotalAllocatedBytes false
-    let sw = Diagnostics.Stopwatch.StartNew()
-    for _ in 1 .. count do step ()
-    let stepMs = sw.Elapsed.TotalMilliseconds / float count
-    let gcs = Array.init 3 (fun g -> GC.CollectionCount g - gcs0.[g])
-    printfn "%s step: %d/%d/%d collections (gen0/1/2) over %d steps, GC pause %.2f ms per step, %.1f MB allocated per step"
-        name gcs.[0] gcs.[1] gcs.[2] count ((GC.GetTotalPauseDuration() - pause0).TotalMilliseconds / float count)
-        (float (GC.GetTotalAllocatedBytes false - alloc0) / 1e6 / float count)
-    sw.Restart()
-    for _ in 1 .. count do forward ()
-    let forwardMs = sw.Elapsed.TotalMilliseconds / float count
-    // the update alone: a momentum and a parameter update per tensor, as in SGD
-    let ps = (Models.mlp [ 784; 1024; 200; 100; 10 ] Activation.Tanh (Init.pytorch 0)).Parameters.Values
-    let g = ps |> Array.map Tensor.onesLike
-    let update () = for i in 0 .. ps.Length - 1 do Tensor.addScaled -0.001 ps.[i] (Tensor.addScaled 0.9 g.[i] ps.[i]) |> ignore
-    for _ in 1 .. 40 do update ()
-    sw.Restart()
-    for _ in 1 .. count do update ()
-    printfn "%s: step %.2f ms, forward %.2f ms; MLP-sized update alone %.2f ms" name stepMs forwardMs (sw.Elapsed.TotalMilliseconds / float count)
+    for t in threads do
+        BackendRegistry.setThreads t
+        for _ in 1 .. 40 do step ()
+        let gcs0 = Array.init 3 GC.CollectionCount
+        let pause0 = GC.GetTotalPauseDuration()
+        let alloc0 = GC.GetTotalAllocatedBytes false
+        let sw = Diagnostics.Stopwatch.StartNew()
+        for _ in 1 .. count do step ()
+        let stepMs = sw.Elapsed.TotalMilliseconds / float count
+        let gcs = Array.init 3 (fun g -> GC.CollectionCount g - gcs0.[g])
+        printfn "%s, %d threads: %d/%d/%d collections (gen0/1/2) over %d steps, GC pause %.2f ms per step, %.1f MB allocated per step"
+            name t gcs.[0] gcs.[1] gcs.[2] count ((GC.GetTotalPauseDuration() - pause0).TotalMilliseconds / float count)
+            (float (GC.GetTotalAllocatedBytes false - alloc0) / 1e6 / float count)
+        sw.Restart()
+        for _ in 1 .. count do forward ()
+        let forwardMs = sw.Elapsed.TotalMilliseconds / float count
+        printfn "%s, %d threads: step %.2f ms, forward %.2f ms" name t stepMs forwardMs
     0

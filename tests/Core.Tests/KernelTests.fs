@@ -42,6 +42,29 @@ let ``conv2d equals the naive seven-loop convolution`` (sh: int, sw: int, ph: in
     Assert.That(y32.Dtype, equalTo Dtype.Float32)
     assertAllClose 1e-5 "conv2d float32" expected (Tensor.toArray y32)
 
+/// float32 stride-1 convolutions with few output channels take the direct kernels (wide
+/// rows, four channels per pass), their gradients included; float64 takes im2col. Channel
+/// counts around multiples of four, paddings on either side, and one big enough to split.
+[<TestCase(2, 3, 9, 8, 6, 3, 3, 0, 0)>]
+[<TestCase(3, 5, 7, 6, 5, 3, 2, 1, 2)>]
+[<TestCase(1, 7, 6, 9, 4, 2, 3, 1, 0)>]
+[<TestCase(2, 1, 5, 5, 9, 1, 1, 0, 0)>]
+[<TestCase(8, 6, 14, 14, 16, 5, 5, 2, 2)>]
+let ``float32 stride-1 convolution and both its gradients equal float64's`` (n: int, c: int, h: int, w: int, k: int, kh: int, kw: int, ph: int, pw: int) =
+    let x = t [| n; c; h; w |] (randn 11 (n * c * h * w))
+    let wt = t [| k; c; kh; kw |] (randn 12 (k * c * kh * kw))
+    let oh, ow = h + 2 * ph - kh + 1, w + 2 * pw - kw + 1
+    let r = t [| n; k; oh; ow |] (randn 13 (n * k * oh * ow))
+    let loss (ps: Tensor[]) = Tensor.sum (Tensor.conv2d (1, 1) (ph, pw) ps.[0] ps.[1] None * Tensor.cast ps.[0].Dtype r)
+    let y64 = Tensor.conv2d (1, 1) (ph, pw) x wt None
+    let g64 = Ad.gradMany loss [| x; wt |]
+    let x32, w32 = Tensor.cast Dtype.Float32 x, Tensor.cast Dtype.Float32 wt
+    let y32 = Tensor.conv2d (1, 1) (ph, pw) x32 w32 None
+    let g32 = Ad.gradMany loss [| x32; w32 |]
+    assertAllClose 1e-5 "forward" (Tensor.toArray y64) (Tensor.toArray y32)
+    assertAllClose 1e-5 "input gradient" (Tensor.toArray g64.[0]) (Tensor.toArray g32.[0])
+    assertAllClose 1e-5 "weight gradient" (Tensor.toArray g64.[1]) (Tensor.toArray g32.[1])
+
 [<Test>]
 let ``gather with repeated indices has an accumulating gradient`` () =
     let g = Ad.grad (fun v -> Tensor.sum (Tensor.gather 0 (Tensor.ofInts [| 0; 0; 1 |]) v)) (vec [| 1.0; 2.0; 3.0 |])

@@ -74,13 +74,43 @@ module GemmProvider =
     /// The implementation in use: "openblas" or "managed".
     let active () : string = if useOpenBlas () then "openblas" else "managed"
 
+    /// Products with fewer multiply-adds than this run on one thread.
+    [<Literal>]
+    let ParallelWork = 262144L
+
+    /// OpenBLAS always runs single-threaded here: a product is split into column (or row)
+    /// blocks over the managed backend's worker team, so OpenBLAS's own threads, which spin
+    /// long after each call, never compete with the team for the cores.
+    let inline private splitOpenBlas ([<InlineIfLambda>] single: bool * bool * int * int * int * 'T[] * int * int * 'T[] * int * int * 'T[] * int * int * int -> unit)
+                                     (transA: bool, transB: bool, m: int, n: int, k: int,
+                                      a: 'T[], aOff: int, lda: int, b: 'T[], bOff: int, ldb: int,
+                                      c: 'T[], cOff: int, ldc: int) =
+        let t = Threading.get ()
+        if t <= 1 || int64 m * int64 n * int64 k < ParallelWork then
+            single (transA, transB, m, n, k, a, aOff, lda, b, bOff, ldb, c, cOff, ldc, 1)
+        else
+            // split the longer side of C into whole 16-wide blocks, one per thread
+            let splitN = n >= m
+            let len = if splitN then n else m
+            let chunk = ((len + t - 1) / t + 15) / 16 * 16
+            let parts = (len + chunk - 1) / chunk
+            Threading.forParts parts (fun p ->
+                let lo = p * chunk
+                let w = min len (lo + chunk) - lo
+                if splitN then
+                    let bo = if transB then bOff + lo * ldb else bOff + lo
+                    single (transA, transB, m, w, k, a, aOff, lda, b, bo, ldb, c, cOff + lo, ldc, 1)
+                else
+                    let ao = if transA then aOff + lo else aOff + lo * lda
+                    single (transA, transB, w, n, k, a, ao, lda, b, bOff, ldb, c, cOff + lo * ldc, ldc, 1))
+
     /// C = op(A)·op(B), row-major, C overwritten, on the selected implementation with
     /// Threading.get () threads.
     let sgemm (transA: bool, transB: bool, m: int, n: int, k: int,
                a: float32[], aOff: int, lda: int, b: float32[], bOff: int, ldb: int,
                c: float32[], cOff: int, ldc: int) : unit =
         if useOpenBlas () && int64 m * int64 n * int64 k >= TinyWork then
-            OpenBlas.sgemm (transA, transB, m, n, k, a, aOff, lda, b, bOff, ldb, c, cOff, ldc, Threading.get ())
+            splitOpenBlas OpenBlas.sgemm (transA, transB, m, n, k, a, aOff, lda, b, bOff, ldb, c, cOff, ldc)
         else
             Gemm.sgemm (transA, transB, m, n, k, a, aOff, lda, b, bOff, ldb, c, cOff, ldc, Threading.get ())
 
@@ -89,6 +119,6 @@ module GemmProvider =
                a: float[], aOff: int, lda: int, b: float[], bOff: int, ldb: int,
                c: float[], cOff: int, ldc: int) : unit =
         if useOpenBlas () && int64 m * int64 n * int64 k >= TinyWork then
-            OpenBlas.dgemm (transA, transB, m, n, k, a, aOff, lda, b, bOff, ldb, c, cOff, ldc, Threading.get ())
+            splitOpenBlas OpenBlas.dgemm (transA, transB, m, n, k, a, aOff, lda, b, bOff, ldb, c, cOff, ldc)
         else
             Gemm.dgemm (transA, transB, m, n, k, a, aOff, lda, b, bOff, ldb, c, cOff, ldc, Threading.get ())

@@ -119,6 +119,7 @@ module ConvKernels =
     let conv2d (x: Storage) (xShape: int[]) (w: Storage) (wShape: int[]) sh sw ph pw =
         let g = geometry xShape wShape sh sw ph pw
         match x, w with
+        | F32 a, F32 b when sh = 1 && sw = 1 && DirectConv.worthIt g.K -> F32 (DirectConv.forward a xShape b wShape ph pw)
         | F32 a, F32 b -> F32 (forward Gemm.sgemm a b g)
         | F64 a, F64 b -> F64 (forward Gemm.dgemm a b g)
         | _ -> Fail.dtype "conv2d" (sprintf "operands of dtypes %O and %O" x.Dtype w.Dtype)
@@ -126,6 +127,8 @@ module ConvKernels =
     let conv2dInputGrad (gr: Storage) (w: Storage) (wShape: int[]) (xShape: int[]) sh sw ph pw =
         let g = geometry xShape wShape sh sw ph pw
         match gr, w with
+        | F32 a, F32 b when sh = 1 && sw = 1 && ph < g.Kh && pw < g.Kw && DirectConv.worthIt g.C ->
+            F32 (DirectConv.inputGrad a b wShape xShape ph pw)
         | F32 a, F32 b -> F32 (inputGrad Gemm.sgemm a b g)
         | F64 a, F64 b -> F64 (inputGrad Gemm.dgemm a b g)
         | _ -> Fail.dtype "conv2dInputGrad" (sprintf "operands of dtypes %O and %O" gr.Dtype w.Dtype)
@@ -133,14 +136,23 @@ module ConvKernels =
     let conv2dWeightGrad (x: Storage) (xShape: int[]) (gr: Storage) (wShape: int[]) sh sw ph pw =
         let g = geometry xShape wShape sh sw ph pw
         match x, gr with
+        | F32 a, F32 b when sh = 1 && sw = 1 && DirectConv.worthIt g.K -> F32 (DirectConv.weightGrad a xShape b wShape ph pw)
         | F32 a, F32 b -> F32 (weightGrad Gemm.sgemm add32 a b g)
         | F64 a, F64 b -> F64 (weightGrad Gemm.dgemm add64 a b g)
         | _ -> Fail.dtype "conv2dWeightGrad" (sprintf "operands of dtypes %O and %O" x.Dtype gr.Dtype)
 
+    /// 1 when a > b (false for NaN, as the comparison), 0 otherwise, without a branch: the
+    /// comparison's flag is read as a byte, so the JIT cannot turn it into a jump.
+    let inline private greater (a: 'T) (b: 'T) =
+        let mutable r = a > b
+        int (Runtime.CompilerServices.Unsafe.As<bool, byte>(&r))
+
     let inline private maxIndices (x: 'T[]) (n: int) (c: int) (h: int) (w: int) k s p oh ow =
         let out : int[] = GC.AllocateUninitializedArray(n * c * oh * ow)
         if k = 2 && s = 2 && p = 0 then
-            // the LeNet case, unrolled: two pairwise maxima, then the larger (first on ties)
+            // the LeNet case, unrolled: two pairwise maxima, then the larger (first on ties).
+            // Branch-free: on real activations each comparison is a coin toss that a
+            // branch predictor loses half the time.
             Threading.forRanges (n * c) (int64 (n * c * oh * ow * 4)) (fun lo hi ->
                 for plane in lo .. hi - 1 do
                     let b = plane * h * w
@@ -149,12 +161,9 @@ module ConvKernels =
                         let o = (plane * oh + oy) * ow
                         for ox in 0 .. ow - 1 do
                             let a = row + 2 * ox
-                            let v00, v01, v10, v11 = x.[a], x.[a + 1], x.[a + w], x.[a + w + 1]
-                            let i0 = if v01 > v00 then a + 1 else a
-                            let m0 = if v01 > v00 then v01 else v00
-                            let i1 = if v11 > v10 then a + w + 1 else a + w
-                            let m1 = if v11 > v10 then v11 else v10
-                            out.[o + ox] <- if m1 > m0 then i1 else i0)
+                            let i0 = a + greater x.[a + 1] x.[a]
+                            let i1 = a + w + greater x.[a + w + 1] x.[a + w]
+                            out.[o + ox] <- i0 + greater x.[i1] x.[i0] * (i1 - i0))
         else
             Threading.forRanges (n * c) (int64 (n * c * oh * ow * k * k)) (fun lo hi ->
                 for plane in lo .. hi - 1 do

@@ -130,7 +130,8 @@ module Elementwise =
         | F64 a -> F64 (a |> Array.map (fun v -> if v > c then 1.0 else 0.0))
         | I32 _ -> notInt "gtScalar"
 
-    /// a + b with b broadcast to a's shape, run by run along the last dimension.
+    /// a + b with b broadcast to a's shape, run by run: a run covers the trailing dimensions
+    /// along which b is either constant (a bias over H×W) or contiguous (a bias over features).
     let inline private addBroadcastArr (a: 'T[]) (aShape: int[]) (b: 'T[]) (bShape: int[])
                                        ([<InlineIfLambda>] addRun: 'T[] -> int -> 'T[] -> int -> 'T[] -> int -> unit)
                                        ([<InlineIfLambda>] addScalarRun: 'T[] -> int -> 'T -> 'T[] -> int -> unit) =
@@ -140,16 +141,23 @@ module Elementwise =
         let st = Array.init r (fun i -> if i < off || bShape.[i - off] = 1 then 0 else bst.[i - off])
         let dst = Storage.Uninit a.Length
         if a.Length > 0 then
-            let inner = if r = 0 then 1 else aShape.[r - 1]
+            // merge trailing dimensions into one run while b's stride pattern allows
+            let mutable merged = min 1 r
+            let mutable inner = if r = 0 then 1 else aShape.[r - 1]
+            if r > 0 && (st.[r - 1] = 0 || st.[r - 1] = 1) then
+                let constant = st.[r - 1] = 0
+                while merged < r && st.[r - 1 - merged] = (if constant then 0 else inner) do
+                    inner <- inner * aShape.[r - 1 - merged]
+                    merged <- merged + 1
             let innerStride = if r = 0 then 0 else st.[r - 1]
-            let idx = Array.zeroCreate (max 0 (r - 1))
+            let idx = Array.zeroCreate (max 0 (r - merged))
             let mutable boff = 0
             let mutable aoff = 0
             while aoff < a.Length do
                 if innerStride = 1 then addRun a aoff b boff dst inner
                 else addScalarRun a aoff b.[boff] dst inner
                 aoff <- aoff + inner
-                let mutable k = r - 2
+                let mutable k = r - merged - 1
                 let mutable carry = true
                 while carry && k >= 0 do
                     idx.[k] <- idx.[k] + 1

@@ -102,7 +102,7 @@ type internal GemmDriver<'T, 'K when 'T: unmanaged and 'K: struct and 'K :> IMic
                 let hi = min len (lo + chunk)
                 if splitN then GemmDriver<'T, 'K>.Block(transA, transB, k, a, lda, b, ldb, c, ldc, 0, m, lo, hi)
                 else GemmDriver<'T, 'K>.Block(transA, transB, k, a, lda, b, ldb, c, ldc, lo, hi, 0, n)
-            Parallel.For(0, parts, ParallelOptions(MaxDegreeOfParallelism = parts), fun part -> body part) |> ignore
+            Threading.forParts parts body
 
 /// Managed GEMM: C = op(A)·op(B), row-major, C overwritten (not accumulated).
 ///
@@ -113,7 +113,7 @@ type internal GemmDriver<'T, 'K when 'T: unmanaged and 'K: struct and 'K :> IMic
 ///   AVX-512   float32 6×32, float64 6×16 (only when Vector512 is hardware accelerated);
 ///   otherwise a scalar kernel on the same packed layout.
 /// Bottom-edge tiles with fewer than 6 rows use row-reduced kernels; tiles narrower than Nr
-/// go through a scratch tile. Work is split over up to `threads` threads (Parallel.For)
+/// go through a scratch tile. Work is split over up to `threads` threads (Threading.forParts)
 /// once m·n·k ≥ 64³; every C element is computed by the same operations whatever the
 /// split, so results are reproducible (and equal across thread counts).
 /// Note: F# does not emit MethodImplOptions.AggressiveOptimization, so the kernels start

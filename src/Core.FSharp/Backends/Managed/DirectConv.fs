@@ -1,0 +1,262 @@
+namespace GroupedNewton.Backends.Managed
+
+#nowarn "9"   // native pointers into pinned arrays
+
+open System
+open System.Runtime.Intrinsics
+open System.Runtime.Intrinsics.X86
+open Microsoft.FSharp.NativeInterop
+
+/// Per-thread float32 scratch for the direct convolution (separate from the im2col buffers).
+type internal DirectScratch =
+    [<ThreadStatic; DefaultValue>]
+    static val mutable private buf: float32[]
+
+    static member Get(n: int) : float32[] =
+        let b = DirectScratch.buf
+        if obj.ReferenceEquals(b, null) || b.Length < n then
+            let nb = GC.AllocateUninitializedArray<float32>(n)
+            DirectScratch.buf <- nb
+            nb
+        else b
+
+/// Stride-1 float32 convolution computed directly, for layers with few output channels
+/// (LeNet's), where an im2col matrix product is mostly copying: the product has only a
+/// handful of rows, so building and packing the columns costs more than the arithmetic.
+///
+/// Each image is copied once into a zero-padded buffer whose rows are Wq wide (the padded
+/// width rounded up to 8). An output pixel (oy, ox) reads the buffer at j + ki·Wq + kj
+/// with j = oy·Wq + ox, a shift that does not depend on the pixel: computing every j in
+/// [0, oh·Wq) ("wide rows", whose columns past ow are discarded) turns the convolution into
+/// sums of shifted vectors, 16 outputs of 4 channels at a time in 8 AVX registers. (Copies
+/// of the kw horizontal shifts, making every load aligned, measured no faster.) The input
+/// gradient is the same computation on the output gradient with the kernel flipped
+/// and transposed (a full correlation); the weight gradient takes dot products of the
+/// output gradient's wide rows (zero in the discarded columns) with the same shifted rows.
+module internal DirectConv =
+    let supported = Avx2.IsSupported && Fma.IsSupported
+
+    /// Outputs per kernel block (two vectors).
+    [<Literal>]
+    let private Block = 16
+
+    let inline private roundUp (v: int) (m: int) = (v + m - 1) / m * m
+
+    /// Whether the direct kernels serve a product with this many output channels.
+    let worthIt (outChannels: int) = supported && outChannels < 48
+
+    /// The buffer of one image: its padded planes, rows Wq wide, and a zero tail.
+    type private Layout(cin: int, h: int, w: int, ph: int, pw: int, kh: int, kw: int) =
+        let hp = h + 2 * ph
+        let wq = roundUp (w + 2 * pw) 8
+        let plane = hp * wq
+        let oh = hp - kh + 1
+        let lw = roundUp (oh * wq) Block
+        // a kernel reads up to (cin − 1)·plane + (kh − 1)·Wq + (kw − 1) + lw
+        let size = roundUp (cin * plane - oh * wq + lw + kw + 8) 8
+        member _.Wq = wq
+        member _.Plane = plane
+        member _.Oh = oh
+        member _.Ow = w + 2 * pw - kw + 1
+        member _.Lw = lw
+        /// Floats the buffer takes.
+        member _.Size = size
+
+        /// Writes image `src[srcOff ..]` [cin, h, w] at dst[at ..] with zero borders and tail.
+        member _.Fill(src: float32[], srcOff: int, dst: float32[], at: int) =
+            for c in 0 .. cin - 1 do
+                let p0 = at + c * plane
+                if ph > 0 then
+                    Span<float32>(dst, p0, ph * wq).Clear()
+                    Span<float32>(dst, p0 + (ph + h) * wq, ph * wq).Clear()
+                for y in 0 .. h - 1 do
+                    let r = p0 + (y + ph) * wq
+                    if pw > 0 then Span<float32>(dst, r, pw).Clear()
+                    Array.Copy(src, srcOff + (c * h + y) * w, dst, r + pw, w)
+                    Span<float32>(dst, r + pw + w, wq - pw - w).Clear()
+            Span<float32>(dst, at + cin * plane, size - cin * plane).Clear()
+
+    /// Weights as [⌈cout/4⌉][cin·kh·kw][4] (zeros past cout), from w(co, ci, ki, kj).
+    let private packWeights (cout: int) (cin: int) (kh: int) (kw: int) (w: int -> int -> int -> int -> float32) =
+        let groups = (cout + 3) / 4
+        let taps = cin * kh * kw
+        let packed = Array.zeroCreate (groups * taps * 4)
+        for co in 0 .. cout - 1 do
+            for ci in 0 .. cin - 1 do
+                for ki in 0 .. kh - 1 do
+                    for kj in 0 .. kw - 1 do
+                        packed.[((co / 4) * taps + (ci * kh + ki) * kw + kj) * 4 + co % 4] <- w co ci ki kj
+        packed
+
+    /// The first index of `buffer` (pinned at p) at a 32-byte boundary.
+    let private aligned (p: nativeptr<float32>) =
+        let rem = int (NativePtr.toNativeInt p &&& 31n)
+        if rem = 0 then 0 else (32 - rem) / 4
+
+    /// wide[kk][j] = Σ_taps w[tap][kk]·x[j + ci·plane + ki·Wq + kj] for j in [0, lw), four
+    /// output channels kk.
+    let private kernel4 (x: nativeptr<float32>) (w: nativeptr<float32>) (wide: nativeptr<float32>)
+                        (cin: int) (kh: int) (kw: int) (plane: int) (wq: int) (lw: int) =
+        let mutable jb = 0
+        while jb < lw do
+            let mutable a0 = Vector256<float32>.Zero
+            let mutable a1 = Vector256<float32>.Zero
+            let mutable a2 = Vector256<float32>.Zero
+            let mutable a3 = Vector256<float32>.Zero
+            let mutable a4 = Vector256<float32>.Zero
+            let mutable a5 = Vector256<float32>.Zero
+            let mutable a6 = Vector256<float32>.Zero
+            let mutable a7 = Vector256<float32>.Zero
+            let mutable pw = w
+            for ci in 0 .. cin - 1 do
+                for ki in 0 .. kh - 1 do
+                    let mutable px = NativePtr.add x (ci * plane + ki * wq + jb)
+                    for _ in 0 .. kw - 1 do
+                        let x0 = Avx.LoadVector256 px
+                        let x1 = Avx.LoadVector256(NativePtr.add px 8)
+                        let b0 = Avx.BroadcastScalarToVector256 pw
+                        a0 <- Fma.MultiplyAdd(b0, x0, a0)
+                        a1 <- Fma.MultiplyAdd(b0, x1, a1)
+                        let b1 = Avx.BroadcastScalarToVector256(NativePtr.add pw 1)
+                        a2 <- Fma.MultiplyAdd(b1, x0, a2)
+                        a3 <- Fma.MultiplyAdd(b1, x1, a3)
+                        let b2 = Avx.BroadcastScalarToVector256(NativePtr.add pw 2)
+                        a4 <- Fma.MultiplyAdd(b2, x0, a4)
+                        a5 <- Fma.MultiplyAdd(b2, x1, a5)
+                        let b3 = Avx.BroadcastScalarToVector256(NativePtr.add pw 3)
+                        a6 <- Fma.MultiplyAdd(b3, x0, a6)
+                        a7 <- Fma.MultiplyAdd(b3, x1, a7)
+                        px <- NativePtr.add px 1
+                        pw <- NativePtr.add pw 4
+            Avx.StoreAligned(NativePtr.add wide jb, a0)
+            Avx.StoreAligned(NativePtr.add wide (jb + 8), a1)
+            Avx.StoreAligned(NativePtr.add wide (lw + jb), a2)
+            Avx.StoreAligned(NativePtr.add wide (lw + jb + 8), a3)
+            Avx.StoreAligned(NativePtr.add wide (2 * lw + jb), a4)
+            Avx.StoreAligned(NativePtr.add wide (2 * lw + jb + 8), a5)
+            Avx.StoreAligned(NativePtr.add wide (3 * lw + jb), a6)
+            Avx.StoreAligned(NativePtr.add wide (3 * lw + jb + 8), a7)
+            jb <- jb + Block
+
+    /// A stride-1 correlation of every image of src [n, cin, h, w] (padding ph, pw) with
+    /// packed weights, into a fresh [n, cout, oh, ow].
+    let private correlate (src: float32[]) n cin h w ph pw (packed: float32[]) cout kh kw =
+        let l = Layout(cin, h, w, ph, pw, kh, kw)
+        let oh, ow, lw = l.Oh, l.Ow, l.Lw
+        let groups = (cout + 3) / 4
+        let out : float32[] = GC.AllocateUninitializedArray(n * cout * oh * ow)
+        Threading.forRanges n (int64 n * int64 groups * 4L * int64 (cin * kh * kw) * int64 lw) (fun lo hi ->
+            let scratch = DirectScratch.Get(8 + l.Size + 4 * lw)
+            use p = fixed scratch
+            use pwk = fixed packed
+            let at = aligned p
+            let wideAt = at + l.Size
+            for img in lo .. hi - 1 do
+                l.Fill(src, img * cin * h * w, scratch, at)
+                for g in 0 .. groups - 1 do
+                    kernel4 (NativePtr.add p at) (NativePtr.add pwk (g * cin * kh * kw * 4)) (NativePtr.add p wideAt)
+                            cin kh kw l.Plane l.Wq lw
+                    for kk in 0 .. min 4 (cout - 4 * g) - 1 do
+                        let dst = (img * cout + 4 * g + kk) * oh * ow
+                        for oy in 0 .. oh - 1 do
+                            Span<float32>(scratch, wideAt + kk * lw + oy * l.Wq, ow).CopyTo(Span<float32>(out, dst + oy * ow, ow)))
+        out
+
+    /// conv2d, stride 1: x [n, c, h, w], weight [k, c, kh, kw].
+    let forward (x: float32[]) (xShape: int[]) (wt: float32[]) (wShape: int[]) ph pw =
+        let n, c, h, w = xShape.[0], xShape.[1], xShape.[2], xShape.[3]
+        let k, kh, kw = wShape.[0], wShape.[2], wShape.[3]
+        let packed = packWeights k c kh kw (fun co ci ki kj -> wt.[((co * c + ci) * kh + ki) * kw + kj])
+        correlate x n c h w ph pw packed k kh kw
+
+    /// The input gradient of a stride-1 conv2d: the output gradient g [n, k, oh, ow]
+    /// correlated with the flipped, transposed kernel, padded by kh − 1 − ph, kw − 1 − pw.
+    let inputGrad (g: float32[]) (wt: float32[]) (wShape: int[]) (xShape: int[]) ph pw =
+        let n, c = xShape.[0], xShape.[1]
+        let k, kh, kw = wShape.[0], wShape.[2], wShape.[3]
+        let oh, ow = xShape.[2] + 2 * ph - kh + 1, xShape.[3] + 2 * pw - kw + 1
+        let packed = packWeights c k kh kw (fun co ci ki kj -> wt.[((ci * c + co) * kh + (kh - 1 - ki)) * kw + (kw - 1 - kj)])
+        correlate g n k oh ow (kh - 1 - ph) (kw - 1 - pw) packed c kh kw
+
+    /// The sum of a vector's 8 lanes.
+    let inline private hsum (v: Vector256<float32>) =
+        let s = Sse.Add(v.GetLower(), v.GetUpper())
+        let s = Sse.Add(s, Sse.MoveHighToLow(s, s))
+        let s = Sse.AddScalar(s, Sse.Shuffle(s, s, 0b01uy))
+        s.ToScalar()
+
+    /// The weight gradient of a stride-1 conv2d: dW[k, c, ki, kj] = Σ_n Σ_j gw[n, k, j]·x[n, c, j + ki·Wq + kj],
+    /// gw the output gradient on wide rows (zeros in the discarded columns).
+    let weightGrad (x: float32[]) (xShape: int[]) (g: float32[]) (wShape: int[]) ph pw =
+        let n, c, h, w = xShape.[0], xShape.[1], xShape.[2], xShape.[3]
+        let k, kh, kw = wShape.[0], wShape.[2], wShape.[3]
+        let l = Layout(c, h, w, ph, pw, kh, kw)
+        let oh, ow, lw, wq, plane = l.Oh, l.Ow, l.Lw, l.Wq, l.Plane
+        let kPairs = (k + 1) / 2
+        let kwChunks = (kw + 3) / 4
+        let size = k * c * kh * kw
+        let t = max 1 (min (Threading.get ()) n)
+        let chunk = (n + t - 1) / t
+        let parts = (n + chunk - 1) / chunk
+        let partial : float32[][] = Array.init parts (fun _ -> Array.zeroCreate size)
+        Threading.forParts parts (fun part ->
+            let acc = partial.[part]
+            let scratch = DirectScratch.Get(8 + l.Size + 2 * kPairs * lw)
+            use p = fixed scratch
+            let at = aligned p
+            let gw = at + l.Size   // wide output gradient: [2·kPairs][lw], zeros past k and in discarded columns
+            for img in part * chunk .. min n ((part + 1) * chunk) - 1 do
+                l.Fill(x, img * c * h * w, scratch, at)
+                for kk in 0 .. 2 * kPairs - 1 do
+                    let row = gw + kk * lw
+                    if kk < k then
+                        for oy in 0 .. oh - 1 do
+                            Span<float32>(g, ((img * k + kk) * oh + oy) * ow, ow).CopyTo(Span<float32>(scratch, row + oy * wq, ow))
+                            Span<float32>(scratch, row + oy * wq + ow, wq - ow).Clear()
+                        Span<float32>(scratch, row + oh * wq, lw - oh * wq).Clear()
+                    elif img = part * chunk then Span<float32>(scratch, row, lw).Clear()
+                for kp in 0 .. kPairs - 1 do
+                    let g0 = NativePtr.add p (gw + 2 * kp * lw)
+                    let g1 = NativePtr.add p (gw + (2 * kp + 1) * lw)
+                    for ci in 0 .. c - 1 do
+                        for ki in 0 .. kh - 1 do
+                            for q in 0 .. kwChunks - 1 do
+                                // kj = 4q … 4q + 3 (past kw the sums are dropped; the tail keeps the reads inside)
+                                let xs0 = NativePtr.add p (at + ci * plane + ki * wq + 4 * q)
+                                let xs1, xs2, xs3 = NativePtr.add xs0 1, NativePtr.add xs0 2, NativePtr.add xs0 3
+                                let mutable s00 = Vector256<float32>.Zero
+                                let mutable s01 = Vector256<float32>.Zero
+                                let mutable s02 = Vector256<float32>.Zero
+                                let mutable s03 = Vector256<float32>.Zero
+                                let mutable s10 = Vector256<float32>.Zero
+                                let mutable s11 = Vector256<float32>.Zero
+                                let mutable s12 = Vector256<float32>.Zero
+                                let mutable s13 = Vector256<float32>.Zero
+                                let mutable j = 0
+                                while j < lw do
+                                    let a0 = Avx.LoadAlignedVector256(NativePtr.add g0 j)
+                                    let a1 = Avx.LoadAlignedVector256(NativePtr.add g1 j)
+                                    let x0 = Avx.LoadVector256(NativePtr.add xs0 j)
+                                    s00 <- Fma.MultiplyAdd(a0, x0, s00)
+                                    s10 <- Fma.MultiplyAdd(a1, x0, s10)
+                                    let x1 = Avx.LoadVector256(NativePtr.add xs1 j)
+                                    s01 <- Fma.MultiplyAdd(a0, x1, s01)
+                                    s11 <- Fma.MultiplyAdd(a1, x1, s11)
+                                    let x2 = Avx.LoadVector256(NativePtr.add xs2 j)
+                                    s02 <- Fma.MultiplyAdd(a0, x2, s02)
+                                    s12 <- Fma.MultiplyAdd(a1, x2, s12)
+                                    let x3 = Avx.LoadVector256(NativePtr.add xs3 j)
+                                    s03 <- Fma.MultiplyAdd(a0, x3, s03)
+                                    s13 <- Fma.MultiplyAdd(a1, x3, s13)
+                                    j <- j + 8
+                                let put kk d (v: Vector256<float32>) =
+                                    let kj = 4 * q + d
+                                    if kk < k && kj < kw then
+                                        let at = ((kk * c + ci) * kh + ki) * kw + kj
+                                        acc.[at] <- acc.[at] + hsum v
+                                put (2 * kp) 0 s00; put (2 * kp) 1 s01; put (2 * kp) 2 s02; put (2 * kp) 3 s03
+                                put (2 * kp + 1) 0 s10; put (2 * kp + 1) 1 s11; put (2 * kp + 1) 2 s12; put (2 * kp + 1) 3 s13)
+        let total = partial.[0]
+        for p in 1 .. parts - 1 do
+            Numerics.Tensors.TensorPrimitives.Add(ReadOnlySpan total, ReadOnlySpan partial.[p], Span total)
+        total
