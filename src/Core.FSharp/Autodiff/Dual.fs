@@ -122,18 +122,21 @@ type internal MemoEntry =
 /// table, emptied at the end of each pass, serves the repeats within one pass (two forward
 /// levels along one direction compute the same first-order tangents) up to a byte budget.
 [<Sealed; AllowNullLiteral>]
-type internal PrimalMemo(passBudgetBytes: int64) =
+type internal PrimalMemo private (primal: Collections.Generic.Dictionary<MemoEntry, RawTensor>,
+                                  primalIds: Collections.Generic.HashSet<int64>, forked: bool, passBudgetBytes: int64) =
     static let mutable lastId = 0L
     static let number (r: RawTensor) =
         if r.MemoId = 0L then r.MemoId <- Threading.Interlocked.Increment(&lastId)
     static let bytes (r: RawTensor) = int64 r.Numel * (if r.Dtype = Dtype.Float64 then 8L else 4L)
-    let primal = Collections.Generic.Dictionary<MemoEntry, RawTensor>()
-    // the tensors of the primal evaluation (and marked constants): what a pass computes
-    // from these alone is as reusable as the primal, so it joins the primal table
-    let primalIds = Collections.Generic.HashSet<int64>()
+    // primalIds: the tensors of the primal evaluation (and marked constants); what a pass
+    // computes from these alone is as reusable as the primal, so it joins the primal table
+    // (unless this memo is a fork, whose primal table is shared and read-only)
     let pass = Collections.Generic.Dictionary<MemoEntry, RawTensor>()
     let mutable passBytes = 0L
-    new() = PrimalMemo(256L <<< 20)
+    new() = PrimalMemo(Collections.Generic.Dictionary(), Collections.Generic.HashSet(), false, 256L <<< 20)
+    /// A memo for one pass that runs beside others: it reads this memo's primal table, which
+    /// no one writes any more, and keeps everything else in its own pass table.
+    member _.Fork() = PrimalMemo(primal, primalIds, true, passBudgetBytes, Recording = false)
     /// True while the plain evaluation fills the primal table.
     member val Recording = true with get, set
     /// Answers given from either table.
@@ -154,9 +157,10 @@ type internal PrimalMemo(passBudgetBytes: int64) =
         | true, r -> m.Hits <- m.Hits + 1; r
         | _ ->
             let fromPrimal =
-                let mutable all = true
-                for r in inputs do if not (primalIds.Contains r.MemoId) then all <- false
-                all
+                not forked
+                && (let mutable all = true
+                    for r in inputs do if not (primalIds.Contains r.MemoId) then all <- false
+                    all)
             if m.Recording || fromPrimal then
                 let r = compute ()
                 number r

@@ -57,7 +57,12 @@ module internal Shift =
             { new Op("plusEtaLinear", box ("plusEtaLinear", lin.Key, lin.Transposed)) with
                 member _.Raw rs =
                     match scalarValue rs.[1] with
-                    | 0.0 -> rs.[0]
+                    | 0.0 ->
+                        // while a memo records the primal, the product every pass contracts
+                        // the η-adjoint with is recorded with it
+                        let memo = MemoScope.Current
+                        if not (isNull memo) && memo.Recording then lin.Apply (Const rs.[2]) |> ignore
+                        rs.[0]
                     | e -> rs.[0].Backend.AddScaled(rs.[0], (lin.Apply (Const rs.[2])).Raw, e)
                 member _.Jvp(p, t, _) =
                     [ t.[0]

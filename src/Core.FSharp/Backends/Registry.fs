@@ -64,6 +64,10 @@ module BackendRegistry =
     /// The managed backend's thread count (also used by OpenBLAS).
     let threads () = Threading.get ()
 
+    /// Runs body 0 … parts − 1 on the managed backend's worker team (the calling thread
+    /// helps); nested or concurrent calls run their parts one after another.
+    let internal forParts (parts: int) (body: int -> unit) = Threading.forParts parts body
+
     /// Sets the thread count of the managed kernels, OpenBLAS and, once it is loaded, libtorch.
     let setThreads n =
         Threading.set n

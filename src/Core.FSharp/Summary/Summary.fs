@@ -107,15 +107,17 @@ module Summary =
         f (Array.create S zero) |> ignore
         memo.Recording <- false
         // ḡ: one reverse pass over all η_s
+        let sweeps0 = Dispatch.sweepCount ()
         let value, pull = Ad.reverse f (Array.create S zero)
         let grads = pull one
+        let sweeps = [| Dispatch.sweepCount () - sweeps0 |]
         memo.EndPass()
         let lossValue = Tensor.toScalar (Tensor value)
         let g = grads |> Array.map (fun d -> -(Tensor.toScalar (Tensor d)))
         g |> Array.iteri (fun s v -> checkFinite "ḡ" v s)
         let h = Array2D.zeroCreate S S
         let d3 = Array2D.zeroCreate S S
-        for t in 0 .. S - 1 do
+        let rowPass (t: int) =
             // H̄_ts for s ≥ t (only η_t when the diagonal suffices): reverse over those η_s of
             // the directional derivative Dφ[e_t]; with the third order an outer forward along
             // e_t differentiates the row once more, giving D̄_tts
@@ -143,7 +145,17 @@ module Summary =
                 for s in first .. last do
                     h.[t, s] <- Tensor.toScalar (Tensor r.[s - first])
                     h.[s, t] <- h.[t, s]
-            memo.EndPass()
+        // The row passes are independent: on the managed backend they run side by side on
+        // the worker team (each pass's own kernels then run on its thread alone), each with
+        // its own pass memo over the shared, now read-only, primal table. Pass t writes only
+        // the cells (t, s) and (s, t), s ≥ t, so no two passes write one cell.
+        let parallel = ps.Count > 0 && ps.ValueArray.[0].Backend.Name = "managed"
+        let runPass (t: int) =
+            let before = Dispatch.sweepCount ()
+            Dispatch.withMemo (memo.Fork()) (fun () -> rowPass t)
+            System.Threading.Interlocked.Add(&sweeps.[0], Dispatch.sweepCount () - before) |> ignore
+        if parallel then BackendRegistry.forParts S runPass
+        else for t in 0 .. S - 1 do runPass t
         let hs = h
         for s in 0 .. S - 1 do
             checkFinite "H̄ diagonal" hs.[s, s] s
@@ -152,7 +164,7 @@ module Summary =
           Hessian = hs
           ThirdDiagonal = (if options.ThirdOrder then Array.init S (fun s -> d3.[s, s]) else [||])
           Loss = lossValue
-          ReversePasses = Dispatch.sweepCount () - passes0 })
+          ReversePasses = sweeps.[0] })
 
     /// ḡ, H̄ and the diagonal of D̄.
     let compute loss ps partition u = computeWith SummaryOptions.Defaults loss ps partition u
