@@ -13,6 +13,7 @@ let main argv =
     | Some "hvp-loop" -> Hvp.loop argv.[1..]
     | Some "sgd-step" -> SgdStep.run argv.[1..]
     | Some "sgd-loop" -> SgdStep.loop argv.[1..]
+    | Some "sgd-parts" -> SgdStep.parts argv.[1..]
     | Some "epoch" -> Epoch.run argv.[1..]
     | Some "kbfgs-step" -> KbfgsStep.run argv.[1..]
     | Some "anchor" -> SummaryAnchor.run argv.[1..]

@@ -75,3 +75,27 @@ let loop (args: string[]) =
         let forwardMs = sw.Elapsed.TotalMilliseconds / float count
         printfn "%s, %d threads: step %.2f ms, forward %.2f ms" name t stepMs forwardMs
     0
+
+/// The parts of one step, interleaved in one process: `sgd-parts model [threads]` prints the
+/// medians of the forward pass, loss and gradient, the momentum update alone and the step.
+let parts (args: string[]) =
+    let name = if args.Length > 0 then args.[0] else "mlp"
+    BackendRegistry.setThreads (if args.Length > 1 then int args.[1] else 1)
+    let w = Workloads.create name
+    let opt = Workloads.sgd w
+    let ps = opt.Parameters
+    let forward () = w.Model.Forward(ps, w.Inputs) |> ignore
+    let gradient () = Ad.valueAndGradMany (fun vs -> w.Loss (ps.WithValues vs)) ps.Values |> ignore
+    let g = ps.Values |> Array.map Tensor.onesLike
+    let update () =
+        for i in 0 .. g.Length - 1 do
+            Tensor.addScaled -0.001 ps.Values.[i] (Tensor.addScaled 0.9 g.[i] ps.Values.[i]) |> ignore
+    let step () = opt.Step w.Loss |> ignore
+    let names = [| "forward"; "loss and gradient"; "update"; "step" |]
+    let fs = [| forward; gradient; update; step |]
+    for _ in 1 .. 30 do for f in fs do f ()
+    let ts = Array.init fs.Length (fun _ -> ResizeArray<float>())
+    for _ in 1 .. 15 do
+        for i in 0 .. fs.Length - 1 do ts.[i].Add(Timing.medianMs 1 5 fs.[i])
+    for i in 0 .. fs.Length - 1 do printfn "%s %s: %.2f ms" name names.[i] (Timing.median ts.[i])
+    0
