@@ -196,9 +196,10 @@ module internal Dispatch =
 
     /// A raw computation outside an op (argmax indices, masks, one-hot labels), memoised
     /// like a keyed op when a memo is active.
-    let memoRaw (key: obj) (inputs: RawTensor[]) (compute: unit -> RawTensor) : RawTensor =
-        let memo = MemoScope.Current
-        if isNull memo then compute () else memo.GetOrCompute(key, inputs, compute)
+    let memoRaw (key: obj | null) (inputs: RawTensor[]) (compute: unit -> RawTensor) : RawTensor =
+        match MemoScope.Current, key with
+        | null, _ | _, null -> compute ()
+        | memo, key -> memo.GetOrCompute(key, inputs, compute)
 
     let primalOf (d: Dual) =
         match d with
@@ -230,9 +231,9 @@ module internal Dispatch =
         if top = 0L then
             let raws = Array.zeroCreate inputs.Length
             for i in 0 .. inputs.Length - 1 do raws.[i] <- inputs.[i].Raw
-            let memo = MemoScope.Current
-            if isNull memo || isNull op.Key then Const (op.Raw raws)
-            else Const (memo.GetOrCompute(op.Key, raws, fun () -> op.Raw raws))
+            match MemoScope.Current, op.Key with
+            | null, _ | _, null -> Const (op.Raw raws)
+            | memo, key -> Const (memo.GetOrCompute(key, raws, fun () -> op.Raw raws))
         else
             let n = inputs.Length
             let primals = Array.zeroCreate n

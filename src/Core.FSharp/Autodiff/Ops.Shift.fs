@@ -16,7 +16,7 @@ type internal ShiftInfo =
 
 /// A linear map a ↦ P(a) with a constant operand, and its adjoint g ↦ Pᵀ(g).
 type internal LinearMap =
-    { Key: obj
+    { Key: obj | null
       Transposed: bool
       Apply: Dual -> Dual
       Adjoint: Dual -> Dual

@@ -149,12 +149,12 @@ module Summary =
         // the worker team (each pass's own kernels then run on its thread alone), each with
         // its own pass memo over the shared, now read-only, primal table. Pass t writes only
         // the cells (t, s) and (s, t), s ≥ t, so no two passes write one cell.
-        let parallel = ps.Count > 0 && ps.ValueArray.[0].Backend.Name = "managed"
+        let sideBySide = ps.Count > 0 && ps.ValueArray.[0].Backend.Name = "managed"
         let runPass (t: int) =
             let before = Dispatch.sweepCount ()
             Dispatch.withMemo (memo.Fork()) (fun () -> rowPass t)
             System.Threading.Interlocked.Add(&sweeps.[0], Dispatch.sweepCount () - before) |> ignore
-        if parallel then BackendRegistry.forParts S runPass
+        if sideBySide then BackendRegistry.forParts S runPass
         else for t in 0 .. S - 1 do runPass t
         let hs = h
         for s in 0 .. S - 1 do

@@ -150,14 +150,22 @@ module Elementwise =
                     inner <- inner * aShape.[r - 1 - merged]
                     merged <- merged + 1
             let innerStride = if r = 0 then 0 else st.[r - 1]
-            let idx = Array.zeroCreate (max 0 (r - merged))
+            let outer = r - merged
+            // runs are independent: each chunk of runs starts its own odometer
+            Threading.forRanges (a.Length / inner) (int64 a.Length) (fun lo hi ->
+            let idx = Array.zeroCreate (max 0 outer)
             let mutable boff = 0
-            let mutable aoff = 0
-            while aoff < a.Length do
+            let mutable q = lo
+            for k in outer - 1 .. -1 .. 0 do
+                idx.[k] <- q % aShape.[k]
+                boff <- boff + idx.[k] * st.[k]
+                q <- q / aShape.[k]
+            let mutable aoff = lo * inner
+            while aoff < hi * inner do
                 if innerStride = 1 then addRun a aoff b boff dst inner
                 else addScalarRun a aoff b.[boff] dst inner
                 aoff <- aoff + inner
-                let mutable k = r - merged - 1
+                let mutable k = outer - 1
                 let mutable carry = true
                 while carry && k >= 0 do
                     idx.[k] <- idx.[k] + 1
@@ -166,7 +174,7 @@ module Elementwise =
                         boff <- boff - st.[k] * aShape.[k]
                         idx.[k] <- 0
                         k <- k - 1
-                    else carry <- false
+                    else carry <- false)
         dst
 
     let addBroadcast (a: Storage) (aShape: int[]) (b: Storage) (bShape: int[]) =
@@ -192,14 +200,18 @@ module Elementwise =
         let r : 'T[] = Storage.Uninit y.Length
         let w = Numerics.Vector<'T>.Count
         let vOne = Numerics.Vector<'T>(one)
-        let mutable i = 0
-        while i + w <= y.Length do
-            let yv = Numerics.Vector<'T>(y, i)
-            (Numerics.Vector<'T>(t, i) * (vOne - yv * yv)).CopyTo(r, i)
-            i <- i + w
-        while i < y.Length do
-            r.[i] <- t.[i] * (one - y.[i] * y.[i])
-            i <- i + 1
+        // chunks of whole vectors, so the split never changes which elements go through SIMD
+        let vectors = (y.Length + w - 1) / w
+        Threading.forRanges vectors (int64 y.Length * 3L) (fun lo hi ->
+            let stop = min y.Length (hi * w)
+            let mutable i = lo * w
+            while i + w <= stop do
+                let yv = Numerics.Vector<'T>(y, i)
+                (Numerics.Vector<'T>(t, i) * (vOne - yv * yv)).CopyTo(r, i)
+                i <- i + w
+            while i < stop do
+                r.[i] <- t.[i] * (one - y.[i] * y.[i])
+                i <- i + 1)
         r
 
     /// t ⊙ (1 − y²) in one pass.

@@ -47,18 +47,23 @@ module Indexing =
     let inline private gather1d (a: 'T[]) (idx: int[]) =
         let r : 'T[] = Storage.Uninit idx.Length
         let n = a.Length
-        for o in 0 .. idx.Length - 1 do
-            let v = idx.[o]
-            if uint v >= uint n then checkIndex "gather" v n
-            r.[o] <- a.[v]
+        Threading.forRanges idx.Length (int64 idx.Length) (fun lo hi ->
+            for o in lo .. hi - 1 do
+                let v = idx.[o]
+                if uint v >= uint n then checkIndex "gather" v n
+                r.[o] <- a.[v])
         r
 
+    /// Each thread owns a range of destinations and visits the sources in order, so repeated
+    /// indices accumulate in the same order whatever the split (and never race).
     let inline private scatterAdd1d (a: 'T[]) (idx: int[]) (n: int) =
         let r : 'T[] = Array.zeroCreate n
-        for o in 0 .. idx.Length - 1 do
-            let v = idx.[o]
-            if uint v >= uint n then checkIndex "scatterAdd" v n
-            r.[v] <- r.[v] + a.[o]
+        for v in idx do if uint v >= uint n then checkIndex "scatterAdd" v n
+        Threading.forRanges n (int64 idx.Length * 2L) (fun lo hi ->
+            let lo, hi = uint lo, uint hi
+            for o in 0 .. idx.Length - 1 do
+                let v = idx.[o]
+                if uint v >= lo && uint v < hi then r.[v] <- r.[v] + a.[o])
         r
 
     let gather (s: Storage) (shape: int[]) (dim: int) (idx: int[]) (idxShape: int[]) =
