@@ -14,6 +14,7 @@ let main argv =
     | Some "sgd-step" -> SgdStep.run argv.[1..]
     | Some "sgd-loop" -> SgdStep.loop argv.[1..]
     | Some "sgd-parts" -> SgdStep.parts argv.[1..]
+    | Some "sgd-pause" -> SgdStep.pause argv.[1..]
     | Some "epoch" -> Epoch.run argv.[1..]
     | Some "kbfgs-step" -> KbfgsStep.run argv.[1..]
     | Some "anchor" -> SummaryAnchor.run argv.[1..]

@@ -25,6 +25,9 @@ let run (args: string[]) =
         for _ in 1 .. 40 do step ()
         for t in threads do
             BackendRegistry.setThreads t
+            // warm up at this thread count: its code paths (sequential or on the worker team)
+            // must reach optimised code before they are timed
+            for _ in 1 .. 30 do step (); forward ()
             let ours = ResizeArray()
             let ourFwd = ResizeArray()
             let theirs = ResizeArray()
@@ -91,11 +94,35 @@ let parts (args: string[]) =
         for i in 0 .. g.Length - 1 do
             Tensor.addScaled -0.001 ps.Values.[i] (Tensor.addScaled 0.9 g.[i] ps.Values.[i]) |> ignore
     let step () = opt.Step w.Loss |> ignore
-    let names = [| "forward"; "loss and gradient"; "update"; "step" |]
-    let fs = [| forward; gradient; update; step |]
+    // the first layer's pieces (the MLP's first weight is [1024, 784], the input [100, 784])
+    let w0, b0 = ps.Values.[0], ps.Values.[1]
+    let x = if w.Inputs.Rank = 2 then w.Inputs else Tensor.flatten w.Inputs
+    let product () = Tensor.matmulT false true x w0 |> ignore
+    let z = Tensor.matmulT false true x w0
+    let bias () = (z + b0) |> ignore
+    let act () = Tensor.tanh z |> ignore
+    let names = [| "forward"; "loss and gradient"; "update"; "step"; "first product"; "first bias"; "first tanh" |]
+    let fs = [| forward; gradient; update; step; product; bias; act |]
     for _ in 1 .. 30 do for f in fs do f ()
     let ts = Array.init fs.Length (fun _ -> ResizeArray<float>())
     for _ in 1 .. 15 do
         for i in 0 .. fs.Length - 1 do ts.[i].Add(Timing.medianMs 1 5 fs.[i])
     for i in 0 .. fs.Length - 1 do printfn "%s %s: %.2f ms" name names.[i] (Timing.median ts.[i])
+    0
+
+/// How the step time measured right after an idle or busy pause compares with the steady
+/// state (the side-by-side runs time a few steps right after the PyTorch process):
+/// `sgd-pause model threads`.
+let pause (args: string[]) =
+    let name = if args.Length > 0 then args.[0] else "mlp"
+    BackendRegistry.setThreads (if args.Length > 1 then int args.[1] else 1)
+    let _, step = setup name
+    for _ in 1 .. 40 do step ()
+    let busy () =
+        let psi = Diagnostics.ProcessStartInfo("/usr/bin/python3", "-c \"import time\nt=time.time()\nwhile time.time()-t<4: pass\"")
+        use p = Diagnostics.Process.Start psi
+        p.WaitForExit()
+    for label, before in [ "steady", ignore; "after 4 s idle", (fun () -> Threading.Thread.Sleep 4000); "after a 4 s busy process", busy; "steady", ignore ] do
+        before ()
+        printfn "%s %s: %.2f ms (median of 7 after 2)" name label (Timing.medianMs 2 7 step)
     0

@@ -44,6 +44,12 @@ let run (args: string[]) =
                     b, S, forward, step, summary))
         for t in threads do
             BackendRegistry.setThreads t
+            // warm up at this thread count: its code paths (sequential or on the worker team)
+            // must reach optimised code before they are timed
+            for b, _, forward, step, summary in runs do
+                on b (fun () ->
+                    for _ in 1 .. 2 do summary ()
+                    for _ in 1 .. 30 do step (); forward ())
             let times = runs |> Array.map (fun _ -> ResizeArray(), ResizeArray(), ResizeArray())
             let pf, pst, psu = ResizeArray(), ResizeArray(), ResizeArray()
             for _ in 1 .. 3 do
