@@ -21,8 +21,18 @@ let locate (relative: string) =
         up (DirectoryInfo start))
 
 /// Runs /usr/bin/python3 with a script and arguments; returns the JSON objects it printed.
+/// With `--threads N` among the arguments, the child's BLAS is held to N threads as well:
+/// torch.set_num_threads bounds PyTorch's own pool but not the pthread OpenBLAS that
+/// Debian's torch links, which otherwise runs its products on every core (measured here:
+/// the anchor's "1-thread" MLP step took 5.8–9.9 ms that way, 11.0–11.6 ms on one thread).
 let runPython (script: string) (args: string) : JsonElement list =
     let psi = ProcessStartInfo("/usr/bin/python3", sprintf "\"%s\" %s" script args)
+    let words = args.Split(' ', StringSplitOptions.RemoveEmptyEntries)
+    match Array.tryFindIndex ((=) "--threads") words with
+    | Some i when i + 1 < words.Length && not (words.[i + 1].Contains ",") ->
+        for var in [ "OPENBLAS_NUM_THREADS"; "OMP_NUM_THREADS"; "MKL_NUM_THREADS" ] do
+            if String.IsNullOrEmpty(Environment.GetEnvironmentVariable var) then psi.Environment.[var] <- words.[i + 1]
+    | _ -> ()
     psi.RedirectStandardOutput <- true
     psi.RedirectStandardError <- true
     use p =
