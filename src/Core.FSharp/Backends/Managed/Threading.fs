@@ -147,12 +147,15 @@ module Threading =
             for p in 0 .. parts - 1 do body p
 
     /// Runs `body lo hi` over contiguous chunks covering [0, n). `work` is the total cost
-    /// estimate (in scalar operations) used to decide whether splitting pays off.
+    /// estimate (in scalar operations) used to decide whether splitting pays off. There are
+    /// up to four chunks per thread, claimed as threads come free, so a worker that wakes
+    /// late takes fewer chunks instead of holding the caller up.
     let forRanges (n: int) (work: int64) (body: int -> int -> unit) =
         let t = min threads n
         if t <= 1 || work < int64 MinParallelWork then body 0 n
         else
-            let chunk = (n + t - 1) / t
+            let pieces = int (min (int64 (min n (4 * t))) (max (int64 t) (work / int64 MinParallelWork)))
+            let chunk = (n + pieces - 1) / pieces
             let parts = (n + chunk - 1) / chunk
             forParts parts (fun p ->
                 let lo = p * chunk
