@@ -63,17 +63,8 @@ let loop (args: string[]) =
     for t in threads do
         BackendRegistry.setThreads t
         for _ in 1 .. 40 do step ()
-        let gcs0 = Array.init 3 GC.CollectionCount
-        let pause0 = GC.GetTotalPauseDuration()
-        let alloc0 = GC.GetTotalAllocatedBytes false
+        let stepMs = Timing.perCallWithGc (sprintf "%s step, %d threads" name t) count step
         let sw = Diagnostics.Stopwatch.StartNew()
-        for _ in 1 .. count do step ()
-        let stepMs = sw.Elapsed.TotalMilliseconds / float count
-        let gcs = Array.init 3 (fun g -> GC.CollectionCount g - gcs0.[g])
-        printfn "%s, %d threads: %d/%d/%d collections (gen0/1/2) over %d steps, GC pause %.2f ms per step, %.1f MB allocated per step"
-            name t gcs.[0] gcs.[1] gcs.[2] count ((GC.GetTotalPauseDuration() - pause0).TotalMilliseconds / float count)
-            (float (GC.GetTotalAllocatedBytes false - alloc0) / 1e6 / float count)
-        sw.Restart()
         for _ in 1 .. count do forward ()
         let forwardMs = sw.Elapsed.TotalMilliseconds / float count
         printfn "%s, %d threads: step %.2f ms, forward %.2f ms" name t stepMs forwardMs
@@ -120,8 +111,9 @@ let pause (args: string[]) =
     for _ in 1 .. 40 do step ()
     let busy () =
         let psi = Diagnostics.ProcessStartInfo("/usr/bin/python3", "-c \"import time\nt=time.time()\nwhile time.time()-t<4: pass\"")
-        use p = Diagnostics.Process.Start psi
-        p.WaitForExit()
+        match Diagnostics.Process.Start psi with
+        | null -> failwith "could not start /usr/bin/python3"
+        | p -> p.WaitForExit(); p.Dispose()
     for label, before in [ "steady", ignore; "after 4 s idle", (fun () -> Threading.Thread.Sleep 4000); "after a 4 s busy process", busy; "steady", ignore ] do
         before ()
         printfn "%s %s: %.2f ms (median of 7 after 2)" name label (Timing.medianMs 2 7 step)

@@ -89,17 +89,8 @@ let loop (args: string[]) =
     BackendRegistry.setThreads (if args.Length > 2 then int args.[2] else 1)
     let _, _, step, summary = setup name
     for _ in 1 .. 10 do summary (); step ()
-    let gcs0 = Array.init 3 GC.CollectionCount
-    let pause0 = GC.GetTotalPauseDuration()
-    let alloc0 = GC.GetTotalAllocatedBytes false
+    let summaryMs = Timing.perCallWithGc (sprintf "%s summary" name) count summary
     let sw = Diagnostics.Stopwatch.StartNew()
-    for _ in 1 .. count do summary ()
-    let summaryMs = sw.Elapsed.TotalMilliseconds / float count
-    let gcs = Array.init 3 (fun g -> GC.CollectionCount g - gcs0.[g])
-    printfn "%s summary: %d/%d/%d collections (gen0/1/2) over %d, GC pause %.2f ms and %.1f MB allocated per summary"
-        name gcs.[0] gcs.[1] gcs.[2] count ((GC.GetTotalPauseDuration() - pause0).TotalMilliseconds / float count)
-        (float (GC.GetTotalAllocatedBytes false - alloc0) / 1e6 / float count)
-    sw.Restart()
     for _ in 1 .. 4 * count do step ()
     let stepMs = sw.Elapsed.TotalMilliseconds / float (4 * count)
     printfn "%s: summary %.2f ms, step %.2f ms, summary_over_step %.2f" name summaryMs stepMs (summaryMs / stepMs)

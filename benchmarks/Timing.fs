@@ -17,3 +17,18 @@ let medianMs (warm: int) (reps: int) (f: unit -> unit) =
             f ()
             sw.Elapsed.TotalMilliseconds)
     median ts
+
+/// Runs f `count` times; prints the collections, GC pause and allocation per call under
+/// `label`, and returns the wall time per call in milliseconds.
+let perCallWithGc (label: string) (count: int) (f: unit -> unit) =
+    let gcs0 = Array.init 3 System.GC.CollectionCount
+    let pause0 = System.GC.GetTotalPauseDuration()
+    let alloc0 = System.GC.GetTotalAllocatedBytes false
+    let sw = Stopwatch.StartNew()
+    for _ in 1 .. count do f ()
+    let ms = sw.Elapsed.TotalMilliseconds / float count
+    let gcs = Array.init 3 (fun g -> System.GC.CollectionCount g - gcs0.[g])
+    printfn "%s: %d/%d/%d collections (gen0/1/2) over %d calls, GC pause %.2f ms and %.1f MB allocated per call"
+        label gcs.[0] gcs.[1] gcs.[2] count ((System.GC.GetTotalPauseDuration() - pause0).TotalMilliseconds / float count)
+        (float (System.GC.GetTotalAllocatedBytes false - alloc0) / 1e6 / float count)
+    ms

@@ -139,9 +139,6 @@ type internal PrimalMemo private (primal: Collections.Generic.Dictionary<MemoEnt
     member _.Fork() = PrimalMemo(primal, primalIds, true, passBudgetBytes, Recording = false)
     /// True while the plain evaluation fills the primal table.
     member val Recording = true with get, set
-    /// Answers given from either table.
-    member val Hits = 0 with get, set
-    member _.Count = primal.Count + pass.Count
     /// Forgets the pass table (the primal table stays).
     member _.EndPass() =
         pass.Clear()
@@ -154,7 +151,7 @@ type internal PrimalMemo private (primal: Collections.Generic.Dictionary<MemoEnt
         for r in inputs do number r
         let entry = { Key = key; Inputs = inputs }
         match primal.TryGetValue entry with
-        | true, r -> m.Hits <- m.Hits + 1; r
+        | true, r -> r
         | _ ->
             let fromPrimal =
                 not forked
@@ -170,7 +167,7 @@ type internal PrimalMemo private (primal: Collections.Generic.Dictionary<MemoEnt
                 r
             else
                 match pass.TryGetValue entry with
-                | true, r -> m.Hits <- m.Hits + 1; r
+                | true, r -> r
                 | _ ->
                     let r = compute ()
                     let size = bytes r

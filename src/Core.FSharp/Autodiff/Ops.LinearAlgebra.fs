@@ -25,16 +25,23 @@ module internal LinearAlgebra =
                         (t.[0] |> ValueOption.map (fun da -> matmulT transA transB da p.[1]))
                         (t.[1] |> ValueOption.map (fun db -> matmulT transA transB p.[0] db))
                 member _.Vjp(p, _, adj, i) =
-                    let a, b = p.[0], p.[1]
-                    match transA, transB, i with
-                    | false, false, 0 -> matmulT false true adj b
-                    | false, false, _ -> matmulT true false a adj
-                    | false, true, 0 -> matmulT false false adj b
-                    | false, true, _ -> matmulT true false adj a
-                    | true, false, 0 -> matmulT false true b adj
-                    | true, false, _ -> matmulT false false a adj
-                    | true, true, 0 -> matmulT true true b adj
-                    | true, true, _ -> matmulT true true adj a }
+                    if i = 0 then adjointLeft transA transB adj p.[1] else adjointRight transA transB p.[0] adj }
             [| a; b |]
+
+    /// The adjoint of op(a)·op(b) in a, for the output adjoint g.
+    and adjointLeft (transA: bool) (transB: bool) (g: Dual) (b: Dual) : Dual =
+        match transA, transB with
+        | false, false -> matmulT false true g b
+        | false, true -> matmulT false false g b
+        | true, false -> matmulT false true b g
+        | true, true -> matmulT true true b g
+
+    /// The adjoint of op(a)·op(b) in b, for the output adjoint g.
+    and adjointRight (transA: bool) (transB: bool) (a: Dual) (g: Dual) : Dual =
+        match transA, transB with
+        | false, false -> matmulT true false a g
+        | false, true -> matmulT true false g a
+        | true, false -> matmulT false false a g
+        | true, true -> matmulT true true g a
 
     let matmul a b = matmulT false false a b

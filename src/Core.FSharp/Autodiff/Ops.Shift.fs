@@ -26,7 +26,8 @@ type internal LinearMap =
         { Key = m.Key; Transposed = not m.Transposed; Apply = m.Adjoint; Adjoint = m.Apply; OutShape = inShape }
 
 module internal Shift =
-    let private scalarValue (r: RawTensor) = (r.Backend.ToArray(r.Backend.Cast(r, Dtype.Float64)) :?> float[]).[0]
+    /// The value of a one-element tensor as a float.
+    let scalarValue (r: RawTensor) = (r.Backend.ToArray(r.Backend.Cast(r, Dtype.Float64)) :?> float[]).[0]
 
     let private zeros (like: RawTensor) (shape: int[]) =
         Dispatch.memoRaw (box ("zeros", shape, like.Dtype)) [||] (fun () -> like.Backend.Zeros(shape, like.Dtype))
@@ -77,52 +78,26 @@ module internal Shift =
                     | _ -> etaLinear (lin.Transpose inShape) p.[1] adj }
             [| y; eta; a |]
 
+    /// y + η·P(a) for a product y with the moved parameter's base, P the same product with
+    /// its direction in the parameter's place and adjoint its transpose.
+    let private split (key: obj | null) (y: Dual) (apply: Dual -> Dual) (adjoint: Dual -> Dual) (s: ShiftInfo) (a: Dual) =
+        plusEtaLinear { Key = box (key, s.Direction); Transposed = false; Apply = apply; Adjoint = adjoint; OutShape = y.Shape } y s.Eta a
+
     /// op(a)·op(p + ηw) with the shift on the right operand.
     let matmulRight (transA: bool) (transB: bool) (a: Dual) (s: ShiftInfo) : Dual =
         let w = Const s.Direction
-        let y = LinearAlgebra.matmulT transA transB a (Const s.Base)
-        let lin =
-            { Key = box ("matmulRight", transA, transB, s.Direction)
-              Transposed = false
-              Apply = fun v -> LinearAlgebra.matmulT transA transB v w
-              // the adjoint in the left operand, as in matmul's own VJP
-              Adjoint =
-                fun g ->
-                    match transA, transB with
-                    | false, false -> LinearAlgebra.matmulT false true g w
-                    | false, true -> LinearAlgebra.matmulT false false g w
-                    | true, false -> LinearAlgebra.matmulT false true w g
-                    | true, true -> LinearAlgebra.matmulT true true w g
-              OutShape = y.Shape }
-        plusEtaLinear lin y s.Eta a
+        split (box ("matmulRight", transA, transB)) (LinearAlgebra.matmulT transA transB a (Const s.Base))
+              (fun v -> LinearAlgebra.matmulT transA transB v w) (fun g -> LinearAlgebra.adjointLeft transA transB g w) s a
 
     /// op(p + ηw)·op(b) with the shift on the left operand.
     let matmulLeft (transA: bool) (transB: bool) (s: ShiftInfo) (b: Dual) : Dual =
         let w = Const s.Direction
-        let y = LinearAlgebra.matmulT transA transB (Const s.Base) b
-        let lin =
-            { Key = box ("matmulLeft", transA, transB, s.Direction)
-              Transposed = false
-              Apply = fun v -> LinearAlgebra.matmulT transA transB w v
-              Adjoint =
-                fun g ->
-                    match transA, transB with
-                    | false, false -> LinearAlgebra.matmulT true false w g
-                    | false, true -> LinearAlgebra.matmulT true false g w
-                    | true, false -> LinearAlgebra.matmulT false false w g
-                    | true, true -> LinearAlgebra.matmulT true true g w
-              OutShape = y.Shape }
-        plusEtaLinear lin y s.Eta b
+        split (box ("matmulLeft", transA, transB)) (LinearAlgebra.matmulT transA transB (Const s.Base) b)
+              (fun v -> LinearAlgebra.matmulT transA transB w v) (fun g -> LinearAlgebra.adjointRight transA transB w g) s b
 
     /// conv(x, p + ηw) without bias.
     let conv2d (stride: int * int) (padding: int * int) (x: Dual) (s: ShiftInfo) : Dual =
         let w = Const s.Direction
         let xShape = x.Shape
-        let y = Convolution.convC stride padding x (Const s.Base)
-        let lin =
-            { Key = box ("conv2d", stride, padding, xShape, s.Direction)
-              Transposed = false
-              Apply = fun v -> Convolution.convC stride padding v w
-              Adjoint = fun g -> Convolution.convT xShape stride padding g w
-              OutShape = y.Shape }
-        plusEtaLinear lin y s.Eta x
+        split (box ("conv2d", stride, padding, xShape)) (Convolution.convC stride padding x (Const s.Base))
+              (fun v -> Convolution.convC stride padding v w) (fun g -> Convolution.convT xShape stride padding g w) s x

@@ -36,7 +36,6 @@ module Summary =
         if not (Double.IsFinite v) then
             raise (OptimizationException(sprintf "summary: %s of subset %d is %g (the loss or the direction is not finite here)" what s v))
 
-    let private scalarValue (r: RawTensor) = (r.Backend.ToArray(r.Backend.Cast(r, Dtype.Float64)) :?> float[]).[0]
 
     /// η·w for a one-element η and a constant tensor w, without broadcasting η: at η = 1
     /// (a tangent seed) the result is w itself.
@@ -44,7 +43,7 @@ module Summary =
         Dispatch.apply
             { new Op("scale") with
                 member _.Raw rs =
-                    match scalarValue rs.[0] with
+                    match Shift.scalarValue rs.[0] with
                     | 1.0 -> w
                     | 0.0 -> w.Backend.Zeros(w.Shape, w.Dtype)
                     | e -> w.Backend.MulScalar(w, e)
@@ -58,7 +57,7 @@ module Summary =
         Dispatch.apply
             { new Op("shift") with
                 member _.Raw rs =
-                    match scalarValue rs.[0] with
+                    match Shift.scalarValue rs.[0] with
                     | 0.0 -> p
                     | e -> p.Backend.AddScaled(p, w, e)
                 member _.Jvp(_, t, _) = scaleConst w t.[0].Value

@@ -3,20 +3,6 @@ namespace GroupedNewton.Backends.Managed
 open System
 open GroupedNewton
 
-/// Per-thread scratch arrays, one per element type.
-type internal Buffers<'T> =
-    [<ThreadStatic; DefaultValue>]
-    static val mutable private buf: 'T[]
-
-    /// A per-thread array of at least n elements (contents undefined).
-    static member Get(n: int) : 'T[] =
-        let b = Buffers<'T>.buf
-        if obj.ReferenceEquals(b, null) || b.Length < n then
-            let nb = GC.AllocateUninitializedArray<'T>(n)
-            Buffers<'T>.buf <- nb
-            nb
-        else b
-
 /// Convolution as the bilinear triad conv / input-gradient / weight-gradient, computed one
 /// image at a time: the image's columns [C·kh·kw, oh·ow] live in a per-thread buffer (never
 /// the whole batch), the product goes straight into the [N, K, oh, ow] output, and images
@@ -95,21 +81,13 @@ module ConvKernels =
 
     let inline private weightGrad gemm ([<InlineIfLambda>] addInto: 'T[] -> 'T[] -> unit) (x: 'T[]) (gr: 'T[]) (g: Geometry) =
         let size = g.K * g.Ckk
-        let t = max 1 (min (Threading.get ()) g.N)
-        let chunk = (g.N + t - 1) / t
-        let parts = (g.N + chunk - 1) / chunk
-        let partial : 'T[][] = Array.init parts (fun _ -> Array.zeroCreate size)
-        Threading.forRanges parts (int64 g.N * int64 g.K * int64 g.Ckk * int64 g.L) (fun plo phi ->
+        Threading.partialSums g.N size (int64 g.N * int64 g.K * int64 g.Ckk * int64 g.L) addInto (fun acc lo hi ->
             let cols = Buffers<'T>.Get(g.Ckk * g.L + size)
-            for p in plo .. phi - 1 do
-                for n in p * chunk .. min g.N ((p + 1) * chunk) - 1 do
-                    im2col x (n * g.C * g.H * g.W) g.C g.H g.W g.Kh g.Kw g.Sh g.Sw g.Ph g.Pw g.Oh g.Ow cols
-                    // the product lands after the columns in the same buffer, then accumulates
-                    gemm (false, true, g.K, g.Ckk, g.L, gr, n * g.K * g.L, g.L, cols, 0, g.L, cols, g.Ckk * g.L, g.Ckk, 1)
-                    addInto partial.[p] (Array.sub cols (g.Ckk * g.L) size))
-        let total = partial.[0]
-        for p in 1 .. parts - 1 do addInto total partial.[p]
-        total
+            for n in lo .. hi - 1 do
+                im2col x (n * g.C * g.H * g.W) g.C g.H g.W g.Kh g.Kw g.Sh g.Sw g.Ph g.Pw g.Oh g.Ow cols
+                // the product lands after the columns in the same buffer, then accumulates
+                gemm (false, true, g.K, g.Ckk, g.L, gr, n * g.K * g.L, g.L, cols, 0, g.L, cols, g.Ckk * g.L, g.Ckk, 1)
+                addInto acc (Array.sub cols (g.Ckk * g.L) size))
 
     let private add32 (acc: float32[]) (x: float32[]) =
         Numerics.Tensors.TensorPrimitives.Add(ReadOnlySpan acc, ReadOnlySpan(x, 0, acc.Length), Span acc)

@@ -7,19 +7,6 @@ open System.Runtime.Intrinsics
 open System.Runtime.Intrinsics.X86
 open Microsoft.FSharp.NativeInterop
 
-/// Per-thread float32 scratch for the direct convolution (separate from the im2col buffers).
-type internal DirectScratch =
-    [<ThreadStatic; DefaultValue>]
-    static val mutable private buf: float32[]
-
-    static member Get(n: int) : float32[] =
-        let b = DirectScratch.buf
-        if obj.ReferenceEquals(b, null) || b.Length < n then
-            let nb = GC.AllocateUninitializedArray<float32>(n)
-            DirectScratch.buf <- nb
-            nb
-        else b
-
 /// Stride-1 float32 convolution computed directly, for layers with few output channels
 /// (LeNet's), where an im2col matrix product is mostly copying: the product has only a
 /// handful of rows, so building and packing the columns costs more than the arithmetic.
@@ -146,7 +133,7 @@ module internal DirectConv =
         let groups = (cout + 3) / 4
         let out : float32[] = GC.AllocateUninitializedArray(n * cout * oh * ow)
         Threading.forRanges n (int64 n * int64 groups * 4L * int64 (cin * kh * kw) * int64 lw) (fun lo hi ->
-            let scratch = DirectScratch.Get(8 + l.Size + 4 * lw)
+            let scratch = Buffers<float32>.Get(8 + l.Size + 4 * lw)
             use p = fixed scratch
             use pwk = fixed packed
             let at = aligned p
@@ -195,17 +182,13 @@ module internal DirectConv =
         let kPairs = (k + 1) / 2
         let kwChunks = (kw + 3) / 4
         let size = k * c * kh * kw
-        let t = max 1 (min (Threading.get ()) n)
-        let chunk = (n + t - 1) / t
-        let parts = (n + chunk - 1) / chunk
-        let partial : float32[][] = Array.init parts (fun _ -> Array.zeroCreate size)
-        Threading.forParts parts (fun part ->
-            let acc = partial.[part]
-            let scratch = DirectScratch.Get(8 + l.Size + 2 * kPairs * lw)
+        let add (total: float32[]) (x: float32[]) = Numerics.Tensors.TensorPrimitives.Add(ReadOnlySpan total, ReadOnlySpan x, Span total)
+        Threading.partialSums n size (int64 n * int64 size * int64 lw) add (fun acc lo hi ->
+            let scratch = Buffers<float32>.Get(8 + l.Size + 2 * kPairs * lw)
             use p = fixed scratch
             let at = aligned p
             let gw = at + l.Size   // wide output gradient: [2·kPairs][lw], zeros past k and in discarded columns
-            for img in part * chunk .. min n ((part + 1) * chunk) - 1 do
+            for img in lo .. hi - 1 do
                 l.Fill(x, img * c * h * w, scratch, at)
                 for kk in 0 .. 2 * kPairs - 1 do
                     let row = gw + kk * lw
@@ -214,7 +197,7 @@ module internal DirectConv =
                             Span<float32>(g, ((img * k + kk) * oh + oy) * ow, ow).CopyTo(Span<float32>(scratch, row + oy * wq, ow))
                             Span<float32>(scratch, row + oy * wq + ow, wq - ow).Clear()
                         Span<float32>(scratch, row + oh * wq, lw - oh * wq).Clear()
-                    elif img = part * chunk then Span<float32>(scratch, row, lw).Clear()
+                    elif img = lo then Span<float32>(scratch, row, lw).Clear()
                 for kp in 0 .. kPairs - 1 do
                     let g0 = NativePtr.add p (gw + 2 * kp * lw)
                     let g1 = NativePtr.add p (gw + (2 * kp + 1) * lw)
@@ -256,7 +239,3 @@ module internal DirectConv =
                                         acc.[at] <- acc.[at] + hsum v
                                 put (2 * kp) 0 s00; put (2 * kp) 1 s01; put (2 * kp) 2 s02; put (2 * kp) 3 s03
                                 put (2 * kp + 1) 0 s10; put (2 * kp + 1) 1 s11; put (2 * kp + 1) 2 s12; put (2 * kp + 1) 3 s13)
-        let total = partial.[0]
-        for p in 1 .. parts - 1 do
-            Numerics.Tensors.TensorPrimitives.Add(ReadOnlySpan total, ReadOnlySpan partial.[p], Span total)
-        total
