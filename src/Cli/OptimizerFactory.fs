@@ -27,15 +27,15 @@ let private groupedNewton (variant: GroupedNewtonVariant) (c: Context) =
         match variant with
         | GroupedNewtonVariant.UniformAverage -> GroupedNewtonOptions.Paper
         | GroupedNewtonVariant.NewtonSummary ->
-            { GroupedNewtonOptions.Defaults with Cubic = true; PeriodHg = 10; RemoveNegative = true }
+            { GroupedNewtonOptions.Defaults with Cubic = true; CurvaturePeriod = 10; ClipNegativeRates = true }
     let options =
         { baseOptions with
             Damping = defaultArg h.Damping (defaultDamping c.Model)
             LambdaInt = defaultArg h.LambdaInt baseOptions.LambdaInt
-            PeriodHg = defaultArg h.Period baseOptions.PeriodHg }
+            CurvaturePeriod = defaultArg h.Period baseOptions.CurvaturePeriod }
     let ps = c.Model.Parameters
     let partition = Partition.parse ps c.Partition
-    GroupedNewton.create options (defaultArg h.Momentum 0.9) partition c.Curvature.Next ps :> Optimizer
+    GroupedNewtonOptimizer.create options (defaultArg h.Momentum 0.9) partition c.Curvature.Next ps :> Optimizer
 
 /// Raises UsageException when `name` is not an optimizer, without building anything
 /// (compare checks every name before the first run).
