@@ -78,7 +78,7 @@ let private toTheta (model: Model) (a: float[]) (b: Tensor[]) (tilde: Parameters
 
 let private options (s: Setup) =
     { GroupedNewtonOptions.Defaults with
-        Cubic = s.Cubic; Damping = 0.2; LambdaInt = 1.0; RemoveNegative = true
+        Cubic = s.Cubic; Damping = 0.2; LambdaInt = 1.0; ClipNegativeRates = true
         Variant = (if s.UniformAverage then GroupedNewtonVariant.UniformAverage else GroupedNewtonVariant.NewtonSummary)
         AveragePeriod = 2 }
 
@@ -120,7 +120,7 @@ let private wellConditioned (o: Optimizer) =
     | _ -> true
 
 let private groupedNewton (s: Setup) (ps: Parameters) (loss: Parameters -> Tensor) =
-    GroupedNewton.create (options s) 0.9 (Partition.canonical ps) (fun () -> loss) ps :> Optimizer
+    GroupedNewtonOptimizer.create (options s) 0.9 (Partition.canonical ps) (fun () -> loss) ps :> Optimizer
 
 /// The claim holds in exact arithmetic. In floating point the two runs solve rescaled
 /// problems whose rounding differs by ~1e-16, which the solver amplifies by the condition
@@ -181,17 +181,17 @@ let ``invariance breaks for plain SGD at a fixed learning rate`` () =
 let ``invariance breaks with an Adam direction`` () =
     let s = { Hidden = [ 3 ]; Activation = Activation.Tanh; LogScales = [ 0.7; -0.5; 0.3; 1.0 ]; Signs = [ true; true; false; true ]; Cubic = true; UniformAverage = false; Conv = false; Seed = 4 }
     let adamGn (ps: Parameters) (loss: Parameters -> Tensor) =
-        GroupedNewton.createWith (options s) (AdamRule { AdamOptions.Defaults with LearningRate = 1.0; Epsilon = 0.1 }) (Partition.canonical ps) (fun () -> loss) ps :> Optimizer
+        GroupedNewtonOptimizer.createWith (options s) (AdamRule { AdamOptions.Defaults with LearningRate = 1.0; Epsilon = 0.1 }) (Partition.canonical ps) (fun () -> loss) ps :> Optimizer
     NUnit.Framework.Assert.That(differs (trajectories s adamGn 6), NUnit.Framework.Is.True)
 
 [<NUnit.Framework.Test>]
 let ``invariance breaks when two tensors of one subset get different scales`` () =
     let s = { Hidden = [ 3 ]; Activation = Activation.Tanh; LogScales = [ 0.7; -0.5; 0.3; 1.0 ]; Signs = [ true; true; false; true ]; Cubic = true; UniformAverage = false; Conv = false; Seed = 4 }
     let perLayer (ps: Parameters) (loss: Parameters -> Tensor) =
-        GroupedNewton.create (options s) 0.9 (Partition.perLayer ps) (fun () -> loss) ps :> Optimizer
+        GroupedNewtonOptimizer.create (options s) 0.9 (Partition.perLayer ps) (fun () -> loss) ps :> Optimizer
     NUnit.Framework.Assert.That(differs (trajectories s perLayer 6), NUnit.Framework.Is.True)
     // the control: the same per-layer run with one scale per layer is invariant
     let same = { s with LogScales = [ 0.7; 0.7; 0.3; 0.3 ]; Signs = [ true; true; false; false ] }
     let perLayer2 (ps: Parameters) (loss: Parameters -> Tensor) =
-        GroupedNewton.create (options same) 0.9 (Partition.perLayer ps) (fun () -> loss) ps :> Optimizer
+        GroupedNewtonOptimizer.create (options same) 0.9 (Partition.perLayer ps) (fun () -> loss) ps :> Optimizer
     NUnit.Framework.Assert.That(trajectories same perLayer2 6 |> List.forall (fun (x, y) -> close 1e-6 x y), NUnit.Framework.Is.True)

@@ -227,7 +227,7 @@ namespace GroupedNewton.CSharp
                 throw new ArgumentOutOfRangeException(nameof(lambdaInt), lambdaInt, "must be finite and non-negative");
             if (!(damping >= 0) || double.IsInfinity(damping))
                 throw new ArgumentOutOfRangeException(nameof(damping), damping, "must be finite and non-negative");
-            var sol = Guard.Run(() => global::GroupedNewton.GroupedNewton.suggestRates(lambdaInt, summary.Core));
+            var sol = Guard.Run(() => global::GroupedNewton.RateSuggestion.solve(lambdaInt, summary.Core));
             return new LearningRateSuggestion(summary, sol, damping);
         }
 
