@@ -16,7 +16,7 @@ let private common = [ "--optimizer"; "grouped-newton"; "--period"; "4" ] @ tiny
 let private args (dir: string) (epochs: int) (extra: string list) = [ "train"; "--epochs"; string epochs; "--out"; dir ] @ extra @ common
 
 /// Slows each step down so that a signal or a kill lands at a chosen step.
-let private slow = [ "GROUPEDNEWTON_TEST_HOOK", "step-delay:40" ]
+let private slow = [ "GROUPEDNEWTON_TEST_HOOK", "step-delay:100" ]
 
 let private reference = lazy (
     let dir = tempFolder ()
@@ -73,15 +73,18 @@ let ``kill -9 before the first checkpoint leaves a stale lock that a new run rep
     let fresh = run (args dir 3 [])
     expect "kill -9 before the first checkpoint, then a new run" fresh 0 [ "epochs 1..3" ] (agrees dir && not (File.Exists(Path.Combine(dir, ".lock"))))
 
+/// A slowed run signalled when its output shows `line`, to its end.
+let private signalledAt (dir: string) (line: string) (signalNumber: int) : Outcome =
+    use c = new Child(args dir 3 [], slow)
+    Assert.That(c.WaitFor(line, 30000), Is.True, c.Out)
+    signal c signalNumber
+    let code = c.Wait(HangSeconds * 1000)
+    { Code = code; Out = c.Out; Err = c.Err }
+
 [<Test>]
 let ``SIGTERM stops after the current step with exit 143, keeps the last checkpoint, and the run resumes bit for bit`` () =
     let dir = tempFolder ()
-    let o =
-        use c = new Child(args dir 3 [], slow)
-        Assert.That(c.WaitFor("epoch 2/3 step 2/6", 30000), Is.True, c.Out)
-        signal c 15
-        let code = c.Wait(HangSeconds * 1000)
-        { Code = code; Out = c.Out; Err = c.Err }
+    let o = signalledAt dir "epoch 2/3 step 2/6" 15
     expect "SIGTERM during a run" o 143 [ "SIGTERM"; "interrupted: the last complete checkpoint is"; "epoch-0001.ckpt" ]
         (metricEpochs dir = [| 1 |] && Directory.GetFiles(dir, "*.tmp").Length = 0)
     resumeAndJudge "resume after SIGTERM" dir
@@ -89,12 +92,7 @@ let ``SIGTERM stops after the current step with exit 143, keeps the last checkpo
 [<Test>]
 let ``SIGINT before the first checkpoint says there is nothing to resume`` () =
     let dir = tempFolder ()
-    let o =
-        use c = new Child(args dir 3 [], slow)
-        Assert.That(c.WaitFor("epoch 1/3 step 1/6", 30000), Is.True, c.Out)
-        signal c 2
-        let code = c.Wait(HangSeconds * 1000)
-        { Code = code; Out = c.Out; Err = c.Err }
+    let o = signalledAt dir "epoch 1/3 step 1/6" 2
     let v, d = judge o 130 [ "interrupted before the first checkpoint" ] (metricEpochs dir = [||])
     record "SIGINT before the first checkpoint" (if o.Text.Contains "continue with --resume" then Silent else v) d
 
