@@ -165,7 +165,7 @@ module Bfgs =
             { S = s1; Y = levenbergMarquardt mu2 s1 y; PowellApplied = p; SecondStageApplied = mu2 <> 0.0 && dot s1 s1 > 0.0 }
 
     /// (m)⁻¹ for a symmetric positive definite m (its symmetric part is used), through
-    /// SpdInverse; None when m is not numerically positive definite.
+    /// DenseAlgebra.trySpdInverse; None when m is not numerically positive definite.
     let choleskyInverse (m: float[,]) : float[,] option =
         let n = Array2D.length1 m
         if Array2D.length2 m <> n then
@@ -173,7 +173,7 @@ module Bfgs =
         if n = 0 then Some (Array2D.zeroCreate 0 0)
         else
             let flat = Array.init (n * n) (fun k -> let i, j = k / n, k % n in 0.5 * (m.[i, j] + m.[j, i]))
-            SpdInverse.tryInvert n flat
+            DenseAlgebra.trySpdInverse n flat
             |> Option.map (fun inv ->
                 let r = Array2D.zeroCreate n n
                 Buffer.BlockCopy(inv, 0, r, 0, n * n * 8)

@@ -39,7 +39,7 @@ module internal KfacMath =
         let rec attempt (extra: float) (retries: int) =
             let md = Array.copy m
             for i in 0 .. n - 1 do md.[i * n + i] <- md.[i * n + i] + delta + extra
-            match SpdInverse.tryInvert n md with
+            match DenseAlgebra.trySpdInverse n md with
             | Some inv -> Some inv, retries
             | None when retries < 3 -> attempt (max (extra * 100.0) (1e-8 * max scale delta)) (retries + 1)
             | None -> None, retries
