@@ -4,7 +4,7 @@ open System
 
 open System.Runtime.InteropServices
 
-/// What an attempted BFGS inverse update did (kbfgs.md §4.3).
+/// What an attempted BFGS inverse update did (docs/kbfgs.md, "The gated update").
 [<RequireQualifiedAccess>]
 type BfgsStatus =
     /// H was replaced by the updated matrix.
@@ -16,7 +16,7 @@ type BfgsStatus =
     /// The updated matrix had an infinite or NaN entry; H kept.
     | NonFinite
 
-/// The second stage of the damping of a secant pair (kbfgs.md §4.2).
+/// The second stage of the damping of a secant pair (docs/kbfgs.md, "Damping of the secant pair").
 [<RequireQualifiedAccess>]
 type SecondStageDamping =
     /// Powell's rule against B = I: if sᵀy < μ2·sᵀs, y ← θ₂y + (1−θ₂)s so that sᵀy = μ2·sᵀs
@@ -117,7 +117,7 @@ module Bfgs =
             symmetrise r
         r
 
-    /// The gated update of kbfgs.md §4.3: skipped when sᵀy ≤ 0, when sᵀy ≤ tol·sᵀs·‖g‖
+    /// The gated update (docs/kbfgs.md, "The gated update"): skipped when sᵀy ≤ 0, when sᵀy ≤ tol·sᵀs·‖g‖
     /// (g: the gate vector, ḡ for H_g and v for H_a), or when the result is not finite. A
     /// skipped update returns H itself.
     let gatedUpdate (tolerance: float) (h: float[,]) (s: float[]) (y: float[]) (gate: float[]) : BfgsStatus * float[,] =
@@ -180,7 +180,7 @@ module Bfgs =
                 symmetrise r
                 r)
 
-/// A limited-memory BFGS inverse (kbfgs.md §5): the last `Capacity` secant pairs, oldest
+/// A limited-memory BFGS inverse (docs/kbfgs.md, "K-BFGS(L)"): the last `Capacity` secant pairs, oldest
 /// first, with initial matrix γI. Immutable: `push` returns a new memory.
 type LbfgsMemory =
     { Capacity: int
