@@ -1,4 +1,5 @@
-/// K-FAC: the Kronecker identities with column-major vec, the conv factors of a/// small example against a direct computation, the damped direction against an explicit
+/// K-FAC: the Kronecker identities with column-major vec, the conv factors of a
+/// small example against a direct computation, the damped direction against an explicit
 /// Kronecker solve, training, state round trip, fallback, failure and degenerate batches.
 module GroupedNewton.Tests.KfacTests
 
