@@ -90,7 +90,7 @@ let ``the core rejects a direction momentum of 1 or more`` () =
     let f (p: Parameters) = p.["p0"] * p.["p0"]
     for m in [ 1.0; 1.5; -0.1; nan ] do
         let e = Assert.Throws<ArgumentException>(fun () -> GroupedNewtonOptimizer.create plain m partition (fun () -> f) ps |> ignore)
-        Assert.That(e.Message, Does.Contain "momentum")
+        Assert.That(e.Message, Does.Contain "Momentum")
     GroupedNewtonOptimizer.create plain 0.9 partition (fun () -> f) ps |> ignore
 
 [<Test>]
