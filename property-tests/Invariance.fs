@@ -1,4 +1,4 @@
-/// The paper's invariance claim (spec §4): training θ̃ = (θ − b)/a per subset with the same
+/// The paper's invariance claim: training θ̃ = (θ − b)/a per subset with the same
 /// algorithm and mapping back reproduces the θ trajectory; and where it must break.
 module GroupedNewton.PropertyTests.Invariance
 

@@ -1,4 +1,4 @@
-/// The GroupedNewton optimizer (spec §7.C): exactness on quadratics, invariances,
+/// The GroupedNewton optimizer (docs/groupednewton.md): exactness on quadratics, invariances,
 /// convergence, pipeline semantics, averaging, failure handling and state.
 module GroupedNewton.Tests.GroupedNewtonTests
 

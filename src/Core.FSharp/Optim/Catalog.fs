@@ -178,8 +178,7 @@ module OptimizerCatalog =
         | OptimizerSettings.Sofim o -> o.Validate()
         | OptimizerSettings.GroupedNewton (o, m) ->
             o.Validate()
-            if not (m >= 0.0 && m < 1.0) then
-                raise (ArgumentException(sprintf "GroupedNewton: Momentum of the direction must be in [0, 1), got %g" m, "Momentum"))
+            GroupedNewtonOptions.ValidateMomentum m
         | OptimizerSettings.Kfac o -> o.Validate()
         | OptimizerSettings.Kbfgs (o, _) -> o.Validate()
 

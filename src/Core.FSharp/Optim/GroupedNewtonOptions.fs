@@ -104,7 +104,7 @@ type GroupedNewtonOptions =
     /// momentum of 1 or more makes the direction grow without bound).
     static member ValidateMomentum(momentum: float) =
         if not (momentum >= 0.0 && momentum < 1.0) then
-            invalidArg "momentum" (sprintf "GroupedNewton: the momentum of the SGD direction must be in [0, 1), got %g" momentum)
+            invalidArg "Momentum" (sprintf "GroupedNewton: Momentum of the direction (its SGD momentum) must be in [0, 1), got %g" momentum)
 
 /// One curvature update, as observed after it happened.
 type CurvatureUpdate =

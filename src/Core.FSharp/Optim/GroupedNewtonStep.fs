@@ -268,44 +268,44 @@ module internal GroupedNewtonStep =
     let schema (initial: Parameters) (updater: UpdateRule) (subsets: int) : StateField<GroupedNewtonState> list =
         let s = subsets
         let width = s + s * s + s
-        [ yield! StateSchema.header "grouped-newton" (fun st -> st.Step) (fun v st -> { st with Step = v })
-          StateSchema.field "updater.step" StateSchema.intCodec (fun st -> st.Updater.Step) (fun v st -> { st with Updater = { st.Updater with Step = v } })
-          StateSchema.indexedFloats "eta" s (fun st -> st.Eta) (fun v st -> { st with Eta = v })
-          StateSchema.indexedFloats "applied" s (fun st -> st.Applied) (fun v st -> { st with Applied = v })
-          StateSchema.indexedFloats "damping" s (fun st -> st.Damping) (fun v st -> { st with Damping = v })
-          StateSchema.field "lambda_int" StateSchema.floatCodec (fun st -> st.LambdaInt) (fun v st -> { st with LambdaInt = v })
-          StateSchema.defaulted "updates" StateSchema.intCodec 0 (fun st -> st.Updates) (fun v st -> { st with Updates = v })
-          // the averaging state, so that a resumed run continues the same trajectory (absent from
-          // files written before it was saved: the current average is kept)
-          { Save =
-              fun st ->
-                  let a = st.Average
-                  [ yield "average.count", StoreValue.Int a.Count
-                    if a.Count > 0 then
-                        yield "average.use", (StateSchema.vectorCodec width).Write a.Use
-                        yield "average.up", (StateSchema.vectorCodec width).Write a.Up ]
-            Load =
-              fun src st ->
-                  if not (src.Entries.ContainsKey "average.count") then st
-                  else
-                      let count = StateSchema.intCodec.Read src "average.count"
-                      let v key = if count > 0 then (StateSchema.vectorCodec width).Read src key else [||]
-                      { st with Average = { Count = count; Use = v "average.use"; Up = v "average.up" } } }
-          StateSchema.optional "moving.gradient" (StateSchema.vectorCodec s)
-              (fun st -> st.Moving |> Option.map (fun m -> m.Gradient))
-              (fun v st -> { st with Moving = v |> Option.map (fun g -> { Gradient = g; Hessian = Array2D.zeroCreate s s; Third = [||] }) })
-          { Save = fun st -> match st.Moving with Some m -> [ "moving.hessian", StoreValue.Tensor(Tensor.ofArrayShape (flatten m.Hessian) [| s; s |]) ] | None -> []
-            Load =
-              fun src st ->
-                  match st.Moving with
-                  | Some m -> { st with Moving = Some { m with Hessian = unflatten s ((StateSchema.vectorCodec (s * s)).Read src "moving.hessian") } }
-                  | None -> st }
-          { Save = fun st -> match st.Moving with Some m -> [ "moving.third", (StateSchema.vectorCodec s).Write m.Third ] | None -> []
-            Load =
-              fun src st ->
-                  match st.Moving with
-                  | Some m -> { st with Moving = Some { m with Third = (StateSchema.vectorCodec s).Read src "moving.third" } }
-                  | None -> st }
-          StateSchema.optional "order3.ema" (StateSchema.vectorCodec s) (fun st -> st.ThirdOrderAverage) (fun v st -> { st with ThirdOrderAverage = v })
-          { Save = fun st -> OptimizerSupport.bufferEntries initial updater st.Updater
-            Load = fun src st -> { st with Updater = { st.Updater with Buffers = OptimizerSupport.parseBuffers src.Source src.Entries initial updater } } } ]
+        StateSchema.header "grouped-newton" (fun st -> st.Step) (fun v st -> { st with Step = v })
+        @ [ StateSchema.field "updater.step" StateSchema.intCodec (fun st -> st.Updater.Step) (fun v st -> { st with Updater = { st.Updater with Step = v } })
+            StateSchema.indexedFloats "eta" s (fun st -> st.Eta) (fun v st -> { st with Eta = v })
+            StateSchema.indexedFloats "applied" s (fun st -> st.Applied) (fun v st -> { st with Applied = v })
+            StateSchema.indexedFloats "damping" s (fun st -> st.Damping) (fun v st -> { st with Damping = v })
+            StateSchema.field "lambda_int" StateSchema.floatCodec (fun st -> st.LambdaInt) (fun v st -> { st with LambdaInt = v })
+            StateSchema.defaulted "updates" StateSchema.intCodec 0 (fun st -> st.Updates) (fun v st -> { st with Updates = v })
+            // the averaging state, so that a resumed run continues the same trajectory (absent from
+            // files written before it was saved: the current average is kept)
+            { Save =
+                fun st ->
+                    let a = st.Average
+                    [ yield "average.count", StoreValue.Int a.Count
+                      if a.Count > 0 then
+                          yield "average.use", (StateSchema.vectorCodec width).Write a.Use
+                          yield "average.up", (StateSchema.vectorCodec width).Write a.Up ]
+              Load =
+                fun src st ->
+                    if not (src.Entries.ContainsKey "average.count") then st
+                    else
+                        let count = StateSchema.intCodec.Read src "average.count"
+                        let v key = if count > 0 then (StateSchema.vectorCodec width).Read src key else [||]
+                        { st with Average = { Count = count; Use = v "average.use"; Up = v "average.up" } } }
+            StateSchema.optional "moving.gradient" (StateSchema.vectorCodec s)
+                (fun st -> st.Moving |> Option.map (fun m -> m.Gradient))
+                (fun v st -> { st with Moving = v |> Option.map (fun g -> { Gradient = g; Hessian = Array2D.zeroCreate s s; Third = [||] }) })
+            { Save = fun st -> match st.Moving with Some m -> [ "moving.hessian", StoreValue.Tensor(Tensor.ofArrayShape (flatten m.Hessian) [| s; s |]) ] | None -> []
+              Load =
+                fun src st ->
+                    match st.Moving with
+                    | Some m -> { st with Moving = Some { m with Hessian = unflatten s ((StateSchema.vectorCodec (s * s)).Read src "moving.hessian") } }
+                    | None -> st }
+            { Save = fun st -> match st.Moving with Some m -> [ "moving.third", (StateSchema.vectorCodec s).Write m.Third ] | None -> []
+              Load =
+                fun src st ->
+                    match st.Moving with
+                    | Some m -> { st with Moving = Some { m with Third = (StateSchema.vectorCodec s).Read src "moving.third" } }
+                    | None -> st }
+            StateSchema.optional "order3.ema" (StateSchema.vectorCodec s) (fun st -> st.ThirdOrderAverage) (fun v st -> { st with ThirdOrderAverage = v })
+            { Save = fun st -> OptimizerSupport.bufferEntries initial updater st.Updater
+              Load = fun src st -> { st with Updater = { st.Updater with Buffers = OptimizerSupport.parseBuffers src.Source src.Entries initial updater } } } ]
