@@ -56,7 +56,7 @@ let groupedNewtonStepsMatchManaged (managed: Backend) (backend: Backend) =
         withDefault b (fun () ->
             let _, ps, _, loss = mlpProblem ()
             let options = { GroupedNewtonOptions.Defaults with Cubic = true }
-            let opt = GroupedNewton.create options 0.9 (Partition.canonical ps) (fun () -> loss) ps
+            let opt = GroupedNewtonOptimizer.create options 0.9 (Partition.canonical ps) (fun () -> loss) ps
             let l1 = opt.Step loss
             let l2 = opt.Step loss
             ensure (Object.ReferenceEquals(opt.Parameters.Values.[0].Backend, b)) (sprintf "the parameters left %s" b.Name)
