@@ -78,11 +78,11 @@ let measure (backend: TorchBackend) (name: string) (batch: int) (plan: Plan) : M
         let summaryMs = medianMs sync warm reps summary
         let sgd = Sgd.create { SgdOptions.Defaults with LearningRate = 1e-3; Momentum = 0.9 } ps
         let sgdMs = medianMs sync (warm + 1) reps (fun () -> sgd.Step w.Loss |> ignore)
-        let options = { GroupedNewtonOptions.Paper with Damping = w.Damping; PeriodHg = plan.GnPeriod; Warmup = plan.GnWarmup }
+        let options = { GroupedNewtonOptions.Paper with Damping = w.Damping; CurvaturePeriod = plan.GnPeriod; Warmup = plan.GnWarmup }
         let gn = GroupedNewtonOptimizer.create options 0.9 partition (fun () -> w.Loss) ps
         // past the warm-up (curvature updates that do not move the parameters), then blocks
-        // of one curvature update and PeriodHg − 1 plain steps
-        let period = options.PeriodHg
+        // of one curvature update and CurvaturePeriod − 1 plain steps
+        let period = options.CurvaturePeriod
         let gnMs, gnError =
             try
                 for _ in 1 .. options.Warmup * period do gn.Step w.Loss |> ignore
