@@ -51,7 +51,7 @@ let timing (a: Args) (backend: TorchBackend) =
     // --quick: a smoke run of the whole pipeline (few calls, a short GroupedNewton-avg
     // period, a small VGG batch), its figures not comparable with a full run's
     let plan : Timings.Plan =
-        if a.Quick then { Reps = defaultArg a.Reps 1; Warm = 1; GnPeriod = 5; GnWarmup = 1 }
+        if a.Quick then { Reps = defaultArg a.Reps 1; Warm = 0; GnPeriod = 5; GnWarmup = 1 }
         else { Reps = defaultArg a.Reps 7; Warm = 2; GnPeriod = 10; GnWarmup = 3 }
     let mlpBatch = defaultArg a.MlpBatch 100
     let vggBatch = defaultArg a.VggBatch (if a.Quick then 2 else 128)
