@@ -87,6 +87,8 @@ let child (args: string[]) =
     let mutable gcs0 = [||]
     let mutable pause0 = TimeSpan.Zero
     let mutable alloc0 = 0L
+    let mutable cpu0 = TimeSpan.Zero
+    let mutable pool0 = Backends.Managed.StoragePool.statistics ()
     use cancel = new CancellationTokenSource()
     let options = { TrainerOptions.Defaults with Epochs = 1; BatchSize = 100; Seed = 0 }
     let data = { Train = train; Validation = None; Test = None }
@@ -100,11 +102,15 @@ let child (args: string[]) =
                 gcs0 <- Array.init 3 GC.CollectionCount
                 pause0 <- GC.GetTotalPauseDuration()
                 alloc0 <- GC.GetTotalAllocatedBytes false
+                cpu0 <- Process.GetCurrentProcess().TotalProcessorTime
+                pool0 <- Backends.Managed.StoragePool.statistics ()
             if k = total then cancel.Cancel()
         | _ -> ()
     stamps.[0] <- Stopwatch.GetTimestamp()
     Trainer.run m opt options data 0 onEvent cancel.Token |> ignore
     let faults = minorFaults ()
+    let cpu = Process.GetCurrentProcess().TotalProcessorTime - cpu0
+    let pool = Backends.Managed.StoragePool.statistics ()
     let ms = Array.init steps (fun i -> float (stamps.[warm + i + 1] - stamps.[warm + i]) * 1000.0 / float Stopwatch.Frequency)
     let gcs = Array.init 3 (fun g -> GC.CollectionCount g - gcs0.[g])
     // where a 100 KB array lands tells whether the LOH threshold is the default one
@@ -115,10 +121,14 @@ let child (args: string[]) =
            probe_100k_generation = GC.GetGeneration probe |}
     printfn "%s" (JsonSerializer.Serialize
                     {| side = "ours"; model = name; algo = algo; threads = threads; steps_ms = ms
+                       cpu_ms_per_step = cpu.TotalMilliseconds / float steps
                        minflt_per_step = float (faults - faults0) / float steps; peak_mib = peakMib ()
                        gc_per_step = {| gen0 = float gcs.[0] / float steps; gen1 = float gcs.[1] / float steps; gen2 = float gcs.[2] / float steps
                                         pause_ms = (GC.GetTotalPauseDuration() - pause0).TotalMilliseconds / float steps
                                         alloc_mb = float (GC.GetTotalAllocatedBytes false - alloc0) / 1e6 / float steps |}
+                       pool_per_step = {| recycled = float (pool.Recycled - pool0.Recycled) / float steps; fresh = float (pool.Fresh - pool0.Fresh) / float steps
+                                          collections = float (pool.Collections - pool0.Collections) / float steps
+                                          collection_ms = (pool.CollectionMs - pool0.CollectionMs) / float steps |}
                        host = host; mean_loss = Seq.average losses; blas = Anchor.blasNote () |})
     0
 
@@ -209,6 +219,8 @@ let run (args: string[]) =
         let summary (os: ResizeArray<JsonElement>) =
             let means = os |> Seq.map meanStep |> Timing.median
             means, Timing.median (allSteps os), field "minflt_per_step" os, field "peak_mib" os
+        let cpu (os: ResizeArray<JsonElement> option) = os |> Option.map (field "cpu_ms_per_step") |> Option.defaultValue nan
+        let find key = match ours.TryGetValue key with | true, l -> Some l | _ -> None
         for m, a, t in configs do
             let key h = sprintf "%s|%s|%d|%s" m a t h
             let theirs = match ours.TryGetValue(key "pytorch") with | true, l -> Some(summary l) | _ -> None
@@ -218,12 +230,14 @@ let run (args: string[]) =
                 let tuned, _, _, _ = summary ours.[key "tuned"]
                 let pm, pmed, pf, pp = defaultArg theirs (nan, nan, nan, nan)
                 let sgdMean = sgdTuned |> Option.map (fun (x, _, _, _) -> x) |> Option.defaultValue nan
-                printfn "%-5s %-6s %d thr %-7s: step %.2f ms (median %.2f) vs PyTorch %.2f ms (median %.2f): ratio %.2f; vs our SGD %.2f; vs tuned %.2f; minflt/step %.0f vs %.0f; peak %.0f vs %.0f MiB"
-                    m a t h mean med pm pmed (mean / pm) (mean / sgdMean) (mean / tuned) faults pf peak pp
+                let oc, pc = cpu (find (key h)), cpu (find (key "pytorch"))
+                printfn "%-5s %-6s %d thr %-7s: step %.2f ms (median %.2f) vs PyTorch %.2f ms (median %.2f): ratio %.2f; vs our SGD %.2f; vs tuned %.2f; CPU %.2f vs %.2f ms/step (ratio %.2f); minflt/step %.0f vs %.0f; peak %.0f vs %.0f MiB"
+                    m a t h mean med pm pmed (mean / pm) (mean / sgdMean) (mean / tuned) oc pc (oc / pc) faults pf peak pp
                 printfn "%s" (JsonSerializer.Serialize
                                 {| bench = "train-loop"; model = m; algo = a; threads = t; host = h; step_ms = mean; median_step_ms = med
                                    pytorch_step_ms = pm; pytorch_median_step_ms = pmed; ratio = mean / pm; over_our_sgd = mean / sgdMean
-                                   over_tuned = mean / tuned; minflt_per_step = faults; pytorch_minflt_per_step = pf
+                                   over_tuned = mean / tuned; cpu_ms_per_step = oc; pytorch_cpu_ms_per_step = pc; cpu_ratio = oc / pc
+                                   minflt_per_step = faults; pytorch_minflt_per_step = pf
                                    peak_mib = peak; pytorch_peak_mib = pp; rounds = rounds; steps = steps; load = Timing.median loads |})
         // 2 threads against 1, per model and algorithm, from the tuned figures
         for m in models do

@@ -303,11 +303,13 @@ def main():
     total = a.warm + a.steps
     times = []
     faults0 = 0
+    cpu0 = 0.0
     pos = 0
     losses = []
     for k in range(total):
         if k == a.warm:
             faults0 = minor_faults()
+            cpu0 = time.process_time()
         t = time.perf_counter()
         if pos + 100 > n:
             pos = 0
@@ -323,8 +325,9 @@ def main():
             times.append((time.perf_counter() - t) * 1e3)
             losses.append(l)
     faults = (minor_faults() - faults0) / max(1, a.steps)
+    cpu_ms = (time.process_time() - cpu0) * 1e3 / max(1, a.steps)
     print(json.dumps({"side": "pytorch", "torch": torch.__version__, "model": a.model, "algo": a.algo,
-                      "threads": a.threads, "steps_ms": times, "minflt_per_step": faults,
+                      "threads": a.threads, "steps_ms": times, "cpu_ms_per_step": cpu_ms, "minflt_per_step": faults,
                       "peak_mib": peak_mib(), "mean_loss": sum(losses) / max(1, len(losses))}), flush=True)
 
 
