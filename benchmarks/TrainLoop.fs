@@ -168,6 +168,9 @@ let private allSteps (os: JsonElement seq) =
 
 let private field (name: string) (os: JsonElement seq) = os |> Seq.map (fun o -> o.GetProperty(name).GetDouble()) |> Timing.median
 
+/// NaN (no PyTorch figure for an algorithm) is written as "NaN".
+let private json = JsonSerializerOptions(NumberHandling = Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals)
+
 let private load () =
     try File.ReadAllText("/proc/loadavg").Split(' ').[0] |> float with _ -> nan
 
@@ -233,12 +236,12 @@ let run (args: string[]) =
                 let oc, pc = cpu (find (key h)), cpu (find (key "pytorch"))
                 printfn "%-5s %-6s %d thr %-7s: step %.2f ms (median %.2f) vs PyTorch %.2f ms (median %.2f): ratio %.2f; vs our SGD %.2f; vs tuned %.2f; CPU %.2f vs %.2f ms/step (ratio %.2f); minflt/step %.0f vs %.0f; peak %.0f vs %.0f MiB"
                     m a t h mean med pm pmed (mean / pm) (mean / sgdMean) (mean / tuned) oc pc (oc / pc) faults pf peak pp
-                printfn "%s" (JsonSerializer.Serialize
+                printfn "%s" (JsonSerializer.Serialize(
                                 {| bench = "train-loop"; model = m; algo = a; threads = t; host = h; step_ms = mean; median_step_ms = med
                                    pytorch_step_ms = pm; pytorch_median_step_ms = pmed; ratio = mean / pm; over_our_sgd = mean / sgdMean
                                    over_tuned = mean / tuned; cpu_ms_per_step = oc; pytorch_cpu_ms_per_step = pc; cpu_ratio = oc / pc
                                    minflt_per_step = faults; pytorch_minflt_per_step = pf
-                                   peak_mib = peak; pytorch_peak_mib = pp; rounds = rounds; steps = steps; load = Timing.median loads |})
+                                   peak_mib = peak; pytorch_peak_mib = pp; rounds = rounds; steps = steps; load = Timing.median loads |}, json))
         // 2 threads against 1, per model and algorithm, from the tuned figures
         for m in models do
             for a in algos do
@@ -246,6 +249,6 @@ let run (args: string[]) =
                 | (true, one), (true, two) ->
                     let s1, _, _, _ = summary one
                     let s2, _, _, _ = summary two
-                    printfn "%s" (JsonSerializer.Serialize {| bench = "train-loop-scaling"; model = m; algo = a; speedup_2_over_1 = s1 / s2 |})
+                    printfn "%s" (JsonSerializer.Serialize({| bench = "train-loop-scaling"; model = m; algo = a; speedup_2_over_1 = s1 / s2 |}, json))
                 | _ -> ()
         0
