@@ -92,6 +92,10 @@ module Trainer =
     /// Validates the options (ArgumentException naming the field).
     let validateOptions (o: TrainerOptions) = validate o
 
+    /// Whether an optimizer's failure message is about a non-finite value.
+    let private nonFinite (message: string) =
+        message.Contains "NaN" || message.Contains "not finite" || message.Contains "infinite" || message.Contains "non-finite"
+
     /// What the divergence guard says about a loss: None when it is fine, else the reason.
     let divergence (factor: float option) (reference: float option) (loss: float) : string option =
         match factor with
@@ -128,7 +132,11 @@ module Trainer =
             use e = (Loader.batches loaderOptions data.Train epoch).GetEnumerator()
             while not cancel.IsCancellationRequested && e.MoveNext() do
                 let b = e.Current
-                let loss = optimizer.StepOn(model, b.Inputs, fun out -> Objective.loss options.Objective out b)
+                let loss =
+                    try optimizer.StepOn(model, b.Inputs, fun out -> Objective.loss options.Objective out b)
+                    with :? OptimizationException as ex when options.DivergenceFactor.IsSome && nonFinite ex.Message ->
+                        // a step refused because its loss or update is not finite: the run diverged
+                        diverged (epoch + 1) (steps + 1) nan (sprintf "at epoch %d step %d" (epoch + 1) (steps + 1)) ("the step failed: " + ex.Message)
                 steps <- steps + 1
                 if reference.IsNone && Double.IsFinite loss then reference <- Some(abs loss)
                 divergence options.DivergenceFactor reference loss
