@@ -64,7 +64,7 @@ let private optimizer (algo: string) (m: Model) (data: Dataset) : Optimizer =
         // the paper's MLP damping for both models: its CNN damping (.3) makes LeNet-5's loss
         // diverge within the first hundred Fashion-MNIST steps, here and in PyTorch alike
         let options = { GroupedNewtonOptions.Paper with Damping = 0.03 }
-        GroupedNewton.create options 0.9 (Partition.canonical ps) (curvatureStream m data) ps
+        GroupedNewtonOptimizer.create options 0.9 (Partition.canonical ps) (curvatureStream m data) ps
     | "kfac" -> Kfac.create KfacOptions.Defaults m
     | "kbfgs" -> Kbfgs.create (if m.Name.StartsWith "mlp" then KbfgsOptions.Mlp else KbfgsOptions.Cnn) m
     | "sofim" -> Sofim.create SofimOptions.Defaults ps
