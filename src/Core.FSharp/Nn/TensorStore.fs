@@ -111,13 +111,38 @@ module TensorStore =
         | :? InvalidDataException as e -> fail (sprintf "corrupt: invalid %s" e.Message)
         d :> IReadOnlyDictionary<_, _>
 
-    /// Writes to a file atomically: a temporary file in the same folder, then a rename, so
-    /// a crash never leaves a half-written file under the final name.
-    let save (path: string) (entries: (string * StoreValue) seq) =
+    /// Raises DirectoryNotFoundException unless the folder of `path` exists (no folder is
+    /// created), naming a file that stands where a folder is expected; raises
+    /// IOException when `path` itself is a folder.
+    let checkWritable (path: string) =
+        if isNull (box path) then nullArg "path"
         let full = Path.GetFullPath path
+        if Directory.Exists full then raise (IOException(sprintf "cannot write '%s': it is a folder, not a file" path))
         match Path.GetDirectoryName full with
         | null | "" -> ()
-        | dir -> Directory.CreateDirectory dir |> ignore
+        | dir when Directory.Exists dir -> ()
+        | dir ->
+            // the nearest ancestor that exists: a file there explains the failure
+            let rec blocker (d: string) =
+                match Path.GetDirectoryName d with
+                | null -> None
+                | parent -> if File.Exists d then Some d elif Directory.Exists d then None else blocker parent
+            match blocker dir with
+            | Some file -> raise (DirectoryNotFoundException(sprintf "cannot write '%s': '%s' is a file, not a folder" path file))
+            | None -> raise (DirectoryNotFoundException(sprintf "cannot write '%s': the folder '%s' does not exist (folders are not created)" path dir))
+
+    /// Raises FileNotFoundException (or IOException for a folder) unless `path` is a file.
+    let checkReadable (what: string) (path: string) =
+        if isNull (box path) then nullArg "path"
+        if Directory.Exists path then raise (IOException(sprintf "%s '%s' is a folder, not a file" what path))
+        if not (File.Exists path) then raise (FileNotFoundException(sprintf "%s '%s' does not exist" what path, path))
+
+    /// Writes to a file atomically: a temporary file in the same folder, then a rename, so
+    /// a crash never leaves a half-written file under the final name. The folder must
+    /// exist (see `checkWritable`).
+    let save (path: string) (entries: (string * StoreValue) seq) =
+        checkWritable path
+        let full = Path.GetFullPath path
         let tmp = full + "." + Guid.NewGuid().ToString("N") + ".tmp"
         try
             (use f = File.Create tmp
@@ -129,7 +154,7 @@ module TensorStore =
 
     /// Reads a file written by `save`.
     let load (path: string) =
-        if not (File.Exists path) then raise (FileNotFoundException(sprintf "state file '%s' does not exist" path, path))
+        checkReadable "state file" path
         use f = File.OpenRead path
         read path f
 

@@ -332,6 +332,8 @@ type GroupedNewtonOptimizer(initial: Parameters, partition: Partition, options: 
         applied <- app
         Array.blit damps 0 damping 0 S
         lambdaInt <- li
+        // the groups show the restored rates, as after the step that wrote the state
+        for s in 0 .. S - 1 do o.Groups.[s].LearningRate <- max 0.0 (damping.[s] * applied.[s])
 
 /// Builds GroupedNewton optimizers.
 module GroupedNewton =
