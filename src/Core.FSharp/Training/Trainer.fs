@@ -98,6 +98,8 @@ module Trainer =
                 options.MetricsPath |> Option.iter (fun p -> Metrics.append p m)
                 match options.CheckpointFolder with
                 | Some folder ->
+                    // a checkpoint folder you name is created; files elsewhere need an existing folder
+                    IO.Directory.CreateDirectory folder |> ignore
                     let path = Checkpoint.fileFor folder epoch
                     Checkpoint.save path epoch model optimizer
                     onEvent (CheckpointWritten path)
