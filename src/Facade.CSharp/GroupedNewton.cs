@@ -39,6 +39,10 @@ namespace GroupedNewton.CSharp
 
         internal abstract FSharpFunc<Unit, FSharpFunc<CoreParameters, CoreTensor>> ToCore(ParameterSet parameters);
 
+        /// <summary>The core's positioned stream behind <see cref="Cycle"/> (null for your own source):
+        /// checkpoints record its position.</summary>
+        internal virtual global::GroupedNewton.CurvatureStream? Stream => null;
+
         /// <summary>Cycles over a data set in order, one batch per curvature update, with the
         /// loss of <paramref name="objective"/> on the model's output.</summary>
         /// <param name="model">The model being trained.</param>
@@ -50,9 +54,8 @@ namespace GroupedNewton.CSharp
             Guard.NotNull(model, nameof(model));
             Guard.NotNull(data, nameof(data));
             var dtype = model.Core.Parameters.Values.Length > 0 ? DTypes.FromCore(model.Core.Parameters.Values[0].Dtype) : DType.Float32;
-            var options = Dataset.LoaderOptions(batchSize, false, 0, dtype);
-            var batches = Guard.Run(() => global::GroupedNewton.Data.Loader.infinite(options, data.Core));
-            return new CycleSource(model, batches.GetEnumerator(), objective.ToCore());
+            var stream = Guard.Run(() => new global::GroupedNewton.CurvatureStream(model.Core, objective.ToCore(), data.Core, batchSize, dtype.ToCore()));
+            return new CycleSource(model, stream);
         }
 
         /// <summary>Your own source: each call of <paramref name="next"/> moves to the next curvature
@@ -64,27 +67,21 @@ namespace GroupedNewton.CSharp
         sealed class CycleSource : CurvatureSource
         {
             readonly Model model;
-            readonly IEnumerator<global::GroupedNewton.Data.Batch> batches;
-            readonly global::GroupedNewton.Objective objective;
+            readonly global::GroupedNewton.CurvatureStream stream;
 
-            public CycleSource(Model model, IEnumerator<global::GroupedNewton.Data.Batch> batches, global::GroupedNewton.Objective objective)
+            public CycleSource(Model model, global::GroupedNewton.CurvatureStream stream)
             {
                 this.model = model;
-                this.batches = batches;
-                this.objective = objective;
+                this.stream = stream;
             }
+
+            internal override global::GroupedNewton.CurvatureStream? Stream => stream;
 
             internal override FSharpFunc<Unit, FSharpFunc<CoreParameters, CoreTensor>> ToCore(ParameterSet parameters)
             {
                 if (!ReferenceEquals(parameters, model.Parameters))
                     throw new ArgumentException("the curvature source was made for another model", "options");
-                return FuncConvert.FromFunc<Unit, FSharpFunc<CoreParameters, CoreTensor>>(_ =>
-                {
-                    batches.MoveNext();
-                    var b = batches.Current;
-                    return FuncConvert.FromFunc<CoreParameters, CoreTensor>(ps =>
-                        global::GroupedNewton.ObjectiveModule.loss(objective, model.Core.Forward(ps, b.Inputs), b));
-                });
+                return FuncConvert.FromFunc<Unit, FSharpFunc<CoreParameters, CoreTensor>>(_ => stream.Next());
             }
         }
 
@@ -104,7 +101,7 @@ namespace GroupedNewton.CSharp
 
     /// <summary>
     /// GroupedNewton (Wolinski, arXiv 2312.03885): a first-order direction u, and every
-    /// <see cref="PeriodHg"/> steps one learning rate per subset of a partition from the
+    /// <see cref="CurvaturePeriod"/> steps one learning rate per subset of a partition from the
     /// derivatives of the loss according to that partition, by a cubic-regularised Newton
     /// step on the S-dimensional model. New instances carry the reference class defaults;
     /// <see cref="Paper"/> gives the settings of the paper's final runs.
@@ -117,11 +114,12 @@ namespace GroupedNewton.CSharp
         GroupedNewtonOptions(CoreGNOptions d)
         {
             Variant = d.Variant.IsUniformAverage ? GroupedNewtonVariant.UniformAverage : GroupedNewtonVariant.NewtonSummary;
-            Damping = d.Damping; Cubic = d.Cubic; LambdaInt = d.LambdaInt; PeriodHg = d.PeriodHg;
-            MomentumLrs = d.MomentumLrs; MovingAverage = d.MovingAverage; MomentumOrder3 = d.MomentumOrder3;
-            AveragePeriod = d.AveragePeriod; Warmup = d.Warmup; RemoveNegative = d.RemoveNegative;
-            MaintainTrueLrs = d.MaintainTrueLrs; Ridge = d.Ridge; SecondOrderOnly = d.NoRegul;
+            Damping = d.Damping; Cubic = d.Cubic; LambdaInt = d.LambdaInt; CurvaturePeriod = d.CurvaturePeriod;
+            RateMomentum = d.RateMomentum; SummaryMomentum = d.SummaryMomentum; ThirdOrderMomentum = d.ThirdOrderMomentum;
+            AveragePeriod = d.AveragePeriod; Warmup = d.Warmup; ClipNegativeRates = d.ClipNegativeRates;
+            ClipAfterRateMomentum = d.ClipAfterRateMomentum; Ridge = d.Ridge; SecondOrderOnly = d.SecondOrderOnly;
             DiagonalOnly = d.DiagonalOnly; SingularThreshold = d.SingularThreshold;
+            MaxRateGrowth = d.MaxRateGrowth; RaiseOnCurvatureFailure = d.OnCurvatureFailure.IsRaise;
         }
 
         /// <summary>The settings of the paper's final MLP runs (uniform averaging, damping 0.03,
@@ -152,21 +150,21 @@ namespace GroupedNewton.CSharp
         /// <summary>λ_int, the weight of the cubic term.</summary>
         public double LambdaInt { get; set; }
         /// <summary>Steps between two curvature updates (≥ 1).</summary>
-        public int PeriodHg { get; set; }
+        public int CurvaturePeriod { get; set; }
         /// <summary>EMA on η, in [0, 1).</summary>
-        public double MomentumLrs { get; set; }
+        public double RateMomentum { get; set; }
         /// <summary>EMA on ḡ, H̄, D̄ (NewtonSummary), in [0, 1).</summary>
-        public double MovingAverage { get; set; }
+        public double SummaryMomentum { get; set; }
         /// <summary>EMA on |D̄_sss|^{1/3} (NewtonSummary), in [0, 1).</summary>
-        public double MomentumOrder3 { get; set; }
+        public double ThirdOrderMomentum { get; set; }
         /// <summary>Uniform-average period in curvature updates (UniformAverage, ≥ 1).</summary>
         public int AveragePeriod { get; set; }
         /// <summary>Curvature updates before the parameters move (UniformAverage, ≥ 0).</summary>
         public int Warmup { get; set; }
         /// <summary>Clip negative rates to 0.</summary>
-        public bool RemoveNegative { get; set; }
+        public bool ClipNegativeRates { get; set; }
         /// <summary>NewtonSummary: run the EMA on raw η and clip after (else clip first).</summary>
-        public bool MaintainTrueLrs { get; set; }
+        public bool ClipAfterRateMomentum { get; set; }
         /// <summary>Added to H̄'s diagonal without the cubic term (≥ 0).</summary>
         public double Ridge { get; set; }
         /// <summary>Order 2 only: η = H̄⁻¹ḡ, no third-order passes.</summary>
@@ -175,6 +173,14 @@ namespace GroupedNewton.CSharp
         public bool DiagonalOnly { get; set; }
         /// <summary>Relative threshold below which a subset's third-order term counts as zero (≥ 0).</summary>
         public double SingularThreshold { get; set; }
+        /// <summary>Bound on the change of the rates between curvature updates: a fresh |η_s| is clipped
+        /// to MaxRateGrowth × the previous |η_s| (≥ 1; +∞, the default, leaves them unbounded).</summary>
+        public double MaxRateGrowth { get; set; }
+        /// <summary>A failed curvature update (a non-finite summary entry or loss on the curvature batch,
+        /// a solver failure) makes Step throw InvalidOperationException with nothing changed, instead of the
+        /// variant's fallback (previous rates for UniformAverage, η = 0 into the rate average for
+        /// NewtonSummary); either way <see cref="Optimizer.Warning"/> says which subset and value.</summary>
+        public bool RaiseOnCurvatureFailure { get; set; }
 
         /// <inheritdoc/>
         public override string Name => "grouped-newton";
@@ -191,8 +197,9 @@ namespace GroupedNewton.CSharp
                     GroupedNewtonVariant.UniformAverage => global::GroupedNewton.GroupedNewtonVariant.UniformAverage,
                     _ => throw new ArgumentOutOfRangeException(nameof(Variant), Variant, "unknown variant"),
                 },
-                Damping, Cubic, LambdaInt, PeriodHg, MomentumLrs, MovingAverage, MomentumOrder3, AveragePeriod, Warmup,
-                RemoveNegative, MaintainTrueLrs, Ridge, SecondOrderOnly, DiagonalOnly, SingularThreshold);
+                Damping, Cubic, LambdaInt, CurvaturePeriod, RateMomentum, SummaryMomentum, ThirdOrderMomentum, AveragePeriod, Warmup,
+                ClipNegativeRates, ClipAfterRateMomentum, Ridge, SecondOrderOnly, DiagonalOnly, SingularThreshold, MaxRateGrowth,
+                RaiseOnCurvatureFailure ? global::GroupedNewton.CurvatureFailure.Raise : global::GroupedNewton.CurvatureFailure.Fallback);
 
         private protected override void ValidateCore()
         {
@@ -214,13 +221,13 @@ namespace GroupedNewton.CSharp
             var curvature = Curvature!.ToCore(parameters);
             var options = ToCore();
             return Direction == GroupedNewtonDirection.Adam
-                ? global::GroupedNewton.GroupedNewton.createWith(options,
+                ? global::GroupedNewton.GroupedNewtonOptimizerModule.createWith(options,
                     new global::GroupedNewton.AdamRule(global::GroupedNewton.AdamOptions.Defaults), partition, curvature, ps)
-                : global::GroupedNewton.GroupedNewton.create(options, Momentum, partition, curvature, ps);
+                : global::GroupedNewton.GroupedNewtonOptimizerModule.create(options, Momentum, partition, curvature, ps);
         }
 
         internal override Optimizer Wrap(CoreOptimizer core, ParameterSet parameters, Model? model) =>
-            new GroupedNewtonOptimizer((CoreGN)core, parameters, model);
+            new GroupedNewtonOptimizer((CoreGN)core, parameters, model) { Curvature = Curvature?.Stream };
     }
 
     /// <summary>A GroupedNewton optimizer: an <see cref="Optimizer"/> whose groups are the subsets
@@ -233,6 +240,9 @@ namespace GroupedNewton.CSharp
         {
             gn = core;
         }
+
+        /// <summary>The positioned curvature stream (a <see cref="CurvatureSource.Cycle"/> source), or null.</summary>
+        internal override global::GroupedNewton.CurvatureStream? Curvature { get; init; }
 
         /// <summary>The subset names of the partition, in order.</summary>
         public IReadOnlyList<string> SubsetNames => gn.Partition.Names;

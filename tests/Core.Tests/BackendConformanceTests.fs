@@ -247,7 +247,7 @@ type TorchSpecifics(name: string) =
             withDefault b (fun () ->
                 let _, ps, _, loss = mlpProblem ()
                 let options = { GroupedNewtonOptions.Defaults with Cubic = true }
-                let opt = GroupedNewton.create options 0.9 (Partition.canonical ps) (fun () -> loss) ps
+                let opt = GroupedNewtonOptimizer.create options 0.9 (Partition.canonical ps) (fun () -> loss) ps
                 let l1 = opt.Step loss
                 let l2 = opt.Step loss
                 Assert.That(opt.Parameters.Values.[0].Backend, Is.SameAs b)

@@ -252,8 +252,8 @@ namespace GroupedNewton.CSharp.Tests
                 model.SaveParameters(file);
                 e = Assert.Throws<DirectoryNotFoundException>(() => model.SaveParameters(Path.Combine(file, "x.gnts")))!;
                 Assert.That(e.Message, Does.Contain($"'{file}' is a file, not a folder"));
-                var io = Assert.Throws<IOException>(() => model.LoadParameters(dir))!;
-                Assert.That(io.Message, Does.Contain("is a folder, not a file"));
+                var bad = Assert.Throws<InvalidDataException>(() => model.LoadParameters(dir))!;
+                Assert.That(bad.Message, Does.Contain("is a folder"));
                 var opt = Optimizer.Create(model, new SgdOptions());
                 Assert.Throws<FileNotFoundException>(() => opt.LoadState(Path.Combine(dir, "none.state")));
                 Assert.Throws<DirectoryNotFoundException>(() => opt.SaveState(Path.Combine(dir, "a", "b.state")));
