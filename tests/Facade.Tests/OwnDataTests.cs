@@ -89,7 +89,7 @@ namespace GroupedNewton.CSharp.Tests
             Assert.That(Math.Sqrt(z.Select(v => v * v).Average()), Is.EqualTo(1.0).Within(1e-5));
 
             var model = Models.Mlp(new[] { 4, 8, 3 });
-            var gn = Optimizer.Create(model, new GroupedNewtonOptions { Curvature = CurvatureSource.Cycle(model, train, batchSize: 10), PeriodHg = 1 });
+            var gn = Optimizer.Create(model, new GroupedNewtonOptions { Curvature = CurvatureSource.Cycle(model, train, batchSize: 10), CurvaturePeriod = 1 });
             var x = train.Inputs();
             var labels = Tensor.FromLabels(train.Labels());
             for (int i = 0; i < 3; i++) gn.Step(() => Loss.CrossEntropy(model.Forward(x), labels));
@@ -222,7 +222,7 @@ namespace GroupedNewton.CSharp.Tests
         {
             var data = Fixtures.Task(count: 200);
             var model = Fixtures.Mlp();
-            var gn = Optimizer.Create(model, new GroupedNewtonOptions { Curvature = CurvatureSource.Cycle(model, data, 50), PeriodHg = 2 });
+            var gn = Optimizer.Create(model, new GroupedNewtonOptions { Curvature = CurvatureSource.Cycle(model, data, 50), CurvaturePeriod = 2 });
             var batch = Fixtures.All(data);
             for (int i = 0; i < 4; i++) gn.Step(Fixtures.LossOn(model, batch));
             var rates = gn.LearningRates;
@@ -230,7 +230,7 @@ namespace GroupedNewton.CSharp.Tests
             using var ms = new MemoryStream();
             gn.SaveState(ms);
             var model2 = Fixtures.Mlp();
-            var fresh = Optimizer.Create(model2, new GroupedNewtonOptions { Curvature = CurvatureSource.Cycle(model2, data, 50), PeriodHg = 2 });
+            var fresh = Optimizer.Create(model2, new GroupedNewtonOptions { Curvature = CurvatureSource.Cycle(model2, data, 50), CurvaturePeriod = 2 });
             Assert.That(fresh.LearningRates.Values, Is.All.EqualTo(0.0));
             ms.Position = 0;
             fresh.LoadState(ms);
