@@ -57,6 +57,81 @@ namespace GroupedNewton.CSharp
         /// <summary>True when the targets are class labels.</summary>
         public bool IsClassification => Core.IsClassification;
 
+        /// <summary>A classification data set from your own arrays. The arrays are copied.</summary>
+        /// <param name="samples">N samples of <paramref name="sampleShape"/>, one after the other
+        /// (N × product(sampleShape) values, row-major).</param>
+        /// <param name="sampleShape">The shape of one sample, e.g. [1, 28, 28] or [4].</param>
+        /// <param name="labels">One class in 0 .. classes − 1 per sample.</param>
+        /// <param name="classes">The number of classes (≥ 1).</param>
+        /// <exception cref="ArgumentNullException">An array is null.</exception>
+        /// <exception cref="ArgumentException">The lengths disagree (the message names both numbers),
+        /// a dimension is not positive, or a label is out of range.</exception>
+        /// <example><code>
+        /// var data = Dataset.FromArrays(samples, new[] { 4 }, labels, classes: 3);
+        /// </code></example>
+        public static Dataset FromArrays(float[] samples, int[] sampleShape, int[] labels, int classes)
+        {
+            Guard.NotNull(samples, nameof(samples));
+            Guard.NotNull(sampleShape, nameof(sampleShape));
+            Guard.NotNull(labels, nameof(labels));
+            return new Dataset(Guard.Run(() => DS.ofArrays(sampleShape, samples, labels, classes)));
+        }
+
+        /// <summary>A classification data set from float64 samples (stored as float32). The arrays are copied.</summary>
+        /// <param name="samples">N samples of <paramref name="sampleShape"/>, one after the other.</param>
+        /// <param name="sampleShape">The shape of one sample.</param>
+        /// <param name="labels">One class in 0 .. classes − 1 per sample.</param>
+        /// <param name="classes">The number of classes (≥ 1).</param>
+        public static Dataset FromArrays(double[] samples, int[] sampleShape, int[] labels, int classes)
+        {
+            Guard.NotNull(samples, nameof(samples));
+            Guard.NotNull(sampleShape, nameof(sampleShape));
+            Guard.NotNull(labels, nameof(labels));
+            return new Dataset(Guard.Run(() => DS.ofArrays64(sampleShape, samples, labels, classes)));
+        }
+
+        /// <summary>A regression data set from your own arrays. The arrays are copied.</summary>
+        /// <param name="samples">N samples of <paramref name="sampleShape"/>, one after the other.</param>
+        /// <param name="sampleShape">The shape of one sample.</param>
+        /// <param name="targets">N targets of <paramref name="targetShape"/>, one after the other.</param>
+        /// <param name="targetShape">The shape of one target, e.g. [1].</param>
+        /// <exception cref="ArgumentException">The lengths disagree (the message names both numbers).</exception>
+        public static Dataset FromArrays(float[] samples, int[] sampleShape, float[] targets, int[] targetShape)
+        {
+            Guard.NotNull(samples, nameof(samples));
+            Guard.NotNull(sampleShape, nameof(sampleShape));
+            Guard.NotNull(targets, nameof(targets));
+            Guard.NotNull(targetShape, nameof(targetShape));
+            return new Dataset(Guard.Run(() => DS.ofTargetArrays(sampleShape, samples, targets, targetShape)));
+        }
+
+        /// <summary>A regression data set from float64 arrays (stored as float32). The arrays are copied.</summary>
+        /// <param name="samples">N samples of <paramref name="sampleShape"/>, one after the other.</param>
+        /// <param name="sampleShape">The shape of one sample.</param>
+        /// <param name="targets">N targets of <paramref name="targetShape"/>, one after the other.</param>
+        /// <param name="targetShape">The shape of one target.</param>
+        public static Dataset FromArrays(double[] samples, int[] sampleShape, double[] targets, int[] targetShape)
+        {
+            Guard.NotNull(samples, nameof(samples));
+            Guard.NotNull(sampleShape, nameof(sampleShape));
+            Guard.NotNull(targets, nameof(targets));
+            Guard.NotNull(targetShape, nameof(targetShape));
+            return new Dataset(Guard.Run(() => DS.ofTargetArrays64(sampleShape, samples, targets, targetShape)));
+        }
+
+        /// <summary>All samples as one tensor [Count, ..SampleShape], e.g. for
+        /// <see cref="Model.Predict"/>.</summary>
+        /// <param name="dtype">Float32 (default) or Float64.</param>
+        public Tensor Inputs(DType dtype = DType.Float32)
+        {
+            if (dtype == DType.Int32) throw new ArgumentOutOfRangeException(nameof(dtype), dtype, "inputs must be Float32 or Float64");
+            return new Tensor(Guard.Run(() => DS.inputs(dtype.ToCore(), Core)));
+        }
+
+        /// <summary>The real-valued targets, flat (a copy).</summary>
+        /// <exception cref="InvalidOperationException">The data set has class labels.</exception>
+        public float[] Targets() => Guard.Run(() => DS.targetValues(Core));
+
         /// <summary>The class labels (a copy).</summary>
         /// <exception cref="InvalidOperationException">The data set has real-valued targets.</exception>
         public int[] Labels() => Guard.Run(() => DS.labels(Core));
@@ -66,7 +141,7 @@ namespace GroupedNewton.CSharp
         public Dataset Take(int count)
         {
             if (count < 0 || count > Count) throw new ArgumentOutOfRangeException(nameof(count), count, $"must be in 0 .. {Count}");
-            return new Dataset(Guard.Run(() => DS.subset(Enumerable.Range(0, count).ToArray(), Core)));
+            return new Dataset(Guard.Run(() => DS.take(count, Core)));
         }
 
         /// <summary>Splits off the last <paramref name="validationCount"/> samples for validation, without shuffling.</summary>

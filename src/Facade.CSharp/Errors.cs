@@ -53,27 +53,42 @@ namespace GroupedNewton.CSharp
         static readonly System.Reflection.Assembly CoreAssembly = typeof(CoreTensor).Assembly;
         static readonly System.Reflection.Assembly FSharpAssembly = typeof(FSharpFunc<int, int>).Assembly;
 
+        static readonly System.Text.RegularExpressions.Regex CoreShape =
+            new(@"\[((?:N|-?\d+)(?:; (?:N|-?\d+))+)\]", System.Text.RegularExpressions.RegexOptions.Compiled);
+
+        /// <summary>A core message with its shapes in C# notation: <c>[100; 1; 28; 28]</c> becomes <c>[100, 1, 28, 28]</c>.</summary>
+        internal static string Notation(string message) =>
+            CoreShape.Replace(message, m => "[" + m.Groups[1].Value.Replace("; ", ", ") + "]");
+
         /// <summary>The replacement for a core exception, or null to rethrow it unchanged.</summary>
         internal static Exception? Map(Exception e)
         {
+            var message = Notation(e.Message);
             switch (e)
             {
                 case UserCodeException:
                     return null;
                 case ShapeMismatchException or DtypeMismatchException or IndexOutOfRangeTensorException:
-                    return new ArgumentException(e.Message, e);
+                    return new ArgumentException(message, e);
                 case PartitionException:
-                    return new ArgumentException(e.Message, e);
+                    return new ArgumentException(message, e);
                 case TensorException:
-                    return new InvalidOperationException(e.Message, e);
+                    return new InvalidOperationException(message, e);
                 case OptimizationException:
-                    return new InvalidOperationException(e.Message, e);
+                    return new InvalidOperationException(message, e);
                 case global::GroupedNewton.DivergenceException:
-                    return new InvalidOperationException(e.Message, e);
+                    return new InvalidOperationException(message, e);
                 case global::GroupedNewton.Data.DataException:
-                    return new InvalidDataException(e.Message, e);
+                    return new InvalidDataException(message, e);
                 case StateFormatException:
-                    return new InvalidDataException(e.Message, e);
+                    return new InvalidDataException(message, e);
+                // standard exceptions raised by the core keep their type; only the shape notation changes
+                case ArgumentOutOfRangeException a when message != e.Message:
+                    return new ArgumentOutOfRangeException(a.ParamName, Notation(StripParam(a)));
+                case ArgumentException a when message != e.Message && e.GetType() == typeof(ArgumentException):
+                    return new ArgumentException(Notation(StripParam(a)), a.ParamName, e);
+                case InvalidOperationException when message != e.Message && e.GetType() == typeof(InvalidOperationException):
+                    return new InvalidOperationException(message, e);
                 // lookups and casts failing inside the core are its bugs, not the caller's
                 // (exceptions of user callbacks never reach here: they are marked)
                 case System.Collections.Generic.KeyNotFoundException or IndexOutOfRangeException
@@ -84,6 +99,14 @@ namespace GroupedNewton.CSharp
             if (asm == CoreAssembly || asm == FSharpAssembly)
                 return new InvalidOperationException("GroupedNewton core error: " + e.Message, e);
             return null;
+        }
+
+        /// <summary>The message of an argument exception without the " (Parameter 'x')" suffix .NET appends.</summary>
+        static string StripParam(ArgumentException a)
+        {
+            var m = a.Message;
+            var suffix = a.ParamName is null ? null : $" (Parameter '{a.ParamName}')";
+            return suffix is not null && m.EndsWith(suffix, StringComparison.Ordinal) ? m[..^suffix.Length] : m;
         }
 
         static Exception Rethrow(Exception e)

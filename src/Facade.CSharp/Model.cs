@@ -130,6 +130,73 @@ namespace GroupedNewton.CSharp
             return new Evaluation(e.Loss, e.Accuracy);
         }
 
+        /// <summary>Saves the current parameter values to a file in the library's store format
+        /// (versioned, checksummed), atomically. The folder must exist.</summary>
+        /// <param name="path">The file, e.g. <c>model.gnts</c>.</param>
+        /// <exception cref="System.IO.DirectoryNotFoundException">The folder does not exist, or a file stands where a folder is expected.</exception>
+        /// <exception cref="System.IO.IOException">The path is a folder.</exception>
+        public void SaveParameters(string path)
+        {
+            Guard.NotNull(path, nameof(path));
+            var ps = Parameters.Current;
+            Guard.Run(() => global::GroupedNewton.ModelFile.save(path, Core, ps));
+        }
+
+        /// <summary>Writes the current parameter values to a stream (left open).</summary>
+        /// <param name="stream">A writable stream.</param>
+        public void SaveParameters(System.IO.Stream stream)
+        {
+            Guard.NotNull(stream, nameof(stream));
+            var ps = Parameters.Current;
+            Guard.Run(() => global::GroupedNewton.ModelFile.write(stream, Core, ps));
+        }
+
+        /// <summary>Replaces the parameter values by those saved with <see cref="SaveParameters(string)"/>
+        /// from a model of the same architecture. An optimizer created on this model continues
+        /// from the loaded values. Nothing changes unless every value fits.</summary>
+        /// <param name="path">The file.</param>
+        /// <exception cref="System.IO.FileNotFoundException">The file does not exist.</exception>
+        /// <exception cref="System.IO.InvalidDataException">The file is corrupt, or was written by a model of
+        /// another architecture (the message names the first mismatching parameter and both shapes).</exception>
+        public void LoadParameters(string path)
+        {
+            Guard.NotNull(path, nameof(path));
+            Parameters.Current = Guard.Run(() => global::GroupedNewton.ModelFile.load(path, Core));
+        }
+
+        /// <summary>Replaces the parameter values by those read from a stream written by
+        /// <see cref="SaveParameters(System.IO.Stream)"/> (left open).</summary>
+        /// <param name="stream">A readable stream.</param>
+        /// <exception cref="System.IO.InvalidDataException">The data is corrupt or does not fit this model.</exception>
+        public void LoadParameters(System.IO.Stream stream)
+        {
+            Guard.NotNull(stream, nameof(stream));
+            Parameters.Current = Guard.Run(() => global::GroupedNewton.ModelFile.read("stream", stream, Core));
+        }
+
+        /// <summary>The predicted class of each sample: the index of the largest output
+        /// (the model's outputs are logits [N, classes]).</summary>
+        /// <param name="input">A batch [N, ..InputShape], e.g. <see cref="Dataset.Inputs"/>.</param>
+        /// <returns>N class indices.</returns>
+        /// <exception cref="ArgumentException">The input does not have the model's input shape, or the
+        /// model's output is not [N, classes].</exception>
+        public int[] Predict(Tensor input)
+        {
+            Guard.NotNull(input, nameof(input));
+            var ps = Parameters.Current;
+            return Guard.Run(() => global::GroupedNewton.Prediction.classes(Core, ps, input.Core));
+        }
+
+        /// <summary>The class probabilities of each sample: the softmax of the logits, [N, classes]
+        /// (each row sums to 1).</summary>
+        /// <param name="input">A batch [N, ..InputShape].</param>
+        public Tensor PredictProbabilities(Tensor input)
+        {
+            Guard.NotNull(input, nameof(input));
+            var ps = Parameters.Current;
+            return Guard.Run(() => new Tensor(global::GroupedNewton.Prediction.probabilities(Core, ps, input.Core)));
+        }
+
         /// <summary>The name and the layers.</summary>
         public override string ToString() => $"{Name}: {string.Join(" → ", Layers)}";
     }

@@ -264,7 +264,7 @@ namespace GroupedNewton.CSharp
         internal virtual global::GroupedNewton.CurvatureStream? Curvature { get => null; init { } }
 
         /// <summary>Saves the optimizer's state (step count, learning rates, buffers; not the
-        /// parameters) to a file, atomically.</summary>
+        /// parameters) to a file, atomically. The folder must exist.</summary>
         /// <param name="path">The file.</param>
         public void SaveState(string path)
         {
@@ -272,7 +272,7 @@ namespace GroupedNewton.CSharp
             Guard.Run(() => Core.SaveState(path));
         }
 
-        /// <summary>Restores the state written by <see cref="SaveState"/> for the same optimizer
+        /// <summary>Restores the state written by <see cref="SaveState(string)"/> for the same optimizer
         /// kind and parameters; validates everything before changing anything.</summary>
         /// <param name="path">The file.</param>
         /// <exception cref="System.IO.FileNotFoundException">The file does not exist.</exception>
@@ -281,6 +281,24 @@ namespace GroupedNewton.CSharp
         {
             Guard.NotNull(path, nameof(path));
             Guard.Run(() => Core.LoadState(path));
+        }
+
+        /// <summary>Writes the optimizer's state (as <see cref="SaveState(string)"/>) to a stream (left open).</summary>
+        /// <param name="stream">A writable stream.</param>
+        public void SaveState(System.IO.Stream stream)
+        {
+            Guard.NotNull(stream, nameof(stream));
+            Guard.Run(() => Core.WriteState(stream));
+        }
+
+        /// <summary>Restores the state written by <see cref="SaveState(System.IO.Stream)"/> from a stream
+        /// (left open); validates everything before changing anything.</summary>
+        /// <param name="stream">A readable stream.</param>
+        /// <exception cref="System.IO.InvalidDataException">The data is corrupt or was written by another optimizer or model.</exception>
+        public void LoadState(System.IO.Stream stream)
+        {
+            Guard.NotNull(stream, nameof(stream));
+            Guard.Run(() => Core.ReadState("stream", stream));
         }
 
         /// <summary>The name and the step count.</summary>

@@ -28,7 +28,8 @@ namespace GroupedNewton.CSharp
         public Objective Objective { get; set; } = Objective.Classification;
         /// <summary>A JSON-lines file receiving one line of metrics per epoch, or null.</summary>
         public string? MetricsPath { get; set; }
-        /// <summary>A folder receiving a checkpoint after every epoch, or null.</summary>
+        /// <summary>A folder receiving a checkpoint after every epoch, or null; created if missing (files such as
+        /// <see cref="MetricsPath"/> must be in an existing folder).</summary>
         public string? CheckpointFolder { get; set; }
         /// <summary>The divergence guard: the run stops with an <see cref="InvalidOperationException"/> saying
         /// "diverged: …" when a step's loss is NaN or infinite, exceeds this factor times the first step's loss,
@@ -134,7 +135,7 @@ namespace GroupedNewton.CSharp
     /// </summary>
     /// <example><code>
     /// var trainer = new Trainer(model, optimizer, new TrainerOptions { Epochs = 3 });
-    /// var history = await trainer.TrainAsync(train, test, progress: new Progress&lt;TrainingProgress&gt;(p => ...), cancellationToken: cts.Token);
+    /// var history = await trainer.TrainAsync(train, test: test, progress: new Progress&lt;TrainingProgress&gt;(p => ...), cancellationToken: cts.Token);
     /// </code></example>
     public sealed class Trainer
     {

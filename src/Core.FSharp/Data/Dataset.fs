@@ -267,3 +267,47 @@ module Dataset =
                 for k in off .. off + per - 1 do
                     out.[k] <- float32 ((float src.[k] - m) * inv)
         { d with samples = out }
+
+    /// A classification data set from your own arrays: `samples` holds N samples of
+    /// `sampleShape` one after the other (N × prod(sampleShape) values), `labels` one class
+    /// in 0 .. classes-1 per sample. The arrays are copied. Raises ArgumentException naming
+    /// both numbers when the sizes disagree, or the first label out of range.
+    let ofArrays (sampleShape: int[]) (samples: float32[]) (labels: int[]) (classes: int) : Dataset =
+        if isNull (box samples) then nullArg "samples"
+        if isNull (box labels) then nullArg "labels"
+        create "arrays" sampleShape samples (Targets.Labels(labels, classes))
+
+    /// `ofArrays` from float64 samples (stored as float32).
+    let ofArrays64 (sampleShape: int[]) (samples: float[]) (labels: int[]) (classes: int) : Dataset =
+        if isNull (box samples) then nullArg "samples"
+        if isNull (box labels) then nullArg "labels"
+        ofOwned "arrays" sampleShape (Array.map float32 samples) (Targets.Labels(Array.copy labels, classes))
+
+    /// A regression data set from your own arrays: N samples of `sampleShape` and N targets
+    /// of `targetShape`, each flat, sample after sample. The arrays are copied.
+    let ofTargetArrays (sampleShape: int[]) (samples: float32[]) (targets: float32[]) (targetShape: int[]) : Dataset =
+        if isNull (box samples) then nullArg "samples"
+        if isNull (box targets) then nullArg "targets"
+        if isNull (box targetShape) then nullArg "targetShape"
+        create "arrays" sampleShape samples (Targets.Values(targets, targetShape))
+
+    /// `ofTargetArrays` from float64 samples and targets (stored as float32).
+    let ofTargetArrays64 (sampleShape: int[]) (samples: float[]) (targets: float[]) (targetShape: int[]) : Dataset =
+        if isNull (box samples) then nullArg "samples"
+        if isNull (box targets) then nullArg "targets"
+        if isNull (box targetShape) then nullArg "targetShape"
+        ofOwned "arrays" sampleShape (Array.map float32 samples) (Targets.Values(Array.map float32 targets, Array.copy targetShape))
+
+    /// All samples as one tensor [N] @ sample shape of the given dtype (Float32 or Float64).
+    let inputs (dtype: Dtype) (d: Dataset) : Tensor =
+        let shape = Array.append [| d.count |] d.sampleShape
+        match dtype with
+        | Dtype.Float32 -> Tensor.ofArrayShape (Array.copy d.samples) shape
+        | Dtype.Float64 -> Tensor.ofArrayShape (Array.map float d.samples) shape
+        | other -> invalidArg "dtype" (sprintf "Dataset.inputs %s: inputs must be Float32 or Float64, got %O" d.name other)
+
+    /// The first `count` samples, in order.
+    let take (count: int) (d: Dataset) : Dataset =
+        if count < 0 || count > d.count then
+            invalidArg "count" (sprintf "Dataset.take %s: count %d outside 0 .. %d" d.name count d.count)
+        subset (Array.init count id) d

@@ -142,13 +142,32 @@ module TensorStore =
     /// renamed into place (the command line's fault-injection tests stop the process there).
     let mutable internal beforeRename : (string -> unit) option = None
 
-    /// Writes to a file atomically: a temporary file in the same folder, then a rename, so
-    /// a crash never leaves a half-written file under the final name.
-    let save (path: string) (entries: (string * StoreValue) seq) =
+    /// Raises DirectoryNotFoundException unless the folder of `path` exists (no folder is
+    /// created), naming a file that stands where a folder is expected; raises
+    /// IOException when `path` itself is a folder.
+    let checkWritable (path: string) =
+        if isNull (box path) then nullArg "path"
         let full = Path.GetFullPath path
+        if Directory.Exists full then raise (IOException(sprintf "cannot write '%s': it is a folder, not a file" path))
         match Path.GetDirectoryName full with
         | null | "" -> ()
-        | dir -> Directory.CreateDirectory dir |> ignore
+        | dir when Directory.Exists dir -> ()
+        | dir ->
+            // the nearest ancestor that exists: a file there explains the failure
+            let rec blocker (d: string) =
+                match Path.GetDirectoryName d with
+                | null -> None
+                | parent -> if File.Exists d then Some d elif Directory.Exists d then None else blocker parent
+            match blocker dir with
+            | Some file -> raise (DirectoryNotFoundException(sprintf "cannot write '%s': '%s' is a file, not a folder" path file))
+            | None -> raise (DirectoryNotFoundException(sprintf "cannot write '%s': the folder '%s' does not exist (folders are not created)" path dir))
+
+    /// Writes to a file atomically: a temporary file in the same folder, then a rename, so
+    /// a crash never leaves a half-written file under the final name. The folder must
+    /// exist (see `checkWritable`).
+    let save (path: string) (entries: (string * StoreValue) seq) =
+        checkWritable path
+        let full = Path.GetFullPath path
         let tmp = full + "." + Guid.NewGuid().ToString("N") + ".tmp"
         try
             (use f = File.Create tmp

@@ -56,8 +56,10 @@ type GroupedNewtonOptimizer(initial: Parameters, partition: Partition, options: 
 
     override _.StateEntries() = StateSchema.save schema state
 
-    override _.RestoreState(source, entries) =
+    override o.RestoreState(source, entries) =
         state <- StateSchema.load schema { Source = source; Entries = entries } state
+        // the groups show the restored rates, as after the step that wrote the state
+        for s in 0 .. S - 1 do o.Groups.[s].LearningRate <- max 0.0 (state.Damping.[s] * state.Applied.[s])
 
 /// Builds GroupedNewton optimizers.
 module GroupedNewtonOptimizer =

@@ -106,6 +106,10 @@ type Optimizer(initial: Parameters, groups: ParamGroup[]) =
     member o.SaveState(path: string) = TensorStore.save path (o.StateEntries())
     /// Loads the optimizer state from a file written by SaveState.
     member o.LoadState(path: string) = o.RestoreState(path, TensorStore.load path)
+    /// Writes the optimizer state to a stream (left open).
+    member o.WriteState(stream: System.IO.Stream) = TensorStore.write stream (o.StateEntries())
+    /// Reads the optimizer state written by WriteState from a stream; `source` names it in errors.
+    member o.ReadState(source: string, stream: System.IO.Stream) = o.RestoreState(source, TensorStore.read source stream)
 
 module internal OptimizerSupport =
     /// Groups: one group "all" when none is given.

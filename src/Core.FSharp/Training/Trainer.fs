@@ -177,6 +177,8 @@ module Trainer =
                     | _ -> ()
                 match options.CheckpointFolder with
                 | Some folder ->
+                    // a checkpoint folder you name is created; files elsewhere need an existing folder
+                    IO.Directory.CreateDirectory folder |> ignore
                     let path = Checkpoint.fileFor folder epoch
                     let run =
                         { Settings = options.RunSettings
