@@ -7,7 +7,7 @@ open GroupedNewton
 /// image at a time: the image's columns [C·kh·kw, oh·ow] live in a per-thread buffer (never
 /// the whole batch), the product goes straight into the [N, K, oh, ow] output, and images
 /// are split over threads. Products use the managed GEMM single-threaded per image.
-module ConvKernels =
+module internal ConvKernels =
     /// Writes every entry of one image's columns (zeros in the padding).
     let inline private im2col (x: 'T[]) (xOff: int) c h w kh kw sh sw ph pw oh ow (cols: 'T[]) =
         let l = oh * ow

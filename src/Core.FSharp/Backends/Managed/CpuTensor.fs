@@ -4,7 +4,7 @@ open System
 open GroupedNewton
 
 /// Flat row-major storage of the managed backend.
-type Storage =
+type internal Storage =
     | F32 of float32[]
     | F64 of float[]
     | I32 of int[]
@@ -45,7 +45,7 @@ type Storage =
 /// the raw array out of `Storage` must keep the tensor (or the storage) reachable while
 /// it uses the array.
 [<Sealed>]
-type CpuTensor(backend: Backend, shape: int[], storage: Storage) =
+type internal CpuTensor(backend: Backend, shape: int[], storage: Storage) =
     inherit RawTensor()
     do StoragePool.track storage storage.AsArray
     override _.Shape = shape
@@ -54,7 +54,7 @@ type CpuTensor(backend: Backend, shape: int[], storage: Storage) =
     member _.Storage = storage
 
 /// Dtype-independent copies between strided layouts, used by every layout kernel.
-module Strided =
+module internal Strided =
     /// Copies the elements of `shape` from src (offset, strides) to dst (offset, strides).
     let copy (src: 'T[]) (srcOff: int) (srcSt: int[]) (dst: 'T[]) (dstOff: int) (dstSt: int[]) (shape: int[]) =
         let r = shape.Length

@@ -5,7 +5,7 @@ open System.Numerics.Tensors
 open GroupedNewton
 
 /// SIMD elementwise kernels (System.Numerics.Tensors), split over threads for large tensors.
-module Elementwise =
+module internal Elementwise =
     // Kernels receive (input arrays, output array, offset, length) and build their spans
     // themselves: spans cannot be captured by the closures that split work over threads.
     let inline private ro (a: 'T[]) (o: int) (n: int) = ReadOnlySpan<'T>(a, o, n)

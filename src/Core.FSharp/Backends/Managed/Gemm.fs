@@ -118,7 +118,7 @@ type internal GemmDriver<'T, 'K when 'T: unmanaged and 'K: struct and 'K :> IMic
 /// split, so results are reproducible (and equal across thread counts).
 /// Note: F# does not emit MethodImplOptions.AggressiveOptimization, so the kernels start
 /// as tier-0 code: the first call or two are slow, steady state is reached quickly.
-module Gemm =
+module internal Gemm =
 
     /// The micro-kernel family the hardware supports: "avx512", "avx2" or "scalar".
     let internal detectedKernel =

@@ -6,7 +6,7 @@ open GroupedNewton
 /// im2col / col2im for 2-D sliding windows. Columns are laid out [C·kh·kw, N·oh·ow]:
 /// row (c, i, j) holds, for every batch item and output pixel, the input value under
 /// kernel offset (i, j) of channel c (zero in the padding).
-module Im2col =
+module internal Im2col =
     let inline private unfoldArr (x: 'T[]) (n: int) (c: int) (h: int) (w: int) kh kw sh sw ph pw oh ow =
         let l = oh * ow
         let cols : 'T[] = StoragePool.zeros (c * kh * kw * n * l)

@@ -4,7 +4,7 @@ open System
 open GroupedNewton
 
 /// One-hot rows, gather and its adjoint scatter-add (which accumulates repeated indices).
-module Indexing =
+module internal Indexing =
     let private checkIndex op (v: int) (size: int) =
         if v < 0 || v >= size then
             Fail.index op (sprintf "index %d out of range [0, %d)" v size)

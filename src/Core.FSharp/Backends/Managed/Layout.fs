@@ -4,7 +4,7 @@ open System
 open GroupedNewton
 
 /// Layout kernels: permute, expand, slice, pad, cat. All produce contiguous copies.
-module Layout =
+module internal Layout =
     let private permuteArr (src: 'T[]) (shape: int[]) (perm: int[]) =
         let st = Shape.strides shape
         let outShape = perm |> Array.map (fun p -> shape.[p])

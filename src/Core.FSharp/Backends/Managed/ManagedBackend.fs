@@ -7,7 +7,7 @@ open GroupedNewton.Backends
 /// The managed CPU backend: flat arrays, SIMD kernels, packed GEMM (or OpenBLAS when it
 /// loads), im2col. Needs no native package.
 [<Sealed>]
-type ManagedBackend() as this =
+type internal ManagedBackend() as this =
     inherit Backend()
 
     let mk (shape: int[]) (s: Storage) = CpuTensor(this, shape, s) :> RawTensor

@@ -5,7 +5,7 @@ open System.Numerics.Tensors
 open GroupedNewton
 
 /// Reductions along all dimensions or along one dimension, seen as [outer, d, inner].
-module Reductions =
+module internal Reductions =
     let private split (shape: int[]) (dim: int) =
         let outer = Shape.numel shape.[.. dim - 1]
         let inner = Shape.numel shape.[dim + 1 ..]

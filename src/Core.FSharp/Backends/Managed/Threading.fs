@@ -99,7 +99,7 @@ type internal WorkerTeam(workers: int) =
 /// Work is cut into contiguous chunks whose boundaries depend only on the size and the
 /// thread count, so the same thread count gives bit-identical results (whether the chunks
 /// run in parallel or, in a nested or concurrent call, one after another).
-module Threading =
+module internal Threading =
     let private fromEnv () =
         match Environment.GetEnvironmentVariable "GROUPEDNEWTON_THREADS" with
         | null | "" -> Environment.ProcessorCount

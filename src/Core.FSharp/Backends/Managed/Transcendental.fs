@@ -12,7 +12,7 @@ open System.Runtime.Intrinsics.X86
 ///               polynomial to x⁹ below;
 ///   sigmoid x = 1/(1 + exp(−x)).
 /// Relative errors stay within a few float32 ulps (checked by the kernel tests).
-module Transcendental =
+module internal Transcendental =
     let inline private fma (a: Vector256<float32>) (b: Vector256<float32>) (c: Vector256<float32>) =
         if Fma.IsSupported then Fma.MultiplyAdd(a, b, c) else a * b + c
 
