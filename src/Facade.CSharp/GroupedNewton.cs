@@ -289,7 +289,7 @@ namespace GroupedNewton.CSharp
         {
             Step = h.Step;
             Fallback = h.Fallback;
-            Summary = new DerivativeSummary(h.Summary, h.Rates.Select(r => r.Item1).ToArray());
+            Summary = new PartitionSummary(h.Summary, h.Rates.Select(r => r.Item1).ToArray());
             Rates = h.Rates.ToDictionary(r => r.Item1, r => r.Item2);
             LearningRates = h.LearningRates.ToDictionary(r => r.Item1, r => r.Item2);
         }
@@ -301,7 +301,7 @@ namespace GroupedNewton.CSharp
         public bool Fallback { get; }
 
         /// <summary>The (averaged) summary the rates were computed from.</summary>
-        public DerivativeSummary Summary { get; }
+        public PartitionSummary Summary { get; }
 
         /// <summary>η per subset.</summary>
         public IReadOnlyDictionary<string, double> Rates { get; }

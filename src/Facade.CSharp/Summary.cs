@@ -83,11 +83,11 @@ namespace GroupedNewton.CSharp
 
     /// <summary>The derivatives of a loss along a direction u according to a partition, in float64:
     /// ḡ_s = ⟨∇_s L, u_s⟩, H̄_st = u_sᵀ H u_t, D̄_sss = D³L[u_s, u_s, u_s].</summary>
-    public sealed class DerivativeSummary
+    public sealed class PartitionSummary
     {
         internal readonly CoreSummary Core;
 
-        internal DerivativeSummary(CoreSummary core, IReadOnlyList<string> names, Partition? partition = null)
+        internal PartitionSummary(CoreSummary core, IReadOnlyList<string> names, Partition? partition = null)
         {
             Core = core;
             SubsetNames = names;
@@ -119,7 +119,7 @@ namespace GroupedNewton.CSharp
     /// <summary>Per-subset learning rates suggested by one summary.</summary>
     public sealed class LearningRateSuggestion
     {
-        internal LearningRateSuggestion(DerivativeSummary summary, global::GroupedNewton.CubicSolution solution, double damping)
+        internal LearningRateSuggestion(PartitionSummary summary, global::GroupedNewton.CubicSolution solution, double damping)
         {
             Summary = summary;
             Converged = solution.Converged;
@@ -152,7 +152,7 @@ namespace GroupedNewton.CSharp
         public string Message { get; }
 
         /// <summary>The summary the rates come from.</summary>
-        public DerivativeSummary Summary { get; }
+        public PartitionSummary Summary { get; }
 
         /// <summary>One parameter group per subset with its suggested rate, to create a
         /// first-order optimizer with per-subset learning rates
@@ -185,7 +185,7 @@ namespace GroupedNewton.CSharp
         /// <param name="thirdOrder">Compute the third-order diagonal (false: about half the cost).</param>
         /// <exception cref="ArgumentException">The partition belongs to other parameters, or the direction misses a parameter or has a wrong shape.</exception>
         /// <exception cref="InvalidOperationException">An entry is not finite.</exception>
-        public static DerivativeSummary Compute(ParameterSet parameters, Func<Tensor> loss, Partition? partition = null,
+        public static PartitionSummary Compute(ParameterSet parameters, Func<Tensor> loss, Partition? partition = null,
                                                 IReadOnlyDictionary<string, Tensor>? direction = null, bool thirdOrder = true)
         {
             Guard.NotNull(parameters, nameof(parameters));
@@ -198,7 +198,7 @@ namespace GroupedNewton.CSharp
             var u = direction is null ? Gradient(ps, closure) : Direction(direction);
             var options = new global::GroupedNewton.SummaryOptions(thirdOrder, false);
             var core = Guard.Run(() => global::GroupedNewton.Summary.computeWith(options, closure, ps, part.Core, u));
-            return new DerivativeSummary(core, part.Names, part);
+            return new PartitionSummary(core, part.Names, part);
         }
 
         /// <summary>ḡ, H̄ and the diagonal of D̄ of a loss at a model's current parameters.</summary>
@@ -207,7 +207,7 @@ namespace GroupedNewton.CSharp
         /// <param name="partition">The subsets (default: canonical).</param>
         /// <param name="direction">u by parameter name (default: the gradient).</param>
         /// <param name="thirdOrder">Compute the third-order diagonal.</param>
-        public static DerivativeSummary Compute(Model model, Func<Tensor> loss, Partition? partition = null,
+        public static PartitionSummary Compute(Model model, Func<Tensor> loss, Partition? partition = null,
                                                 IReadOnlyDictionary<string, Tensor>? direction = null, bool thirdOrder = true)
         {
             Guard.NotNull(model, nameof(model));
@@ -226,7 +226,7 @@ namespace GroupedNewton.CSharp
         /// <param name="lambdaInt">λ_int ≥ 0, the weight of the cubic term.</param>
         /// <param name="damping">λ₁ ≥ 0, the factor on η.</param>
         /// <param name="keepNegative">Keep negative η as they are (default false: clipped to 0).</param>
-        public static LearningRateSuggestion SuggestLearningRates(DerivativeSummary summary, double lambdaInt = 1.0, double damping = 1.0,
+        public static LearningRateSuggestion SuggestLearningRates(PartitionSummary summary, double lambdaInt = 1.0, double damping = 1.0,
                                                                   bool keepNegative = false)
         {
             Guard.NotNull(summary, nameof(summary));

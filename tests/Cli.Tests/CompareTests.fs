@@ -43,7 +43,7 @@ let ``compare writes a report whose SVGs parse and hold one curve per optimizer`
         Assert.That(File.ReadAllLines(Path.Combine(dir, "runs", name, "metrics.jsonl")).Length, Is.EqualTo 2, name)
 
 [<Test>]
-let ``compare takes a learning rate per entry: sgd@0 leaves the model where it started, sgd@0.05 trains it`` () =
+let ``compare takes a learning rate per entry: sgd at rate 0 leaves the model where it started, at 0.05 it trains`` () =
     let dir = tempFolder ()
     let r = run ([ "compare"; "--optimizers"; "sgd@0,sgd@0.05"; "--seeds"; "0"; "--epochs"; "2"; "--out"; dir ] @ tinyTask)
     Assert.That(r.Code, Is.EqualTo 0, r.Err)

@@ -34,7 +34,7 @@ let private inverseOf (m: float[,]) =
     Array2D.init n n (fun i j -> cols.[j].[i])
 
 [<Test>]
-let ``check 1: the BFGS inverse update has the spec's values and satisfies the secant condition`` () =
+let ``the BFGS inverse update has the reference values and satisfies the secant condition`` () =
     let s = [| 0.5; -0.2; 0.1 |]
     let y = [| 0.4; 0.1; -0.3 |]
     assertClose 1e-15 "sᵀy" 0.15 (Bfgs.dot s y)
@@ -50,7 +50,7 @@ let ``check 1: the BFGS inverse update has the spec's values and satisfies the s
     assertAllClose 0.0 "gated" (flat hn) (flat hg)
 
 [<Test>]
-let ``check 2: Powell damping on H of a negative-curvature pair`` () =
+let ``Powell damping on H of a negative-curvature pair`` () =
     let s = [| 0.5; -0.2; 0.1 |]
     let y = [| -0.4; 0.1; 0.3 |]
     assertClose 1e-15 "sᵀy" -0.19 (Bfgs.dot s y)
@@ -67,7 +67,7 @@ let ``check 2: Powell damping on H of a negative-curvature pair`` () =
     Assert.That(kept, equalTo s2)
 
 [<Test>]
-let ``check 3: double damping (NeurIPS DD), second stage idle and triggered`` () =
+let ``double damping (NeurIPS DD), second stage idle and triggered`` () =
     let s = [| 0.5; -0.2; 0.1 |]
     let y = [| -0.4; 0.1; 0.3 |]
     let p = Bfgs.damp SecondStageDamping.Powell mu1 mu2 (Bfgs.matVec h3) s y
@@ -86,7 +86,7 @@ let ``check 3: double damping (NeurIPS DD), second stage idle and triggered`` ()
     assertClose 1e-15 "θ2" (theta2 * 0.1 + (1.0 - theta2)) q.Y.[0]
 
 [<Test>]
-let ``check 4: DDV2 (Powell then Levenberg–Marquardt) and the BFGS update after it`` () =
+let ``DDV2 (Powell then Levenberg–Marquardt) and the BFGS update after it`` () =
     let s = [| 0.5; -0.2; 0.1 |]
     let y = [| -0.4; 0.1; 0.3 |]
     let p = Bfgs.damp SecondStageDamping.LevenbergMarquardt mu1 mu2 (Bfgs.matVec h3) s y
@@ -99,7 +99,7 @@ let ``check 4: DDV2 (Powell then Levenberg–Marquardt) and the BFGS update afte
     Assert.That(maxAbsDiff (Bfgs.matVec hn p.Y) p.S, Is.LessThan 1e-15)
 
 [<Test>]
-let ``check 5: the gates keep H, and a joint scaling of (s, y) changes nothing`` () =
+let ``the gates keep H, and a joint scaling of (s, y) changes nothing`` () =
     let s = [| 0.5; -0.2; 0.1 |]
     let st, h = Bfgs.gatedUpdate 1e-4 h3 s [| -0.4; 0.1; 0.3 |] s
     Assert.That(st, equalTo BfgsStatus.NonPositiveCurvature)
@@ -129,14 +129,14 @@ let ``check 5: the gates keep H, and a joint scaling of (s, y) changes nothing``
         assertAllClose 1e-13 "H⁺" (flat (Bfgs.inverseUpdate h3 p1.S p1.Y)) (flat (Bfgs.inverseUpdate h3 p10.S p10.Y))
 
 [<Test>]
-let ``check 6: Hessian-action updates drive H to (A + λI)⁻¹`` () =
+let ``Hessian-action updates drive H to (A + λI)⁻¹`` () =
     let n = 4
     let x = randn 11 (20 * n)
     let a = Array2D.init n n (fun i j -> Seq.sum (seq { for r in 0 .. 19 -> x.[r * n + i] * x.[r * n + j] }) / 20.0)
     let m = Array2D.init n n (fun i j -> a.[i, j] + (if i = j then 0.3 else 0.0))
     let minv = inverseOf m
     let mutable h = Array2D.init n n (fun i j -> if i = j then 1.0 else 0.0)
-    // the spec reaches 7e-12 after 60 updates with its RNG; with this one the error is 3e-10
+    // the reference construction reaches 7e-12 after 60 updates with its RNG; with this one the error is 3e-10
     // after 60 and below 1e-13 after 100 (the convergence is superlinear)
     let vs = randn 12 (100 * n)
     let mutable after20 = 0.0
@@ -155,7 +155,7 @@ let ``check 6: Hessian-action updates drive H to (A + λI)⁻¹`` () =
     Assert.That(maxAbsDiff (flat chol) (flat minv), Is.LessThan 1e-13)
     Assert.That(Bfgs.choleskyInverse (array2D [ [ 1.0; 2.0 ]; [ 2.0; 1.0 ] ]), equalTo None, "indefinite")
 
-/// Five pairs of the spec's construction: s random, y = M s + noise.
+/// Five pairs of the reference construction: s random, y = M s + noise.
 let private lbfgsPairs (seed: int) (n: int) (count: int) =
     let x = randn seed (20 * n)
     let m = Array2D.init n n (fun i j -> Seq.sum (seq { for r in 0 .. 19 -> x.[r * n + i] * x.[r * n + j] }) / 20.0 + (if i = j then 0.3 else 0.0))
@@ -167,7 +167,7 @@ let private lbfgsPairs (seed: int) (n: int) (count: int) =
           if Bfgs.dot s y > 0.0 then yield s, y ]
 
 [<Test>]
-let ``check 7: L-BFGS compact form, two-loop recursion and explicit BFGS recursion agree`` () =
+let ``L-BFGS compact form, two-loop recursion and explicit BFGS recursion agree`` () =
     let n = 4
     let pairs = lbfgsPairs 21 n 5
     Assert.That(pairs.Length, equalTo 5)
@@ -205,7 +205,7 @@ let ``L-BFGS memory is first in, first out`` () =
     let explicitH = lastFour |> List.fold (fun h (s, y) -> Bfgs.inverseUpdate h s y) (Array2D.init n n (fun i j -> if i = j then 1.0 else 0.0))
     let v = [| 0.3; -1.0; 2.0 |]
     Assert.That(maxAbsDiff (Lbfgs.twoLoop small v) (Bfgs.matVec explicitH v), Is.LessThan 1e-13)
-    // the spec's memory size: 105 pushes keep the last 100
+    // the default memory size: 105 pushes keep the last 100
     let many = randn 51 (2 * n * 105)
     let mem100 =
         Seq.fold (fun m k ->
@@ -215,7 +215,7 @@ let ``L-BFGS memory is first in, first out`` () =
     Assert.That(fst mem100.Pairs.[0], equalTo many.[2 * n * 5 .. 2 * n * 5 + n - 1])
 
 [<Test>]
-let ``check 8: the preconditioned direction is (H_a ⊗ H_g) vec(Ĝ) with column-major vec`` () =
+let ``the preconditioned direction is (H_a ⊗ H_g) vec(Ĝ) with column-major vec`` () =
     let dg, da = 3, 4
     let hg = array2D [ [ 1.0; 0.2; 0.0 ]; [ 0.2; 2.0; 0.1 ]; [ 0.0; 0.1; 0.7 ] ]
     let ha = array2D [ [ 1.5; 0.1; 0.0; 0.0 ]; [ 0.1; 1.0; 0.2; 0.0 ]; [ 0.0; 0.2; 0.8; 0.1 ]; [ 0.0; 0.0; 0.1; 1.2 ] ]

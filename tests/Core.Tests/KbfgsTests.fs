@@ -158,7 +158,7 @@ let ``first two K-BFGS steps equal the hand computation (A, H_a, H_g, Ĝ and the
     Assert.That(opt.StepCount, equalTo 2)
 
 [<Test>]
-let ``check 13: the trial pass runs on the same batch at the point the step commits`` () =
+let ``the trial pass runs on the same batch at the point the step commits`` () =
     let model = mlp453 ()
     let x = t [| 6; 4 |] (randn 5 24)
     let target = t [| 6; 3 |] (randn 6 18)
@@ -180,7 +180,7 @@ let ``check 13: the trial pass runs on the same batch at the point the step comm
         Assert.That(counts.GUpdated + counts.GSkipped, equalTo (if updateEvery = 1 then 2 else 1))
 
 [<Test>]
-let ``check 14: the warm start averages Ā over the batches and the first step uses it undecayed`` () =
+let ``the warm start averages Ā over the batches and the first step uses it undecayed`` () =
     let model = mlp453 ()
     let opt = Kbfgs.create KbfgsOptions.Mlp model
     let batches = [ for k in 0 .. 2 -> Array2D.init (4 + 2 * k) 4 (fun i j -> (randn (30 + k) ((4 + 2 * k) * 4)).[i * 4 + j]) ]
@@ -205,7 +205,7 @@ let ``check 14: the warm start averages Ā over the batches and the first step u
     Assert.Throws<InvalidOperationException>(fun () -> cnn.WarmStart(model, [ Tensor.ofArray2D x ])) |> ignore
 
 [<Test>]
-let ``check 12: with a linear last layer and ½·squared error, y = s; DD keeps H_g = I, DDV2 gives H_g s̄ = s̄/(1+√λ)`` () =
+let ``with a linear last layer and ½·squared error, y = s; DD keeps H_g = I, DDV2 gives H_g s̄ = s̄/(1+√λ)`` () =
     let model = Model.sequential "linear" [| 4 |] init64 [ LayerSpec.Linear(4, 3, true) ]
     for second in [ SecondStageDamping.Powell; SecondStageDamping.LevenbergMarquardt ] do
         let opt = Kbfgs.create { KbfgsOptions.Mlp with SecondStage = second } model
@@ -249,7 +249,7 @@ let ``negative curvature pairs are damped by Powell and counted; H_g stays posit
 
 // ---- conv layers ----
 
-/// The spec's example: M = 2, C_in = 2, 4×4, 3×3 kernel, padding 1, stride 1, C_out = 3, bias.
+/// A small example: M = 2, C_in = 2, 4×4, 3×3 kernel, padding 1, stride 1, C_out = 3, bias.
 let private convModel () =
     Model.sequential "conv-example" [| 2; 4; 4 |] init64
         [ LayerSpec.Conv2d(2, 3, 3, 1, 1, true); LayerSpec.Act Activation.Tanh; LayerSpec.Flatten; LayerSpec.Linear(48, 2, true) ]
@@ -270,7 +270,7 @@ let private handPatchesWith (m: int) (cin: int) (side: int) (stride: int) (pad: 
 let private handPatches (x: float[]) = handPatchesWith 2 2 4 1 1 x
 
 [<Test>]
-let ``check 11: the conv gradient is Σ_{i,t} (M·∂L/∂h) āᵀ / M over explicit patches (stride 1 and 2, padding 1 and 0)`` () =
+let ``the conv gradient is Σ_{i,t} (M·∂L/∂h) āᵀ / M over explicit patches (stride 1 and 2, padding 1 and 0)`` () =
     for stride, pad in [ 1, 1; 2, 1; 2, 0 ] do
         let o = (5 + 2 * pad - 3) / stride + 1
         let model =
@@ -289,7 +289,7 @@ let ``check 11: the conv gradient is Σ_{i,t} (M·∂L/∂h) āᵀ / M over expl
         assertAllClose 1e-14 (sprintf "stride %d padding %d" stride pad) (flat expected) (flat actual)
 
 [<Test>]
-let ``check 10: conv factor shapes and the A action of the spec's example, against explicit patches`` () =
+let ``conv factor shapes and the A action of a small example, against explicit patches`` () =
     let model = convModel ()
     let xs = randn 81 (2 * 2 * 4 * 4)
     let x = t [| 2; 2; 4; 4 |] xs

@@ -72,7 +72,7 @@ let ``the SPD inverse matches an explicit solve and refuses an indefinite matrix
         Assert.That(DenseAlgebra.trySpdInverse n (flat lateBad), equalTo None)
 
 [<Test>]
-let ``conv factors of the spec's small example: shapes and values against a direct computation`` () =
+let ``conv factors of a small example: shapes and values against a direct computation`` () =
     // M = 2, Cin = 2, 4×4 input, 3×3 kernel, pad 1, stride 1, Cout = 3, bias
     let m = Model.sequential "conv" [| 2; 4; 4 |] (f64 3) [ LayerSpec.Conv2d(2, 3, 3, 1, 1, true) ]
     let xv = randn 7 (2 * 2 * 4 * 4)

@@ -69,7 +69,7 @@ let ``a library GroupedNewton run resumed from its checkpoint continues the curv
     let build () =
         let m = model ()
         let stream = CurvatureStream(m, Objective.Classification, d.Train, 50, Dtype.Float32)
-        let opt = GroupedNewton.create { GroupedNewtonOptions.Paper with PeriodHg = 4; Damping = 0.3 } 0.9 (Partition.canonical m.Parameters) stream.Next m.Parameters
+        let opt = GroupedNewtonOptimizer.create { GroupedNewtonOptions.Paper with CurvaturePeriod = 4; Damping = 0.3 } 0.9 (Partition.canonical m.Parameters) stream.Next m.Parameters
         m, opt, stream
     let options stream dir = { TrainerOptions.Defaults with Epochs = 3; BatchSize = 50; CheckpointFolder = Some dir; Curvature = Some stream }
     let whole = tempFolder ()

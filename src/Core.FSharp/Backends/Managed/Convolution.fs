@@ -62,7 +62,7 @@ module ConvKernels =
 
     let inline private forward (gemm: bool * bool * int * int * int * 'T[] * int * int * 'T[] * int * int * 'T[] * int * int * int -> unit)
                                (x: 'T[]) (w: 'T[]) (g: Geometry) =
-        let out : 'T[] = GC.AllocateUninitializedArray(g.N * g.K * g.L)
+        let out : 'T[] = StoragePool.rent (g.N * g.K * g.L)
         Threading.forRanges g.N (int64 g.N * int64 g.K * int64 g.Ckk * int64 g.L) (fun lo hi ->
             let cols = Buffers<'T>.Get(g.Ckk * g.L)
             for n in lo .. hi - 1 do
@@ -71,7 +71,7 @@ module ConvKernels =
         out
 
     let inline private inputGrad gemm (gr: 'T[]) (w: 'T[]) (g: Geometry) =
-        let out : 'T[] = Array.zeroCreate (g.N * g.C * g.H * g.W)
+        let out : 'T[] = StoragePool.zeros (g.N * g.C * g.H * g.W)
         Threading.forRanges g.N (int64 g.N * int64 g.K * int64 g.Ckk * int64 g.L) (fun lo hi ->
             let cols = Buffers<'T>.Get(g.Ckk * g.L)
             for n in lo .. hi - 1 do
@@ -126,7 +126,7 @@ module ConvKernels =
         int (Runtime.CompilerServices.Unsafe.As<bool, byte>(&r))
 
     let inline private maxIndices (x: 'T[]) (n: int) (c: int) (h: int) (w: int) k s p oh ow =
-        let out : int[] = GC.AllocateUninitializedArray(n * c * oh * ow)
+        let out : int[] = StoragePool.rent (n * c * oh * ow)
         if k = 2 && s = 2 && p = 0 then
             // the LeNet case, unrolled: two pairwise maxima, then the larger (first on ties).
             // Branch-free: on real activations each comparison is a coin toss that a

@@ -28,18 +28,26 @@ type Storage =
         | I32 a -> a :> Array
 
     /// A new array every element of which the caller overwrites: not zeroed.
-    static member inline Uninit<'T>(n: int) : 'T[] = GC.AllocateUninitializedArray<'T> n
+    /// (Recycled through StoragePool once no tensor can reach it.)
+    static member Uninit<'T>(n: int) : 'T[] = StoragePool.rent<'T> n
+
+    /// A new zero-filled array (recycled through StoragePool).
+    static member ZeroArray<'T>(n: int) : 'T[] = StoragePool.zeros<'T> n
 
     static member Zeros(dtype: Dtype, n: int) =
         match dtype with
-        | Dtype.Float32 -> F32 (Array.zeroCreate n)
-        | Dtype.Float64 -> F64 (Array.zeroCreate n)
-        | Dtype.Int32 -> I32 (Array.zeroCreate n)
+        | Dtype.Float32 -> F32 (StoragePool.zeros n)
+        | Dtype.Float64 -> F64 (StoragePool.zeros n)
+        | Dtype.Int32 -> I32 (StoragePool.zeros n)
 
-/// A managed tensor: a shape and a flat array it never mutates after construction.
+/// A managed tensor: a shape and a flat array it never mutates after construction. Its
+/// array returns to StoragePool once no tensor holds its storage object: code that takes
+/// the raw array out of `Storage` must keep the tensor (or the storage) reachable while
+/// it uses the array.
 [<Sealed>]
 type CpuTensor(backend: Backend, shape: int[], storage: Storage) =
     inherit RawTensor()
+    do StoragePool.track storage storage.AsArray
     override _.Shape = shape
     override _.Dtype = storage.Dtype
     override _.Backend = backend

@@ -131,7 +131,7 @@ module internal DirectConv =
         let l = Layout(cin, h, w, ph, pw, kh, kw)
         let oh, ow, lw = l.Oh, l.Ow, l.Lw
         let groups = (cout + 3) / 4
-        let out : float32[] = GC.AllocateUninitializedArray(n * cout * oh * ow)
+        let out : float32[] = StoragePool.rent (n * cout * oh * ow)
         Threading.forRanges n (int64 n * int64 groups * 4L * int64 (cin * kh * kw) * int64 lw) (fun lo hi ->
             let scratch = Buffers<float32>.Get(8 + l.Size + 4 * lw)
             use p = fixed scratch

@@ -9,7 +9,7 @@ open GroupedNewton
 module Im2col =
     let inline private unfoldArr (x: 'T[]) (n: int) (c: int) (h: int) (w: int) kh kw sh sw ph pw oh ow =
         let l = oh * ow
-        let cols : 'T[] = Array.zeroCreate (c * kh * kw * n * l)
+        let cols : 'T[] = StoragePool.zeros (c * kh * kw * n * l)
         let rows = c * kh * kw
         Threading.forRanges rows (int64 cols.Length) (fun lo hi ->
             for r in lo .. hi - 1 do
@@ -45,7 +45,7 @@ module Im2col =
 
     let inline private foldArr (cols: 'T[]) (n: int) (c: int) (h: int) (w: int) kh kw sh sw ph pw oh ow =
         let l = oh * ow
-        let out : 'T[] = Array.zeroCreate (n * c * h * w)
+        let out : 'T[] = StoragePool.zeros (n * c * h * w)
         // one task per (batch item, channel) plane: every write to a plane comes from one task
         Threading.forRanges (n * c) (int64 cols.Length) (fun lo hi ->
             for p in lo .. hi - 1 do

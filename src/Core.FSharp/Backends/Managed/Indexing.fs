@@ -13,11 +13,11 @@ module Indexing =
         let rows = idx.Length
         match dtype with
         | Dtype.Float32 ->
-            let r = Array.zeroCreate (rows * n)
+            let r = StoragePool.zeros (rows * n)
             idx |> Array.iteri (fun i v -> checkIndex "oneHot" v n; r.[i * n + v] <- 1.0f)
             F32 r
         | Dtype.Float64 ->
-            let r = Array.zeroCreate (rows * n)
+            let r = StoragePool.zeros (rows * n)
             idx |> Array.iteri (fun i v -> checkIndex "oneHot" v n; r.[i * n + v] <- 1.0)
             F64 r
         | Dtype.Int32 -> Fail.dtype "oneHot" "the one-hot dtype must be float32 or float64"
@@ -57,7 +57,7 @@ module Indexing =
     /// Each thread owns a range of destinations and visits the sources in order, so repeated
     /// indices accumulate in the same order whatever the split (and never race).
     let inline private scatterAdd1d (a: 'T[]) (idx: int[]) (n: int) =
-        let r : 'T[] = Array.zeroCreate n
+        let r : 'T[] = StoragePool.zeros n
         for v in idx do if uint v >= uint n then checkIndex "scatterAdd" v n
         Threading.forRanges n (int64 idx.Length * 2L) (fun lo hi ->
             let lo, hi = uint lo, uint hi
@@ -79,6 +79,6 @@ module Indexing =
         match s with
         | F32 a when outShape.Length = 1 -> F32 (scatterAdd1d a idx n)
         | F64 a when outShape.Length = 1 -> F64 (scatterAdd1d a idx n)
-        | F32 a -> let r = Array.zeroCreate n in walk "scatterAdd" outShape dim idx idxShape (fun o i -> r.[i] <- r.[i] + a.[o]); F32 r
-        | F64 a -> let r = Array.zeroCreate n in walk "scatterAdd" outShape dim idx idxShape (fun o i -> r.[i] <- r.[i] + a.[o]); F64 r
-        | I32 a -> let r = Array.zeroCreate n in walk "scatterAdd" outShape dim idx idxShape (fun o i -> r.[i] <- r.[i] + a.[o]); I32 r
+        | F32 a -> let r = StoragePool.zeros n in walk "scatterAdd" outShape dim idx idxShape (fun o i -> r.[i] <- r.[i] + a.[o]); F32 r
+        | F64 a -> let r = StoragePool.zeros n in walk "scatterAdd" outShape dim idx idxShape (fun o i -> r.[i] <- r.[i] + a.[o]); F64 r
+        | I32 a -> let r = StoragePool.zeros n in walk "scatterAdd" outShape dim idx idxShape (fun o i -> r.[i] <- r.[i] + a.[o]); I32 r

@@ -42,7 +42,7 @@ module Layout =
 
     let private padArr (src: 'T[]) (shape: int[]) (starts: int[]) (outShape: int[]) =
         let ost = Shape.strides outShape
-        let dst = Array.zeroCreate (Shape.numel outShape)
+        let dst = StoragePool.zeros (Shape.numel outShape)
         Strided.copy src 0 (Shape.strides shape) dst (offsetOf ost starts) ost shape
         dst
 

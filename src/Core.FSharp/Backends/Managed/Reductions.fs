@@ -23,7 +23,7 @@ module Reductions =
         ([<InlineIfLambda>] rowAll: 'T[] -> int -> int -> 'T)
         ([<InlineIfLambda>] combine: 'T[] -> 'T[] -> int -> int -> int -> unit) =
         // rowAll src offset length; combine acc src accOffset srcOffset length (acc <- acc ⊕ src)
-        let r : 'T[] = if d = 0 then Array.zeroCreate (outer * inner) else Storage.Uninit (outer * inner)
+        let r : 'T[] = if d = 0 then StoragePool.zeros (outer * inner) else Storage.Uninit (outer * inner)
         if d > 0 then
             Threading.forRanges outer (int64 a.Length) (fun lo hi ->
                 for o in lo .. hi - 1 do

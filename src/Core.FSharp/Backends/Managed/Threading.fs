@@ -150,17 +150,19 @@ module Threading =
     /// thread accumulates into its own zeroed array of `size` (`body acc lo hi`), then the
     /// parts are added in order. Parts run in parallel when `work` is worth splitting.
     let partialSums (n: int) (size: int) (work: int64) (addInto: 'T[] -> 'T[] -> unit) (body: 'T[] -> int -> int -> unit) : 'T[] =
-        if n = 0 then Array.zeroCreate size
+        if n = 0 then StoragePool.zeros size
         else
             let t = max 1 (min threads n)
             let chunk = (n + t - 1) / t
             let parts = (n + chunk - 1) / chunk
-            let partial : 'T[][] = Array.init parts (fun _ -> Array.zeroCreate size)
+            let partial : 'T[][] = Array.init parts (fun _ -> StoragePool.zeros size)
             let run p = body partial.[p] (p * chunk) (min n ((p + 1) * chunk))
             if work < int64 MinParallelWork then for p in 0 .. parts - 1 do run p
             else forParts parts run
             let total = partial.[0]
-            for p in 1 .. parts - 1 do addInto total partial.[p]
+            for p in 1 .. parts - 1 do
+                addInto total partial.[p]
+                StoragePool.release partial.[p]
             total
 
     /// Runs `body lo hi` over contiguous chunks covering [0, n). `work` is the total cost

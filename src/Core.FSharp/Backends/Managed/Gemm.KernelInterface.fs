@@ -1,0 +1,129 @@
+#nowarn "9"   // native pointers: the packed kernels below are unverifiable by design
+
+namespace GroupedNewton.Backends.Managed
+
+open System
+open System.Runtime.CompilerServices
+open System.Runtime.InteropServices
+open System.Runtime.Intrinsics
+open System.Runtime.Intrinsics.X86
+open System.Threading.Tasks
+open Microsoft.FSharp.NativeInterop
+
+
+/// Per-thread packing buffers: one pinned (POH) byte array per thread, grown on demand and
+/// kept for the thread's lifetime, so a GEMM call allocates nothing once warm. A thread
+/// runs at most one GEMM worker at a time (workers never nest), so one buffer suffices.
+[<AbstractClass; Sealed>]
+type internal GemmBuffers =
+    [<ThreadStatic; DefaultValue>]
+    static val mutable private buffer: byte[] | null
+
+    static member private Grow(bytes: int, previous: int) : byte[] =
+        // Grow geometrically so slowly growing calls do not reallocate each time.
+        let size = max (bytes + 64) (min (2 * previous) (bytes + 64 + (1 <<< 22)))
+        let fresh = GC.AllocateUninitializedArray<byte>(size, true)
+        GemmBuffers.buffer <- fresh
+        fresh
+
+    /// A 64-byte aligned pointer to at least `bytes` bytes of this thread's buffer.
+    static member Get(bytes: int) : nativeint =
+        let b =
+            match GemmBuffers.buffer with
+            | null -> GemmBuffers.Grow(bytes, 0)
+            | b when b.Length < bytes + 64 -> GemmBuffers.Grow(bytes, b.Length)
+            | b -> b
+        let p = Marshal.UnsafeAddrOfPinnedArrayElement(b, 0)
+        (p + 63n) &&& ~~~63n
+
+/// The parts of a micro-kernel that are not unrolled: C-tile prefetch, the portable
+/// fallback (no FMA: same packed layout, scalar loops) and the copy of a partial edge tile.
+/// The unrolled kernels are generated (Gemm.Kernels.Avx2.Generated.fs, Gemm.Kernels.Avx512.Generated.fs).
+[<AbstractClass; Sealed>]
+type internal GemmTiles =
+
+    /// Prefetches the rows of a C tile (rowBytes wide, stride ldcBytes) when SSE is there.
+    static member inline Prefetch(pc: nativeint, ldcBytes: int, rowBytes: int, rows: int) =
+        if Sse.IsSupported then
+            let mutable r = pc
+            for _ in 1 .. rows do
+                Sse.Prefetch0(NativePtr.toVoidPtr (NativePtr.ofNativeInt<byte> r))
+                Sse.Prefetch0(NativePtr.toVoidPtr (NativePtr.ofNativeInt<byte> (r + nativeint (rowBytes - 1))))
+                r <- r + nativeint ldcBytes
+
+    static member ScalarF32(nr: int, kc: int, pa: nativeptr<float32>, pb: nativeptr<float32>, pc: nativeptr<float32>, ldc: int, accumulate: bool) =
+        for r in 0 .. 5 do
+            for c in 0 .. nr - 1 do
+                let mutable s = 0.0f
+                for p in 0 .. kc - 1 do
+                    s <- s + NativePtr.get pa (p * 6 + r) * NativePtr.get pb (p * nr + c)
+                let i = r * ldc + c
+                NativePtr.set pc i (if accumulate then NativePtr.get pc i + s else s)
+
+    static member ScalarF64(nr: int, kc: int, pa: nativeptr<float>, pb: nativeptr<float>, pc: nativeptr<float>, ldc: int, accumulate: bool) =
+        for r in 0 .. 5 do
+            for c in 0 .. nr - 1 do
+                let mutable s = 0.0
+                for p in 0 .. kc - 1 do
+                    s <- s + NativePtr.get pa (p * 6 + r) * NativePtr.get pb (p * nr + c)
+                let i = r * ldc + c
+                NativePtr.set pc i (if accumulate then NativePtr.get pc i + s else s)
+
+    /// Copies the top-left rows×cols corner of a packed tile (row stride nr) into C.
+    static member StoreEdgeF32(tile: nativeptr<float32>, nr: int, pc: nativeptr<float32>, ldc: int, rows: int, cols: int, accumulate: bool) =
+        for r in 0 .. rows - 1 do
+            let src = NativePtr.add tile (r * nr)
+            let dst = NativePtr.add pc (r * ldc)
+            if accumulate then
+                for c in 0 .. cols - 1 do NativePtr.set dst c (NativePtr.get dst c + NativePtr.get src c)
+            else
+                for c in 0 .. cols - 1 do NativePtr.set dst c (NativePtr.get src c)
+
+    static member StoreEdgeF64(tile: nativeptr<float>, nr: int, pc: nativeptr<float>, ldc: int, rows: int, cols: int, accumulate: bool) =
+        for r in 0 .. rows - 1 do
+            let src = NativePtr.add tile (r * nr)
+            let dst = NativePtr.add pc (r * ldc)
+            if accumulate then
+                for c in 0 .. cols - 1 do NativePtr.set dst c (NativePtr.get dst c + NativePtr.get src c)
+            else
+                for c in 0 .. cols - 1 do NativePtr.set dst c (NativePtr.get src c)
+
+/// A micro-kernel with its tile width and cache blocking. Implemented by empty structs so
+/// that the generic driver (Gemm.fs) is specialised (and the calls inlined) per kernel.
+/// The SIMD implementations are generated with their unrolled kernels (Gemm.Kernels.*.Generated.fs).
+type internal IMicroKernel<'T when 'T: unmanaged> =
+    /// Tile width (columns of C per micro-kernel call); the tile height is always 6.
+    abstract Nr: int
+    /// Rows of A packed per block (multiple of 6); the packed A block stays in L2.
+    abstract Mc: int
+    /// Depth of a k block; one packed B micro-panel (Kc×Nr) stays in L1.
+    abstract Kc: int
+    /// Columns of B packed per block (multiple of Nr); the packed B block stays in L3.
+    abstract Nc: int
+    abstract Run: kc: int * pa: nativeptr<'T> * pb: nativeptr<'T> * pc: nativeptr<'T> * ldc: int * accumulate: bool -> unit
+    /// A full-width tile with only `rows` (1..5) rows, written straight into C; false when
+    /// the kernel has no such variant (the driver then goes through a scratch tile).
+    abstract RunRows: rows: int * kc: int * pa: nativeptr<'T> * pb: nativeptr<'T> * pc: nativeptr<'T> * ldc: int * accumulate: bool -> bool
+    abstract StoreEdge: tile: nativeptr<'T> * pc: nativeptr<'T> * ldc: int * rows: int * cols: int * accumulate: bool -> unit
+
+[<Struct>]
+type internal KernelF32Scalar =
+    interface IMicroKernel<float32> with
+        member _.Nr = 16
+        member _.Mc = 144
+        member _.Kc = 256
+        member _.Nc = 4096
+        member _.Run(kc, pa, pb, pc, ldc, acc) = GemmTiles.ScalarF32(16, kc, pa, pb, pc, ldc, acc)
+        member _.RunRows(_, _, _, _, _, _, _) = false
+        member _.StoreEdge(t, pc, ldc, rows, cols, acc) = GemmTiles.StoreEdgeF32(t, 16, pc, ldc, rows, cols, acc)
+
+[<Struct>]
+type internal KernelF64Scalar =
+    interface IMicroKernel<float> with
+        member _.Nr = 8
+        member _.Mc = 72
+        member _.Kc = 256
+        member _.Nc = 4096
+        member _.Run(kc, pa, pb, pc, ldc, acc) = GemmTiles.ScalarF64(8, kc, pa, pb, pc, ldc, acc)
+        member _.RunRows(_, _, _, _, _, _, _) = false
+        member _.StoreEdge(t, pc, ldc, rows, cols, acc) = GemmTiles.StoreEdgeF64(t, 8, pc, ldc, rows, cols, acc)

@@ -1,0 +1,94 @@
+/// The managed backend's storage pool: an array goes back to a new tensor only once no
+/// tensor can reach it, recycled zeros are zeros, and results do not depend on recycling.
+module GroupedNewton.Tests.StoragePoolTests
+
+open System
+open System.Runtime.CompilerServices
+open NUnit.Framework
+open GroupedNewton
+open GroupedNewton.Backends.Managed
+
+let private arrayOf (t: Tensor) : float32[] =
+    match t.Raw with
+    | :? CpuTensor as c ->
+        match c.Storage with
+        | F32 a -> a
+        | _ -> failwith "not float32"
+    | _ -> failwith "not a managed tensor"
+
+let private collect () =
+    GC.Collect()
+    GC.WaitForPendingFinalizers()
+    GC.Collect()
+
+/// A float32 tensor of n copies of v, built and dropped in its own frame; returns its
+/// array (for reference comparisons only: the array may be handed out again).
+[<MethodImpl(MethodImplOptions.NoInlining)>]
+let private droppedArray (n: int) (v: float32) = arrayOf (Tensor.ofArrayShape (Array.create n v) [| n |])
+
+let private managed () =
+    if (BackendRegistry.defaultBackend ()).Name <> "managed" then Assert.Ignore "the default backend is not the managed one"
+
+[<Test>]
+let ``the array of a dropped tensor is handed to the next tensor of that length`` () =
+    managed ()
+    let n = StoragePool.MinLength + 4099
+    let a = droppedArray n 3.0f
+    collect ()
+    let t = Tensor.fullOf Dtype.Float32 [| n |] 5.0
+    Assert.That(obj.ReferenceEquals(arrayOf t, a), Is.True, "a dropped array was not recycled")
+    Assert.That(Tensor.toArray32 t |> Array.forall ((=) 5.0f), Is.True)
+
+[<Test>]
+let ``an array is never handed out while a tensor or a view of it is reachable`` () =
+    managed ()
+    let n = StoragePool.MinLength + 4107
+    let values = Array.init n (fun i -> float32 i)
+    let kept = Tensor.ofArrayShape values [| n |]
+    let view = Tensor.view [| 1; n |] (Tensor.ofArrayShape values [| n |])
+    let keptArray, viewArray = arrayOf kept, arrayOf view
+    for i in 1 .. 20 do
+        droppedArray n (float32 -i) |> ignore
+        collect ()
+        let fresh = Tensor.fullOf Dtype.Float32 [| n |] (float -i)
+        Assert.That(obj.ReferenceEquals(arrayOf fresh, keptArray) || obj.ReferenceEquals(arrayOf fresh, viewArray), Is.False,
+                    sprintf "round %d: a reachable array was handed out again" i)
+    Assert.That((Tensor.toArray32 kept = values), Is.True, "the kept tensor changed")
+    Assert.That((Tensor.toArray32 view = values), Is.True, "the view changed")
+
+[<Test>]
+let ``zeros built from a recycled array are all zero`` () =
+    managed ()
+    let n = StoragePool.MinLength + 4111
+    let a = droppedArray n 7.0f
+    collect ()
+    let z = Tensor.zerosOf Dtype.Float32 [| n |]
+    Assert.That(obj.ReferenceEquals(arrayOf z, a), Is.True, "the test did not exercise a recycled array")
+    Assert.That(Tensor.toArray32 z |> Array.forall ((=) 0.0f), Is.True)
+
+/// Thirty SGD-momentum steps of a small MLP with arrays above the pool's threshold; the
+/// final parameters, flattened.
+let private train () =
+    let m = Models.mlp [ 60; 120; 10 ] Activation.Tanh (Init.reference 3)
+    let x = Tensor.randnOf Dtype.Float32 4 [| 50; 60 |]
+    let rng = Random 5
+    let y = Tensor.ofInts (Array.init 50 (fun _ -> rng.Next 10))
+    let opt = Sgd.create { SgdOptions.Defaults with LearningRate = 0.05; Momentum = 0.9 } m.Parameters
+    for _ in 1 .. 30 do
+        opt.Step(fun ps -> Losses.crossEntropy (m.Forward(ps, x)) y) |> ignore
+        collect ()
+    opt.Parameters.Values |> Array.collect Tensor.toArray32
+
+[<Test>]
+let ``training gives bit-identical parameters with and without recycling`` () =
+    managed ()
+    let withPool = train ()
+    let before = StoragePool.statistics ()
+    let again = train ()
+    let after = StoragePool.statistics ()
+    let was = StoragePool.setEnabled false
+    let without = try train () finally StoragePool.setEnabled was |> ignore
+    Assert.That(after.Recycled - before.Recycled, Is.GreaterThan 0L, "the second run recycled nothing")
+    let bits (a: float32[]) = a |> Array.map BitConverter.SingleToInt32Bits
+    Assert.That((bits again = bits withPool), Is.True, "a second run with recycling differs")
+    Assert.That((bits without = bits withPool), Is.True, "the run without recycling differs")
