@@ -50,6 +50,7 @@ let run (s: CompareSettings) (out: TextWriter) (interactive: bool) (cancel: Canc
     if cancel.IsCancellationRequested then
         out.WriteLine "interrupted: no report written (the completed runs are under runs/)"
         ExitCode.Cancelled
+    elif not (Distributed.isRoot ()) then ExitCode.Ok  // data-parallel hook: rank 0 writes the report
     else
         let notes =
             [ data.Note

@@ -56,6 +56,7 @@ let execute (out: TextWriter) (err: TextWriter) (interactive: bool) (cancel: Can
     | :? DataException as e -> fail ExitCode.Failure e.Message
     | :? OptimizationException as e -> fail ExitCode.Failure e.Message
     | :? StateFormatException as e -> fail ExitCode.Failure e.Message
+    | :? DistributedException as e -> fail ExitCode.Failure e.Message
     | :? TensorException as e -> fail ExitCode.Failure e.Message
     | :? IOException as e -> fail ExitCode.Failure e.Message
     | :? UnauthorizedAccessException as e -> fail ExitCode.Failure e.Message
@@ -72,4 +73,4 @@ let main argv =
             e.Cancel <- true
             cts.Cancel())
     let interactive = not Console.IsOutputRedirected && Spectre.Console.AnsiConsole.Profile.Capabilities.Interactive
-    execute Console.Out Console.Error interactive cts.Token argv
+    DistributedMain.run cts argv (fun out -> execute out Console.Error (interactive && out = Console.Out) cts.Token argv)

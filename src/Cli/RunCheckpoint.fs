@@ -34,7 +34,8 @@ let save (folder: string) (epoch: int) (model: Model) (optimizer: Optimizer) (in
           yield runPrefix + "dataset", StoreValue.Text info.Dataset
           // the store has 32-bit integers: the position is kept as two halves
           yield runPrefix + "curvature.high", StoreValue.Int(int (info.CurvaturePosition >>> 32))
-          yield runPrefix + "curvature.low", StoreValue.Int(int (info.CurvaturePosition &&& 0xFFFFFFFFL)) ]
+          yield runPrefix + "curvature.low", StoreValue.Int(int (info.CurvaturePosition &&& 0xFFFFFFFFL))
+          yield! Distributed.checkpointEntries () ]  // data-parallel hook: the number of ranks
     let older = Directory.GetFiles(folder, "epoch-*.ckpt") |> Array.sort |> Array.filter (fun f -> f < path)
     for f in older |> Array.truncate (max 0 (older.Length - 1)) do File.Delete f
     path

@@ -73,7 +73,8 @@ let execute (data: Tasks.TaskData) (spec: RunSpec) (progress: IRunProgress) (can
                 progress.Message(sprintf "resuming from %s after epoch %d" path epoch)
                 epoch
         else
-            clearRun spec.Out
+            if Distributed.isRoot () then clearRun spec.Out  // data-parallel hook: rank 0 writes
+            Distributed.barrier ()
             0
     let options =
         { TrainerOptions.Defaults with
@@ -103,9 +104,11 @@ let execute (data: Tasks.TaskData) (spec: RunSpec) (progress: IRunProgress) (can
             let n = stepSeconds.Count - epochStepStart
             let mean = if n = 0 then nan else (Seq.sum (Seq.skip epochStepStart stepSeconds)) / float n
             epochStepStart <- stepSeconds.Count
-            MetricsCsv.append (Path.Combine(spec.Out, metricsCsvName)) m mean
             let info : RunCheckpoint.RunInfo = { Seed = spec.Seed; Optimizer = spec.Optimizer; Dataset = data.Dataset; CurvaturePosition = curvature.Position }
-            lastCheckpoint <- Some(RunCheckpoint.save spec.Out m.Epoch model optimizer info)
+            if Distributed.isRoot () then  // data-parallel hook: rank 0 writes
+                MetricsCsv.append (Path.Combine(spec.Out, metricsCsvName)) m mean
+                lastCheckpoint <- Some(RunCheckpoint.save spec.Out m.Epoch model optimizer info)
+            else lastCheckpoint <- Some(Checkpoint.fileFor spec.Out m.Epoch)
             progress.Epoch(m, OptimizerFactory.subsetRates optimizer)
             clock.Restart()
         | CheckpointWritten _ -> ()
@@ -119,6 +122,6 @@ let execute (data: Tasks.TaskData) (spec: RunSpec) (progress: IRunProgress) (can
       Epochs = epochs
       StepSeconds = stepSeconds.ToArray()
       RateHistory = history
-      Cancelled = cancel.IsCancellationRequested
+      Cancelled = Distributed.anyRank cancel.IsCancellationRequested  // data-parallel hook: agreed
       Parameters = optimizer.Parameters
       LastCheckpoint = lastCheckpoint }

@@ -185,6 +185,8 @@ type GroupedNewtonOptimizer(initial: Parameters, partition: Partition, options: 
             let raw =
                 try Some (Summary.computeWith summaryOptions (curvature ()) ps partition u)
                 with :? OptimizationException -> None
+            // data-parallel hook: ḡ, H̄, D̄ summed over the ranks (None everywhere if any failed)
+            let raw = Distributed.reduceSummary S raw
             // averaging across curvature updates
             let averaged =
                 raw |> Option.map (fun r ->

@@ -269,7 +269,7 @@ type KbfgsOptimizer internal (model: Model, options: KbfgsOptions, limited: bool
 
     let runTrace (what: string) (m: Model) (ps: Parameters) (input: Tensor) (loss: Tensor -> Tensor) =
         let tr =
-            try Trace.run m ps input loss
+            try Distributed.gatherTrace (Trace.run m ps input loss)  // data-parallel hook
             with
             | :? TensorException as e -> fail (sprintf "the %s pass failed: %s" what e.Message)
             | :? ArgumentException as e -> fail (sprintf "the %s pass failed: %s" what e.Message)

@@ -267,7 +267,7 @@ type KfacOptimizer(model: Model, initial: Parameters, groups: ParamGroup[], opti
                     o.Warn(sprintf "K-FAC: parameter '%s' belongs to no Linear or Conv2d layer of model '%s'; it is updated by SGD with momentum" k.Name model.Name)
         let ps = o.Parameters
         let runTrace (f: Tensor -> Tensor) =
-            try Trace.run stepModel ps input f
+            try Distributed.gatherTrace (Trace.run stepModel ps input f)  // data-parallel hook
             with
             | :? TensorException as e -> fail (sprintf "the forward/reverse pass failed: %s" e.Message)
             | :? ArgumentException as e -> fail (sprintf "the forward/reverse pass failed: %s" e.Message)

@@ -17,7 +17,8 @@ module Checkpoint =
               for k in optimizer.Parameters.KeyArray do
                   yield paramPrefix + k.Name, StoreValue.Tensor optimizer.Parameters.[k]
               for name, v in optimizer.StateEntries() do
-                  yield optPrefix + name, v ]
+                  yield optPrefix + name, v
+              yield! Distributed.checkpointEntries () ]  // data-parallel hook: the number of ranks
 
     /// Restores a checkpoint into the optimizer (parameters and state) and returns the
     /// epoch it was written after. Everything is validated before anything changes.
@@ -29,6 +30,7 @@ module Checkpoint =
         if name <> model.Name then
             raise (StateFormatException(sprintf "%s: written for model '%s', not '%s'" path name model.Name))
         let epoch = TensorStore.getInt path d "epoch"
+        Distributed.checkCheckpoint path d  // data-parallel hook: refuses another number of ranks
         let current = optimizer.Parameters
         let values =
             current.KeyArray |> Array.mapi (fun i k ->

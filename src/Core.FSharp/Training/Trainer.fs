@@ -45,10 +45,13 @@ module Trainer =
         let mutable acc = 0.0
         let mutable n = 0
         for b in Loader.batches opts data 0 do
-            let out = model.Forward(ps, b.Inputs)
-            loss <- loss + Tensor.toScalar (Objective.loss objective out b) * float b.Size
-            acc <- acc + Objective.accuracy objective out b * float b.Size
-            n <- n + b.Size
+            let b = DataParallel.evaluationShard b  // data-parallel hook: this rank's rows
+            if b.Size > 0 then
+                let out = model.Forward(ps, b.Inputs)
+                loss <- loss + Tensor.toScalar (Objective.loss objective out b) * float b.Size
+                acc <- acc + Objective.accuracy objective out b * float b.Size
+                n <- n + b.Size
+        let loss, acc, n = DataParallel.sumEvaluation loss acc n  // data-parallel hook: sums over the ranks
         if n = 0 then { Loss = nan; Accuracy = nan }
         else { Loss = loss / float n; Accuracy = acc / float n }
 
@@ -64,23 +67,27 @@ module Trainer =
     let run (model: Model) (optimizer: Optimizer) (options: TrainerOptions) (data: TrainingData)
             (startEpoch: int) (onEvent: TrainingEvent -> unit) (cancel: CancellationToken) : EpochMetrics list =
         validate options
+        DataParallel.checkStart model optimizer options.BatchSize data.Train.Count startEpoch (sprintf "%A" options)  // data-parallel hook
         let clock = Stopwatch.StartNew()
         let loaderOptions = { BatchSize = options.BatchSize; Shuffle = true; Seed = options.Seed; DropLast = false; Dtype = options.Dtype }
         let results = ResizeArray<EpochMetrics>()
         let mutable epoch = startEpoch
-        while epoch < options.Epochs && not cancel.IsCancellationRequested do
+        let stop = DataParallel.StopAgreement cancel  // data-parallel hook: every rank agrees on stopping
+        while epoch < options.Epochs && not (stop.Check()) do
             let mutable steps = 0
             let mutable lossSum = 0.0
             let mutable seen = 0
             use e = (Loader.batches loaderOptions data.Train epoch).GetEnumerator()
-            while not cancel.IsCancellationRequested && e.MoveNext() do
+            while not (stop.Check()) && e.MoveNext() do
                 let b = e.Current
-                let loss = optimizer.StepOn(model, b.Inputs, fun out -> Objective.loss options.Objective out b)
+                let input, batchLoss = DataParallel.stepShard options.Objective b  // data-parallel hook: this rank's rows
+                let loss = optimizer.StepOn(model, input, batchLoss)
+                DataParallel.afterStep optimizer  // data-parallel hook: optional bit-identity check
                 steps <- steps + 1
                 lossSum <- lossSum + loss * float b.Size
                 seen <- seen + b.Size
                 onEvent (StepCompleted(epoch + 1, steps, loss))
-            if not cancel.IsCancellationRequested then
+            if not stop.Stopped then
                 epoch <- epoch + 1
                 let ps = optimizer.Parameters
                 let ev d = Some (evaluate model ps options.Objective options.EvalBatchSize options.Dtype d)
@@ -95,13 +102,13 @@ module Trainer =
                       Test = data.Test |> Option.bind ev
                       WallSeconds = clock.Elapsed.TotalSeconds
                       LearningRates = optimizer.Groups |> Array.map (fun g -> g.Name, g.LearningRate) }
-                options.MetricsPath |> Option.iter (fun p -> Metrics.append p m)
+                if Distributed.isRoot () then options.MetricsPath |> Option.iter (fun p -> Metrics.append p m)  // data-parallel hook: rank 0 writes
                 match options.CheckpointFolder with
-                | Some folder ->
+                | Some folder when Distributed.isRoot () ->  // data-parallel hook: rank 0 writes
                     let path = Checkpoint.fileFor folder epoch
                     Checkpoint.save path epoch model optimizer
                     onEvent (CheckpointWritten path)
-                | None -> ()
+                | _ -> ()
                 results.Add m
                 onEvent (EpochCompleted m)
         List.ofSeq results
