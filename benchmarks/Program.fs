@@ -21,4 +21,5 @@ let main argv =
     | Some "summary-loop" -> SummaryAnchor.loop argv.[1..]
     | Some "optimizer-step" -> OptimizerStep.run argv.[1..]
     | Some "autoencoder-demo" -> AutoencoderDemo.run argv.[1..]
+    | Some "distributed" | Some "distributed-worker" | Some "distributed-allreduce" -> Distributed.dispatch argv
     | _ -> usage ()

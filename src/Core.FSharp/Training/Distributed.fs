@@ -3,6 +3,7 @@ namespace GroupedNewton
 open System
 open System.Text
 open GroupedNewton.Data
+open GroupedNewton.Backends.Managed
 
 /// Data-parallel training over MPI (docs/distributed.md). Under `mpiexec -n N` every rank
 /// runs the same program; each takes its share of every batch, and the optimizers sum their
@@ -78,7 +79,32 @@ module Distributed =
     /// tensor is float32, else float64), with `extras` appended to the same buffer; returns
     /// the summed tensors (same shapes and dtypes) and extras.
     let allReduceTensors (tensors: Tensor[]) (extras: float[]) : Tensor[] * float[] =
+        let managed (t: Tensor) =
+            match t.Raw with
+            | :? CpuTensor as c -> (match c.Storage with Storage.F32 _ | Storage.F64 _ -> true | _ -> false)
+            | _ -> false
         if not (isActive ()) then tensors, Array.copy extras
+        elif tensors |> Array.forall managed then
+            // managed storage is flat and immutable: each tensor's array is summed straight into
+            // the array of the result, with no packing (one all-reduce per tensor)
+            let out =
+                tensors |> Array.map (fun t ->
+                    let c = t.Raw :?> CpuTensor
+                    let storage =
+                        match c.Storage with
+                        | Storage.F32 a ->
+                            let r = GC.AllocateUninitializedArray<float32> a.Length
+                            if a.Length > 0 then Mpi.sumInto32 a r
+                            Storage.F32 r
+                        | Storage.F64 a ->
+                            let r = GC.AllocateUninitializedArray<float> a.Length
+                            if a.Length > 0 then Mpi.sumInto64 a r
+                            Storage.F64 r
+                        | s -> s
+                    Tensor(Autodiff.Const(CpuTensor(c.Backend, c.Shape, storage))))
+            let ex = Array.copy extras
+            if ex.Length > 0 then Mpi.sumInPlace64 ex ex.Length
+            out, ex
         else
             let total = tensors |> Array.sumBy (fun t -> t.Numel)
             let n = total + extras.Length

@@ -191,6 +191,13 @@ module internal Mpi =
             hs.Free()
             hr.Free()
 
+    /// Element-wise sum of `send` over the ranks into `recv` (both count long).
+    let sumInto32 (send: float32[]) (recv: float32[]) =
+        allReduceWith "all-reduce (sum of float32)" MPI.Unsafe.MPI_FLOAT MPI.Unsafe.MPI_SUM 4 send recv send.Length
+
+    let sumInto64 (send: float[]) (recv: float[]) =
+        allReduceWith "all-reduce (sum of float64)" MPI.Unsafe.MPI_DOUBLE MPI.Unsafe.MPI_SUM 8 send recv send.Length
+
     /// Element-wise sum over the ranks, in place (MPI's built-in sum on a contiguous buffer).
     let sumInPlace64 (a: float[]) (count: int) =
         let recv = Array.zeroCreate<float> count
