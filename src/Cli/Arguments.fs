@@ -3,6 +3,11 @@ module GroupedNewton.Cli.Arguments
 
 open Argu
 
+let private activationUsage = "tanh | relu | elu | sigmoid | softplus: the hidden layers' activation (default: the model's own: tanh for mlp and lenet, elu for vgg11, relu for autoencoder)"
+let private initUsage = "reference | pytorch: the initialisation (reference: N(0, 1/fan-in) weights and zero biases, vgg11 σ_w = √2; pytorch: PyTorch's default uniform) (default reference)"
+let private divergenceUsage =
+    "the divergence guard: the run stops with exit 1 and 'diverged: …' when a step's loss is NaN or infinite, exceeds FACTOR times the first step's loss, or an evaluation gives a non-finite loss; the last good checkpoint is kept (default 1000; 0 turns the guard off)"
+
 /// `train`: one optimizer on one task.
 [<CliPrefix(CliPrefix.DoubleDash)>]
 type TrainArgs =
@@ -26,8 +31,12 @@ type TrainArgs =
     | Rho of rho: float
     | Beta2 of beta2: float
     | Weight_Decay of decay: float
+    | Activation of name: string
+    | Init of scheme: string
     | Out of dir: string
     | Resume
+    | Overwrite
+    | Divergence_Factor of factor: float
 
     interface IArgParserTemplate with
         member a.Usage =
@@ -42,7 +51,7 @@ type TrainArgs =
             | Max_Steps _ -> "cap on the steps of an epoch: only the first N × batch-size training samples are used"
             | Samples _ -> "use at most N training samples (synthetic: generate N)"
             | Seed _ -> "seed of the initialisation and the batch order (default 0)"
-            | Threads _ -> "threads of the managed kernels (default: all cores)"
+            | Threads _ -> "threads of the managed kernels (default: all cores, or GROUPEDNEWTON_THREADS; at most four per core)"
             | Dtype _ -> "float32 | float64 (default float32)"
             | Lr _ -> "learning rate (SGD 0.01, Adam 1e-3, SOFIM 0.1, K-FAC 0.1, K-BFGS 0.3)"
             | Momentum _ -> "momentum (default 0.9): SGD, the GroupedNewton direction, K-FAC, K-BFGS; Adam β₁; SOFIM β"
@@ -52,8 +61,13 @@ type TrainArgs =
             | Rho _ -> "SOFIM regularisation ρ (default 0.5)"
             | Beta2 _ -> "Adam β₂ (default 0.999)"
             | Weight_Decay _ -> "L2 weight decay (SGD, Adam, SOFIM default 0; K-FAC, K-BFGS 1e-5)"
-            | Out _ -> "output folder: metrics.jsonl, metrics.csv, checkpoints (default runs/<model>-<dataset>-<optimizer>)"
-            | Resume -> "continue from the latest checkpoint in --out"
+            | Activation _ -> activationUsage
+            | Init _ -> initUsage
+            | Out _ -> "output folder: metrics.jsonl, metrics.csv, checkpoints (default runs/<model>-<dataset>-<optimizer>); a folder holding an earlier run is refused unless --resume or --overwrite"
+            | Resume ->
+                "continue from the latest valid checkpoint in --out. Every option that changes the trajectory must be as before (a change is refused, naming the option and both values); only --epochs (more epochs) and --threads may differ (bit-identical results need the same --threads)"
+            | Overwrite -> "replace an earlier run in --out (its metrics and checkpoints are removed)"
+            | Divergence_Factor _ -> divergenceUsage
 
 /// `compare`: several optimizers on the same task and seeds, with a report.
 [<CliPrefix(CliPrefix.DoubleDash)>]
@@ -78,7 +92,11 @@ type CompareArgs =
     | Rho of rho: float
     | Beta2 of beta2: float
     | Weight_Decay of decay: float
+    | Activation of name: string
+    | Init of scheme: string
     | Out of dir: string
+    | Overwrite
+    | Divergence_Factor of factor: float
 
     interface IArgParserTemplate with
         member a.Usage =
@@ -103,7 +121,11 @@ type CompareArgs =
             | Rho _ -> "SOFIM ρ"
             | Beta2 _ -> "Adam β₂"
             | Weight_Decay _ -> "L2 weight decay"
-            | Out _ -> "output folder: report.html, summary.md, summary.csv, runs/ (default runs/compare)"
+            | Activation _ -> activationUsage
+            | Init _ -> initUsage
+            | Out _ -> "output folder: report.html, summary.md, summary.csv, runs/ (default runs/compare); earlier runs there are refused unless --overwrite"
+            | Overwrite -> "replace the runs of an earlier comparison in --out"
+            | Divergence_Factor _ -> divergenceUsage
 
 /// `summary`: the partition summaries of a model and the rates they give.
 [<CliPrefix(CliPrefix.DoubleDash)>]
@@ -120,11 +142,15 @@ type SummaryArgs =
     | Dtype of dtype: string
     | Damping of damping: float
     | Lambda_Int of lambda: float
+    | Activation of name: string
+    | Init of scheme: string
     | Out of dir: string
 
     interface IArgParserTemplate with
         member a.Usage =
             match a with
+            | Activation _ -> activationUsage
+            | Init _ -> initUsage
             | Model _ -> "mlp | lenet | vgg11 | autoencoder (default mlp)"
             | Dataset _ -> "fashion-mnist | mnist | cifar10 | synthetic"
             | Partition _ -> "partition (default canonical)"
@@ -138,18 +164,6 @@ type SummaryArgs =
             | Damping _ -> "GroupedNewton damping λ₁ (default .03 for the MLP, .3 otherwise)"
             | Lambda_Int _ -> "weight of the cubic term λ_int (default 1)"
             | Out _ -> "folder for summary.html with the heat-map of H̄"
-
-/// `bench`: the anchor timings of the benchmarks project.
-[<CliPrefix(CliPrefix.DoubleDash)>]
-type BenchArgs =
-    | Threads of counts: string
-    | Models of names: string
-
-    interface IArgParserTemplate with
-        member a.Usage =
-            match a with
-            | Threads _ -> "thread counts, comma separated (default 1,2)"
-            | Models _ -> "mlp, lenet or both, comma separated (default mlp,lenet)"
 
 /// `derivatives`: the exact derivatives next to finite differences.
 [<CliPrefix(CliPrefix.DoubleDash)>]
@@ -166,7 +180,6 @@ type CliArgs =
     | [<CliPrefix(CliPrefix.None)>] Train of ParseResults<TrainArgs>
     | [<CliPrefix(CliPrefix.None)>] Compare of ParseResults<CompareArgs>
     | [<CliPrefix(CliPrefix.None)>] Summary of ParseResults<SummaryArgs>
-    | [<CliPrefix(CliPrefix.None)>] Bench of ParseResults<BenchArgs>
     | [<CliPrefix(CliPrefix.None)>] Derivatives of ParseResults<DerivativesArgs>
 
     interface IArgParserTemplate with
@@ -175,7 +188,6 @@ type CliArgs =
             | Train _ -> "train a model with one optimizer: live progress, metrics (JSON lines, CSV), a checkpoint per epoch"
             | Compare _ -> "run several optimizers on the same task and seeds; HTML report with plots, markdown and CSV tables"
             | Summary _ -> "ḡ, H̄, D̄ of a model for a partition, the GroupedNewton rates and suggested per-layer SGD rates"
-            | Bench _ -> "the anchor timings of the benchmarks project (same JSON lines)"
             | Derivatives _ -> "exact 1st-3rd order derivatives of a small MLP next to finite differences"
 
 /// The parser of the whole command line.

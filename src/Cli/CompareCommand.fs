@@ -19,15 +19,22 @@ let entry (hyper: Hyper) (o: string) : string * Hyper =
     | [| name |] -> name, hyper
     | [| name; lr |] ->
         match Double.TryParse(lr, Globalization.NumberStyles.Float, Globalization.CultureInfo.InvariantCulture) with
-        | true, v when v >= 0.0 && Double.IsFinite v -> name, { hyper with Lr = Some v }
+        | true, v when v >= 0.0 && Double.IsFinite v -> name, { hyper with LearningRate = Some v }
         | _ -> Fail.usage "--optimizers: '%s' has learning rate '%s', expected a non-negative number" o lr
     | _ -> Fail.usage "--optimizers: '%s' is not NAME or NAME@LR" o
 
-let run (s: CompareSettings) (out: TextWriter) (interactive: bool) (cancel: CancellationToken) : int =
+let run (s: CompareSettings) (out: TextWriter) (err: TextWriter) (interactive: bool) (cancel: CancellationToken) : int =
     for o in s.Optimizers do OptimizerFactory.check (fst (entry s.Hyper o))
+    TrainCommand.preflight s.Task [ for o in s.Optimizers -> entry s.Hyper o ] err
+    let runFolder (o: string) (seed: int) = Path.Combine(s.Out, "runs", sprintf "%s-seed%d" o seed)
+    if not s.Policy.Overwrite then
+        let taken = [ for o in s.Optimizers do for seed in s.Seeds do if not (RunFolder.runFiles (runFolder o seed)).IsEmpty then yield runFolder o seed ]
+        if not taken.IsEmpty then
+            Fail.usage "--out: %s already holds runs of an earlier comparison (%s); replace them with --overwrite or choose another folder"
+                s.Out (String.Join(", ", taken |> List.truncate 3))
     let data = Tasks.load s.Task
     out.WriteLine data.Note
-    Directory.CreateDirectory s.Out |> ignore
+    RunFolder.create s.Out
     let started = DateTime.UtcNow
     let all =
         [ for o in s.Optimizers do
@@ -38,13 +45,18 @@ let run (s: CompareSettings) (out: TextWriter) (interactive: bool) (cancel: Canc
                     let name, hyper = entry s.Hyper o
                     let spec : TrainRun.RunSpec =
                         { Task = s.Task; Optimizer = name; Hyper = hyper; Seed = seed
-                          Out = Path.Combine(s.Out, "runs", sprintf "%s-seed%d" o seed); Resume = false
+                          Out = runFolder o seed; Resume = false; Policy = s.Policy
                           Label = sprintf "%s seed %d" o seed }
                     try
                         let r = Progress.run interactive out (fun p -> TrainRun.execute data spec p cancel)
                         if not r.Cancelled then runs.Add r
-                    with :? OptimizationException as e ->
+                    with
+                    | :? OptimizationException as e ->
                         out.WriteLine(sprintf "%s seed %d failed: %s" o seed e.Message)
+                        failures.Add((seed, e.Message))
+                    | :? DivergenceException as e ->
+                        // the run is listed as diverged; the comparison goes on
+                        out.WriteLine(sprintf "%s seed %d %s" o seed e.Message)
                         failures.Add((seed, e.Message))
             yield { CompareReport.Optimizer = o; CompareReport.Runs = List.ofSeq runs; CompareReport.Failures = List.ofSeq failures } ]
     if cancel.IsCancellationRequested then

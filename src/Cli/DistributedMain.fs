@@ -1,21 +1,14 @@
 /// The tool under `mpiexec -n N` (docs/distributed.md): starts MPI when the launcher asks for
 /// several ranks, refuses ranks started with different command lines, lets only rank 0
-/// print progress and reports, turns SIGTERM into the same graceful stop as Ctrl+C, and ends
-/// the whole job when one rank fails, so that no rank waits for a failed one.
+/// print progress and reports, and ends the whole job when one rank fails, so that no rank waits for a failed one.
 module GroupedNewton.Cli.DistributedMain
 
 open System
 open System.IO
-open System.Runtime.InteropServices
-open System.Threading
 open GroupedNewton
 
 /// Runs `body` with the writer this rank prints to and returns its exit code.
-let run (cts: CancellationTokenSource) (argv: string[]) (body: TextWriter -> int) : int =
-    use _term =
-        PosixSignalRegistration.Create(PosixSignal.SIGTERM, fun ctx ->
-            ctx.Cancel <- true
-            if not cts.IsCancellationRequested then cts.Cancel())
+let run (argv: string[]) (body: TextWriter -> int) : int =
     let started =
         try
             Distributed.start ()

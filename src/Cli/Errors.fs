@@ -21,6 +21,9 @@ module ExitCode =
     /// Interrupted (Ctrl+C or cancellation) after the last complete checkpoint.
     [<Literal>]
     let Cancelled = 130
+    /// Stopped by SIGTERM after the last complete checkpoint.
+    [<Literal>]
+    let Terminated = 143
 
 module Fail =
     /// Raises a UsageException with a formatted message.

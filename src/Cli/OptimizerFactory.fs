@@ -1,6 +1,6 @@
-/// The one place where optimizers are built from a name and hyperparameters: each
-/// optimizer is a few lines. K-FAC and K-BFGS precondition layer by layer: the trainer
-/// steps them through StepOn with the model's batch.
+/// Optimizers from the command line: the names, presets, defaults and checks are the core's
+/// (OptimizerCatalog and each optimizer's Validate()); this module translates the option
+/// names of the command line to the catalog's and back in messages.
 module GroupedNewton.Cli.OptimizerFactory
 
 open System
@@ -8,74 +8,44 @@ open GroupedNewton
 open GroupedNewton.Cli.Settings
 
 /// Every name the command line accepts.
-let names = [ "sgd"; "adam"; "grouped-newton"; "grouped-newton-avg"; "sofim"; "kfac"; "kbfgs"; "kbfgs-l" ]
+let names = OptimizerCatalog.names
 
-/// What building an optimizer needs besides its name.
-type Context =
-    { Model: Model
-      Partition: string
-      Hyper: Hyper
-      /// Curvature batches (GroupedNewton only).
-      Curvature: CurvatureSource }
-
-/// GroupedNewton's damping: the paper's .03 for the MLP and .3 for the CNNs.
-let defaultDamping (model: Model) = if model.Name.StartsWith "mlp" then 0.03 else 0.3
-
-let private groupedNewton (variant: GroupedNewtonVariant) (c: Context) =
-    let h = c.Hyper
-    let baseOptions =
-        match variant with
-        | GroupedNewtonVariant.UniformAverage -> GroupedNewtonOptions.Paper
-        | GroupedNewtonVariant.NewtonSummary ->
-            { GroupedNewtonOptions.Defaults with Cubic = true; PeriodHg = 10; RemoveNegative = true }
-    let options =
-        { baseOptions with
-            Damping = defaultArg h.Damping (defaultDamping c.Model)
-            LambdaInt = defaultArg h.LambdaInt baseOptions.LambdaInt
-            PeriodHg = defaultArg h.Period baseOptions.PeriodHg }
-    let ps = c.Model.Parameters
-    let partition = Partition.parse ps c.Partition
-    GroupedNewton.create options (defaultArg h.Momentum 0.9) partition c.Curvature.Next ps :> Optimizer
+/// The command-line option of a catalog override or options field.
+let optionOf (field: string) =
+    match field with
+    | "LearningRate" -> "--lr"
+    | "Momentum" | "Beta1" | "Beta" | "GradientMomentum" -> "--momentum"
+    | "Damping" | "Lambda" -> "--damping"
+    | "LambdaInt" -> "--lambda-int"
+    | "Period" | "PeriodHg" -> "--period"
+    | "Rho" -> "--rho"
+    | "Beta2" -> "--beta2"
+    | "WeightDecay" -> "--weight-decay"
+    | other -> other
 
 /// Raises UsageException when `name` is not an optimizer, without building anything
 /// (compare checks every name before the first run).
 let check (name: string) =
-    match name with
-    | n when List.contains n names -> ()
-    | n -> Fail.usage "--optimizer: unknown value '%s' (expected one of: %s)" n (String.Join(", ", names))
+    if not (OptimizerCatalog.isKnown name) then
+        Fail.usage "--optimizer: unknown value '%s' (expected one of: %s)" name (String.Join(", ", names))
 
-/// The optimizer `name` over the model's parameters.
-let create (name: string) (c: Context) : Optimizer =
+/// The validated settings of optimizer `name` for a model; a value the optimizer refuses is
+/// a UsageException naming the option (the message is the optimizer's own).
+let settings (name: string) (model: string) (hyper: Hyper) : OptimizerSettings =
     check name
-    let h = c.Hyper
-    let ps = c.Model.Parameters
-    match name with
-    | "sgd" ->
-        Sgd.create { SgdOptions.Defaults with LearningRate = defaultArg h.Lr 0.01; Momentum = defaultArg h.Momentum 0.9; WeightDecay = defaultArg h.WeightDecay 0.0 } ps :> Optimizer
-    | "adam" ->
-        Adam.create
-            { AdamOptions.Defaults with
-                LearningRate = defaultArg h.Lr 1e-3; Beta1 = defaultArg h.Momentum 0.9; Beta2 = defaultArg h.Beta2 0.999; WeightDecay = defaultArg h.WeightDecay 0.0 } ps :> Optimizer
-    | "sofim" ->
-        Sofim.create
-            { SofimOptions.Defaults with
-                LearningRate = defaultArg h.Lr 0.1; Beta = defaultArg h.Momentum 0.9; Rho = defaultArg h.Rho 0.5; WeightDecay = defaultArg h.WeightDecay 0.0 } ps :> Optimizer
-    | "grouped-newton" -> groupedNewton GroupedNewtonVariant.NewtonSummary c
-    | "grouped-newton-avg" -> groupedNewton GroupedNewtonVariant.UniformAverage c
-    | "kfac" ->
-        let d = KfacOptions.Defaults
-        Kfac.create
-            { d with
-                LearningRate = defaultArg h.Lr d.LearningRate; Damping = defaultArg h.Damping d.Damping
-                Momentum = defaultArg h.Momentum d.Momentum; WeightDecay = defaultArg h.WeightDecay d.WeightDecay } c.Model :> Optimizer
-    | "kbfgs" | "kbfgs-l" ->
-        let d = if c.Model.Name.StartsWith "mlp" || c.Model.Name = "mnist-autoencoder" then KbfgsOptions.Mlp else KbfgsOptions.Cnn
-        let options =
-            { d with
-                LearningRate = defaultArg h.Lr d.LearningRate; Lambda = defaultArg h.Damping d.Lambda
-                GradientMomentum = defaultArg h.Momentum d.GradientMomentum; WeightDecay = defaultArg h.WeightDecay d.WeightDecay }
-        (if name = "kbfgs" then Kbfgs.create options c.Model else Kbfgs.createLimited options c.Model) :> Optimizer
-    | other -> Fail.usage "--optimizer: unknown value '%s'" other
+    let s = OptimizerCatalog.settings name (ModelFamily.OfName model) hyper
+    try
+        OptimizerCatalog.validate s
+        s
+    with :? ArgumentException as e ->
+        let field = match e.ParamName with null -> "" | p -> p
+        let message = match e.ParamName with null -> e.Message | p -> e.Message.Replace(sprintf " (Parameter '%s')" p, "")
+        Fail.usage "%s: %s" (optionOf field) message
+
+/// The options given that optimizer `name` does not use (by command-line name).
+let unusedOptions (name: string) (hyper: Hyper) (task: TaskSettings) =
+    [ yield! OptimizerCatalog.unused name hyper |> List.map optionOf
+      if not (name.StartsWith "grouped-newton") && List.contains "--partition" task.Given then yield "--partition" ]
 
 /// The per-subset learning rates of a GroupedNewton optimizer (empty for the others).
 let subsetRates (o: Optimizer) : (string * float)[] =

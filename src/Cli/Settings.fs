@@ -1,5 +1,7 @@
-/// What the commands run, as plain records built from the parsed command line, with every
-/// value checked (errors name the option and the bad value).
+/// What the commands run, as plain records built from the parsed command line. Values that
+/// belong to an optimizer are checked by the optimizer's own Validate() (OptimizerFactory);
+/// the settings of the task (sizes, counts, names) are checked here, with errors naming
+/// the option and the bad value.
 module GroupedNewton.Cli.Settings
 
 open System
@@ -7,19 +9,8 @@ open Argu
 open GroupedNewton
 open GroupedNewton.Cli.Arguments
 
-/// Hyperparameters; None means the optimizer's own default.
-type Hyper =
-    { Lr: float option
-      Momentum: float option
-      Damping: float option
-      LambdaInt: float option
-      Period: int option
-      Rho: float option
-      Beta2: float option
-      WeightDecay: float option }
-
-    static member Defaults =
-        { Lr = None; Momentum = None; Damping = None; LambdaInt = None; Period = None; Rho = None; Beta2 = None; WeightDecay = None }
+/// Hyperparameters by the catalog's names; None means the optimizer's own default.
+type Hyper = OptimizerOverrides
 
 /// The task: model, data and how it is cut into batches.
 type TaskSettings =
@@ -28,16 +19,32 @@ type TaskSettings =
       Dataset: string option
       Partition: string
       Hidden: int list
+      /// None: the model's usual activation (tanh for the MLP and LeNet-5, ELU for VGG-11,
+      /// ReLU for the autoencoder).
+      Activation: Activation option
+      /// "reference" (N(0, 1/fan-in) weights, zero biases; VGG-11 σ_w = √2) or "pytorch".
+      Init: string
       Epochs: int
       BatchSize: int
       MaxSteps: int option
       Samples: int option
       Dtype: Dtype
-      Threads: int option }
+      Threads: int option
+      /// The options given on the command line (for warnings about options that do not apply).
+      Given: string list }
 
     static member Defaults =
-        { Model = "mlp"; Dataset = None; Partition = "canonical"; Hidden = [ 1024; 200; 100 ]; Epochs = 2; BatchSize = 100
-          MaxSteps = None; Samples = None; Dtype = Dtype.Float32; Threads = None }
+        { Model = "mlp"; Dataset = None; Partition = "canonical"; Hidden = [ 1024; 200; 100 ]; Activation = None; Init = "reference"
+          Epochs = 2; BatchSize = 100; MaxSteps = None; Samples = None; Dtype = Dtype.Float32; Threads = None; Given = [] }
+
+/// How training runs are guarded and where they may write.
+type RunPolicy =
+    { /// Replace an earlier run in the output folder.
+      Overwrite: bool
+      /// The divergence guard's factor (None: off).
+      DivergenceFactor: float option }
+
+    static member Defaults = { Overwrite = false; DivergenceFactor = TrainerOptions.Defaults.DivergenceFactor }
 
 type TrainSettings =
     { Task: TaskSettings
@@ -45,14 +52,16 @@ type TrainSettings =
       Hyper: Hyper
       Seed: int
       Out: string option
-      Resume: bool }
+      Resume: bool
+      Policy: RunPolicy }
 
 type CompareSettings =
     { Task: TaskSettings
       Optimizers: string list
       Hyper: Hyper
       Seeds: int list
-      Out: string }
+      Out: string
+      Policy: RunPolicy }
 
 type SummarySettings =
     { Task: TaskSettings
@@ -64,6 +73,12 @@ type SummarySettings =
 
 let models = [ "mlp"; "lenet"; "vgg11"; "autoencoder" ]
 let datasets = [ "fashion-mnist"; "mnist"; "cifar10"; "synthetic" ]
+let activations = [ "tanh"; "relu"; "elu"; "sigmoid"; "softplus" ]
+let inits = [ "reference"; "pytorch" ]
+
+/// The most threads --threads accepts: four per core (more only slows the kernels down and
+/// can exhaust the process's resources).
+let maxThreads () = max 64 (4 * Environment.ProcessorCount)
 
 let private oneOf (option: string) (known: string list) (value: string) =
     let v = value.Trim().ToLowerInvariant()
@@ -74,16 +89,13 @@ let private positive (option: string) (v: int) =
     if v < 1 then Fail.usage "%s must be at least 1, got %d" option v
     v
 
-let private nonNegative (option: string) (v: float) =
-    if not (Double.IsFinite v) || v < 0.0 then Fail.usage "%s must be a finite non-negative number, got %g" option v
-    v
-
-/// A comma-separated list of integers, e.g. "1024,200,100".
+/// A comma-separated list of integers, e.g. "1024,200,100"; an empty entry is refused.
 let intList (option: string) (text: string) =
-    let parts = text.Split([| ',' |], StringSplitOptions.RemoveEmptyEntries ||| StringSplitOptions.TrimEntries)
-    if parts.Length = 0 then Fail.usage "%s: expected a comma-separated list of integers, got '%s'" option text
+    let parts = text.Split(',', StringSplitOptions.TrimEntries)
+    if text.Trim() = "" then Fail.usage "%s: expected a comma-separated list of integers, got '%s'" option text
     parts
     |> Array.map (fun p ->
+        if p = "" then Fail.usage "%s: '%s' has an empty entry" option text
         match Int32.TryParse p with
         | true, v -> v
         | _ -> Fail.usage "%s: '%s' is not an integer (in '%s')" option p text)
@@ -95,11 +107,26 @@ let dtypeOf (text: string) =
     | "float64" | "f64" | "double" -> Dtype.Float64
     | _ -> Fail.usage "--dtype: unknown value '%s' (expected float32 or float64)" text
 
+let activationOf (text: string) =
+    match oneOf "--activation" activations text with
+    | "tanh" -> Activation.Tanh
+    | "relu" -> Activation.Relu
+    | "elu" -> Activation.Elu
+    | "sigmoid" -> Activation.Sigmoid
+    | _ -> Activation.Softplus
+
 let private checkPartition (name: string) =
-    let n = name.Trim().ToLowerInvariant()
-    let numbered (prefix: string) = n.StartsWith prefix && fst (Int32.TryParse(n.Substring prefix.Length))
-    if List.contains n [ "canonical"; "trivial"; "weights-biases"; "wb"; "per-layer"; "layers" ] || numbered "blocks-" || numbered "alternate-" then n
-    else Fail.usage "--partition: unknown value '%s' (expected canonical, trivial, weights-biases, per-layer, blocks-N or alternate-N)" name
+    try Partition.checkName name
+    with :? PartitionException as e -> Fail.usage "--partition: %s" e.Message
+
+let private finite (option: string) (v: float) =
+    if not (Double.IsFinite v) then Fail.usage "%s must be a finite number, got %g" option v
+    v
+
+let private divergenceFactor (v: float) =
+    if v = 0.0 then None
+    elif Double.IsFinite v && v > 1.0 then Some v
+    else Fail.usage "--divergence-factor must be 0 (off) or a finite number above 1, got %g" v
 
 /// The settings that several commands share, as one update per recognised argument.
 type private Shared =
@@ -121,42 +148,62 @@ type private Shared =
     | SRho of float
     | SBeta2 of float
     | SWeightDecay of float
+    | SActivation of string
+    | SInit of string
 
 let private applyShared (task: TaskSettings, hyper: Hyper) (s: Shared) =
     match s with
     | SModel m -> { task with Model = oneOf "--model" models m }, hyper
     | SDataset d -> { task with Dataset = Some(oneOf "--dataset" datasets (if d = "fashionmnist" then "fashion-mnist" else d)) }, hyper
-    | SPartition p -> { task with Partition = checkPartition p }, hyper
-    | SHidden h -> { task with Hidden = intList "--hidden" h |> List.map (positive "--hidden") }, hyper
+    | SPartition p -> { task with Partition = checkPartition p; Given = "--partition" :: task.Given }, hyper
+    | SHidden h -> { task with Hidden = intList "--hidden" h |> List.map (positive "--hidden"); Given = "--hidden" :: task.Given }, hyper
     | SEpochs e -> { task with Epochs = positive "--epochs" e }, hyper
     | SBatch b -> { task with BatchSize = positive "--batch-size" b }, hyper
     | SMaxSteps m -> { task with MaxSteps = Some(positive "--max-steps" m) }, hyper
     | SSamples n -> { task with Samples = Some(positive "--samples" n) }, hyper
-    | SThreads t -> { task with Threads = Some(positive "--threads" t) }, hyper
+    | SThreads t ->
+        let t = positive "--threads" t
+        if t > maxThreads () then
+            Fail.usage "--threads must be at most %d (four per core on this machine's %d cores), got %d" (maxThreads ()) Environment.ProcessorCount t
+        { task with Threads = Some t }, hyper
     | SDtype d -> { task with Dtype = dtypeOf d }, hyper
-    | SLr v -> task, { hyper with Lr = Some(nonNegative "--lr" v) }
-    | SMomentum v ->
-        if not (v >= 0.0 && v < 1.0) then Fail.usage "--momentum must be in [0, 1), got %g" v
-        task, { hyper with Momentum = Some v }
-    | SDamping v -> task, { hyper with Damping = Some(nonNegative "--damping" v) }
-    | SLambdaInt v -> task, { hyper with LambdaInt = Some(nonNegative "--lambda-int" v) }
-    | SPeriod v -> task, { hyper with Period = Some(positive "--period" v) }
-    | SRho v ->
-        if not (v > 0.0 && Double.IsFinite v) then Fail.usage "--rho must be positive, got %g" v
-        task, { hyper with Rho = Some v }
-    | SBeta2 v ->
-        if not (v >= 0.0 && v < 1.0) then Fail.usage "--beta2 must be in [0, 1), got %g" v
-        task, { hyper with Beta2 = Some v }
-    | SWeightDecay v -> task, { hyper with WeightDecay = Some(nonNegative "--weight-decay" v) }
+    | SActivation a -> { task with Activation = Some(activationOf a) }, hyper
+    | SInit i -> { task with Init = oneOf "--init" inits i }, hyper
+    // optimizer values: only finiteness here, ranges are the optimizer's Validate()
+    | SLr v -> task, { hyper with LearningRate = Some(finite "--lr" v) }
+    | SMomentum v -> task, { hyper with Momentum = Some(finite "--momentum" v) }
+    | SDamping v -> task, { hyper with Damping = Some(finite "--damping" v) }
+    | SLambdaInt v -> task, { hyper with LambdaInt = Some(finite "--lambda-int" v) }
+    | SPeriod v -> task, { hyper with Period = Some v }
+    | SRho v -> task, { hyper with Rho = Some(finite "--rho" v) }
+    | SBeta2 v -> task, { hyper with Beta2 = Some(finite "--beta2" v) }
+    | SWeightDecay v -> task, { hyper with WeightDecay = Some(finite "--weight-decay" v) }
 
 let private optimizerName (n: string) = n.Trim().ToLowerInvariant()
 
+/// An output folder: not empty, not an existing file, not below a file.
+let checkOut (path: string) =
+    if String.IsNullOrWhiteSpace path then Fail.usage "--out: the folder name is empty"
+    if path.IndexOfAny(IO.Path.GetInvalidPathChars()) >= 0 then Fail.usage "--out: '%s' holds a character that cannot be in a path" path
+    let full = IO.Path.GetFullPath path
+    if IO.File.Exists full then Fail.usage "--out: '%s' is a file, not a folder" path
+    let rec firstFileAbove (p: string | null) =
+        match p with
+        | null -> None
+        | p when IO.File.Exists p -> Some p
+        | p when IO.Directory.Exists p -> None
+        | p -> firstFileAbove (IO.Path.GetDirectoryName p)
+    match firstFileAbove (IO.Path.GetDirectoryName full) with
+    | Some f -> Fail.usage "--out: '%s' is below '%s', which is a file, not a folder" path f
+    | None -> path
+
 let ofTrain (r: ParseResults<TrainArgs>) : TrainSettings =
-    let mutable acc = TaskSettings.Defaults, Hyper.Defaults
+    let mutable acc = TaskSettings.Defaults, OptimizerOverrides.None
     let mutable optimizer = "grouped-newton"
     let mutable seed = 0
     let mutable out = None
     let mutable resume = false
+    let mutable policy = RunPolicy.Defaults
     for a in r.GetAllResults() do
         let shared =
             match a with
@@ -178,19 +225,25 @@ let ofTrain (r: ParseResults<TrainArgs>) : TrainSettings =
             | TrainArgs.Rho v -> Some(SRho v)
             | TrainArgs.Beta2 v -> Some(SBeta2 v)
             | TrainArgs.Weight_Decay v -> Some(SWeightDecay v)
+            | TrainArgs.Activation v -> Some(SActivation v)
+            | TrainArgs.Init v -> Some(SInit v)
             | TrainArgs.Optimizer o -> optimizer <- optimizerName o; None
             | TrainArgs.Seed s -> seed <- s; None
-            | TrainArgs.Out o -> out <- Some o; None
+            | TrainArgs.Out o -> out <- Some(checkOut o); None
             | TrainArgs.Resume -> resume <- true; None
+            | TrainArgs.Overwrite -> policy <- { policy with Overwrite = true }; None
+            | TrainArgs.Divergence_Factor f -> policy <- { policy with DivergenceFactor = divergenceFactor f }; None
         shared |> Option.iter (fun s -> acc <- applyShared acc s)
     let task, hyper = acc
-    { Task = task; Optimizer = optimizer; Hyper = hyper; Seed = seed; Out = out; Resume = resume }
+    if resume && policy.Overwrite then Fail.usage "--resume and --overwrite exclude each other: continue the run in --out, or replace it"
+    { Task = task; Optimizer = optimizer; Hyper = hyper; Seed = seed; Out = out; Resume = resume; Policy = policy }
 
 let ofCompare (r: ParseResults<CompareArgs>) : CompareSettings =
-    let mutable acc = TaskSettings.Defaults, Hyper.Defaults
+    let mutable acc = TaskSettings.Defaults, OptimizerOverrides.None
     let mutable optimizers = [ "sgd"; "adam"; "grouped-newton" ]
     let mutable seeds = [ 0; 1 ]
     let mutable out = "runs/compare"
+    let mutable policy = RunPolicy.Defaults
     for a in r.GetAllResults() do
         let shared =
             match a with
@@ -212,6 +265,10 @@ let ofCompare (r: ParseResults<CompareArgs>) : CompareSettings =
             | CompareArgs.Rho v -> Some(SRho v)
             | CompareArgs.Beta2 v -> Some(SBeta2 v)
             | CompareArgs.Weight_Decay v -> Some(SWeightDecay v)
+            | CompareArgs.Activation v -> Some(SActivation v)
+            | CompareArgs.Init v -> Some(SInit v)
+            | CompareArgs.Overwrite -> policy <- { policy with Overwrite = true }; None
+            | CompareArgs.Divergence_Factor f -> policy <- { policy with DivergenceFactor = divergenceFactor f }; None
             | CompareArgs.Optimizers o ->
                 let names = o.Split([| ',' |], StringSplitOptions.RemoveEmptyEntries ||| StringSplitOptions.TrimEntries) |> Array.map optimizerName |> List.ofArray
                 if names.IsEmpty then Fail.usage "--optimizers: expected a comma-separated list of optimizers, got '%s'" o
@@ -223,13 +280,13 @@ let ofCompare (r: ParseResults<CompareArgs>) : CompareSettings =
                 if (List.distinct xs).Length <> xs.Length then Fail.usage "--seeds: '%s' names a seed twice" s
                 seeds <- xs
                 None
-            | CompareArgs.Out o -> out <- o; None
+            | CompareArgs.Out o -> out <- checkOut o; None
         shared |> Option.iter (fun s -> acc <- applyShared acc s)
     let task, hyper = acc
-    { Task = task; Optimizers = optimizers; Hyper = hyper; Seeds = seeds; Out = out }
+    { Task = task; Optimizers = optimizers; Hyper = hyper; Seeds = seeds; Out = out; Policy = policy }
 
 let ofSummary (r: ParseResults<SummaryArgs>) : SummarySettings =
-    let mutable acc = TaskSettings.Defaults, Hyper.Defaults
+    let mutable acc = TaskSettings.Defaults, OptimizerOverrides.None
     let mutable checkpoint = None
     let mutable seed = 0
     let mutable out = None
@@ -246,9 +303,11 @@ let ofSummary (r: ParseResults<SummaryArgs>) : SummarySettings =
             | SummaryArgs.Dtype d -> Some(SDtype d)
             | SummaryArgs.Damping v -> Some(SDamping v)
             | SummaryArgs.Lambda_Int v -> Some(SLambdaInt v)
+            | SummaryArgs.Activation v -> Some(SActivation v)
+            | SummaryArgs.Init v -> Some(SInit v)
             | SummaryArgs.Checkpoint c -> checkpoint <- Some c; None
             | SummaryArgs.Seed s -> seed <- s; None
-            | SummaryArgs.Out o -> out <- Some o; None
+            | SummaryArgs.Out o -> out <- Some(checkOut o); None
         shared |> Option.iter (fun s -> acc <- applyShared acc s)
     let task, hyper = acc
     { Task = task; Checkpoint = checkpoint; Seed = seed; Damping = hyper.Damping; LambdaInt = hyper.LambdaInt; Out = out }

@@ -24,7 +24,7 @@ let run (s: SummarySettings) (out: TextWriter) : int =
     let model = Tasks.model s.Task data s.Seed
     let ps, origin =
         match s.Checkpoint with
-        | Some path -> RunCheckpoint.loadParameters path model, "parameters from " + path
+        | Some path -> Checkpoint.loadParameters path model, "parameters from " + path
         | None -> model.Parameters, sprintf "parameters at initialisation (seed %d)" s.Seed
     let train = data.Data.Train
     let n = min s.Task.BatchSize train.Count
@@ -35,7 +35,7 @@ let run (s: SummarySettings) (out: TextWriter) : int =
     let S = partition.Count
     let summary = Summary.compute loss ps partition u
     let lambda = defaultArg s.LambdaInt 1.0
-    let damping = defaultArg s.Damping (OptimizerFactory.defaultDamping model)
+    let damping = defaultArg s.Damping (OptimizerCatalog.defaultDamping (ModelFamily.OfName model.Name))
     let names = partition.Names
     out.WriteLine(Tasks.describe model + ", " + origin)
     out.WriteLine(sprintf "batch: the first %d training samples; direction u = the gradient; loss %.6g; %d reverse passes" n summary.Loss summary.ReversePasses)

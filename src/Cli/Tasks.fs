@@ -30,8 +30,12 @@ let SyntheticDefaultSamples = 5000
 /// The data set actually used: the requested one, or Fashion-MNIST when installed, else
 /// the synthetic task.
 let resolveDataset (task: TaskSettings) =
+    let explicitFolder = Environment.GetEnvironmentVariable Datasets.EnvironmentVariable
     match task.Dataset with
     | Some d -> d, None
+    | None when not (String.IsNullOrWhiteSpace explicitFolder) ->
+        // an explicit data folder is used or refused (Datasets.locate names what is missing)
+        "fashion-mnist", Some(sprintf "no --dataset given: using Fashion-MNIST from %s (%s)" (Datasets.locate "fashion-mnist") Datasets.EnvironmentVariable)
     | None when Datasets.isAvailable "fashion-mnist" ->
         "fashion-mnist", Some(sprintf "no --dataset given: using Fashion-MNIST from %s" (Datasets.locate "fashion-mnist"))
     | None ->
@@ -44,7 +48,42 @@ let private syntheticShape (model: string) =
     | "vgg11" -> [| 3; 32; 32 |]
     | _ -> [| 1; 28; 28 |]
 
-let private take (n: int) (d: Dataset) = if d.Count <= n then d else Dataset.subset (Array.init n id) d
+let private take (n: int64) (d: Dataset) = if int64 d.Count <= n then d else Dataset.subset (Array.init (int n) id) d
+
+/// Bytes of memory this process may use (the GC's view of the machine or container).
+let private availableBytes () = GC.GetGCMemoryInfo().TotalAvailableMemoryBytes
+
+let private gb (bytes: int64) = float bytes / 1e9
+
+/// Refuses a size that cannot be allocated: more elements than an array holds, or more
+/// bytes than the machine has. The message names the option.
+let checkSize (option: string) (value: int64) (elements: int64) (bytesPerElement: int64) =
+    let bytes = elements * bytesPerElement
+    if elements > int64 Int32.MaxValue || elements < 0L then
+        Fail.usage "%s %d is too large: it needs %d elements in one array (at most %d)" option value elements Int32.MaxValue
+    if bytes > availableBytes () then
+        Fail.usage "%s %d is too large: it needs %.1f GB, and %.1f GB are available" option value (gb bytes) (gb (availableBytes ()))
+
+/// Checks, before any work, that the sizes the task asks for can be allocated.
+let checkSizes (task: TaskSettings) =
+    let sample = if task.Model = "vgg11" then 3L * 32L * 32L else 784L
+    let width = if task.Dtype = Dtype.Float64 then 8L else 4L
+    match task.Samples with
+    | Some n -> checkSize "--samples" (int64 n) ((int64 n + max 100L (int64 n / 5L)) * sample) 4L
+    | None -> ()
+    if task.Model = "mlp" then
+        let sizes = sample :: (task.Hidden |> List.map int64) @ [ 10L ]
+        let weights = List.pairwise sizes |> List.map (fun (a, b) -> a * b)
+        let largest = List.max weights
+        let hidden = String.Join(",", task.Hidden)
+        if largest > int64 Int32.MaxValue then
+            Fail.usage "--hidden %s is too large: a weight matrix of %d elements does not fit one array (at most %d)" hidden largest Int32.MaxValue
+        // parameters, gradient, momentum and an update: four copies
+        let bytes = 4L * (List.sum weights + List.sum (List.tail sizes)) * width
+        if bytes > availableBytes () then
+            Fail.usage "--hidden %s is too large: the model needs %.1f GB, and %.1f GB are available" hidden (gb bytes) (gb (availableBytes ()))
+        // one batch of activations of the widest layer
+        checkSize "--batch-size" (int64 task.BatchSize) (int64 task.BatchSize * List.max sizes) width
 
 let private flattenTo784 (d: Dataset) =
     if d.SampleSize <> 784 then
@@ -69,7 +108,7 @@ let load (task: TaskSettings) : TaskData =
         | other ->
             let train, test = Datasets.load other
             match task.Samples with
-            | Some n -> take n train, take (max 100 (n / 5)) test
+            | Some n -> take (int64 n) train, take (int64 (max 100 (n / 5))) test
             | None -> train, test
     let train, test =
         if task.Model = "autoencoder" then
@@ -88,8 +127,12 @@ let load (task: TaskSettings) : TaskData =
     let train, validation = Dataset.splitAt nValidation train
     let train =
         match task.MaxSteps with
-        | Some m -> take (m * task.BatchSize) train
+        | Some m -> take (int64 m * int64 task.BatchSize) train
         | None -> train
+    // the test set must fit the model the training set defines
+    if test.SampleShape <> train.SampleShape then
+        raise (DataException(sprintf "%s: the test samples have shape [%s] but the training samples [%s]"
+                                 test.Name (String.Join("; ", test.SampleShape)) (String.Join("; ", train.SampleShape))))
     let classes = train.Classes
     let source = match name with "synthetic" -> sprintf "synthetic teacher task (seed %d)" SyntheticDataSeed | n -> n
     { Dataset = name
@@ -104,21 +147,23 @@ let load (task: TaskSettings) : TaskData =
 
 /// The model of a task, initialised from `seed` in the task's dtype.
 let model (task: TaskSettings) (data: TaskData) (seed: int) : Model =
-    let init = { Init.reference seed with Dtype = task.Dtype }
+    let pytorch = task.Init = "pytorch"
+    let init = { (if pytorch then Init.pytorch seed else Init.reference seed) with Dtype = task.Dtype }
+    let act usual = defaultArg task.Activation usual
     let shape = data.SampleShape
     match task.Model with
     | "mlp" ->
         let d = Array.fold (*) 1 shape
-        Models.mlpOn shape (d :: task.Hidden @ [ max 2 data.Classes ]) Activation.Tanh init
+        Models.mlpOn shape (d :: task.Hidden @ [ max 2 data.Classes ]) (act Activation.Tanh) init
     | "lenet" ->
         match shape with
-        | [| c; p; q |] when p = q && (p = 28 || p = 32) -> Models.lenet5 c p init
+        | [| c; p; q |] when p = q && (p = 28 || p = 32) -> Models.lenet5With (act Activation.Tanh) c p init
         | _ -> Fail.usage "--model lenet needs images of 28×28 or 32×32 pixels; the data has samples of shape [%s]" (String.Join("; ", shape))
     | "vgg11" ->
         if shape <> [| 3; 32; 32 |] then
             Fail.usage "--model vgg11 needs 3×32×32 images (cifar10 or synthetic); the data has samples of shape [%s]" (String.Join("; ", shape))
-        Models.vgg11 { init with Scheme = InitScheme.ScaledNormal(Math.Sqrt 2.0, 0.0) }
-    | "autoencoder" -> Models.mnistAutoencoder init
+        Models.vgg11With (act Activation.Elu) (if pytorch then init else { init with Scheme = InitScheme.ScaledNormal(Math.Sqrt 2.0, 0.0) })
+    | "autoencoder" -> Models.mnistAutoencoderWith (act Activation.Relu) init
     | other -> Fail.usage "--model: unknown value '%s'" other
 
 /// A short description of a model: name, parameter count, layers.

@@ -1,11 +1,13 @@
 /// One training run as the CLI runs it (used by `train` and by every run of `compare`):
-/// builds the model and optimizer, resumes from the latest checkpoint when asked, trains
-/// with the core's trainer and writes metrics (JSON lines and CSV) and a checkpoint per
-/// epoch into the run's folder.
+/// builds the model and optimizer, resumes from the latest valid checkpoint when asked,
+/// trains with the core's trainer (which writes the JSON-lines metrics and the checkpoints in
+/// the core's format, with the run's settings and the curvature stream's position) and
+/// appends the CSV metrics.
 module GroupedNewton.Cli.TrainRun
 
 open System
 open System.Diagnostics
+open System.Globalization
 open System.IO
 open System.Threading
 open GroupedNewton
@@ -20,6 +22,7 @@ type RunSpec =
       Seed: int
       Out: string
       Resume: bool
+      Policy: RunPolicy
       /// Label shown in progress lines.
       Label: string }
 
@@ -37,45 +40,99 @@ type RunResult =
       /// The checkpoint written last (None when no epoch completed).
       LastCheckpoint: string option }
 
-let metricsJsonName = "metrics.jsonl"
-let metricsCsvName = "metrics.csv"
+let metricsJsonName = RunFolder.metricsJsonName
+let metricsCsvName = RunFolder.metricsCsvName
 
-/// Removes the files of an earlier run in `folder` (metrics and checkpoints).
-let private clearRun (folder: string) =
-    for f in [ metricsJsonName; metricsCsvName ] do
-        let p = Path.Combine(folder, f)
-        if File.Exists p then File.Delete p
-    for f in Directory.GetFiles(folder, "epoch-*.ckpt") do File.Delete f
+/// The settings a run records in its checkpoints, by command-line option: everything that
+/// decides the trajectory (not --epochs, not --threads).
+let runSettings (spec: RunSpec) (dataset: string) (model: Model) (optimizer: OptimizerSettings) : (string * string) list =
+    let t = spec.Task
+    let opt (v: int option) = match v with Some v -> string v | None -> "none"
+    [ yield "--model", model.Name
+      yield "--dataset", dataset
+      yield "--optimizer", spec.Optimizer
+      yield "--seed", string spec.Seed
+      yield "--batch-size", string t.BatchSize
+      yield "--max-steps", opt t.MaxSteps
+      yield "--samples", opt t.Samples
+      yield "--dtype", string t.Dtype
+      yield "--init", t.Init
+      yield "--activation", (match t.Activation with Some a -> (sprintf "%A" a).ToLowerInvariant() | None -> "default")
+      if spec.Optimizer.StartsWith "grouped-newton" then yield "--partition", t.Partition
+      for field, value in OptimizerCatalog.describe optimizer do yield OptimizerFactory.optionOf field, value ]
+    |> List.sortBy fst
+
+/// The differences between a checkpoint's settings and this run's, as "--x A, not B".
+let differences (recorded: (string * string) list) (current: (string * string) list) : string list =
+    let r = dict recorded
+    [ for name, value in current do
+        match r.TryGetValue name with
+        | true, v when v = value -> ()
+        | true, v -> yield sprintf "%s %s, not %s" name v value
+        | _ -> yield sprintf "%s (not recorded), not %s" name value ]
+
+/// The newest checkpoint in the folder that reads back, with a message for each newer one
+/// that does not (corrupt, truncated); UsageException when there is none.
+let private newestValid (folder: string) (message: string -> unit) : CheckpointInfo =
+    let rec go (files: string list) =
+        match files with
+        | [] -> None
+        | f :: rest ->
+            try Some(Checkpoint.readInfo f)
+            with
+            | :? StateFormatException as e ->
+                message (sprintf "warning: %s cannot be used (%s); trying the previous checkpoint" f e.Message)
+                go rest
+    match Checkpoint.all folder with
+    | [] -> Fail.usage "--resume: there is no checkpoint (epoch-*.ckpt) in %s" folder
+    | files ->
+        match go files with
+        | Some info -> info
+        | None -> raise (StateFormatException(sprintf "--resume: no checkpoint in %s can be read (%d tried)" folder files.Length))
 
 /// Runs one training. Stops between steps when `cancel` is signalled, keeping the last
-/// complete checkpoint.
+/// complete checkpoint. Raises DivergenceException when the divergence guard stops the run.
 let execute (data: Tasks.TaskData) (spec: RunSpec) (progress: IRunProgress) (cancel: CancellationToken) : RunResult =
-    OptimizerFactory.check spec.Optimizer
+    let optimizerSettings = OptimizerFactory.settings spec.Optimizer spec.Task.Model spec.Hyper
     spec.Task.Threads |> Option.iter BackendRegistry.setThreads
     let model = Tasks.model spec.Task data spec.Seed
-    let curvature = CurvatureSource(model, data.Objective, data.Data.Train, spec.Task.BatchSize, spec.Task.Dtype)
-    let optimizer =
-        OptimizerFactory.create spec.Optimizer { Model = model; Partition = spec.Task.Partition; Hyper = spec.Hyper; Curvature = curvature }
-    Directory.CreateDirectory spec.Out |> ignore
-    let startEpoch =
+    let curvature = CurvatureStream(model, data.Objective, data.Data.Train, spec.Task.BatchSize, spec.Task.Dtype)
+    let optimizer = OptimizerCatalog.create optimizerSettings model spec.Task.Partition curvature.Next
+    let settings = runSettings spec data.Dataset model optimizerSettings
+    RunFolder.create spec.Out
+    // data-parallel hook: rank 0 alone locks, cleans and writes the run folder
+    let root = Distributed.isRoot ()
+    use _lock = if root then RunFolder.acquire spec.Out progress.Message :> IDisposable else { new IDisposable with member _.Dispose() = () }
+    if root then
+        for t in RunFolder.removeTemporaries spec.Out do
+            progress.Message(sprintf "removed %s, left by an interrupted run" t)
+    let jsonPath = Path.Combine(spec.Out, metricsJsonName)
+    let csvPath = Path.Combine(spec.Out, metricsCsvName)
+    let startEpoch, reference =
         if spec.Resume then
-            match RunCheckpoint.latest spec.Out with
-            | None -> Fail.usage "--resume: there is no checkpoint (epoch-*.ckpt) in %s" spec.Out
-            | Some path ->
-                let info = RunCheckpoint.readInfo path
-                if info.Seed <> spec.Seed then Fail.usage "--resume: %s was written with --seed %d, not %d" path info.Seed spec.Seed
-                if info.Optimizer <> spec.Optimizer then
-                    Fail.usage "--resume: %s was written by optimizer '%s', not '%s'" path info.Optimizer spec.Optimizer
-                if info.Dataset <> data.Dataset then
-                    Fail.usage "--resume: %s was written for data set '%s', not '%s'" path info.Dataset data.Dataset
-                let epoch = Checkpoint.load path model optimizer
-                curvature.Position <- info.CurvaturePosition
-                progress.Message(sprintf "resuming from %s after epoch %d" path epoch)
-                epoch
+            let info = newestValid spec.Out progress.Message
+            match differences info.Run.Settings settings with
+            | [] -> ()
+            | ds ->
+                Fail.usage "--resume: %s was written with %s (only --epochs and --threads may change when resuming)"
+                    info.Path (String.Join("; ", ds))
+            let restored = Checkpoint.restore info.Path model optimizer (Some curvature)
+            let cut = if root then Metrics.truncateTo jsonPath restored.Epoch + RunFolder.truncateCsv csvPath restored.Epoch else 0
+            if cut > 0 then progress.Message(sprintf "removed %d metrics lines of epochs after %d (not in the checkpoint)" cut restored.Epoch)
+            progress.Message(sprintf "resuming from %s after epoch %d" info.Path restored.Epoch)
+            restored.Epoch, restored.Run.ReferenceLoss
         else
-            if Distributed.isRoot () then clearRun spec.Out  // data-parallel hook: rank 0 writes
-            Distributed.barrier ()
-            0
+            match RunFolder.runFiles spec.Out with
+            | _ when not root -> 0, None
+            | [] -> 0, None
+            | files when spec.Policy.Overwrite ->
+                progress.Message(sprintf "--overwrite: removing the earlier run in %s (%d files)" spec.Out files.Length)
+                RunFolder.clear spec.Out
+                0, None
+            | files ->
+                Fail.usage "--out: %s already holds a run (%s); continue it with --resume, replace it with --overwrite, or choose another folder"
+                    spec.Out (String.Join(", ", files |> List.truncate 3 |> List.map Path.GetFileName))
+    Distributed.barrier ()  // data-parallel hook: the folder is ready before any rank trains
     let options =
         { TrainerOptions.Defaults with
             Epochs = spec.Task.Epochs
@@ -83,8 +140,12 @@ let execute (data: Tasks.TaskData) (spec: RunSpec) (progress: IRunProgress) (can
             Seed = spec.Seed
             Dtype = spec.Task.Dtype
             Objective = data.Objective
-            MetricsPath = Some(Path.Combine(spec.Out, metricsJsonName))
-            CheckpointFolder = None }
+            MetricsPath = Some jsonPath
+            CheckpointFolder = Some spec.Out
+            DivergenceFactor = spec.Policy.DivergenceFactor
+            ReferenceLoss = reference
+            Curvature = Some curvature
+            RunSettings = settings }
     let train = data.Data.Train
     let stepsPerEpoch = Loader.batchCount (Loader.defaults spec.Task.BatchSize) train
     progress.Start(spec.Label, startEpoch, spec.Task.Epochs, stepsPerEpoch)
@@ -98,20 +159,20 @@ let execute (data: Tasks.TaskData) (spec: RunSpec) (progress: IRunProgress) (can
             let dt = clock.Elapsed.TotalSeconds
             clock.Restart()
             stepSeconds.Add dt
-            let size = min spec.Task.BatchSize (train.Count - (step - 1) * spec.Task.BatchSize)
+            let size = int (min (int64 spec.Task.BatchSize) (int64 train.Count - int64 (step - 1) * int64 spec.Task.BatchSize))
             progress.Step(epoch, step, loss, (if dt > 0.0 then float size / dt else 0.0), OptimizerFactory.subsetRates optimizer)
         | EpochCompleted m ->
             let n = stepSeconds.Count - epochStepStart
             let mean = if n = 0 then nan else (Seq.sum (Seq.skip epochStepStart stepSeconds)) / float n
             epochStepStart <- stepSeconds.Count
-            let info : RunCheckpoint.RunInfo = { Seed = spec.Seed; Optimizer = spec.Optimizer; Dataset = data.Dataset; CurvaturePosition = curvature.Position }
-            if Distributed.isRoot () then  // data-parallel hook: rank 0 writes
-                MetricsCsv.append (Path.Combine(spec.Out, metricsCsvName)) m mean
-                lastCheckpoint <- Some(RunCheckpoint.save spec.Out m.Epoch model optimizer info)
-            else lastCheckpoint <- Some(Checkpoint.fileFor spec.Out m.Epoch)
+            if root then MetricsCsv.append csvPath m mean  // data-parallel hook: rank 0 writes
             progress.Epoch(m, OptimizerFactory.subsetRates optimizer)
             clock.Restart()
-        | CheckpointWritten _ -> ()
+        | CheckpointWritten path ->
+            // keep the new checkpoint and the one before it
+            Checkpoint.prune spec.Out (defaultArg (Checkpoint.epochOfName path) 0) 1
+            lastCheckpoint <- Some path
+        | Warning text -> progress.Message("warning: " + text)
     let epochs = Trainer.run model optimizer options data.Data startEpoch onEvent cancel
     let history =
         match optimizer with

@@ -70,6 +70,8 @@ namespace GroupedNewton.CSharp
                     return new InvalidOperationException(e.Message, e);
                 case DistributedException:
                     return new InvalidOperationException(e.Message, e);
+                case global::GroupedNewton.DivergenceException:
+                    return new InvalidOperationException(e.Message, e);
                 case global::GroupedNewton.Data.DataException:
                     return new InvalidDataException(e.Message, e);
                 case StateFormatException:

@@ -39,6 +39,10 @@ namespace GroupedNewton.CSharp
 
         internal abstract FSharpFunc<Unit, FSharpFunc<CoreParameters, CoreTensor>> ToCore(ParameterSet parameters);
 
+        /// <summary>The core's positioned stream behind <see cref="Cycle"/> (null for your own source):
+        /// checkpoints record its position.</summary>
+        internal virtual global::GroupedNewton.CurvatureStream? Stream => null;
+
         /// <summary>Cycles over a data set in order, one batch per curvature update, with the
         /// loss of <paramref name="objective"/> on the model's output.</summary>
         /// <param name="model">The model being trained.</param>
@@ -50,9 +54,8 @@ namespace GroupedNewton.CSharp
             Guard.NotNull(model, nameof(model));
             Guard.NotNull(data, nameof(data));
             var dtype = model.Core.Parameters.Values.Length > 0 ? DTypes.FromCore(model.Core.Parameters.Values[0].Dtype) : DType.Float32;
-            var options = Dataset.LoaderOptions(batchSize, false, 0, dtype);
-            var batches = Guard.Run(() => global::GroupedNewton.Data.Loader.infinite(options, data.Core));
-            return new CycleSource(model, batches.GetEnumerator(), objective.ToCore());
+            var stream = Guard.Run(() => new global::GroupedNewton.CurvatureStream(model.Core, objective.ToCore(), data.Core, batchSize, dtype.ToCore()));
+            return new CycleSource(model, stream);
         }
 
         /// <summary>Your own source: each call of <paramref name="next"/> moves to the next curvature
@@ -64,27 +67,21 @@ namespace GroupedNewton.CSharp
         sealed class CycleSource : CurvatureSource
         {
             readonly Model model;
-            readonly IEnumerator<global::GroupedNewton.Data.Batch> batches;
-            readonly global::GroupedNewton.Objective objective;
+            readonly global::GroupedNewton.CurvatureStream stream;
 
-            public CycleSource(Model model, IEnumerator<global::GroupedNewton.Data.Batch> batches, global::GroupedNewton.Objective objective)
+            public CycleSource(Model model, global::GroupedNewton.CurvatureStream stream)
             {
                 this.model = model;
-                this.batches = batches;
-                this.objective = objective;
+                this.stream = stream;
             }
+
+            internal override global::GroupedNewton.CurvatureStream? Stream => stream;
 
             internal override FSharpFunc<Unit, FSharpFunc<CoreParameters, CoreTensor>> ToCore(ParameterSet parameters)
             {
                 if (!ReferenceEquals(parameters, model.Parameters))
                     throw new ArgumentException("the curvature source was made for another model", "options");
-                return FuncConvert.FromFunc<Unit, FSharpFunc<CoreParameters, CoreTensor>>(_ =>
-                {
-                    batches.MoveNext();
-                    var b = batches.Current;
-                    return FuncConvert.FromFunc<CoreParameters, CoreTensor>(ps =>
-                        global::GroupedNewton.ObjectiveModule.loss(objective, model.Core.Forward(ps, b.Inputs), b));
-                });
+                return FuncConvert.FromFunc<Unit, FSharpFunc<CoreParameters, CoreTensor>>(_ => stream.Next());
             }
         }
 
@@ -220,7 +217,7 @@ namespace GroupedNewton.CSharp
         }
 
         internal override Optimizer Wrap(CoreOptimizer core, ParameterSet parameters, Model? model) =>
-            new GroupedNewtonOptimizer((CoreGN)core, parameters, model);
+            new GroupedNewtonOptimizer((CoreGN)core, parameters, model) { Curvature = Curvature?.Stream };
     }
 
     /// <summary>A GroupedNewton optimizer: an <see cref="Optimizer"/> whose groups are the subsets
@@ -233,6 +230,9 @@ namespace GroupedNewton.CSharp
         {
             gn = core;
         }
+
+        /// <summary>The positioned curvature stream (a <see cref="CurvatureSource.Cycle"/> source), or null.</summary>
+        internal override global::GroupedNewton.CurvatureStream? Curvature { get; init; }
 
         /// <summary>The subset names of the partition, in order.</summary>
         public IReadOnlyList<string> SubsetNames => gn.Partition.Names;

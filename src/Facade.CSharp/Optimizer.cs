@@ -235,6 +235,9 @@ namespace GroupedNewton.CSharp
         /// <summary>Publishes the core's parameter values to the parameter set.</summary>
         internal void SyncOut() => Parameters.Current = Core.Parameters;
 
+        /// <summary>The curvature stream whose position checkpoints record (GroupedNewton with a cycling source), or null.</summary>
+        internal virtual global::GroupedNewton.CurvatureStream? Curvature { get => null; init { } }
+
         /// <summary>Saves the optimizer's state (step count, learning rates, buffers; not the
         /// parameters) to a file, atomically.</summary>
         /// <param name="path">The file.</param>

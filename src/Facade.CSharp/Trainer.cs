@@ -30,6 +30,10 @@ namespace GroupedNewton.CSharp
         public string? MetricsPath { get; set; }
         /// <summary>A folder receiving a checkpoint after every epoch, or null.</summary>
         public string? CheckpointFolder { get; set; }
+        /// <summary>The divergence guard: the run stops with an <see cref="InvalidOperationException"/> saying
+        /// "diverged: …" when a step's loss is NaN or infinite, exceeds this factor times the first step's loss,
+        /// or an evaluation gives a non-finite loss (default 1000; null turns the guard off).</summary>
+        public double? DivergenceFactor { get; set; } = D.DivergenceFactor is { } f ? f.Value : null;
 
         /// <summary>Throws <see cref="ArgumentOutOfRangeException"/> naming the first invalid setting.</summary>
         public void Validate()
@@ -39,12 +43,18 @@ namespace GroupedNewton.CSharp
             if (EvalBatchSize < 1) throw new ArgumentOutOfRangeException(nameof(EvalBatchSize), EvalBatchSize, "must be at least 1");
             if (DType == DType.Int32) throw new ArgumentOutOfRangeException(nameof(DType), DType, "inputs must be Float32 or Float64");
             if (!Enum.IsDefined(Objective)) throw new ArgumentOutOfRangeException(nameof(Objective), Objective, "unknown objective");
+            if (DivergenceFactor is { } f && !(double.IsFinite(f) && f > 1))
+                throw new ArgumentOutOfRangeException(nameof(DivergenceFactor), f, "must be a finite number above 1, or null for no guard");
         }
 
-        internal global::GroupedNewton.TrainerOptions ToCore(int epochs) =>
+        internal global::GroupedNewton.TrainerOptions ToCore(int epochs, global::GroupedNewton.CurvatureStream? curvature, double? referenceLoss) =>
             new(epochs, BatchSize, Seed, DType.ToCore(), EvalBatchSize, Objective.ToCore(),
                 MetricsPath is null ? FSharpOption<string>.None : FSharpOption<string>.Some(MetricsPath),
-                CheckpointFolder is null ? FSharpOption<string>.None : FSharpOption<string>.Some(CheckpointFolder));
+                CheckpointFolder is null ? FSharpOption<string>.None : FSharpOption<string>.Some(CheckpointFolder),
+                DivergenceFactor is { } f ? FSharpOption<double>.Some(f) : FSharpOption<double>.None,
+                referenceLoss is { } r ? FSharpOption<double>.Some(r) : FSharpOption<double>.None,
+                curvature is null ? FSharpOption<global::GroupedNewton.CurvatureStream>.None : FSharpOption<global::GroupedNewton.CurvatureStream>.Some(curvature),
+                Microsoft.FSharp.Collections.FSharpList<Tuple<string, string>>.Empty);
     }
 
     /// <summary>What one epoch produced.</summary>
@@ -89,6 +99,8 @@ namespace GroupedNewton.CSharp
         EpochCompleted,
         /// <summary>A checkpoint was written.</summary>
         CheckpointWritten,
+        /// <summary>Something to know that does not stop the run (<see cref="TrainingProgress.Message"/> says what).</summary>
+        Warning,
     }
 
     /// <summary>A progress report of a running training.</summary>
@@ -111,6 +123,8 @@ namespace GroupedNewton.CSharp
         public EpochMetrics? Metrics { get; }
         /// <summary>The file for <see cref="TrainingProgressKind.CheckpointWritten"/>, else null.</summary>
         public string? CheckpointPath { get; }
+        /// <summary>The text of a <see cref="TrainingProgressKind.Warning"/>, else null.</summary>
+        public string? Message { get; internal init; }
     }
 
     /// <summary>
@@ -128,6 +142,7 @@ namespace GroupedNewton.CSharp
         readonly Optimizer optimizer;
         readonly TrainerOptions options;
         int running;
+        double? referenceLoss;
 
         /// <summary>A trainer for a model and an optimizer created on that model.</summary>
         /// <param name="model">The model.</param>
@@ -173,7 +188,7 @@ namespace GroupedNewton.CSharp
                     validation is null ? FSharpOption<global::GroupedNewton.Data.Dataset>.None : FSharpOption<global::GroupedNewton.Data.Dataset>.Some(validation.Core),
                     test is null ? FSharpOption<global::GroupedNewton.Data.Dataset>.None : FSharpOption<global::GroupedNewton.Data.Dataset>.Some(test.Core));
                 var start = CompletedEpochs;
-                var coreOptions = options.ToCore(start + options.Epochs);
+                var coreOptions = options.ToCore(start + options.Epochs, optimizer.Curvature, referenceLoss);
                 var onEvent = FuncConvert.FromAction<CoreEvent>(e =>
                 {
                     optimizer.SyncOut();
@@ -184,6 +199,7 @@ namespace GroupedNewton.CSharp
                         CoreEvent.StepCompleted s => new TrainingProgress(TrainingProgressKind.StepCompleted, s.epoch, s.step, s.loss, null, null),
                         CoreEvent.EpochCompleted m => new TrainingProgress(TrainingProgressKind.EpochCompleted, m.Item.Epoch, 0, m.Item.Train.Loss, new EpochMetrics(m.Item), null),
                         CoreEvent.CheckpointWritten c => new TrainingProgress(TrainingProgressKind.CheckpointWritten, CompletedEpochs, 0, double.NaN, null, c.path),
+                        CoreEvent.Warning w => new TrainingProgress(TrainingProgressKind.Warning, CompletedEpochs, 0, double.NaN, null, null) { Message = w.message },
                         _ => null,
                     };
                     if (report is not null) Guard.User(() => { progress.Report(report); return 0; });
@@ -213,7 +229,10 @@ namespace GroupedNewton.CSharp
         {
             Guard.NotNull(path, nameof(path));
             optimizer.SyncIn();
-            Guard.Run(() => global::GroupedNewton.Checkpoint.save(path, CompletedEpochs, model.Core, optimizer.Core));
+            var run = new global::GroupedNewton.RunRecord(Microsoft.FSharp.Collections.FSharpList<Tuple<string, string>>.Empty,
+                optimizer.Curvature is { } c ? FSharpOption<long>.Some(c.Position) : FSharpOption<long>.None,
+                referenceLoss is { } r ? FSharpOption<double>.Some(r) : FSharpOption<double>.None);
+            Guard.Run(() => { global::GroupedNewton.Checkpoint.saveRun(path, CompletedEpochs, model.Core, optimizer.Core, run); return 0; });
         }
 
         /// <summary>Restores a checkpoint written by this trainer (or by <see cref="TrainerOptions.CheckpointFolder"/>)
@@ -227,10 +246,14 @@ namespace GroupedNewton.CSharp
         {
             Guard.NotNull(path, nameof(path));
             optimizer.SyncIn();
-            var epoch = Guard.Run(() => global::GroupedNewton.Checkpoint.load(path, model.Core, optimizer.Core));
+            var curvature = optimizer.Curvature is { } c
+                ? FSharpOption<global::GroupedNewton.CurvatureStream>.Some(c)
+                : FSharpOption<global::GroupedNewton.CurvatureStream>.None;
+            var info = Guard.Run(() => global::GroupedNewton.Checkpoint.restore(path, model.Core, optimizer.Core, curvature));
             optimizer.SyncOut();
-            CompletedEpochs = epoch;
-            return epoch;
+            CompletedEpochs = info.Epoch;
+            if (info.Run.ReferenceLoss is { } r) referenceLoss = r.Value;
+            return info.Epoch;
         }
 
         /// <summary>The latest checkpoint file in a folder written by <see cref="TrainerOptions.CheckpointFolder"/>, or null.</summary>

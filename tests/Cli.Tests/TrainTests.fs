@@ -13,8 +13,9 @@ let private rebuild (optimizer: string) (epochs: int) =
     let task = { Settings.TaskSettings.Defaults with Dataset = Some "synthetic"; Hidden = [ 8 ]; Samples = Some 300; BatchSize = 50; Epochs = epochs }
     let data = Tasks.load task
     let model = Tasks.model task data 0
-    let curvature = CurvatureSource(model, data.Objective, data.Data.Train, 50, Dtype.Float32)
-    let opt = OptimizerFactory.create optimizer { Model = model; Partition = "canonical"; Hyper = Settings.Hyper.Defaults; Curvature = curvature }
+    let curvature = CurvatureStream(model, data.Objective, data.Data.Train, 50, Dtype.Float32)
+    let settings = OptimizerFactory.settings optimizer task.Model OptimizerOverrides.None
+    let opt = OptimizerCatalog.create settings model "canonical" curvature.Next
     data, model, opt
 
 let private jsonLines (path: string) =

@@ -326,8 +326,9 @@ type TorchSpecifics(name: string) =
         Assert.Throws<BackendException>(fun () -> TorchDevice.Parse "gpu7" |> ignore) |> ignore
 
     /// 1000 summaries left to the garbage collector (the GC sees each native tensor's
-    /// size as memory pressure): resident memory may not grow by more than 64 MiB (leaking
-    /// the intermediates would cost about 1 GB) and after a collection no native tensor is
+    /// size as memory pressure): resident memory may not grow by more than 256 MiB (leaking
+    /// the intermediates would cost about 1 GB; when the collector runs depends on the
+    /// machine's load, and 64 MiB was exceeded on a busy machine) and after a collection no native tensor is
     /// left. Then 100 summaries in a scope each: the live native tensors return exactly to
     /// the baseline after every one, without the GC.
     [<Test>]
@@ -361,4 +362,4 @@ type TorchSpecifics(name: string) =
                 sprintf "torch: %d native tensors per summary; over 1000 summaries without a scope: resident growth %.1f MiB, at most %d live tensors (%d at rest)"
                     (created / 100) (float growth / 1048576.0) peakLive live0)
             Assert.That(created, Is.GreaterThan 10000, "the summaries created native tensors")
-            Assert.That(growth, Is.LessThan(64L * 1024L * 1024L), "resident memory growth in bytes"))
+            Assert.That(growth, Is.LessThan(256L * 1024L * 1024L), "resident memory growth in bytes"))

@@ -54,7 +54,13 @@ let tableRows (all: OptimizerRuns list) =
         let perEpochTime = rs |> List.choose (fun r -> List.tryLast r.Epochs |> Option.map (fun m -> m.WallSeconds / float r.Epochs.Length))
         let stepMs = rs |> List.map (fun r -> if r.StepSeconds.Length = 0 then nan else 1000.0 * Array.average r.StepSeconds) |> List.filter Double.IsFinite
         [ o.Optimizer
-          (if o.Failures.IsEmpty then string rs.Length else sprintf "%d (%d failed)" rs.Length o.Failures.Length)
+          (let diverged = o.Failures |> List.filter (fun (_, m) -> m.StartsWith "diverged") |> List.length
+           let failed = o.Failures.Length - diverged
+           match diverged, failed with
+           | 0, 0 -> string rs.Length
+           | 0, f -> sprintf "%d (%d failed)" rs.Length f
+           | d, 0 -> sprintf "%d (%d diverged)" rs.Length d
+           | d, f -> sprintf "%d (%d diverged, %d failed)" rs.Length d f)
           pm (finals rs (fun m -> m.Train.Loss)) 4
           pm (finals rs (fun m -> evalLoss m.Validation)) 4
           pm (finals rs (fun m -> evalAcc m.Test)) 4
@@ -105,7 +111,7 @@ let html (title: string) (notes: string list) (all: OptimizerRuns list) =
     Html.page title
         [ yield "Settings", String.Join("\n", notes |> List.map Html.paragraph)
           yield "Summary", Html.table tableHeaders (tableRows all) + Html.paragraph "mean ± sample standard deviation over seeds; test accuracy after the last epoch; time per epoch includes evaluation."
-          if not failures.IsEmpty then yield "Failed runs", String.Join("\n", failures |> List.map Html.paragraph)
+          if not failures.IsEmpty then yield "Failed and diverged runs", String.Join("\n", failures |> List.map Html.paragraph)
           yield "Loss and accuracy (mean over seeds)", Html.plots (optimizerCharts all)
           match rateCharts all with
           | [] -> ()

@@ -5,7 +5,8 @@ open System.IO
 
 /// Locating and loading the standard data sets by name: "fashion-mnist", "mnist",
 /// "cifar10". Search order: the folder named by the environment variable
-/// GROUPEDNEWTON_DATA (its subfolder for the data set, then the folder itself), then the
+/// GROUPEDNEWTON_DATA (its subfolder for the data set, then the folder itself) when it is
+/// set (and then only there: a wrong folder is an error, never replaced), else the
 /// system location of the Debian package (Fashion-MNIST only:
 /// /usr/share/datasets/fashion-mnist from `apt-get install dataset-fashion-mnist`).
 /// IDX files are accepted gzip'd (name.gz, preferred) or raw.
@@ -107,14 +108,19 @@ module Datasets =
     let searchPaths (name: string) : string list =
         let s = spec name
         let env = envValue ()
-        (if String.IsNullOrWhiteSpace env then [] else under s env) @ s.SystemFolders |> List.distinct
+        // an explicit data folder is used or refused, never replaced by the system's copy
+        (if String.IsNullOrWhiteSpace env then s.SystemFolders else under s env) |> List.distinct
 
     /// Why a folder does not hold the data set (None when it does).
     let private problem (s: Spec) (folder: string) =
         if not (Directory.Exists folder) then Some "folder does not exist"
         else
             let missing = s.Files |> List.filter (fun f -> (findFile folder f).IsNone)
+            let folders =
+                missing |> List.filter (fun f -> Directory.Exists(Path.Combine(folder, f)) || Directory.Exists(Path.Combine(folder, f + ".gz")))
             if missing.IsEmpty then None
+            elif not folders.IsEmpty then
+                Some(sprintf "missing %s (%s: a folder in a file's place)" (String.Join(", ", missing)) (String.Join(", ", folders)))
             else Some(sprintf "missing %s" (String.Join(", ", missing)))
 
     let private locateIn (s: Spec) (folders: string list) (envNote: string) : string =

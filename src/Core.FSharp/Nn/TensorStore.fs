@@ -46,7 +46,12 @@ module TensorStore =
         if rank < 0 || rank > 16 then raise (InvalidDataException(sprintf "tensor rank %d" rank))
         let shape = Array.init rank (fun _ -> r.ReadInt32())
         if shape |> Array.exists (fun d -> d < 0) then raise (InvalidDataException(sprintf "tensor shape %s" (Shape.str shape)))
-        let n = Shape.numel shape
+        let numel = shape |> Array.fold (fun acc d -> acc * int64 d) 1L
+        let width = match dtype with 0uy -> 4L | 1uy -> 8L | 2uy -> 4L | b -> raise (InvalidDataException(sprintf "dtype code %d" b))
+        let left = r.BaseStream.Length - r.BaseStream.Position
+        if numel > int64 Int32.MaxValue || numel * width > left then
+            raise (InvalidDataException(sprintf "tensor shape %s: %d elements, more than the %d bytes left in the payload hold" (Shape.str shape) numel left))
+        let n = int numel
         match dtype with
         | 0uy -> Tensor.ofArrayShape (Array.init n (fun _ -> r.ReadSingle())) shape
         | 1uy -> Tensor.ofArrayShape (Array.init n (fun _ -> r.ReadDouble())) shape
@@ -74,6 +79,23 @@ module TensorStore =
         w.Write bytes
         w.Write(fnv1a bytes 0 bytes.Length)
 
+    // a length-prefixed string whose length is checked against what is left of the payload
+    let private readName (r: BinaryReader) =
+        let mutable len = 0
+        let mutable shift = 0
+        let mutable more = true
+        while more do
+            if shift > 28 then raise (InvalidDataException "string length prefix")
+            let b = r.ReadByte()
+            len <- len ||| (int (b &&& 0x7Fuy) <<< shift)
+            shift <- shift + 7
+            more <- b &&& 0x80uy <> 0uy
+        if len < 0 || int64 len > r.BaseStream.Length - r.BaseStream.Position then
+            raise (InvalidDataException(sprintf "string of %d bytes past the end of the payload" len))
+        let bytes = r.ReadBytes len
+        try UTF8Encoding(false, true).GetString bytes
+        with :? DecoderFallbackException -> raise (InvalidDataException "text that is not UTF-8")
+
     /// Reads every entry of a stream; `source` names it in error messages.
     let read (source: string) (stream: Stream) : IReadOnlyDictionary<string, StoreValue> =
         let fail (problem: string) = raise (StateFormatException(sprintf "%s: %s" source problem))
@@ -87,6 +109,10 @@ module TensorStore =
         if v <> version then fail (sprintf "unsupported version %d (this library reads version %d)" v version)
         let len = BitConverter.ToInt32(hdr, 4)
         if len < 0 then fail "corrupt: negative payload length"
+        if stream.CanSeek then
+            let left = stream.Length - stream.Position
+            if int64 len + 8L > left then
+                fail (sprintf "truncated or corrupt: the header promises %d payload bytes but only %d bytes follow it" len (max 0L (left - 8L)))
         let bytes = r.ReadBytes len
         if bytes.Length < len then fail (sprintf "truncated: %d of %d payload bytes present" bytes.Length len)
         let sum = r.ReadBytes 8
@@ -96,20 +122,25 @@ module TensorStore =
         try
             use pr = new BinaryReader(new MemoryStream(bytes), Encoding.UTF8)
             let n = pr.ReadInt32()
+            if n < 0 || int64 n > int64 bytes.Length then raise (InvalidDataException(sprintf "entry count %d" n))
             for _ in 1 .. n do
-                let name = pr.ReadString()
+                let name = readName pr
                 let value =
                     match pr.ReadByte() with
                     | 0uy -> StoreValue.Tensor (readTensor pr)
                     | 1uy -> StoreValue.Float (pr.ReadDouble())
                     | 2uy -> StoreValue.Int (pr.ReadInt32())
-                    | 3uy -> StoreValue.Text (pr.ReadString())
+                    | 3uy -> StoreValue.Text (readName pr)
                     | b -> raise (InvalidDataException(sprintf "value kind %d" b))
                 d.[name] <- value
         with
         | :? EndOfStreamException -> fail "corrupt: an entry runs past the end of the payload"
         | :? InvalidDataException as e -> fail (sprintf "corrupt: invalid %s" e.Message)
         d :> IReadOnlyDictionary<_, _>
+
+    /// Test hook: called with the temporary file's path after it is complete and before it is
+    /// renamed into place (the command line's fault-injection tests stop the process there).
+    let mutable internal beforeRename : (string -> unit) option = None
 
     /// Writes to a file atomically: a temporary file in the same folder, then a rename, so
     /// a crash never leaves a half-written file under the final name.
@@ -123,13 +154,20 @@ module TensorStore =
             (use f = File.Create tmp
              write f entries
              f.Flush(true))
+            beforeRename |> Option.iter (fun hook -> hook tmp)
             File.Move(tmp, full, true)
         finally
             if File.Exists tmp then File.Delete tmp
 
-    /// Reads a file written by `save`.
+    /// Reads a file written by `save`. A missing file raises FileNotFoundException; a
+    /// folder, an empty file or a non-regular one (a FIFO or device reports no size)
+    /// StateFormatException naming the path.
     let load (path: string) =
+        if String.IsNullOrWhiteSpace path then raise (StateFormatException "state file path is empty")
+        if Directory.Exists path then raise (StateFormatException(sprintf "%s: is a folder, not a state file" path))
         if not (File.Exists path) then raise (FileNotFoundException(sprintf "state file '%s' does not exist" path, path))
+        if (FileInfo path).Length = 0L then
+            raise (StateFormatException(sprintf "%s: is empty (0 bytes) or not a regular file" path))
         use f = File.OpenRead path
         read path f
 

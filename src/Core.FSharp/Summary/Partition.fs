@@ -117,14 +117,31 @@ module Partition =
         if n < 1 || n > ls.Length then fail (sprintf "alternate-%d: n must be between 1 and the number of layers (%d)" n ls.Length)
         ofKeys ps [ for r in 0 .. n - 1 -> sprintf "alternate%d" r, [ for i in r .. n .. ls.Length - 1 do yield! snd ls.[i] ] ]
 
+    /// The names `parse` accepts, as shown in messages and help texts.
+    let grammar = "canonical, trivial, weights-biases (wb), per-layer (layers), blocks-N, alternate-N"
+
+    /// The normalised form of a partition name (trimmed, lower case) when it is in the
+    /// grammar; raises PartitionException naming the value otherwise. Needs no parameters,
+    /// so callers can check a name before building a model.
+    let checkName (name: string) : string =
+        let n = name.Trim().ToLowerInvariant()
+        let numbered (prefix: string) =
+            n.StartsWith prefix
+            && (match Int32.TryParse(n.Substring prefix.Length) with
+                | true, v -> v >= 0
+                | _ -> false)
+        match n with
+        | "canonical" | "trivial" | "weights-biases" | "wb" | "per-layer" | "layers" -> n
+        | _ when numbered "blocks-" || numbered "alternate-" -> n
+        | _ -> fail (sprintf "unknown partition '%s' (expected %s)" name grammar)
+
     /// A partition by name: canonical, trivial, weights-biases (or wb), per-layer,
     /// blocks-N, alternate-N.
     let parse (ps: Parameters) (name: string) =
-        match name.Trim().ToLowerInvariant() with
+        match checkName name with
         | "canonical" -> canonical ps
         | "trivial" -> trivial ps
         | "weights-biases" | "wb" -> weightsBiases ps
         | "per-layer" | "layers" -> perLayer ps
-        | s when s.StartsWith "blocks-" && fst (Int32.TryParse(s.Substring 7)) -> blocks (int (s.Substring 7)) ps
-        | s when s.StartsWith "alternate-" && fst (Int32.TryParse(s.Substring 10)) -> alternate (int (s.Substring 10)) ps
-        | _ -> fail (sprintf "unknown partition '%s' (canonical, trivial, weights-biases, per-layer, blocks-N, alternate-N)" name)
+        | s when s.StartsWith "blocks-" -> blocks (int (s.Substring 7)) ps
+        | s -> alternate (int (s.Substring 10)) ps

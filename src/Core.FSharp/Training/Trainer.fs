@@ -5,6 +5,18 @@ open System.Diagnostics
 open System.Threading
 open GroupedNewton.Data
 
+/// A training run stopped because its loss diverged: the message says where and why. The
+/// checkpoints written before stay as they were; no checkpoint is written for the epoch in
+/// which the divergence was found.
+type DivergenceException(message: string, epoch: int, step: int, loss: float) =
+    inherit Exception(message)
+    /// The epoch (from 1) in which the loss diverged.
+    member _.Epoch = epoch
+    /// The step within the epoch (from 1), or 0 when an evaluation after the epoch found it.
+    member _.Step = step
+    /// The loss that tripped the guard.
+    member _.Loss = loss
+
 /// Settings of a training run.
 type TrainerOptions =
     { Epochs: int
@@ -19,17 +31,33 @@ type TrainerOptions =
       /// JSON-lines metrics file, appended once per epoch.
       MetricsPath: string option
       /// Folder receiving a checkpoint after every epoch.
-      CheckpointFolder: string option }
+      CheckpointFolder: string option
+      /// The divergence guard: Some f stops the run with DivergenceException when a step's
+      /// loss is NaN or infinite, when it exceeds f times the reference loss (the run's first
+      /// step's loss), or when an evaluation after an epoch gives a non-finite loss. None
+      /// turns the guard off. Default Some 1000.
+      DivergenceFactor: float option
+      /// The loss the guard compares with; None: the first step's loss of this run (a resumed
+      /// run takes the one its checkpoint recorded).
+      ReferenceLoss: float option
+      /// The curvature stream of the optimizer, if it has one: its position is recorded in
+      /// every checkpoint and restored by `resume`, so a resumed run sees the same batches.
+      Curvature: CurvatureStream option
+      /// The run's configuration as name → value pairs, recorded in every checkpoint.
+      RunSettings: (string * string) list }
 
     static member Defaults =
         { Epochs = 1; BatchSize = 100; Seed = 0; Dtype = Dtype.Float32; EvalBatchSize = 1000
-          Objective = Objective.Classification; MetricsPath = None; CheckpointFolder = None }
+          Objective = Objective.Classification; MetricsPath = None; CheckpointFolder = None
+          DivergenceFactor = Some 1000.0; ReferenceLoss = None; Curvature = None; RunSettings = [] }
 
 /// What a running training reports.
 type TrainingEvent =
     | StepCompleted of epoch: int * step: int * loss: float
     | EpochCompleted of EpochMetrics
     | CheckpointWritten of path: string
+    /// Something the user should know that does not stop the run.
+    | Warning of message: string
 
 /// Data sets of a run: validation and test are optional.
 type TrainingData =
@@ -59,6 +87,26 @@ module Trainer =
         if o.Epochs < 0 then invalidArg "Epochs" (sprintf "Trainer: Epochs must be non-negative, got %d" o.Epochs)
         if o.BatchSize < 1 then invalidArg "BatchSize" (sprintf "Trainer: BatchSize must be at least 1, got %d" o.BatchSize)
         if o.EvalBatchSize < 1 then invalidArg "EvalBatchSize" (sprintf "Trainer: EvalBatchSize must be at least 1, got %d" o.EvalBatchSize)
+        match o.DivergenceFactor with
+        | Some f when not (Double.IsFinite f && f > 1.0) ->
+            invalidArg "DivergenceFactor" (sprintf "Trainer: DivergenceFactor must be a finite number above 1, got %g" f)
+        | _ -> ()
+
+    /// Validates the options (ArgumentException naming the field).
+    let validateOptions (o: TrainerOptions) = validate o
+
+    /// What the divergence guard says about a loss: None when it is fine, else the reason.
+    let divergence (factor: float option) (reference: float option) (loss: float) : string option =
+        match factor with
+        | None -> None
+        | Some f ->
+            if Double.IsNaN loss then Some "the loss is NaN"
+            elif Double.IsInfinity loss then Some(sprintf "the loss is %s" (if loss > 0.0 then "infinite" else "-infinite"))
+            else
+                match reference with
+                | Some r when r > 0.0 && loss > f * r ->
+                    Some(sprintf "the loss %g is more than %g times the first step's loss %g" loss f r)
+                | _ -> None
 
     /// Trains from `startEpoch` (0 for a new run) to `options.Epochs`. Each epoch runs the
     /// optimizer over shuffled batches, evaluates, writes metrics and a checkpoint, and
@@ -67,16 +115,21 @@ module Trainer =
     let run (model: Model) (optimizer: Optimizer) (options: TrainerOptions) (data: TrainingData)
             (startEpoch: int) (onEvent: TrainingEvent -> unit) (cancel: CancellationToken) : EpochMetrics list =
         validate options
-        DataParallel.checkStart model optimizer options.BatchSize data.Train.Count startEpoch (sprintf "%A" options)  // data-parallel hook
+        DataParallel.checkStart model optimizer options.BatchSize data.Train.Count startEpoch (sprintf "%A" { options with Curvature = None })  // data-parallel hook
         let clock = Stopwatch.StartNew()
         let loaderOptions = { BatchSize = options.BatchSize; Shuffle = true; Seed = options.Seed; DropLast = false; Dtype = options.Dtype }
         let results = ResizeArray<EpochMetrics>()
+        let mutable reference = options.ReferenceLoss
+        let diverged (epoch: int) (step: int) (loss: float) (where: string) (reason: string) =
+            raise (DivergenceException(sprintf "diverged: %s %s (divergence guard, factor %g); no checkpoint is written for epoch %d, the earlier ones stay"
+                                           where reason (defaultArg options.DivergenceFactor 0.0) epoch, epoch, step, loss))
         let mutable epoch = startEpoch
         let stop = DataParallel.StopAgreement cancel  // data-parallel hook: every rank agrees on stopping
         while epoch < options.Epochs && not (stop.Check()) do
             let mutable steps = 0
             let mutable lossSum = 0.0
             let mutable seen = 0
+            let mutable everyRateZero = true
             use e = (Loader.batches loaderOptions data.Train epoch).GetEnumerator()
             while not (stop.Check()) && e.MoveNext() do
                 let b = e.Current
@@ -84,8 +137,12 @@ module Trainer =
                 let loss = optimizer.StepOn(model, input, batchLoss)
                 DataParallel.afterStep optimizer  // data-parallel hook: optional bit-identity check
                 steps <- steps + 1
+                if reference.IsNone && Double.IsFinite loss then reference <- Some(abs loss)
+                divergence options.DivergenceFactor reference loss
+                |> Option.iter (diverged (epoch + 1) steps loss (sprintf "at epoch %d step %d" (epoch + 1) steps))
                 lossSum <- lossSum + loss * float b.Size
                 seen <- seen + b.Size
+                if everyRateZero && optimizer.Groups |> Array.exists (fun g -> g.LearningRate <> 0.0) then everyRateZero <- false
                 onEvent (StepCompleted(epoch + 1, steps, loss))
             if not stop.Stopped then
                 epoch <- epoch + 1
@@ -103,21 +160,39 @@ module Trainer =
                       WallSeconds = clock.Elapsed.TotalSeconds
                       LearningRates = optimizer.Groups |> Array.map (fun g -> g.Name, g.LearningRate) }
                 if Distributed.isRoot () then options.MetricsPath |> Option.iter (fun p -> Metrics.append p m)  // data-parallel hook: rank 0 writes
+                results.Add m
+                onEvent (EpochCompleted m)
+                if steps > 0 && everyRateZero then
+                    onEvent (Warning(sprintf "epoch %d: the parameters did not move: every learning rate of %s was 0 for the whole epoch (%s)"
+                                         epoch optimizer.Name
+                                         (if optimizer :? GroupedNewtonOptimizer then
+                                              "GroupedNewton: the damping is 0, or every curvature update failed or gave no positive rate, or the warm-up is not over; see the optimizer's history"
+                                          else "the learning rate is 0")))
+                // a non-finite evaluation means the parameters themselves diverged
+                for name, ev in [ "training", Some m.Train; "validation", m.Validation; "test", m.Test ] do
+                    match ev with
+                    | Some v when options.DivergenceFactor.IsSome && not (Double.IsFinite v.Loss) && seen > 0 ->
+                        diverged epoch 0 v.Loss (sprintf "after epoch %d, the %s loss is %g:" epoch name v.Loss) "the parameters are no longer finite"
+                    | _ -> ()
                 match options.CheckpointFolder with
                 | Some folder when Distributed.isRoot () ->  // data-parallel hook: rank 0 writes
                     let path = Checkpoint.fileFor folder epoch
-                    Checkpoint.save path epoch model optimizer
+                    let run =
+                        { Settings = options.RunSettings
+                          CurvaturePosition = options.Curvature |> Option.map (fun c -> c.Position)
+                          ReferenceLoss = reference }
+                    Checkpoint.saveRun path epoch model optimizer run
                     onEvent (CheckpointWritten path)
                 | _ -> ()
-                results.Add m
-                onEvent (EpochCompleted m)
         List.ofSeq results
 
     /// A new run from epoch 0.
     let fit model optimizer options data onEvent = run model optimizer options data 0 onEvent CancellationToken.None
 
-    /// Continues a run from a checkpoint file: restores parameters and optimizer state and
-    /// trains the remaining epochs.
-    let resume (checkpoint: string) model (optimizer: Optimizer) options data onEvent cancel =
-        let epoch = Checkpoint.load checkpoint model optimizer
-        run model optimizer options data epoch onEvent cancel
+    /// Continues a run from a checkpoint file: restores parameters, optimizer state, the
+    /// curvature stream's position (when options.Curvature is set) and the guard's reference
+    /// loss, and trains the remaining epochs.
+    let resume (checkpoint: string) model (optimizer: Optimizer) (options: TrainerOptions) data onEvent cancel =
+        let info = Checkpoint.restore checkpoint model optimizer options.Curvature
+        let options = { options with ReferenceLoss = (match options.ReferenceLoss with Some r -> Some r | None -> info.Run.ReferenceLoss) }
+        run model optimizer options data info.Epoch onEvent cancel
