@@ -106,40 +106,27 @@ module Distributed =
             if ex.Length > 0 then Mpi.sumInPlace64 ex ex.Length
             out, ex
         else
-            let total = tensors |> Array.sumBy (fun t -> t.Numel)
-            let n = total + extras.Length
-            if tensors |> Array.forall (fun t -> t.Dtype = Dtype.Float32) then
-                let buf = Array.zeroCreate<float32> n
+            // other backends: one packed buffer, in float32 when every tensor is float32
+            let sumPacked (read: Tensor -> 'T[]) (ofFloat: float -> 'T) (toFloat: 'T -> float) (sum: 'T[] -> int -> unit) =
+                let total = tensors |> Array.sumBy (fun t -> t.Numel)
+                let buf = Array.zeroCreate<'T> (total + extras.Length)
                 let mutable o = 0
                 for t in tensors do
-                    let a = Tensor.toArray32 t
+                    let a = read t
                     Array.blit a 0 buf o a.Length
                     o <- o + a.Length
-                for i in 0 .. extras.Length - 1 do buf.[total + i] <- float32 extras.[i]
-                Mpi.sumInPlace32 buf n
-                let mutable o = 0
-                let out =
-                    tensors |> Array.map (fun t ->
-                        let a = Array.sub buf o t.Numel
-                        o <- o + t.Numel
-                        Tensor.ofArrayShape a t.Shape)
-                out, Array.init extras.Length (fun i -> float buf.[total + i])
-            else
-                let buf = Array.zeroCreate<float> n
-                let mutable o = 0
-                for t in tensors do
-                    let a = Tensor.toArray t
-                    Array.blit a 0 buf o a.Length
-                    o <- o + a.Length
-                Array.blit extras 0 buf total extras.Length
-                Mpi.sumInPlace64 buf n
+                for i in 0 .. extras.Length - 1 do buf.[total + i] <- ofFloat extras.[i]
+                sum buf buf.Length
                 let mutable o = 0
                 let out =
                     tensors |> Array.map (fun t ->
                         let a = Array.sub buf o t.Numel
                         o <- o + t.Numel
                         Tensor.cast t.Dtype (Tensor.ofArrayShape a t.Shape))
-                out, buf.[total ..]
+                out, Array.init extras.Length (fun i -> toFloat buf.[total + i])
+            if tensors |> Array.forall (fun t -> t.Dtype = Dtype.Float32) then
+                sumPacked Tensor.toArray32 float32 float Mpi.sumInPlace32
+            else sumPacked Tensor.toArray id id Mpi.sumInPlace64
 
     /// Concatenates, along dimension 0, each tensor's parts from every rank (rank order). The
     /// tensors may have different numbers of rows on different ranks; each rank passes the
