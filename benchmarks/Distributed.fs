@@ -30,7 +30,7 @@ let private optimizerOf (name: string) (model: Model) (train: Dataset) (batch: i
             let b = Loader.batch loader train (Array.init (min batch (train.Count - start)) (fun i -> start + i))
             let local, share = Distributed.shardBatch b
             fun (q: Parameters) -> share * Losses.crossEntropy (model.Forward(q, local.Inputs)) local.Labels.Value
-        GroupedNewton.create GroupedNewtonOptions.Paper 0.9 (Partition.canonical ps) next ps :> Optimizer
+        GroupedNewtonOptimizer.create GroupedNewtonOptions.Paper 0.9 (Partition.canonical ps) next ps :> Optimizer
     | other -> failwithf "distributed: unknown optimizer '%s' (sgd-m | gn-avg)" other
 
 /// One configuration, in this process (started alone or by mpiexec): prints one JSON line

@@ -5,6 +5,7 @@ module GroupedNewton.PropertyTests.Generators
 open System
 open FsCheck
 open FsCheck.FSharp
+open Expecto
 open GroupedNewton
 
 /// A random composition of ops applied to an input vector x.
@@ -90,15 +91,56 @@ type Arbitraries =
         let shrink (p: Problem) = shrinkExpr p.Expr |> Seq.map (fun e -> { p with Expr = e })
         Arb.fromGenShrink (gen, shrink)
 
-/// Runs a property with FsCheck: `count` cases, ten times more when the environment
-/// variable GROUPEDNEWTON_LONG is set (release checks). A failure throws with the
-/// shrunk counterexample and the seed that replays it.
+/// Properties as Expecto tests with an FsCheck configuration. By default every property
+/// runs from one fixed seed, so the suite is deterministic (CI); GROUPEDNEWTON_LONG=1 runs
+/// ten times more cases from fresh random seeds; GROUPEDNEWTON_PROPERTY_SEED="seed,gamma"
+/// replays a run. A failure prints the shrunk counterexample and the (seed, gamma, size)
+/// that replays it.
 module Run =
-    let scale =
-        match Environment.GetEnvironmentVariable "GROUPEDNEWTON_LONG" with
-        | null | "" | "0" -> 1
-        | _ -> 10
+    let private env name =
+        match Environment.GetEnvironmentVariable name with
+        | null -> ""
+        | v -> v.Trim()
 
-    let check (count: int) (arbitraries: Type list) (property: 'T -> bool) =
-        let config = Config.QuickThrowOnFailure.WithMaxTest(count * scale).WithArbitrary(arbitraries)
-        Check.One(config, property)
+    let long =
+        match env "GROUPEDNEWTON_LONG" with
+        | ""
+        | "0" -> false
+        | _ -> true
+
+    let scale = if long then 10 else 1
+
+    /// The fixed seed of the default mode (gamma must be odd).
+    let defaultSeed = (0x5EED5EEDUL, 0x9E3779B97F4A7C15UL)
+
+    /// The replay of this run: the environment's seed, else the fixed one, else (long mode) none.
+    let replay =
+        match env "GROUPEDNEWTON_PROPERTY_SEED" with
+        | "" -> if long then None else Some(fst defaultSeed, snd defaultSeed, None)
+        | s ->
+            match s.Split(',') |> Array.map (fun p -> p.Trim()) with
+            | [| a; b |] ->
+                match UInt64.TryParse a, UInt64.TryParse b with
+                | (true, seed), (true, gamma) when gamma % 2UL = 1UL -> Some(seed, gamma, None)
+                | _ -> failwithf "GROUPEDNEWTON_PROPERTY_SEED=%s: expected two unsigned integers \"seed,gamma\" with gamma odd" s
+            | _ -> failwithf "GROUPEDNEWTON_PROPERTY_SEED=%s: expected \"seed,gamma\"" s
+
+    let config (count: int) (arbitraries: Type list) =
+        { FsCheckConfig.defaultConfig with
+            maxTest = count * scale
+            arbitrary = arbitraries
+            replay = replay }
+
+    /// A named property of `count` cases (ten times more in long mode).
+    let property (name: string) (count: int) (arbitraries: Type list) (property: 'T -> bool) =
+        testPropertyWithConfig (config count arbitraries) name property
+
+    /// One case replayed from a recorded (seed, gamma, size): the regression test of a
+    /// failure that a long-mode run found.
+    let replayed (name: string) (arbitraries: Type list) (seed: uint64, gamma: uint64, size: int) (property: 'T -> bool) =
+        let config =
+            { FsCheckConfig.defaultConfig with
+                maxTest = 1
+                arbitrary = arbitraries
+                replay = Some(seed, gamma, Some size) }
+        testPropertyWithConfig config name property

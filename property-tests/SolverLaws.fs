@@ -4,6 +4,7 @@ module GroupedNewton.PropertyTests.SolverLaws
 open System
 open FsCheck
 open FsCheck.FSharp
+open Expecto
 open GroupedNewton
 open GroupedNewton.PropertyTests.Generators
 
@@ -33,9 +34,8 @@ let private m (i: Instance) (r: float) =
 
 /// Stationarity M(r)η = ḡ (residual below 1e-8 of ‖ḡ‖ + 1: float64 root finding) with
 /// M(r) ⪰ 0 (smallest eigenvalue above −1e-8 of its scale) and r = ‖Dη‖.
-[<NUnit.Framework.Test>]
-let ``the solution is stationary, M(r) is positive semidefinite and r = ‖Dη‖`` () =
-    Run.check 200 [ typeof<InstanceGenerators> ] (fun (i: Instance) ->
+let ``the solution is stationary, M(r) is positive semidefinite and r = ‖Dη‖`` =
+    Run.property "the solution is stationary, M(r) is positive semidefinite and r = ‖Dη‖" 200 [ typeof<InstanceGenerators> ] (fun (i: Instance) ->
         let s = CubicRegularization.solve i.H i.G i.D i.Lambda
         s.Converged
         && (let mr = m i s.Radius
@@ -47,9 +47,8 @@ let ``the solution is stationary, M(r) is positive semidefinite and r = ‖Dη�
 
 /// solve(AHA, Ag, A·d) = solve(H, g, d)/A with r unchanged, for A = diag(a²), a from
 /// 10⁻² to 10² (tolerance 1e-7: both solves run at the same canonical scale).
-[<NUnit.Framework.Test>]
-let ``scale equivariance`` () =
-    Run.check 200 [ typeof<InstanceGenerators> ] (fun (i: Instance) ->
+let ``scale equivariance`` =
+    Run.property "scale equivariance" 200 [ typeof<InstanceGenerators> ] (fun (i: Instance) ->
         let n = i.G.Length
         let rng = Random(n * 7919 + int (i.G.[0] * 1e6))
         let a = Array.init n (fun _ -> let l = rng.NextDouble() * 4.0 - 2.0 in 10.0 ** l) |> Array.map (fun v -> v * v)
@@ -60,9 +59,8 @@ let ``scale equivariance`` () =
         && Array.forall2 close (Array.map2 (*) a st.Eta) s.Eta)
 
 /// As λ → 0 the step tends to H⁻¹g for SPD H (λ = 1e-9, tolerance 1e-6).
-[<NUnit.Framework.Test>]
-let ``a vanishing cubic weight recovers the Newton step for SPD H`` () =
-    Run.check 100 [ typeof<InstanceGenerators> ] (fun (i: Instance) ->
+let ``a vanishing cubic weight recovers the Newton step for SPD H`` =
+    Run.property "a vanishing cubic weight recovers the Newton step for SPD H" 100 [ typeof<InstanceGenerators> ] (fun (i: Instance) ->
         let n = i.G.Length
         let h = Array2D.init n n (fun a b -> i.H.[a, b] + (if a = b then 2.0 else 0.0))   // shift to SPD, smallest eigenvalue ≥ 1
         let s = CubicRegularization.solve h i.G i.D 1e-9
@@ -71,12 +69,20 @@ let ``a vanishing cubic weight recovers the Newton step for SPD H`` () =
 
 /// Rescaling u per subset (u_s → c_s u_s) rescales ḡ by c, H̄ by cc, d by |c|: the
 /// step c_s η̃_s u_s equals η_s u_s (tolerance 1e-7).
-[<NUnit.Framework.Test>]
-let ``the step does not depend on per-subset rescaling of u`` () =
-    Run.check 200 [ typeof<InstanceGenerators> ] (fun (i: Instance) ->
+let ``the step does not depend on per-subset rescaling of u`` =
+    Run.property "the step does not depend on per-subset rescaling of u" 200 [ typeof<InstanceGenerators> ] (fun (i: Instance) ->
         let n = i.G.Length
         let c = Array.init n (fun k -> (if k % 2 = 0 then 1.0 else -1.0) * (0.01 + float ((k * 37) % 97)))
         let s = CubicRegularization.solve i.H i.G i.D i.Lambda
         let st = CubicRegularization.solve (Array2D.init n n (fun p q -> c.[p] * i.H.[p, q] * c.[q])) (Array.map2 (*) c i.G) (Array.map2 (fun x d -> abs x * d) c i.D) i.Lambda
         s.Converged && st.Converged
         && Array.forall2 (fun x y -> abs (x - y) <= 1e-7 * max 1.0 (abs y)) (Array.map2 (*) c st.Eta) s.Eta)
+
+[<Tests>]
+let tests =
+    testList
+        "SolverLaws"
+        [ ``the solution is stationary, M(r) is positive semidefinite and r = ‖Dη‖``
+          ``scale equivariance``
+          ``a vanishing cubic weight recovers the Newton step for SPD H``
+          ``the step does not depend on per-subset rescaling of u`` ]

@@ -6,6 +6,7 @@ module GroupedNewton.PropertyTests.SummaryLaws
 open System
 open FsCheck
 open FsCheck.FSharp
+open Expecto
 open GroupedNewton
 open GroupedNewton.PropertyTests.Generators
 
@@ -40,9 +41,8 @@ let private cells (h: float[,]) = Seq.cast<float> h |> Array.ofSeq
 
 /// H̄ is filled from one triangle: exactly symmetric. The full third-order tensor agrees
 /// under all permutations to 1e-10 (its entries come from different nestings).
-[<NUnit.Framework.Test>]
-let ``H̄ is exactly symmetric and the full D̄ is symmetric under permutations`` () =
-    Run.check 15 [ typeof<NetGenerators> ] (fun (n: Net) ->
+let ``H̄ is exactly symmetric and the full D̄ is symmetric under permutations`` =
+    Run.property "H̄ is exactly symmetric and the full D̄ is symmetric under permutations" 15 [ typeof<NetGenerators> ] (fun (n: Net) ->
         let loss, ps, u = problem n
         let part = Partition.perLayer ps
         let s = Summary.compute loss ps part u
@@ -54,9 +54,8 @@ let ``H̄ is exactly symmetric and the full D̄ is symmetric under permutations`
                (seq { for i in 0 .. S - 1 do for j in 0 .. S - 1 do for k in 0 .. S - 1 -> i, j, k }))
 
 /// Orders 1, 2, 3 scale by c, c², c³ (tolerance 1e-10: rounding only).
-[<NUnit.Framework.Test>]
-let ``the summaries are homogeneous in u`` () =
-    Run.check 20 [ typeof<NetGenerators> ] (fun (n: Net) ->
+let ``the summaries are homogeneous in u`` =
+    Run.property "the summaries are homogeneous in u" 20 [ typeof<NetGenerators> ] (fun (n: Net) ->
         let loss, ps, u = problem n
         let c = -1.7 + 0.37 * float (n.Seed % 9)
         let part = Partition.canonical ps
@@ -68,9 +67,8 @@ let ``the summaries are homogeneous in u`` () =
 
 /// Merging subsets sums their blocks; the trivial partition gives DᵈL[u, …, u]
 /// (tolerance 1e-10: sums of differently nested computations).
-[<NUnit.Framework.Test>]
-let ``coarsening sums blocks`` () =
-    Run.check 15 [ typeof<NetGenerators> ] (fun (n: Net) ->
+let ``coarsening sums blocks`` =
+    Run.property "coarsening sums blocks" 15 [ typeof<NetGenerators> ] (fun (n: Net) ->
         let loss, ps, u = problem n
         let canon = Summary.compute loss ps (Partition.canonical ps) u
         let layers = Summary.compute loss ps (Partition.perLayer ps) u
@@ -87,9 +85,8 @@ let ``coarsening sums blocks`` () =
         && close 1e-9 third triv.ThirdDiagonal.[0])
 
 /// Listing the subsets in another order permutes the results (tolerance 1e-12).
-[<NUnit.Framework.Test>]
-let ``the order in which subsets are listed does not matter`` () =
-    Run.check 15 [ typeof<NetGenerators> ] (fun (n: Net) ->
+let ``the order in which subsets are listed does not matter`` =
+    Run.property "the order in which subsets are listed does not matter" 15 [ typeof<NetGenerators> ] (fun (n: Net) ->
         let loss, ps, u = problem n
         let names = ps.Names
         let rng = Random n.Seed
@@ -117,9 +114,8 @@ let private orthogonal (rng: Random) (m: int) =
 /// Tolerance 1e-9 on the summaries (the maps add rounding to every parameter) and 1e-5 on
 /// η where the solve is well conditioned (rates below 1e6, not on the boundary), since the
 /// solver amplifies that rounding by the conditioning of the S-dimensional model.
-[<NUnit.Framework.Test>]
-let ``per-subset orthogonal maps leave the summaries and the rates unchanged`` () =
-    Run.check 15 [ typeof<NetGenerators> ] (fun (n: Net) ->
+let ``per-subset orthogonal maps leave the summaries and the rates unchanged`` =
+    Run.property "per-subset orthogonal maps leave the summaries and the rates unchanged" 15 [ typeof<NetGenerators> ] (fun (n: Net) ->
         let loss, ps, u = problem n
         let rng = Random(n.Seed + 1)
         let qs = ps.Values |> Array.map (fun v -> Tensor.ofArray2D (orthogonal rng v.Numel))
@@ -143,3 +139,13 @@ let ``per-subset orthogonal maps leave the summaries and the rates unchanged`` (
         for name, ok in checks do
             if not ok then printfn "orthogonal maps: %s differs for %A (η %A vs %A, %A)" name n e1.Eta e2.Eta e1.Path
         checks |> List.forall snd)
+
+[<Tests>]
+let tests =
+    testList
+        "SummaryLaws"
+        [ ``H̄ is exactly symmetric and the full D̄ is symmetric under permutations``
+          ``the summaries are homogeneous in u``
+          ``coarsening sums blocks``
+          ``the order in which subsets are listed does not matter``
+          ``per-subset orthogonal maps leave the summaries and the rates unchanged`` ]

@@ -48,8 +48,8 @@ printfn "η = %A (solver path %A, r = %.4g)" sol.Eta sol.Path sol.Radius
 //    rates from the summaries of a curvature batch (here the same batch).
 // ---------------------------------------------------------------------------------------
 let options =
-    { GroupedNewtonOptions.Defaults with Cubic = true; Damping = 0.5; LambdaInt = 1.0; RemoveNegative = true }
-let gn = GroupedNewton.create options 0.9 partition (fun () -> loss) ps
+    { GroupedNewtonOptions.Defaults with Cubic = true; Damping = 0.5; LambdaInt = 1.0; ClipNegativeRates = true }
+let gn = GroupedNewtonOptimizer.create options 0.9 partition (fun () -> loss) ps
 let before = gn.Step loss
 printfn "\nGroupedNewton step: loss %.6f before, %.6f after" before (Tensor.toScalar (loss gn.Parameters))
 for name, lr in (Array.last gn.History).LearningRates do
@@ -81,7 +81,7 @@ let compareRuns (label: string) (make: Parameters -> (Parameters -> Tensor) -> O
 
 printfn "\ninvariance under θ = a·θ̃ + b with a = %A:" scales
 let gnGap =
-    compareRuns "GroupedNewton" (fun p l -> GroupedNewton.create options 0.9 (Partition.canonical p) (fun () -> l) p :> Optimizer)
+    compareRuns "GroupedNewton" (fun p l -> GroupedNewtonOptimizer.create options 0.9 (Partition.canonical p) (fun () -> l) p :> Optimizer)
 let sgdGap =
     compareRuns "SGD" (fun p _ -> Sgd.create { SgdOptions.Defaults with LearningRate = 0.05; Momentum = 0.9 } p :> Optimizer)
 printfn "GroupedNewton is invariant (gap %.1g, rounding only); SGD is not (gap %.2g)." gnGap sgdGap

@@ -1,13 +1,16 @@
 // Implementation of gntorch.h over ATen. Only <ATen/ATen.h> is included (not
 // <torch/torch.h>): it compiles in about a third of the time and needs nothing from the
 // autograd or nn front ends. The same source builds against libtorch 1.13 (Debian, CPU)
-// and 2.x (CUDA builds select devices with dev_type 1).
+// and 2.x (CUDA builds select devices with dev_type 1). Where the two differ the code
+// says so next to a TORCH_VERSION_MAJOR test.
 
 #include "gntorch.h"
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
+#include <ATen/detail/CUDAHooksInterface.h>
 #include <c10/core/InferenceMode.h>
+#include <torch/version.h>
 
 #if !defined(_WIN32)
 #include <dlfcn.h>
@@ -95,6 +98,10 @@ R guarded(R fallback, F&& body) {
     return fallback;
 }
 
+// "No bias" for convolution_backward: c10::nullopt in 1.13, where c10::optional is not
+// std::optional; a default-constructed OptionalIntArrayRef means the same in every version.
+at::OptionalIntArrayRef no_bias() { return at::OptionalIntArrayRef(); }
+
 template <typename F>
 gn_tensor* tensor_op(F&& body) {
     return guarded<gn_tensor*>(nullptr, [&]() { return wrap(body()); });
@@ -105,11 +112,37 @@ gn_tensor* tensor_op(F&& body) {
 extern "C" {
 
 const char* gn_last_error(void) { return has_error ? last_error.c_str() : nullptr; }
-int32_t gn_abi_version(void) { return 1; }
+int32_t gn_abi_version(void) { return 2; }
 int64_t gn_live_tensors(void) { return live.load(std::memory_order_relaxed); }
 
 int32_t gn_cuda_device_count(void) {
     return guarded<int32_t>(0, []() { return at::hasCUDA() ? static_cast<int32_t>(at::getNumGPUs()) : 0; });
+}
+
+const char* gn_torch_version(void) {
+    static const std::string v = std::to_string(TORCH_VERSION_MAJOR) + "." + std::to_string(TORCH_VERSION_MINOR) + "." +
+                                 std::to_string(TORCH_VERSION_PATCH);
+    return v.c_str();
+}
+
+int32_t gn_synchronize(int32_t dev_type, int32_t dev_index) {
+    return guarded<int32_t>(-1, [&]() {
+        const auto dev = device(dev_type, dev_index);
+        // the CUDA hooks are reachable from a CPU-only build too (they throw there), so
+        // this needs no CUDA headers; 1.13 takes the index as int64_t, 2.x as DeviceIndex
+        if (dev.is_cuda()) at::detail::getCUDAHooks().deviceSynchronize(static_cast<c10::DeviceIndex>(dev_index));
+        return 0;
+    });
+}
+
+int32_t gn_set_allow_tf32(int32_t allow) {
+    return guarded<int32_t>(-1, [&]() {
+        // both setters exist from 1.12 on; 2.9 added a finer fp32-precision API that these
+        // still drive
+        at::globalContext().setAllowTF32CuBLAS(allow != 0);
+        at::globalContext().setAllowTF32CuDNN(allow != 0);
+        return 0;
+    });
 }
 
 void gn_set_num_threads(int32_t n) {
@@ -351,7 +384,7 @@ gn_tensor* gn_conv2d_input_grad(const gn_tensor* g, const gn_tensor* w, const in
         const auto& gg = val(g);
         // only the input's shape is read for this gradient
         auto x = at::empty(dims(x_shape4, 4), gg.options());
-        auto r = at::convolution_backward(gg, x, val(w), c10::nullopt, {sh, sw}, {ph, pw}, {1, 1}, false, {0, 0}, 1,
+        auto r = at::convolution_backward(gg, x, val(w), no_bias(), {sh, sw}, {ph, pw}, {1, 1}, false, {0, 0}, 1,
                                           {true, false, false});
         return std::get<0>(r);
     });
@@ -362,7 +395,7 @@ gn_tensor* gn_conv2d_weight_grad(const gn_tensor* x, const gn_tensor* g, const i
         const auto& xx = val(x);
         // only the weight's shape is read for this gradient
         auto w = at::empty(dims(w_shape4, 4), xx.options());
-        auto r = at::convolution_backward(val(g), xx, w, c10::nullopt, {sh, sw}, {ph, pw}, {1, 1}, false, {0, 0}, 1,
+        auto r = at::convolution_backward(val(g), xx, w, no_bias(), {sh, sw}, {ph, pw}, {1, 1}, false, {0, 0}, 1,
                                           {false, true, false});
         return std::get<1>(r);
     });

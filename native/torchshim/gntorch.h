@@ -33,6 +33,13 @@ GN_API int64_t gn_live_tensors(void);         /* handles created and not yet fre
 GN_API int32_t gn_cuda_device_count(void);
 GN_API void gn_set_num_threads(int32_t n);
 GN_API int32_t gn_get_num_threads(void);
+/* The libtorch version the shim was compiled against, "major.minor.patch". */
+GN_API const char* gn_torch_version(void);
+/* Waits until every kernel queued on the device has finished (a no-op on the CPU); 0 on success. */
+GN_API int32_t gn_synchronize(int32_t dev_type, int32_t dev_index);
+/* Lets float32 matrix products and convolutions on CUDA use TF32 (1) or not (0; the
+ * default the shim sets when it loads: full float32 precision, as on the CPU). */
+GN_API int32_t gn_set_allow_tf32(int32_t allow);
 
 /* ---- handles and data ---- */
 GN_API void gn_free(gn_tensor* t);

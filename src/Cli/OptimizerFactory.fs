@@ -17,7 +17,7 @@ let optionOf (field: string) =
     | "Momentum" | "Beta1" | "Beta" | "GradientMomentum" -> "--momentum"
     | "Damping" | "Lambda" -> "--damping"
     | "LambdaInt" -> "--lambda-int"
-    | "Period" | "PeriodHg" -> "--period"
+    | "Period" | "CurvaturePeriod" -> "--period"
     | "Rho" -> "--rho"
     | "Beta2" -> "--beta2"
     | "WeightDecay" -> "--weight-decay"

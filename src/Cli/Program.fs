@@ -92,25 +92,29 @@ let execute (out: TextWriter) (err: TextWriter) (interactive: bool) (cancel: Can
 /// Runs a command line with the console's writers, plain progress and no cancellation.
 let run (argv: string[]) : int = execute Console.Out Console.Error false CancellationToken.None argv
 
-/// The fault-injection tests' hook: GROUPEDNEWTON_TEST_HOOK=pause-before-rename:NAME stops
-/// the process (for the test to kill it) after a checkpoint whose file name contains NAME is
-/// written to its temporary file and before it is renamed into place.
-let private installTestHook () =
+/// The fault-injection tests' hooks, in GROUPEDNEWTON_TEST_HOOK separated by ';':
+/// "pause-before-rename:NAME" stops the process (for the test to kill it) after a checkpoint
+/// whose file name contains NAME is written to its temporary file and before it is renamed
+/// into place; "step-delay:MS" waits MS milliseconds after every step.
+let private installTestHooks () =
     match Environment.GetEnvironmentVariable "GROUPEDNEWTON_TEST_HOOK" with
     | null -> ()
-    | v when v.StartsWith "pause-before-rename:" ->
-        let name = v.Substring "pause-before-rename:".Length
-        TensorStore.beforeRename <-
-            Some(fun tmp ->
-                if tmp.Contains name then
-                    Console.Error.WriteLine(sprintf "test hook: paused before renaming %s" tmp)
-                    Console.Error.Flush()
-                    Thread.Sleep Timeout.Infinite)
-    | _ -> ()
+    | v ->
+        for hook in v.Split(';', StringSplitOptions.RemoveEmptyEntries ||| StringSplitOptions.TrimEntries) do
+            if hook.StartsWith "pause-before-rename:" then
+                let name = hook.Substring "pause-before-rename:".Length
+                TensorStore.beforeRename <-
+                    Some(fun tmp ->
+                        if tmp.Contains name then
+                            Console.Error.WriteLine(sprintf "test hook: paused before renaming %s" tmp)
+                            Console.Error.Flush()
+                            Thread.Sleep Timeout.Infinite)
+            elif hook.StartsWith "step-delay:" then
+                TrainRun.stepDelayMs <- int (hook.Substring "step-delay:".Length)
 
 [<EntryPoint>]
 let main argv =
-    installTestHook ()
+    installTestHooks ()
     use cts = new CancellationTokenSource()
     let mutable terminated = false
     // Ctrl+C and SIGTERM: finish the current step and stop; the last complete checkpoint stays

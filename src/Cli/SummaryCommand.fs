@@ -15,7 +15,7 @@ open GroupedNewton.Cli.Report
 let private e (v: float) = v.ToString("0.0000e+00", CultureInfo.InvariantCulture).PadLeft(12)
 
 /// η from a summary: the cubic-regularised step GroupedNewton takes.
-let private solve (s: PartitionSummary) (lambda: float) = GroupedNewton.suggestRates lambda s
+let private solve (s: PartitionSummary) (lambda: float) = RateSuggestion.solve lambda s
 
 let run (s: SummarySettings) (out: TextWriter) : int =
     s.Task.Threads |> Option.iter BackendRegistry.setThreads

@@ -40,6 +40,10 @@ type RunResult =
       /// The checkpoint written last (None when no epoch completed).
       LastCheckpoint: string option }
 
+/// Test hook: milliseconds to wait after every step (the fault-injection tests slow a run
+/// down to signal or kill it at a chosen step).
+let mutable internal stepDelayMs = 0
+
 let metricsJsonName = RunFolder.metricsJsonName
 let metricsCsvName = RunFolder.metricsCsvName
 
@@ -99,6 +103,7 @@ let execute (data: Tasks.TaskData) (spec: RunSpec) (progress: IRunProgress) (can
     let curvature = CurvatureStream(model, data.Objective, data.Data.Train, spec.Task.BatchSize, spec.Task.Dtype)
     let optimizer = OptimizerCatalog.create optimizerSettings model spec.Task.Partition curvature.Next
     let settings = runSettings spec data.Dataset model optimizerSettings
+    progress.Message(Tasks.describe model)
     RunFolder.create spec.Out
     // data-parallel hook: rank 0 alone locks, cleans and writes the run folder
     let root = Distributed.isRoot ()
@@ -156,6 +161,7 @@ let execute (data: Tasks.TaskData) (spec: RunSpec) (progress: IRunProgress) (can
     let onEvent (e: TrainingEvent) =
         match e with
         | StepCompleted (epoch, step, loss) ->
+            if stepDelayMs > 0 then Thread.Sleep stepDelayMs
             let dt = clock.Elapsed.TotalSeconds
             clock.Restart()
             stepSeconds.Add dt

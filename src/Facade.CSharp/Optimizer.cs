@@ -36,6 +36,10 @@ namespace GroupedNewton.CSharp
             initial = learningRate;
         }
 
+        /// <summary>Set on the groups of a <see cref="LearningRateSuggestion"/>: their rates are for the
+        /// plain gradient direction, and an optimizer with momentum takes longer steps with them.</summary>
+        internal bool ForPlainGradient { get; init; }
+
         internal ParamGroup(CoreGroup core)
         {
             this.core = core;
@@ -142,8 +146,23 @@ namespace GroupedNewton.CSharp
                 coreGroups = groups.Select(g => Guard.NotNull(g, nameof(groups)).ToCore(parameters)).ToArray();
             }
             var core = Guard.Run(() => options.Build(parameters, model, coreGroups));
-            return options.Wrap(core, parameters, model);
+            var optimizer = options.Wrap(core, parameters, model);
+            var withMomentum = options switch
+            {
+                SgdOptions sgd => sgd.Momentum > 0,
+                AdamOptions => true,
+                _ => false,
+            };
+            if (withMomentum && groups is not null && groups.Any(g => g.ForPlainGradient))
+                optimizer.pendingWarning =
+                    $"{options.Name}: the groups' learning rates were suggested for the plain gradient direction " +
+                    "(Summary.SuggestLearningRates); with momentum the steps are about 1/(1 − momentum) times longer, " +
+                    "so scale the suggested rates down (by 1 − momentum for SGD) or use momentum 0";
+            return optimizer;
         }
+
+        /// <summary>A warning found when the optimizer was created, raised at its first step (when handlers are attached).</summary>
+        string? pendingWarning;
 
         /// <summary>The optimizer's name, e.g. <c>sgd</c>, <c>grouped-newton</c>.</summary>
         public string Name => Core.Name;
@@ -215,6 +234,12 @@ namespace GroupedNewton.CSharp
         /// <summary>Runs a core step after taking over values assigned to the parameter set, and publishes the result.</summary>
         internal double Stepping(Func<double> step)
         {
+            if (pendingWarning is not null)
+            {
+                var w = pendingWarning;
+                pendingWarning = null;
+                warning?.Invoke(this, w);
+            }
             SyncIn();
             var loss = Guard.Run(step);
             SyncOut();

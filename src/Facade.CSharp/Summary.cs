@@ -165,7 +165,7 @@ namespace GroupedNewton.CSharp
             if (LearningRates.Count != partition.Count)
                 throw new InvalidOperationException($"the solver gave no rates ({SolverPath}: {Message})");
             return Enumerable.Range(0, partition.Count)
-                .Select(s => new ParamGroup(partition.Names[s], partition.ParameterNames(s), LearningRates[partition.Names[s]]))
+                .Select(s => new ParamGroup(partition.Names[s], partition.ParameterNames(s), LearningRates[partition.Names[s]]) { ForPlainGradient = true })
                 .ToArray();
         }
     }
@@ -216,18 +216,25 @@ namespace GroupedNewton.CSharp
 
         /// <summary>The per-subset rates a summary suggests: η solving the cubic-regularised model
         /// with weight <paramref name="lambdaInt"/> (or η = H̄⁻¹ḡ without the third order), times
-        /// <paramref name="damping"/>. This is the rate GroupedNewton would apply at this point.</summary>
+        /// <paramref name="damping"/>. They are learning rates for the direction the summary was taken
+        /// along: for the default direction, the gradient, rates for plain gradient descent
+        /// (θ_s ← θ_s − rate_s·∇_s L). With momentum (SGD's or Adam's) the steps are longer, and the
+        /// optimizer raises a <see cref="Optimizer.Warning"/> at its first step. Where the loss is
+        /// locally concave along a subset, its η is negative: clipped to 0 unless
+        /// <paramref name="keepNegative"/> (a negative rate cannot make a <see cref="ParamGroup"/>).</summary>
         /// <param name="summary">A summary with the third-order diagonal.</param>
         /// <param name="lambdaInt">λ_int ≥ 0, the weight of the cubic term.</param>
         /// <param name="damping">λ₁ ≥ 0, the factor on η.</param>
-        public static LearningRateSuggestion SuggestLearningRates(DerivativeSummary summary, double lambdaInt = 1.0, double damping = 1.0)
+        /// <param name="keepNegative">Keep negative η as they are (default false: clipped to 0).</param>
+        public static LearningRateSuggestion SuggestLearningRates(DerivativeSummary summary, double lambdaInt = 1.0, double damping = 1.0,
+                                                                  bool keepNegative = false)
         {
             Guard.NotNull(summary, nameof(summary));
             if (!(lambdaInt >= 0) || double.IsInfinity(lambdaInt))
                 throw new ArgumentOutOfRangeException(nameof(lambdaInt), lambdaInt, "must be finite and non-negative");
             if (!(damping >= 0) || double.IsInfinity(damping))
                 throw new ArgumentOutOfRangeException(nameof(damping), damping, "must be finite and non-negative");
-            var sol = Guard.Run(() => global::GroupedNewton.GroupedNewton.suggestRates(lambdaInt, summary.Core));
+            var sol = Guard.Run(() => global::GroupedNewton.RateSuggestion.learningRates(keepNegative, lambdaInt, summary.Core));
             return new LearningRateSuggestion(summary, sol, damping);
         }
 
@@ -239,12 +246,13 @@ namespace GroupedNewton.CSharp
         /// <param name="direction">u by parameter name (default: the gradient).</param>
         /// <param name="lambdaInt">λ_int ≥ 0.</param>
         /// <param name="damping">λ₁ ≥ 0.</param>
+        /// <param name="keepNegative">Keep negative η (default false: clipped to 0).</param>
         public static LearningRateSuggestion SuggestLearningRates(Model model, Func<Tensor> loss, Partition? partition = null,
                                                                   IReadOnlyDictionary<string, Tensor>? direction = null,
-                                                                  double lambdaInt = 1.0, double damping = 1.0)
+                                                                  double lambdaInt = 1.0, double damping = 1.0, bool keepNegative = false)
         {
             Guard.NotNull(model, nameof(model));
-            return SuggestLearningRates(Compute(model.Parameters, loss, partition, direction, true), lambdaInt, damping);
+            return SuggestLearningRates(Compute(model.Parameters, loss, partition, direction, true), lambdaInt, damping, keepNegative);
         }
 
         static CoreParameters Gradient(CoreParameters ps, FSharpFunc<CoreParameters, CoreTensor> closure)

@@ -1,5 +1,5 @@
-/// BFGS building blocks of K-BFGS (spec kbfgs.md §4, §5, §11 checks 1–7 with the
-/// Appendix A reference values).
+/// BFGS building blocks of K-BFGS (docs/kbfgs.md: the damping, the gated update and K-BFGS(L), with
+/// reference values computed independently).
 module GroupedNewton.Tests.BfgsTests
 
 open System

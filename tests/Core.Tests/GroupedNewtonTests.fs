@@ -1,4 +1,4 @@
-/// The GroupedNewton optimizer (spec §7.C): exactness on quadratics, invariances,
+/// The GroupedNewton optimizer (docs/groupednewton.md): exactness on quadratics, invariances,
 /// convergence, pipeline semantics, averaging, failure handling and state.
 module GroupedNewton.Tests.GroupedNewtonTests
 
@@ -38,7 +38,7 @@ let private gauss (m: float[,]) (v: float[]) =
         x.[i] <- (a.[i, n] - Array.sum (Array.init (n - 1 - i) (fun k -> a.[i, i + 1 + k] * x.[i + 1 + k]))) / a.[i, i]
     x
 
-let private plain = { GroupedNewtonOptions.Defaults with NoRegul = true }
+let private plain = { GroupedNewtonOptions.Defaults with SecondOrderOnly = true }
 
 [<Test>]
 let ``one order-2 step is the exact minimiser of f(θ − Σ t_s u_s) with u = g`` () =
@@ -52,11 +52,11 @@ let ``one order-2 step is the exact minimiser of f(θ − Σ t_s u_s) with u = g
     let m = Array2D.init 3 3 (fun s r -> dot (u s) (au (u r)))
     let tStar = gauss m (Array.init 3 (fun s -> dot (u s) g))
     let expected = Array.init 9 (fun i -> th.[i] - tStar.[i / 3] * g.[i])
-    let opt = GroupedNewton.create plain 0.0 (Partition.canonical ps) (fun () -> f) ps
+    let opt = GroupedNewtonOptimizer.create plain 0.0 (Partition.canonical ps) (fun () -> f) ps
     opt.Step f |> ignore
     assertAllClose 1e-10 "θ after one step" expected (flat opt.Parameters)
     // the trivial partition: the exact line search t* = gᵀg / gᵀAg
-    let opt1 = GroupedNewton.create plain 0.0 (Partition.trivial ps) (fun () -> f) ps
+    let opt1 = GroupedNewtonOptimizer.create plain 0.0 (Partition.trivial ps) (fun () -> f) ps
     opt1.Step f |> ignore
     let ts = dot g g / dot g (au g)
     assertAllClose 1e-10 "line search" (Array.init 9 (fun i -> th.[i] - ts * g.[i])) (flat opt1.Parameters)
@@ -79,7 +79,7 @@ let ``the step does not depend on the scale of each u_s (cubic term on)`` () =
     let partition = Partition.perLayer ps
     let options = { GroupedNewtonOptions.Defaults with Cubic = true; Damping = 0.5 }
     let run c =
-        let opt = GroupedNewton.createWith options (ScaledGradient(partition, c)) partition (fun () -> loss) ps
+        let opt = GroupedNewtonOptimizer.createWith options (ScaledGradient(partition, c)) partition (fun () -> loss) ps
         opt.Step loss |> ignore
         flat opt.Parameters
     assertAllClose 1e-10 "θ₁" (run [| 1.0; 1.0 |]) (run [| 1e-3; 250.0 |])
@@ -88,14 +88,14 @@ let ``the step does not depend on the scale of each u_s (cubic term on)`` () =
 let ``Rosenbrock from (-1.2, 1) with two subsets reaches f < 1e-12 in 200 steps`` () =
     let ps = Parameters.ofSeq [ "x", Tensor.scalar -1.2; "y", Tensor.scalar 1.0 ]
     let f (p: Parameters) = let a, b = p.["x"], p.["y"] in (1.0 - a) ** 2.0 + 100.0 * (b - a * a) ** 2.0
-    let opt = GroupedNewton.create { GroupedNewtonOptions.Defaults with Cubic = true; LambdaInt = 1.0 } 0.0 (Partition.canonical ps) (fun () -> f) ps
+    let opt = GroupedNewtonOptimizer.create { GroupedNewtonOptions.Defaults with Cubic = true; LambdaInt = 1.0 } 0.0 (Partition.canonical ps) (fun () -> f) ps
     for _ in 1 .. 200 do opt.Step f |> ignore
     Assert.That(Tensor.toScalar (f opt.Parameters), Is.LessThan 1e-12)
 
 [<Test>]
 let ``monotone decrease on a strongly convex quadratic with the cubic term`` () =
     let ps, f, _, _ = quadratic ()
-    let opt = GroupedNewton.create { GroupedNewtonOptions.Defaults with Cubic = true } 0.0 (Partition.canonical ps) (fun () -> f) ps
+    let opt = GroupedNewtonOptimizer.create { GroupedNewtonOptions.Defaults with Cubic = true } 0.0 (Partition.canonical ps) (fun () -> f) ps
     let mutable last = Tensor.toScalar (f ps)
     for i in 1 .. 25 do
         opt.Step f |> ignore
@@ -104,11 +104,11 @@ let ``monotone decrease on a strongly convex quadratic with the cubic term`` () 
         last <- v
 
 [<Test>]
-let ``curvature is recomputed every PeriodHg steps and in-between steps reuse the rates with a fresh u`` () =
+let ``curvature is recomputed every CurvaturePeriod steps and in-between steps reuse the rates with a fresh u`` () =
     let ps, f, _, _ = quadratic ()
     let calls = ref 0
     let curvature () = calls.Value <- calls.Value + 1; f
-    let opt = GroupedNewton.create { plain with PeriodHg = 3 } 0.9 (Partition.canonical ps) curvature ps
+    let opt = GroupedNewtonOptimizer.create { plain with CurvaturePeriod = 3 } 0.9 (Partition.canonical ps) curvature ps
     let before = ResizeArray<float[]>()
     for _ in 1 .. 7 do
         before.Add(flat opt.Parameters)
@@ -124,8 +124,8 @@ let ``curvature is recomputed every PeriodHg steps and in-between steps reuse th
 [<Test>]
 let ``during warm-up the parameters do not move`` () =
     let ps, f, _, _ = quadratic ()
-    let options = { plain with Variant = GroupedNewtonVariant.UniformAverage; PeriodHg = 2; Warmup = 2; AveragePeriod = 1 }
-    let opt = GroupedNewton.create options 0.0 (Partition.canonical ps) (fun () -> f) ps
+    let options = { plain with Variant = GroupedNewtonVariant.UniformAverage; CurvaturePeriod = 2; Warmup = 2; AveragePeriod = 1 }
+    let opt = GroupedNewtonOptimizer.create options 0.0 (Partition.canonical ps) (fun () -> f) ps
     let start = flat ps
     for _ in 1 .. 4 do opt.Step f |> ignore
     Assert.That(flat opt.Parameters, equalTo start)
@@ -137,7 +137,7 @@ let ``remove_negative zeroes negative rates and the damping scales the group rat
     // a concave direction for the second subset makes its Newton rate negative
     let ps = Parameters.ofSeq [ "a", Tensor.scalar 1.0; "b", Tensor.scalar 0.5 ]
     let f (p: Parameters) = let a, b = p.["a"], p.["b"] in a * a - 0.25 * b * b + 0.1 * a * b
-    let mk removeNegative = GroupedNewton.create { plain with RemoveNegative = removeNegative; Damping = 0.5 } 0.0 (Partition.canonical ps) (fun () -> f) ps
+    let mk removeNegative = GroupedNewtonOptimizer.create { plain with ClipNegativeRates = removeNegative; Damping = 0.5 } 0.0 (Partition.canonical ps) (fun () -> f) ps
     let o1 = mk false
     o1.Step f |> ignore
     Assert.That(snd o1.History.[0].Rates.[1], Is.LessThan 0.0)
@@ -155,7 +155,7 @@ let ``a failed solve reuses the previous rates (uniform average) or uses 0 (Newt
     let which = ref good
     let run variant =
         which.Value <- good
-        let opt = GroupedNewton.create { plain with Variant = variant } 0.0 (Partition.canonical ps) (fun () -> which.Value) ps
+        let opt = GroupedNewtonOptimizer.create { plain with Variant = variant } 0.0 (Partition.canonical ps) (fun () -> which.Value) ps
         opt.Step good |> ignore
         let first = opt.Rates
         which.Value <- bad
@@ -172,7 +172,7 @@ let ``a failed solve reuses the previous rates (uniform average) or uses 0 (Newt
 let ``a NaN curvature batch falls back instead of moving the parameters by NaN`` () =
     let ps, f, _, _ = quadratic ()
     let nanLoss (p: Parameters) = f p * nan
-    let opt = GroupedNewton.create { plain with Variant = GroupedNewtonVariant.UniformAverage } 0.0 (Partition.canonical ps) (fun () -> nanLoss) ps
+    let opt = GroupedNewtonOptimizer.create { plain with Variant = GroupedNewtonVariant.UniformAverage } 0.0 (Partition.canonical ps) (fun () -> nanLoss) ps
     opt.Step f |> ignore
     Assert.That(opt.History.[0].Fallback, Is.True)
     Assert.That(Parameters.allFinite opt.Parameters, Is.True)
@@ -180,7 +180,7 @@ let ``a NaN curvature batch falls back instead of moving the parameters by NaN``
 [<Test>]
 let ``ReduceDampingOnPlateau halves the damping after two epochs without improvement`` () =
     let ps, f, _, _ = quadratic ()
-    let opt = GroupedNewton.create plain 0.0 (Partition.canonical ps) (fun () -> f) ps
+    let opt = GroupedNewtonOptimizer.create plain 0.0 (Partition.canonical ps) (fun () -> f) ps
     let sched = ReduceDampingOnPlateau(opt)
     for loss in [ 1.0; 0.9; 0.9; 0.9 ] do sched.Step loss
     Assert.That(opt.Damping, equalTo [| 1.0; 1.0; 1.0 |])
@@ -204,13 +204,13 @@ let ``the uniform average is the mean since the start of the previous period`` (
 [<Test>]
 let ``state saved mid-run resumes to the same trajectory`` () =
     let ps, f, _, _ = quadratic ()
-    let options = { GroupedNewtonOptions.Defaults with Cubic = true; PeriodHg = 2; Variant = GroupedNewtonVariant.UniformAverage; AveragePeriod = 2 }
-    let a = GroupedNewton.create options 0.9 (Partition.canonical ps) (fun () -> f) ps
+    let options = { GroupedNewtonOptions.Defaults with Cubic = true; CurvaturePeriod = 2; Variant = GroupedNewtonVariant.UniformAverage; AveragePeriod = 2 }
+    let a = GroupedNewtonOptimizer.create options 0.9 (Partition.canonical ps) (fun () -> f) ps
     for _ in 1 .. 3 do a.Step f |> ignore
     let path = IO.Path.Combine(IO.Path.GetTempPath(), sprintf "gn-%s.state" (Guid.NewGuid().ToString("N")))
     try
         a.SaveState path
-        let b = GroupedNewton.create options 0.9 (Partition.canonical ps) (fun () -> f) ps
+        let b = GroupedNewtonOptimizer.create options 0.9 (Partition.canonical ps) (fun () -> f) ps
         b.SetParameters a.Parameters
         b.LoadState path
         // only curvature-free steps follow until the next update: the averaging windows do not matter
@@ -223,9 +223,9 @@ let ``state saved mid-run resumes to the same trajectory`` () =
 [<Test>]
 let ``options are validated by name`` () =
     let ps, f, _, _ = quadratic ()
-    let e = Assert.Throws<ArgumentException>(fun () -> GroupedNewton.create { plain with PeriodHg = 0 } 0.0 (Partition.canonical ps) (fun () -> f) ps |> ignore)
-    Assert.That(e.Message, Does.Contain "PeriodHg")
-    let e2 = Assert.Throws<ArgumentException>(fun () -> GroupedNewton.create { plain with Damping = -1.0 } 0.0 (Partition.canonical ps) (fun () -> f) ps |> ignore)
+    let e = Assert.Throws<ArgumentException>(fun () -> GroupedNewtonOptimizer.create { plain with CurvaturePeriod = 0 } 0.0 (Partition.canonical ps) (fun () -> f) ps |> ignore)
+    Assert.That(e.Message, Does.Contain "CurvaturePeriod")
+    let e2 = Assert.Throws<ArgumentException>(fun () -> GroupedNewtonOptimizer.create { plain with Damping = -1.0 } 0.0 (Partition.canonical ps) (fun () -> f) ps |> ignore)
     Assert.That(e2.Message, Does.Contain "Damping")
 
 [<Test>]
@@ -243,6 +243,6 @@ let ``with one subset per scalar (S = P) and u = g the step is the plain Newton 
     let th = [| 0.7; -0.4; 1.1 |]
     let g = Array.init 3 (fun i -> Array.sum (Array.init 3 (fun j -> a.[i, j] * th.[j])) - b.[i])
     let newton = gauss a g
-    let opt = GroupedNewton.create plain 0.0 (Partition.canonical ps) (fun () -> f) ps
+    let opt = GroupedNewtonOptimizer.create plain 0.0 (Partition.canonical ps) (fun () -> f) ps
     opt.Step f |> ignore
     assertAllClose 1e-12 "θ − H⁻¹g" (Array.map2 (-) th newton) (flat opt.Parameters)

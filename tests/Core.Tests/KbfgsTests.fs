@@ -1,4 +1,4 @@
-/// K-BFGS and K-BFGS(L) (spec kbfgs.md §3–§6, §11 checks 10, 12–14): the first steps against
+/// K-BFGS and K-BFGS(L) (docs/kbfgs.md): the first steps against
 /// a hand computation, conv factors against explicit patches, secant pairs on a known G,
 /// training, state round trips and failure handling.
 module GroupedNewton.Tests.KbfgsTests

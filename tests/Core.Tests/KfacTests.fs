@@ -1,4 +1,4 @@
-/// K-FAC: the Kronecker identities with column-major vec, the conv factors of the spec's
+/// K-FAC: the Kronecker identities with column-major vec, the conv factors of a
 /// small example against a direct computation, the damped direction against an explicit
 /// Kronecker solve, training, state round trip, fallback, failure and degenerate batches.
 module GroupedNewton.Tests.KfacTests
@@ -52,7 +52,7 @@ let ``Kronecker identities with column-major vec: (A⊗G)vec(X) = vec(G X Aᵀ) 
     // the inverse through K-FAC's factored application, against a solve with the explicit product
     let aS, gS = spd 4 4 0.3, spd 5 3 0.2
     let solved = (DenseAlgebra.trySolve (kron aS gS) (vecCm x)).Value
-    let inv (m: float[,]) = Tensor.ofArrayShape (SpdInverse.tryInvert (Array2D.length1 m) (flat m)).Value [| Array2D.length1 m; Array2D.length1 m |]
+    let inv (m: float[,]) = Tensor.ofArrayShape (DenseAlgebra.trySpdInverse (Array2D.length1 m) (flat m)).Value [| Array2D.length1 m; Array2D.length1 m |]
     let d = KfacMath.precondition (inv gS) (Tensor.ofArray2D x) (inv aS) |> Tensor.toArray2D
     assertAllClose 1e-12 "(A⊗G)⁻¹vec(X) = vec(G⁻¹ X A⁻¹)" solved (vecCm d)
 
@@ -61,15 +61,15 @@ let ``the SPD inverse matches an explicit solve and refuses an indefinite matrix
     // 37: one Cholesky block; 301: recursive blocks (odd sizes, uneven halves)
     for n in [ 37; 301 ] do
         let m = spd 6 n 0.1
-        let inv = (SpdInverse.tryInvert n (flat m)).Value
+        let inv = (DenseAlgebra.trySpdInverse n (flat m)).Value
         let id = matmul m (Array2D.init n n (fun i j -> inv.[i * n + j]))
         assertAllClose 1e-11 (sprintf "M·M⁻¹ (n = %d)" n) (flat (DenseAlgebra.identity n)) (flat id)
         Assert.That(Array2D.init n n (fun i j -> inv.[i * n + j] - inv.[j * n + i]) |> flat |> Array.forall (fun v -> v = 0.0), "symmetric")
         let indefinite = addDiag m -100.0
-        Assert.That(SpdInverse.tryInvert n (flat indefinite), equalTo None)
+        Assert.That(DenseAlgebra.trySpdInverse n (flat indefinite), equalTo None)
         // an indefinite trailing block only
         let lateBad = Array2D.init n n (fun i j -> if i = j && i = n - 1 then -1.0 elif i = j then 1.0 else 0.0)
-        Assert.That(SpdInverse.tryInvert n (flat lateBad), equalTo None)
+        Assert.That(DenseAlgebra.trySpdInverse n (flat lateBad), equalTo None)
 
 [<Test>]
 let ``conv factors of the spec's small example: shapes and values against a direct computation`` () =

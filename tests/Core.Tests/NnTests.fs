@@ -49,14 +49,14 @@ let ``layer derivatives match finite differences`` (_name: string, shape: int[],
         if wrt = "input" then (fun (z: Tensor) -> Tensor.sum (m.Forward(ps, Tensor.view x0.Shape z) * w)), Tensor.flatten x0
         else (fun (theta: Tensor) -> Tensor.sum (m.Forward(withParams theta, x0) * w)), flatParams
     let v = vec (randn 13 x.Numel)
-    let table = DerivativeTests.nestings f v |> List.find (fun (k, _) -> k = order) |> snd
+    let table = GroupedNewton.Conformance.DerivativeCases.nestings f v |> List.find (fun (k, _) -> k = order) |> snd
     let values = table |> List.map (fun (n, g) -> n, Tensor.toScalar (g x))
     for n, value in values.Tail do
         assertClose 1e-9 (sprintf "%s vs %s" n (fst values.Head)) (snd values.Head) value
     let lower =
         if order = 1 then fun (z: Tensor) -> Tensor.toScalar (f z)
         else
-            let g = DerivativeTests.nestings f v |> List.find (fun (k, _) -> k = order - 1) |> snd |> List.head |> snd
+            let g = GroupedNewton.Conformance.DerivativeCases.nestings f v |> List.find (fun (k, _) -> k = order - 1) |> snd |> List.head |> snd
             fun z -> Tensor.toScalar (g z)
     let h = 1e-5
     assertClose 2e-6 "central difference of the order below" ((lower (x + h * v) - lower (x - h * v)) / (2.0 * h)) (snd values.Head)

@@ -26,12 +26,7 @@ let assertTensorClose tol what (expected: Tensor) (actual: Tensor) =
     assertAllClose tol what (Tensor.toArray expected) (Tensor.toArray actual)
 
 /// Seeded standard-normal float64 values.
-let randn (seed: int) (n: int) =
-    let rng = Random(seed)
-    Array.init n (fun _ ->
-        let u1 = 1.0 - rng.NextDouble()
-        let u2 = rng.NextDouble()
-        Math.Sqrt(-2.0 * Math.Log u1) * Math.Cos(2.0 * Math.PI * u2))
+let randn (seed: int) (n: int) = GroupedNewton.Conformance.Check.randn seed n
 
 let vec (values: float[]) = Tensor.ofArray values
 let t (shape: int[]) (values: float[]) = Tensor.ofArrayShape values shape

@@ -29,10 +29,10 @@ namespace GroupedNewton.CSharp.Tests
             var sofim = new SofimOptions();
             Assert.That((sofim.LearningRate, sofim.Beta, sofim.Rho, sofim.Scope), Is.EqualTo((0.1, 0.9, 0.5, SofimScope.Model)));
             var gn = new GroupedNewtonOptions();
-            Assert.That((gn.Variant, gn.Damping, gn.Cubic, gn.PeriodHg), Is.EqualTo((GroupedNewtonVariant.NewtonSummary, 1.0, false, 1)));
+            Assert.That((gn.Variant, gn.Damping, gn.Cubic, gn.CurvaturePeriod), Is.EqualTo((GroupedNewtonVariant.NewtonSummary, 1.0, false, 1)));
             var model = M();
             var paper = GroupedNewtonOptions.Paper(CurvatureSource.Cycle(model, Fixtures.Task()));
-            Assert.That((paper.Variant, paper.Damping, paper.Cubic, paper.PeriodHg, paper.Warmup, paper.RemoveNegative),
+            Assert.That((paper.Variant, paper.Damping, paper.Cubic, paper.CurvaturePeriod, paper.Warmup, paper.ClipNegativeRates),
                         Is.EqualTo((GroupedNewtonVariant.UniformAverage, 0.03, true, 10, 3, true)));
             foreach (var o in new OptimizerOptions[] { sgd, adam, k, sofim, paper }) o.Validate();
         }
@@ -50,7 +50,7 @@ namespace GroupedNewton.CSharp.Tests
             Rejects(new GroupedNewtonOptions(), "Curvature");
             var model = M();
             var curvature = CurvatureSource.Cycle(model, Fixtures.Task());
-            Rejects(new GroupedNewtonOptions { Curvature = curvature, PeriodHg = 0 }, "PeriodHg");
+            Rejects(new GroupedNewtonOptions { Curvature = curvature, CurvaturePeriod = 0 }, "CurvaturePeriod");
             Rejects(new GroupedNewtonOptions { Curvature = curvature, Damping = -1 }, "Damping");
             Rejects(new GroupedNewtonOptions { Curvature = curvature, Momentum = 1.0 }, "Momentum");
             var e = Assert.Throws<ArgumentException>(() => new SgdOptions { LearningRate = -0.1 }.Validate())!;
@@ -125,7 +125,7 @@ namespace GroupedNewton.CSharp.Tests
             var options = new GroupedNewtonOptions
             {
                 Curvature = CurvatureSource.Cycle(model, data, batchSize: 100),
-                Cubic = true, Damping = 0.5, RemoveNegative = true, PeriodHg = 2,
+                Cubic = true, Damping = 0.5, ClipNegativeRates = true, CurvaturePeriod = 2,
             };
             var gn = Optimizer.Create(model, options);
             var first = gn.Step(loss);
@@ -168,7 +168,7 @@ namespace GroupedNewton.CSharp.Tests
             var source = CurvatureSource.FromClosures(() => { calls++; return loss; });
             var gn = Optimizer.Create(model, new GroupedNewtonOptions
             {
-                Curvature = source, Direction = GroupedNewtonDirection.Adam, Cubic = true, Damping = 0.5, RemoveNegative = true, Partition = "per-layer",
+                Curvature = source, Direction = GroupedNewtonDirection.Adam, Cubic = true, Damping = 0.5, ClipNegativeRates = true, Partition = "per-layer",
             });
             var first = gn.Step(loss);
             for (int i = 0; i < 9; i++) gn.Step(loss);
@@ -302,8 +302,8 @@ namespace GroupedNewton.CSharp.Tests
             {
                 // the same curvature batch every time, so the stream position does not matter
                 Curvature = CurvatureSource.FromClosures(() => Fixtures.LossOn(m, batch)),
-                Variant = variant, Cubic = true, Damping = 0.5, RemoveNegative = true, PeriodHg = 2, AveragePeriod = 2,
-                Warmup = 1, MomentumLrs = 0.5, MovingAverage = variant == GroupedNewtonVariant.NewtonSummary ? 0.5 : 0.0,
+                Variant = variant, Cubic = true, Damping = 0.5, ClipNegativeRates = true, CurvaturePeriod = 2, AveragePeriod = 2,
+                Warmup = 1, RateMomentum = 0.5, SummaryMomentum = variant == GroupedNewtonVariant.NewtonSummary ? 0.5 : 0.0,
             });
             var model = Fixtures.Mlp();
             var gn = Make(model);

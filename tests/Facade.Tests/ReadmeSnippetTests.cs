@@ -20,7 +20,7 @@ namespace GroupedNewton.CSharp.Tests
 
             var options = GroupedNewtonOptions.Paper(CurvatureSource.Cycle(model, train));
             options.Damping = 0.3;
-            options.PeriodHg = 2;
+            options.CurvaturePeriod = 2;
             options.Warmup = 1;
             var optimizer = Optimizer.Create(model, options);
 

@@ -188,8 +188,8 @@ namespace GroupedNewton.CSharp.Tests
             var gn = Optimizer.Create(model, new GroupedNewtonOptions
             {
                 Curvature = CurvatureSource.Cycle(model, data, batchSize: 100),
-                Variant = GroupedNewtonVariant.UniformAverage, Cubic = true, Damping = 0.3, RemoveNegative = true,
-                PeriodHg = 3, AveragePeriod = 2, Warmup = 1,
+                Variant = GroupedNewtonVariant.UniformAverage, Cubic = true, Damping = 0.3, ClipNegativeRates = true,
+                CurvaturePeriod = 3, AveragePeriod = 2, Warmup = 1,
             });
             var trainer = new Trainer(model, gn, new TrainerOptions { Epochs = 3, BatchSize = 50 });
             var before = model.Evaluate(data);

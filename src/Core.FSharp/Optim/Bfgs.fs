@@ -4,7 +4,7 @@ open System
 
 open System.Runtime.InteropServices
 
-/// What an attempted BFGS inverse update did (kbfgs.md §4.3).
+/// What an attempted BFGS inverse update did (docs/kbfgs.md, "The gated update").
 [<RequireQualifiedAccess>]
 type BfgsStatus =
     /// H was replaced by the updated matrix.
@@ -16,7 +16,7 @@ type BfgsStatus =
     /// The updated matrix had an infinite or NaN entry; H kept.
     | NonFinite
 
-/// The second stage of the damping of a secant pair (kbfgs.md §4.2).
+/// The second stage of the damping of a secant pair (docs/kbfgs.md, "Damping of the secant pair").
 [<RequireQualifiedAccess>]
 type SecondStageDamping =
     /// Powell's rule against B = I: if sᵀy < μ2·sᵀs, y ← θ₂y + (1−θ₂)s so that sᵀy = μ2·sᵀs
@@ -117,7 +117,7 @@ module Bfgs =
             symmetrise r
         r
 
-    /// The gated update of kbfgs.md §4.3: skipped when sᵀy ≤ 0, when sᵀy ≤ tol·sᵀs·‖g‖
+    /// The gated update (docs/kbfgs.md, "The gated update"): skipped when sᵀy ≤ 0, when sᵀy ≤ tol·sᵀs·‖g‖
     /// (g: the gate vector, ḡ for H_g and v for H_a), or when the result is not finite. A
     /// skipped update returns H itself.
     let gatedUpdate (tolerance: float) (h: float[,]) (s: float[]) (y: float[]) (gate: float[]) : BfgsStatus * float[,] =
@@ -165,7 +165,7 @@ module Bfgs =
             { S = s1; Y = levenbergMarquardt mu2 s1 y; PowellApplied = p; SecondStageApplied = mu2 <> 0.0 && dot s1 s1 > 0.0 }
 
     /// (m)⁻¹ for a symmetric positive definite m (its symmetric part is used), through
-    /// SpdInverse; None when m is not numerically positive definite.
+    /// DenseAlgebra.trySpdInverse; None when m is not numerically positive definite.
     let choleskyInverse (m: float[,]) : float[,] option =
         let n = Array2D.length1 m
         if Array2D.length2 m <> n then
@@ -173,14 +173,14 @@ module Bfgs =
         if n = 0 then Some (Array2D.zeroCreate 0 0)
         else
             let flat = Array.init (n * n) (fun k -> let i, j = k / n, k % n in 0.5 * (m.[i, j] + m.[j, i]))
-            SpdInverse.tryInvert n flat
+            DenseAlgebra.trySpdInverse n flat
             |> Option.map (fun inv ->
                 let r = Array2D.zeroCreate n n
                 Buffer.BlockCopy(inv, 0, r, 0, n * n * 8)
                 symmetrise r
                 r)
 
-/// A limited-memory BFGS inverse (kbfgs.md §5): the last `Capacity` secant pairs, oldest
+/// A limited-memory BFGS inverse (docs/kbfgs.md, "K-BFGS(L)"): the last `Capacity` secant pairs, oldest
 /// first, with initial matrix γI. Immutable: `push` returns a new memory.
 type LbfgsMemory =
     { Capacity: int

@@ -132,12 +132,12 @@ module OptimizerCatalog =
         | "grouped-newton" | "grouped-newton-avg" as n ->
             let d =
                 if n = "grouped-newton-avg" then GroupedNewtonOptions.Paper
-                else { GroupedNewtonOptions.Defaults with Cubic = true; PeriodHg = 10; RemoveNegative = true }
+                else { GroupedNewtonOptions.Defaults with Cubic = true; CurvaturePeriod = 10; ClipNegativeRates = true }
             OptimizerSettings.GroupedNewton(
                 { d with
                     Damping = pick o.Damping (defaultDamping family)
                     LambdaInt = pick o.LambdaInt d.LambdaInt
-                    PeriodHg = pick o.Period d.PeriodHg },
+                    CurvaturePeriod = pick o.Period d.CurvaturePeriod },
                 pick o.Momentum DefaultMomentum)
         | "kfac" ->
             let d = KfacOptions.Defaults
@@ -178,8 +178,7 @@ module OptimizerCatalog =
         | OptimizerSettings.Sofim o -> o.Validate()
         | OptimizerSettings.GroupedNewton (o, m) ->
             o.Validate()
-            if not (m >= 0.0 && m < 1.0) then
-                raise (ArgumentException(sprintf "GroupedNewton: Momentum of the direction must be in [0, 1), got %g" m, "Momentum"))
+            GroupedNewtonOptions.ValidateMomentum m
         | OptimizerSettings.Kfac o -> o.Validate()
         | OptimizerSettings.Kbfgs (o, _) -> o.Validate()
 
@@ -193,7 +192,7 @@ module OptimizerCatalog =
             [ "LearningRate", f o.LearningRate; "Momentum", f o.Beta1; "Beta2", f o.Beta2; "WeightDecay", f o.WeightDecay ]
         | OptimizerSettings.Sofim o -> [ "LearningRate", f o.LearningRate; "Momentum", f o.Beta; "Rho", f o.Rho; "WeightDecay", f o.WeightDecay ]
         | OptimizerSettings.GroupedNewton (o, m) ->
-            [ "Momentum", f m; "Damping", f o.Damping; "LambdaInt", f o.LambdaInt; "Period", string o.PeriodHg ]
+            [ "Momentum", f m; "Damping", f o.Damping; "LambdaInt", f o.LambdaInt; "Period", string o.CurvaturePeriod ]
         | OptimizerSettings.Kfac o ->
             [ "LearningRate", f o.LearningRate; "Momentum", f o.Momentum; "Damping", f o.Damping; "WeightDecay", f o.WeightDecay ]
         | OptimizerSettings.Kbfgs (o, _) ->
@@ -209,6 +208,6 @@ module OptimizerCatalog =
         | OptimizerSettings.Sgd o -> Sgd.create o ps :> Optimizer
         | OptimizerSettings.Adam o -> Adam.create o ps :> Optimizer
         | OptimizerSettings.Sofim o -> Sofim.create o ps :> Optimizer
-        | OptimizerSettings.GroupedNewton (o, m) -> GroupedNewton.create o m (Partition.parse ps partition) curvature ps :> Optimizer
+        | OptimizerSettings.GroupedNewton (o, m) -> GroupedNewtonOptimizer.create o m (Partition.parse ps partition) curvature ps :> Optimizer
         | OptimizerSettings.Kfac o -> Kfac.create o model :> Optimizer
         | OptimizerSettings.Kbfgs (o, limited) -> (if limited then Kbfgs.createLimited o model else Kbfgs.create o model) :> Optimizer

@@ -37,6 +37,13 @@ module Summary =
             raise (OptimizationException(sprintf "summary: %s of subset %d is %g (the loss or the direction is not finite here)" what s v))
 
 
+    /// The values of one-element tensors in one device read: on a GPU every read waits
+    /// for the kernels queued before it, so a summary reads its scalars in two batches
+    /// (loss and ḡ; then H̄ and D̄) rather than one by one between its passes.
+    let private readScalars (xs: Tensor[]) : float[] =
+        if xs.Length = 0 then [||]
+        else Tensor.toArray (Tensor.cat 0 [ for x in xs -> Tensor.view [| 1 |] x ])
+
     /// η·w for a one-element η and a constant tensor w, without broadcasting η: at η = 1
     /// (a tangent seed) the result is w itself.
     let rec private scaleConst (w: RawTensor) (eta: Dual) : Dual =
@@ -111,11 +118,13 @@ module Summary =
         let grads = pull one
         let sweeps = [| Dispatch.sweepCount () - sweeps0 |]
         memo.EndPass()
-        let lossValue = Tensor.toScalar (Tensor value)
-        let g = grads |> Array.map (fun d -> -(Tensor.toScalar (Tensor d)))
+        let first = readScalars (Array.append [| Tensor value |] (grads |> Array.map Tensor))
+        let lossValue = first.[0]
+        let g = Array.init S (fun s -> -first.[s + 1])
         g |> Array.iteri (fun s v -> checkFinite "ḡ" v s)
-        let h = Array2D.zeroCreate S S
-        let d3 = Array2D.zeroCreate S S
+        // H̄_ts (s ≥ t) and D̄_ttt as one-element tensors, read together after the passes
+        let hCells : Tensor[,] = Array2D.zeroCreate S S
+        let d3Cells : Tensor[] = Array.zeroCreate S
         let rowPass (t: int) =
             // H̄_ts for s ≥ t (only η_t when the diagonal suffices): reverse over those η_s of
             // the directional derivative Dφ[e_t]; with the third order an outer forward along
@@ -136,14 +145,12 @@ module Summary =
                 let r = row (Dispatch.makeFwd tag one zero)
                 for s in first .. last do
                     let p, tg = Dispatch.tangentAt tag (fun d -> OpDefs.zerosOf d d.Shape) r.[s - first]
-                    h.[t, s] <- Tensor.toScalar (Tensor p)
-                    h.[s, t] <- h.[t, s]
-                    if s = t then d3.[t, t] <- -(Tensor.toScalar (Tensor tg))
+                    hCells.[t, s] <- Tensor p
+                    if s = t then d3Cells.[t] <- Tensor tg
             else
                 let r = row zero
                 for s in first .. last do
-                    h.[t, s] <- Tensor.toScalar (Tensor r.[s - first])
-                    h.[s, t] <- h.[t, s]
+                    hCells.[t, s] <- Tensor r.[s - first]
         // The row passes are independent: on the managed backend they run side by side on
         // the worker team (each pass's own kernels then run on its thread alone), each with
         // its own pass memo over the shared, now read-only, primal table. Pass t writes only
@@ -155,7 +162,19 @@ module Summary =
             System.Threading.Interlocked.Add(&sweeps.[0], Dispatch.sweepCount () - before) |> ignore
         if sideBySide then BackendRegistry.forParts S runPass
         else for t in 0 .. S - 1 do runPass t
-        let hs = h
+        let cells = [| for t in 0 .. S - 1 do
+                         for s in t .. S - 1 do
+                             if not (isNull (box hCells.[t, s])) then yield (t, s) |]
+        let values =
+            readScalars (Array.append (cells |> Array.map (fun (t, s) -> hCells.[t, s]))
+                                      (if options.ThirdOrder then d3Cells else [||]))
+        let hs = Array2D.zeroCreate S S
+        cells |> Array.iteri (fun k (t, s) ->
+            hs.[t, s] <- values.[k]
+            hs.[s, t] <- values.[k])
+        let d3 = Array2D.zeroCreate S S
+        if options.ThirdOrder then
+            for s in 0 .. S - 1 do d3.[s, s] <- -values.[cells.Length + s]
         for s in 0 .. S - 1 do
             checkFinite "H̄ diagonal" hs.[s, s] s
             if options.ThirdOrder then checkFinite "D̄ diagonal" d3.[s, s] s

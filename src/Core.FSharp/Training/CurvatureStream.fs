@@ -6,7 +6,7 @@ open GroupedNewton.Data
 /// The curvature batches of GroupedNewton: an endless, unshuffled cycle over a data set (as
 /// the reference implementation), addressed by a position so that a checkpoint records where
 /// the stream is and a resumed run continues it exactly. `Next` is the curvature closure that
-/// `GroupedNewton.create` takes.
+/// `GroupedNewtonOptimizer.create` takes.
 [<Sealed>]
 type CurvatureStream(model: Model, objective: Objective, data: Dataset, batchSize: int, dtype: Dtype) =
     do

@@ -95,6 +95,10 @@ module Trainer =
     /// Validates the options (ArgumentException naming the field).
     let validateOptions (o: TrainerOptions) = validate o
 
+    /// Whether an optimizer's failure message is about a non-finite value.
+    let private nonFinite (message: string) =
+        message.Contains "NaN" || message.Contains "not finite" || message.Contains "infinite" || message.Contains "non-finite"
+
     /// What the divergence guard says about a loss: None when it is fine, else the reason.
     let divergence (factor: float option) (reference: float option) (loss: float) : string option =
         match factor with
@@ -134,7 +138,11 @@ module Trainer =
             while not (stop.Check()) && e.MoveNext() do
                 let b = e.Current
                 let input, batchLoss = DataParallel.stepShard options.Objective b  // data-parallel hook: this rank's rows
-                let loss = optimizer.StepOn(model, input, batchLoss)
+                let loss =
+                    try optimizer.StepOn(model, input, batchLoss)
+                    with :? OptimizationException as ex when options.DivergenceFactor.IsSome && nonFinite ex.Message ->
+                        // a step refused because its loss or update is not finite: the run diverged
+                        diverged (epoch + 1) (steps + 1) nan (sprintf "at epoch %d step %d" (epoch + 1) (steps + 1)) ("the step failed: " + ex.Message)
                 DataParallel.afterStep optimizer  // data-parallel hook: optional bit-identity check
                 steps <- steps + 1
                 if reference.IsNone && Double.IsFinite loss then reference <- Some(abs loss)

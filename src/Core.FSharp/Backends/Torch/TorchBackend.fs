@@ -60,6 +60,20 @@ type TorchBackend private (device: TorchDevice) as this =
         | s -> s.Add r
         new TorchTensor(this, r, shape, dtypeT) :> RawTensor
 
+    /// The value as stored in a one-element tensor of this dtype (None for int32).
+    let storedAs (dtype: Dtype) (v: float) =
+        match dtype with
+        | Dtype.Float64 -> ValueSome v
+        | Dtype.Float32 -> ValueSome(float (float32 v))
+        | Dtype.Int32 -> ValueNone
+
+    /// Records the host value of a one-element float result.
+    let knowing (v: float voption) (r: RawTensor) =
+        match r, v with
+        | :? TorchTensor as tt, ValueSome x when r.Numel = 1 -> tt.Known <- storedAs r.Dtype x
+        | _ -> ()
+        r
+
     /// The backend on this device (one instance per device); loads the shim on first use
     /// and fails with a BackendException that says how to build it when it is missing.
     static member Get(device: TorchDevice) =
@@ -74,6 +88,10 @@ type TorchBackend private (device: TorchDevice) as this =
         instances.GetOrAdd(device, fun d ->
             // libtorch follows the library's thread count (GROUPEDNEWTON_THREADS, setThreads)
             gn_set_num_threads (Threading.get ())
+            // float32 products and convolutions at full precision, as on the CPU (PyTorch's
+            // own default lets cuDNN use TF32, about 3 decimal digits)
+            if d <> TorchDevice.Cpu && gn_set_allow_tf32 0 <> 0 then
+                Fail.backend (sprintf "torch %O: could not turn TF32 off: %s" d (TorchNative.lastError ()))
             TorchBackend d)
 
     /// The backend on a device named "cpu", "cuda" or "cuda:N".
@@ -96,7 +114,23 @@ type TorchBackend private (device: TorchDevice) as this =
             TorchNative.ensure ()
             gn_set_num_threads n
 
+    /// Device-to-host reads of tensor values so far (all devices); a read of a one-element
+    /// tensor whose value is already known on the host is not counted (it is not made).
+    static member DeviceReads = System.Threading.Interlocked.Read(&TorchNative.deviceReads.[0])
+
+    /// The libtorch version the shim was compiled against.
+    static member TorchVersion =
+        TorchNative.ensure ()
+        match Marshal.PtrToStringUTF8(gn_torch_version ()) with null -> "unknown" | v -> v
+
     member _.Device = device
+
+    /// Waits until every kernel queued on this backend's device has finished: CUDA runs
+    /// kernels asynchronously, so a timing must synchronise before reading the clock. A
+    /// no-op on the CPU.
+    member _.Synchronize() =
+        if gn_synchronize (devType, devIndex) <> 0 then
+            Fail.backend (sprintf "torch synchronize on %s: %s" name (TorchNative.lastError ()))
 
     override _.Name = name
 
@@ -105,7 +139,7 @@ type TorchBackend private (device: TorchDevice) as this =
     override _.Zeros(shape, dtype) = make "zeros" [] true (gn_zeros (shape, shape.Length, dtypeCode dtype, devType, devIndex))
 
     override _.Full(shape, value, dtype) =
-        make "full" [] true (gn_full (shape, shape.Length, value, dtypeCode dtype, devType, devIndex))
+        make "full" [] true (gn_full (shape, shape.Length, value, dtypeCode dtype, devType, devIndex)) |> knowing (ValueSome value)
 
     override _.OfArray(data, shape) =
         let dtype =
@@ -116,28 +150,47 @@ type TorchBackend private (device: TorchDevice) as this =
             | _ -> Fail.dtype "ofArray" (sprintf "unsupported element type %s (use float32, float or int)" (data.GetType().Name))
         if data.Length <> Shape.numel shape then
             Fail.shape "ofArray" (sprintf "%d values do not fill shape %s" data.Length (Shape.str shape))
+        let first =
+            match data with
+            | :? (float32[]) as a when a.Length = 1 -> ValueSome(float a.[0])
+            | :? (float[]) as a when a.Length = 1 -> ValueSome a.[0]
+            | _ -> ValueNone
         let pin = GCHandle.Alloc(data, GCHandleType.Pinned)
         try
             make "ofArray" [] true (gn_from_data (pin.AddrOfPinnedObject(), shape, shape.Length, dtypeCode dtype, devType, devIndex))
+            |> knowing first
         finally pin.Free()
 
     override _.ToArray t =
         let hd = h t
-        let out : Array =
+        let tt = t :?> TorchTensor
+        match tt.Known with
+        | ValueSome v ->
+            if hd.IsClosed then raise (ObjectDisposedException("TorchTensor", "this torch tensor was disposed"))
             match t.Dtype with
-            | Dtype.Float32 -> Array.zeroCreate<float32> t.Numel
-            | Dtype.Float64 -> Array.zeroCreate<float> t.Numel
-            | Dtype.Int32 -> Array.zeroCreate<int> t.Numel
-        let pin = GCHandle.Alloc(out, GCHandleType.Pinned)
-        try
-            if gn_to_data (hd, pin.AddrOfPinnedObject(), int64 t.Numel * int64 t.Dtype.ByteSize) <> 0 then
-                Fail.backend (sprintf "torch toArray on %s (%s): %s" (describe [ t ]) name (TorchNative.lastError ()))
-        finally pin.Free()
-        out
+            | Dtype.Float32 -> [| float32 v |] :> Array
+            | _ -> [| v |] :> Array
+        | ValueNone ->
+            let out : Array =
+                match t.Dtype with
+                | Dtype.Float32 -> Array.zeroCreate<float32> t.Numel
+                | Dtype.Float64 -> Array.zeroCreate<float> t.Numel
+                | Dtype.Int32 -> Array.zeroCreate<int> t.Numel
+            let pin = GCHandle.Alloc(out, GCHandleType.Pinned)
+            try
+                System.Threading.Interlocked.Increment(&TorchNative.deviceReads.[0]) |> ignore
+                if gn_to_data (hd, pin.AddrOfPinnedObject(), int64 t.Numel * int64 t.Dtype.ByteSize) <> 0 then
+                    Fail.backend (sprintf "torch toArray on %s (%s): %s" (describe [ t ]) name (TorchNative.lastError ()))
+            finally pin.Free()
+            match out with
+            | :? (float32[]) as a when a.Length = 1 -> tt.Known <- ValueSome(float a.[0])
+            | :? (float[]) as a when a.Length = 1 -> tt.Known <- ValueSome a.[0]
+            | _ -> ()
+            out
 
     override _.Cast(t, dtype) =
         if t.Dtype = dtype then t
-        else make "cast" [ t ] true (gn_cast (h t, dtypeCode dtype))
+        else make "cast" [ t ] true (gn_cast (h t, dtypeCode dtype)) |> knowing (t :?> TorchTensor).Known
 
     /// A copy of a tensor of any backend on this backend's device.
     member b.MoveFrom(t: RawTensor) : RawTensor =

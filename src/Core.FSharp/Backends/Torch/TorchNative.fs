@@ -35,7 +35,7 @@ module internal TorchNative =
     let Lib = "gntorch"
 
     [<Literal>]
-    let AbiVersion = 1
+    let AbiVersion = 2
 
     // ---- library ----
     [<DllImport(Lib, CallingConvention = CallingConvention.Cdecl)>]
@@ -50,6 +50,12 @@ module internal TorchNative =
     extern void gn_set_num_threads(int n)
     [<DllImport(Lib, CallingConvention = CallingConvention.Cdecl)>]
     extern int gn_get_num_threads()
+    [<DllImport(Lib, CallingConvention = CallingConvention.Cdecl)>]
+    extern nativeint gn_torch_version()
+    [<DllImport(Lib, CallingConvention = CallingConvention.Cdecl)>]
+    extern int gn_synchronize(int devType, int devIndex)
+    [<DllImport(Lib, CallingConvention = CallingConvention.Cdecl)>]
+    extern int gn_set_allow_tf32(int allow)
 
     // ---- handles and data ----
     [<DllImport(Lib, CallingConvention = CallingConvention.Cdecl)>]
@@ -134,6 +140,9 @@ module internal TorchNative =
     extern TorchHandle gn_gather(TorchHandle t, int dim, TorchHandle idx)
     [<DllImport(Lib, CallingConvention = CallingConvention.Cdecl)>]
     extern TorchHandle gn_scatter_add(TorchHandle src, int dim, TorchHandle idx, int[] outShape, int rank)
+
+    /// Device-to-host reads made (gn_to_data calls), in one cell for Interlocked.
+    let deviceReads = [| 0L |]
 
     // ---- locating and loading the shim ----
 

@@ -34,7 +34,15 @@ type TorchDevice =
 [<Sealed>]
 type TorchTensor internal (backend: Backend, handle: TorchHandle, shape: int[], dtype: Dtype) =
     inherit RawTensor()
+    // The host value of a one-element float tensor, once known (created from a host value,
+    // cast from a known one, or read once). Raw tensors are never changed in place, so it
+    // stays true; reading it needs no device-to-host copy, which on a GPU would wait for
+    // every queued kernel (the summaries read their one-element η seeds in every op).
+    let mutable known : float voption = ValueNone
     member internal _.Handle = handle
+    member internal _.Known
+        with get () = known
+        and set (v: float voption) = known <- v
     override _.Shape = shape
     override _.Dtype = dtype
     override _.Backend = backend
