@@ -23,4 +23,5 @@ let main argv =
     | Some "train-loop" -> TrainLoop.run argv.[1..]
     | Some "train-loop-child" -> TrainLoop.child argv.[1..]
     | Some "autoencoder-demo" -> AutoencoderDemo.run argv.[1..]
+    | Some "distributed" | Some "distributed-worker" | Some "distributed-allreduce" -> Distributed.dispatch argv
     | _ -> usage ()

@@ -62,6 +62,7 @@ let run (s: CompareSettings) (out: TextWriter) (err: TextWriter) (interactive: b
     if cancel.IsCancellationRequested then
         out.WriteLine "interrupted: no report written (the completed runs are under runs/)"
         ExitCode.Cancelled
+    elif not (Distributed.isRoot ()) then ExitCode.Ok  // data-parallel hook: rank 0 writes the report
     else
         let notes =
             [ data.Note

@@ -82,6 +82,7 @@ let execute (out: TextWriter) (err: TextWriter) (interactive: bool) (cancel: Can
     | :? DataException as e -> fail ExitCode.Failure e.Message
     | :? OptimizationException as e -> fail ExitCode.Failure e.Message
     | :? StateFormatException as e -> fail ExitCode.Failure e.Message
+    | :? DistributedException as e -> fail ExitCode.Failure e.Message
     | :? TensorException as e -> fail ExitCode.Failure e.Message
     | :? IOException as e -> fail ExitCode.Failure e.Message
     | :? UnauthorizedAccessException as e -> fail ExitCode.Failure e.Message
@@ -126,5 +127,6 @@ let main argv =
     use _int = PosixSignalRegistration.Create(PosixSignal.SIGINT, stop)
     use _term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, stop)
     let interactive = not Console.IsOutputRedirected && Spectre.Console.AnsiConsole.Profile.Capabilities.Interactive
-    let code = execute Console.Out Console.Error interactive cts.Token argv
+    // data-parallel hook: MPI under mpiexec, rank 0 prints, a failed rank ends the job
+    let code = DistributedMain.run argv (fun out -> execute out Console.Error (interactive && obj.ReferenceEquals(out, Console.Out)) cts.Token argv)
     if code = ExitCode.Cancelled && terminated then ExitCode.Terminated else code

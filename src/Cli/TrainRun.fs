@@ -105,9 +105,12 @@ let execute (data: Tasks.TaskData) (spec: RunSpec) (progress: IRunProgress) (can
     let settings = runSettings spec data.Dataset model optimizerSettings
     progress.Message(Tasks.describe model)
     RunFolder.create spec.Out
-    use _lock = RunFolder.acquire spec.Out progress.Message
-    for t in RunFolder.removeTemporaries spec.Out do
-        progress.Message(sprintf "removed %s, left by an interrupted run" t)
+    // data-parallel hook: rank 0 alone locks, cleans and writes the run folder
+    let root = Distributed.isRoot ()
+    use _lock = if root then RunFolder.acquire spec.Out progress.Message :> IDisposable else { new IDisposable with member _.Dispose() = () }
+    if root then
+        for t in RunFolder.removeTemporaries spec.Out do
+            progress.Message(sprintf "removed %s, left by an interrupted run" t)
     let jsonPath = Path.Combine(spec.Out, metricsJsonName)
     let csvPath = Path.Combine(spec.Out, metricsCsvName)
     let startEpoch, reference =
@@ -119,12 +122,13 @@ let execute (data: Tasks.TaskData) (spec: RunSpec) (progress: IRunProgress) (can
                 Fail.usage "--resume: %s was written with %s (only --epochs and --threads may change when resuming)"
                     info.Path (String.Join("; ", ds))
             let restored = Checkpoint.restore info.Path model optimizer (Some curvature)
-            let cut = Metrics.truncateTo jsonPath restored.Epoch + RunFolder.truncateCsv csvPath restored.Epoch
+            let cut = if root then Metrics.truncateTo jsonPath restored.Epoch + RunFolder.truncateCsv csvPath restored.Epoch else 0
             if cut > 0 then progress.Message(sprintf "removed %d metrics lines of epochs after %d (not in the checkpoint)" cut restored.Epoch)
             progress.Message(sprintf "resuming from %s after epoch %d" info.Path restored.Epoch)
             restored.Epoch, restored.Run.ReferenceLoss
         else
             match RunFolder.runFiles spec.Out with
+            | _ when not root -> 0, None
             | [] -> 0, None
             | files when spec.Policy.Overwrite ->
                 progress.Message(sprintf "--overwrite: removing the earlier run in %s (%d files)" spec.Out files.Length)
@@ -133,6 +137,7 @@ let execute (data: Tasks.TaskData) (spec: RunSpec) (progress: IRunProgress) (can
             | files ->
                 Fail.usage "--out: %s already holds a run (%s); continue it with --resume, replace it with --overwrite, or choose another folder"
                     spec.Out (String.Join(", ", files |> List.truncate 3 |> List.map Path.GetFileName))
+    Distributed.barrier ()  // data-parallel hook: the folder is ready before any rank trains
     let options =
         { TrainerOptions.Defaults with
             Epochs = spec.Task.Epochs
@@ -166,7 +171,7 @@ let execute (data: Tasks.TaskData) (spec: RunSpec) (progress: IRunProgress) (can
             let n = stepSeconds.Count - epochStepStart
             let mean = if n = 0 then nan else (Seq.sum (Seq.skip epochStepStart stepSeconds)) / float n
             epochStepStart <- stepSeconds.Count
-            MetricsCsv.append csvPath m mean
+            if root then MetricsCsv.append csvPath m mean  // data-parallel hook: rank 0 writes
             progress.Epoch(m, OptimizerFactory.subsetRates optimizer)
             clock.Restart()
         | CheckpointWritten path ->
@@ -184,6 +189,6 @@ let execute (data: Tasks.TaskData) (spec: RunSpec) (progress: IRunProgress) (can
       Epochs = epochs
       StepSeconds = stepSeconds.ToArray()
       RateHistory = history
-      Cancelled = cancel.IsCancellationRequested
+      Cancelled = Distributed.anyRank cancel.IsCancellationRequested  // data-parallel hook: agreed
       Parameters = optimizer.Parameters
       LastCheckpoint = lastCheckpoint }

@@ -76,6 +76,8 @@ namespace GroupedNewton.CSharp
                     return new InvalidOperationException(message, e);
                 case OptimizationException:
                     return new InvalidOperationException(message, e);
+                case DistributedException:
+                    return new InvalidOperationException(message, e);
                 case global::GroupedNewton.DivergenceException:
                     return new InvalidOperationException(message, e);
                 case global::GroupedNewton.Data.DataException:

@@ -44,7 +44,13 @@ type GroupedNewtonOptimizer(initial: Parameters, partition: Partition, options: 
     override o.Step(closure) =
         let ps = o.Parameters
         let loss, gradient = OptimizerSupport.lossAndGradient "grouped-newton" state.Step closure ps
-        let summarise u = Summary.computeWith summaryOptions (curvature ()) ps partition u
+        let summarise u =
+            // data-parallel hook: ḡ, H̄, D̄ summed over the ranks; a failure on any rank fails on all
+            let local = try Ok(Summary.computeWith summaryOptions (curvature ()) ps partition u) with :? OptimizationException as e -> Error e
+            match Distributed.reduceSummary S (match local with Ok r -> Some r | Error _ -> None), local with
+            | Some r, _ -> r
+            | None, Error e -> raise e
+            | None, Ok _ -> raise (OptimizationException "grouped-newton: the curvature summary failed on another rank")
         let next, out = GroupedNewtonStep.step options partition updater state { Parameters = ps; Gradient = gradient; Summarise = summarise }
         if out.Moved then
             for s in 0 .. S - 1 do o.Groups.[s].LearningRate <- max 0.0 (next.Damping.[s] * next.Applied.[s])

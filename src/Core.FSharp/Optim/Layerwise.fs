@@ -58,7 +58,7 @@ module internal Layerwise =
     /// `checkLoss` also refuses a non-finite loss, `checkGradient` a non-finite parameter gradient.
     let trace (display: string) (step: int) (what: string) (checkLoss: bool) (checkGradient: bool) (model: Model) (ps: Parameters) (input: Tensor) (loss: Tensor -> Tensor) =
         let tr =
-            try Trace.run model ps input loss
+            try Distributed.gatherTrace (Trace.run model ps input loss)  // data-parallel hook
             with
             | :? TensorException as e -> fail display step (sprintf "the %s pass failed: %s" what e.Message)
             | :? ArgumentException as e -> fail display step (sprintf "the %s pass failed: %s" what e.Message)

@@ -130,7 +130,8 @@ module internal OptimizerSupport =
                 raise (OptimizationException(sprintf "%s step %d: the loss closure failed: %s" name step e.Message))
             | :? ArgumentException as e ->
                 raise (OptimizationException(sprintf "%s step %d: the loss closure failed: %s" name step e.Message))
-        let l = Tensor.toScalar loss
+        // data-parallel hook (docs/distributed.md): sums of the ranks' shares; inert with one rank
+        let l, grads = Distributed.reduceLossAndGradient (Tensor.toScalar loss) grads
         if not (Double.IsFinite l) then
             raise (OptimizationException(sprintf "%s step %d: the loss is %g; parameters and optimizer state are unchanged" name step l))
         let gs = grads |> Array.map Tensor.detach

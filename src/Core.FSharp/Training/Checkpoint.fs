@@ -52,7 +52,8 @@ module Checkpoint =
           | None -> ()
           match run.ReferenceLoss with
           | Some l -> yield referenceLoss, StoreValue.Float l
-          | None -> () ]
+          | None -> ()
+          yield! Distributed.checkpointEntries () ]  // data-parallel hook: the number of ranks
 
     /// Writes a checkpoint of (epoch, parameters, optimizer state, run record) to `path`.
     let saveRun (path: string) (epoch: int) (model: Model) (optimizer: Optimizer) (run: RunRecord) =
@@ -119,6 +120,7 @@ module Checkpoint =
         checkKind path d
         let epoch = TensorStore.getInt path d "epoch"
         if epoch < 0 then raise (StateFormatException(sprintf "%s: negative epoch %d" path epoch))
+        Distributed.checkCheckpoint path d  // data-parallel hook: refuses another number of ranks
         let run = runOf path d
         let current = optimizer.Parameters
         let values = parametersFrom path d model current

@@ -33,4 +33,9 @@ type CurvatureStream(model: Model, objective: Objective, data: Dataset, batchSiz
         let start = int (int64 k * int64 batchSize)
         let len = min batchSize (data.Count - start)
         let b = Loader.batch options data (Array.init len (fun i -> start + i))
+        if Distributed.isActive () then
+            // data-parallel hook: this rank's rows, its loss scaled by their share of the batch
+            let local, share = Distributed.shardBatch b
+            fun (ps: Parameters) -> share * Objective.loss objective (model.Forward(ps, local.Inputs)) local
+        else
         fun (ps: Parameters) -> Objective.loss objective (model.Forward(ps, b.Inputs)) b

@@ -73,10 +73,13 @@ module Trainer =
         let mutable acc = 0.0
         let mutable n = 0
         for b in Loader.batches opts data 0 do
-            let out = model.Forward(ps, b.Inputs)
-            loss <- loss + Tensor.toScalar (Objective.loss objective out b) * float b.Size
-            acc <- acc + Objective.accuracy objective out b * float b.Size
-            n <- n + b.Size
+            let b = DataParallel.evaluationShard b  // data-parallel hook: this rank's rows
+            if b.Size > 0 then
+                let out = model.Forward(ps, b.Inputs)
+                loss <- loss + Tensor.toScalar (Objective.loss objective out b) * float b.Size
+                acc <- acc + Objective.accuracy objective out b * float b.Size
+                n <- n + b.Size
+        let loss, acc, n = DataParallel.sumEvaluation loss acc n  // data-parallel hook: sums over the ranks
         if n = 0 then { Loss = nan; Accuracy = nan }
         else { Loss = loss / float n; Accuracy = acc / float n }
 
@@ -116,6 +119,7 @@ module Trainer =
     let run (model: Model) (optimizer: Optimizer) (options: TrainerOptions) (data: TrainingData)
             (startEpoch: int) (onEvent: TrainingEvent -> unit) (cancel: CancellationToken) : EpochMetrics list =
         validate options
+        DataParallel.checkStart model optimizer options.BatchSize data.Train.Count startEpoch (sprintf "%A" { options with Curvature = None })  // data-parallel hook
         let clock = Stopwatch.StartNew()
         let loaderOptions = { BatchSize = options.BatchSize; Shuffle = true; Seed = options.Seed; DropLast = false; Dtype = options.Dtype }
         let results = ResizeArray<EpochMetrics>()
@@ -124,19 +128,22 @@ module Trainer =
             raise (DivergenceException(sprintf "diverged: %s %s (divergence guard, factor %g); no checkpoint is written for epoch %d, the earlier ones stay"
                                            where reason (defaultArg options.DivergenceFactor 0.0) epoch, epoch, step, loss))
         let mutable epoch = startEpoch
-        while epoch < options.Epochs && not cancel.IsCancellationRequested do
+        let stop = DataParallel.StopAgreement cancel  // data-parallel hook: every rank agrees on stopping
+        while epoch < options.Epochs && not (stop.Check()) do
             let mutable steps = 0
             let mutable lossSum = 0.0
             let mutable seen = 0
             let mutable everyRateZero = true
             use e = (Loader.batches loaderOptions data.Train epoch).GetEnumerator()
-            while not cancel.IsCancellationRequested && e.MoveNext() do
+            while not (stop.Check()) && e.MoveNext() do
                 let b = e.Current
+                let input, batchLoss = DataParallel.stepShard options.Objective b  // data-parallel hook: this rank's rows
                 let loss =
-                    try optimizer.StepOn(model, b.Inputs, fun out -> Objective.loss options.Objective out b)
+                    try optimizer.StepOn(model, input, batchLoss)
                     with :? OptimizationException as ex when options.DivergenceFactor.IsSome && nonFinite ex.Message ->
                         // a step refused because its loss or update is not finite: the run diverged
                         diverged (epoch + 1) (steps + 1) nan (sprintf "at epoch %d step %d" (epoch + 1) (steps + 1)) ("the step failed: " + ex.Message)
+                DataParallel.afterStep optimizer  // data-parallel hook: optional bit-identity check
                 steps <- steps + 1
                 if reference.IsNone && Double.IsFinite loss then reference <- Some(abs loss)
                 divergence options.DivergenceFactor reference loss
@@ -145,7 +152,7 @@ module Trainer =
                 seen <- seen + b.Size
                 if everyRateZero && optimizer.Groups |> Array.exists (fun g -> g.LearningRate <> 0.0) then everyRateZero <- false
                 onEvent (StepCompleted(epoch + 1, steps, loss))
-            if not cancel.IsCancellationRequested then
+            if not stop.Stopped then
                 epoch <- epoch + 1
                 let ps = optimizer.Parameters
                 let ev d = Some (evaluate model ps options.Objective options.EvalBatchSize options.Dtype d)
@@ -160,7 +167,7 @@ module Trainer =
                       Test = data.Test |> Option.bind ev
                       WallSeconds = clock.Elapsed.TotalSeconds
                       LearningRates = optimizer.Groups |> Array.map (fun g -> g.Name, g.LearningRate) }
-                options.MetricsPath |> Option.iter (fun p -> Metrics.append p m)
+                if Distributed.isRoot () then options.MetricsPath |> Option.iter (fun p -> Metrics.append p m)  // data-parallel hook: rank 0 writes
                 results.Add m
                 onEvent (EpochCompleted m)
                 if steps > 0 && everyRateZero then
@@ -176,7 +183,7 @@ module Trainer =
                         diverged epoch 0 v.Loss (sprintf "after epoch %d, the %s loss is %g:" epoch name v.Loss) "the parameters are no longer finite"
                     | _ -> ()
                 match options.CheckpointFolder with
-                | Some folder ->
+                | Some folder when Distributed.isRoot () -> // data-parallel hook: rank 0 writes
                     // a checkpoint folder you name is created; files elsewhere need an existing folder
                     IO.Directory.CreateDirectory folder |> ignore
                     let path = Checkpoint.fileFor folder epoch
@@ -186,7 +193,7 @@ module Trainer =
                           ReferenceLoss = reference }
                     Checkpoint.saveRun path epoch model optimizer run
                     onEvent (CheckpointWritten path)
-                | None -> ()
+                | _ -> ()
         List.ofSeq results
 
     /// A new run from epoch 0.
