@@ -89,12 +89,15 @@ let private loadAverage () =
     try (File.ReadAllText "/proc/loadavg").Split(' ').[0] with _ -> "?"
 
 let private launch (ranks: int) (args: string list) =
-    let self = Reflection.Assembly.GetEntryAssembly().Location
+    let self = Reflection.Assembly.GetExecutingAssembly().Location
     let file, argv =
         if ranks = 1 then "dotnet", self :: args
         else "mpiexec.mpich", [ "-n"; string ranks; "dotnet"; self ] @ args
     let psi = ProcessStartInfo(file, argv, RedirectStandardOutput = true, UseShellExecute = false)
-    use p = Process.Start psi
+    use p =
+        match Process.Start psi with
+        | null -> failwithf "distributed: could not start %s" file
+        | p -> p
     let out = p.StandardOutput.ReadToEnd()
     p.WaitForExit()
     if p.ExitCode <> 0 then failwithf "distributed: %s %s exited with %d:\n%s" file (String.Join(" ", argv)) p.ExitCode out
