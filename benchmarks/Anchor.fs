@@ -10,6 +10,7 @@ open System.Text.Json
 /// (the shared anchors live beside the repository, in ../shared).
 let locate (relative: string) =
     let starts = [ AppContext.BaseDirectory; Directory.GetCurrentDirectory() ]
+
     starts
     |> List.tryPick (fun start ->
         let rec up (dir: DirectoryInfo | null) =
@@ -18,6 +19,7 @@ let locate (relative: string) =
             | d ->
                 let candidate = Path.Combine(d.FullName, relative)
                 if File.Exists candidate then Some candidate else up d.Parent
+
         up (DirectoryInfo start))
 
 /// Runs /usr/bin/python3 with a script and arguments; returns the JSON objects it printed.
@@ -28,26 +30,39 @@ let locate (relative: string) =
 let runPython (script: string) (args: string) : JsonElement list =
     let psi = ProcessStartInfo("/usr/bin/python3", sprintf "\"%s\" %s" script args)
     let words = args.Split(' ', StringSplitOptions.RemoveEmptyEntries)
+
     match Array.tryFindIndex ((=) "--threads") words with
     | Some i when i + 1 < words.Length && not (words.[i + 1].Contains ",") ->
         for var in [ "OPENBLAS_NUM_THREADS"; "OMP_NUM_THREADS"; "MKL_NUM_THREADS" ] do
-            if String.IsNullOrEmpty(Environment.GetEnvironmentVariable var) then psi.Environment.[var] <- words.[i + 1]
+            if String.IsNullOrEmpty(Environment.GetEnvironmentVariable var) then
+                psi.Environment.[var] <- words.[i + 1]
     | _ -> ()
+
     psi.RedirectStandardOutput <- true
     psi.RedirectStandardError <- true
+
     use p =
         match Process.Start psi with
         | null -> failwith "could not start /usr/bin/python3"
         | p -> p
+
     let out = p.StandardOutput.ReadToEnd()
     let err = p.StandardError.ReadToEnd()
     p.WaitForExit()
-    if p.ExitCode <> 0 then failwithf "%s failed (exit %d): %s" script p.ExitCode err
+
+    if p.ExitCode <> 0 then
+        failwithf "%s failed (exit %d): %s" script p.ExitCode err
+
     out.Split('\n')
     |> Array.filter (fun l -> l.StartsWith "{")
     |> Array.map (fun l -> JsonDocument.Parse(l).RootElement.Clone())
     |> List.ofArray
 
 let blasNote () =
-    sprintf "GEMM: %s; OPENBLAS_CORETYPE=%s" (GroupedNewton.Backends.GemmProvider.active ())
-        (match Environment.GetEnvironmentVariable "OPENBLAS_CORETYPE" with null | "" -> "unset" | s -> s)
+    sprintf
+        "GEMM: %s; OPENBLAS_CORETYPE=%s"
+        (GroupedNewton.Backends.GemmProvider.active ())
+        (match Environment.GetEnvironmentVariable "OPENBLAS_CORETYPE" with
+         | null
+         | "" -> "unset"
+         | s -> s)

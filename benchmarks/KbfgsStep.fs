@@ -20,19 +20,34 @@ let run (args: string[]) =
     let contenders: (string * Optimizer) list = [ "sgd", sgd; "kbfgs", kbfgs; "kbfgs-l", limited ]
     // the first K-BFGS step inverts A + √λI once per layer: time it apart
     let firstMs =
-        contenders |> List.map (fun (name, o) ->
+        contenders
+        |> List.map (fun (name, o) ->
             let sw = Diagnostics.Stopwatch.StartNew()
             o.StepOn(model, x, loss) |> ignore
             name, sw.Elapsed.TotalMilliseconds)
+
     let times = contenders |> List.map (fun (name, _) -> name, Collections.Generic.List<float>()) |> dict
-    for _ in 1 .. rounds do
+
+    for _ in 1..rounds do
         for name, o in contenders do
             times.[name].Add(Timing.medianMs 1 3 (fun () -> o.StepOn(model, x, loss) |> ignore))
+
     let ms name = Timing.median times.[name]
     printfn "MNIST autoencoder, batch %d, float32, %d cores" batch Environment.ProcessorCount
+
     for name, first in firstMs do
         printfn "%-8s step %8.1f ms (first step %8.1f ms), ratio to SGD %.2f" name (ms name) first (ms name / ms "sgd")
-    printfn "%s" (JsonSerializer.Serialize
-                    {| bench = "kbfgs-step"; batch = batch; sgd_ms = ms "sgd"; kbfgs_ms = ms "kbfgs"; kbfgs_l_ms = ms "kbfgs-l"
-                       kbfgs_over_sgd = ms "kbfgs" / ms "sgd"; kbfgs_l_over_sgd = ms "kbfgs-l" / ms "sgd" |})
+
+    printfn
+        "%s"
+        (JsonSerializer.Serialize {|
+            bench = "kbfgs-step"
+            batch = batch
+            sgd_ms = ms "sgd"
+            kbfgs_ms = ms "kbfgs"
+            kbfgs_l_ms = ms "kbfgs-l"
+            kbfgs_over_sgd = ms "kbfgs" / ms "sgd"
+            kbfgs_l_over_sgd = ms "kbfgs-l" / ms "sgd"
+        |})
+
     0

@@ -28,15 +28,22 @@ type TanhRecorded() =
     /// tanh on a reverse-mode leaf: the kernel plus the recorded node.
     [<Benchmark(OperationsPerInvoke = OpsPerInvoke)>]
     member _.Reverse() =
-        for _ in 1 .. OpsPerInvoke do Tensor.tanh x |> ignore
+        for _ in 1..OpsPerInvoke do
+            Tensor.tanh x |> ignore
+
         tape.Nodes.RemoveRange(1, tape.Nodes.Count - 1)
 
     /// tanh on a constant: the kernel and the wrapper only.
     [<Benchmark(Baseline = true, OperationsPerInvoke = OpsPerInvoke)>]
     member _.Constant() =
-        for _ in 1 .. OpsPerInvoke do Tensor.tanh c |> ignore
+        for _ in 1..OpsPerInvoke do
+            Tensor.tanh c |> ignore
 
 let run (_args: string[]) =
-    let config = DefaultConfig.Instance.AddJob(Job.ShortRun.WithToolchain(InProcessEmitToolchain.Instance)).WithOptions(ConfigOptions.DisableOptimizationsValidator)
+    let config =
+        DefaultConfig.Instance
+            .AddJob(Job.ShortRun.WithToolchain(InProcessEmitToolchain.Instance))
+            .WithOptions(ConfigOptions.DisableOptimizationsValidator)
+
     BenchmarkRunner.Run<TanhRecorded>(config) |> ignore
     0

@@ -14,8 +14,7 @@ let private close (tol: float) (a: float) (b: float) = abs (a - b) <= tol * max 
 /// function itself overflows (a chain of exponentials easily passes 1e308), the same
 /// infinity or NaN on both sides. The nestings do compute identical non-finite values
 /// there; a relative comparison is simply undefined for them.
-let private agree (tol: float) (a: float) (b: float) =
-    if Double.IsFinite a && Double.IsFinite b then close tol a b else a.Equals b
+let private agree (tol: float) (a: float) (b: float) = if Double.IsFinite a && Double.IsFinite b then close tol a b else a.Equals b
 
 let private scalarF (p: Problem) = fun (x: Tensor) -> Tensor.sum (eval p.Expr x)
 
@@ -35,7 +34,10 @@ let private hvpNestingsAgree (p: Problem) =
     let b = Tensor.toArray (snd (Ad.jvp (Ad.grad f) x v))
     let c = Tensor.toArray (Ad.grad (fun z -> Tensor.dot (Ad.grad f z) v) x)
     let ok = Array.forall2 (agree 1e-9) a b && Array.forall2 (agree 1e-9) a c
-    if not ok then printfn "hvp nestings differ for %O at %A along %A:\n  %A\n  %A\n  %A" p.Expr p.X p.V a b c
+
+    if not ok then
+        printfn "hvp nestings differ for %O at %A along %A:\n  %A\n  %A\n  %A" p.Expr p.X p.V a b c
+
     ok
 
 let ``hvp by reverse∘forward, forward∘reverse and reverse∘reverse agree`` =
@@ -43,28 +45,38 @@ let ``hvp by reverse∘forward, forward∘reverse and reverse∘reverse agree`` 
 
 /// The case a long-mode run found: a deep chain of exp0.3 under logsumexp.
 let ``hvp nestings agree on the recorded exp-chain case`` =
-    Run.replayed "hvp nestings agree on the recorded exp-chain case" [ typeof<Arbitraries> ] (408149342622319280UL, 16736748902868594687UL, 79) hvpNestingsAgree
+    Run.replayed
+        "hvp nestings agree on the recorded exp-chain case"
+        [ typeof<Arbitraries> ]
+        (408149342622319280UL, 16736748902868594687UL, 79)
+        hvpNestingsAgree
 
 let ``third directional derivatives agree across nestings and with finite differences`` =
-    Run.property "third directional derivatives agree across nestings and with finite differences" 25 [ typeof<Arbitraries> ] (fun (p: Problem) ->
-        let f = scalarF p
-        let x, v = Tensor.ofArray p.X, Tensor.ofArray p.V
-        let d1 (z: Tensor) = snd (Ad.jvp f z v)
-        let d2 (z: Tensor) = snd (Ad.jvp d1 z v)
-        let fff = Tensor.toScalar (snd (Ad.jvp d2 x v))
-        let rff = Tensor.toScalar (Tensor.dot (Ad.grad d2 x) v)
-        let rrr =
-            let g1 (z: Tensor) = Tensor.dot (Ad.grad f z) v
-            let g2 (z: Tensor) = Tensor.dot (Ad.grad g1 z) v
-            Tensor.toScalar (Tensor.dot (Ad.grad g2 x) v)
-        let h = 1e-5
-        let fd = (Tensor.toScalar (d2 (x + h * v)) - Tensor.toScalar (d2 (x - h * v))) / (2.0 * h)
-        close 1e-8 fff rff && close 1e-8 fff rrr && close 1e-4 fd fff)
+    Run.property
+        "third directional derivatives agree across nestings and with finite differences"
+        25
+        [ typeof<Arbitraries> ]
+        (fun (p: Problem) ->
+            let f = scalarF p
+            let x, v = Tensor.ofArray p.X, Tensor.ofArray p.V
+            let d1 (z: Tensor) = snd (Ad.jvp f z v)
+            let d2 (z: Tensor) = snd (Ad.jvp d1 z v)
+            let fff = Tensor.toScalar (snd (Ad.jvp d2 x v))
+            let rff = Tensor.toScalar (Tensor.dot (Ad.grad d2 x) v)
+
+            let rrr =
+                let g1 (z: Tensor) = Tensor.dot (Ad.grad f z) v
+                let g2 (z: Tensor) = Tensor.dot (Ad.grad g1 z) v
+                Tensor.toScalar (Tensor.dot (Ad.grad g2 x) v)
+
+            let h = 1e-5
+            let fd = (Tensor.toScalar (d2 (x + h * v)) - Tensor.toScalar (d2 (x - h * v))) / (2.0 * h)
+            close 1e-8 fff rff && close 1e-8 fff rrr && close 1e-4 fd fff)
 
 /// An anchor for the generator's evaluator: the expression (x · tanh x) has the gradient
 /// tanh x + x (1 − tanh² x).
 let ``the evaluator differentiates a known expression exactly`` () =
-    let e = Binary ("*", X 1.0, Unary ("tanh", X 1.0))
+    let e = Binary("*", X 1.0, Unary("tanh", X 1.0))
     let xs = [| -1.3; 0.2; 0.9 |]
     let g = Ad.grad (fun x -> Tensor.sum (eval e x)) (Tensor.ofArray xs) |> Tensor.toArray
     let expected = xs |> Array.map (fun x -> tanh x + x * (1.0 - tanh x * tanh x))
@@ -72,10 +84,10 @@ let ``the evaluator differentiates a known expression exactly`` () =
 
 [<Tests>]
 let tests =
-    testList
-        "AdLaws"
-        [ ``forward and reverse mode give the same directional derivative``
-          ``hvp by reverse∘forward, forward∘reverse and reverse∘reverse agree``
-          ``hvp nestings agree on the recorded exp-chain case``
-          ``third directional derivatives agree across nestings and with finite differences``
-          testCase "the evaluator differentiates a known expression exactly" ``the evaluator differentiates a known expression exactly`` ]
+    testList "AdLaws" [
+        ``forward and reverse mode give the same directional derivative``
+        ``hvp by reverse∘forward, forward∘reverse and reverse∘reverse agree``
+        ``hvp nestings agree on the recorded exp-chain case``
+        ``third directional derivatives agree across nestings and with finite differences``
+        testCase "the evaluator differentiates a known expression exactly" ``the evaluator differentiates a known expression exactly``
+    ]

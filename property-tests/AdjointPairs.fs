@@ -44,8 +44,8 @@ let ``the gradient of <expand x, y> is the sum of y back to x's shape`` =
 
 [<Tests>]
 let tests =
-    testList
-        "AdjointPairs"
-        [ ``unfold and fold are adjoint for any window``
-          ``gather and scatter-add are adjoint, repeated indices included``
-          ``the gradient of <expand x, y> is the sum of y back to x's shape`` ]
+    testList "AdjointPairs" [
+        ``unfold and fold are adjoint for any window``
+        ``gather and scatter-add are adjoint, repeated indices included``
+        ``the gradient of <expand x, y> is the sum of y back to x's shape``
+    ]

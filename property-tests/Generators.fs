@@ -17,10 +17,22 @@ type Expr =
     override e.ToString() =
         match e with
         | X s -> sprintf "%.2f·x" s
-        | Unary (op, a) -> sprintf "%s(%O)" op a
-        | Binary (op, a, b) -> sprintf "(%O %s %O)" a op b
+        | Unary(op, a) -> sprintf "%s(%O)" op a
+        | Binary(op, a, b) -> sprintf "(%O %s %O)" a op b
 
-let unaryOps = [ "tanh"; "sigmoid"; "softplus"; "exp0.3"; "square"; "log1p2"; "elu"; "sqrt1p2"; "cumsum-like"; "logsumexp" ]
+let unaryOps = [
+    "tanh"
+    "sigmoid"
+    "softplus"
+    "exp0.3"
+    "square"
+    "log1p2"
+    "elu"
+    "sqrt1p2"
+    "cumsum-like"
+    "logsumexp"
+]
+
 let binaryOps = [ "+"; "-"; "*"; "/(1+b²)" ]
 
 /// The expression as a tensor function (same shape in and out, smooth everywhere except
@@ -28,8 +40,9 @@ let binaryOps = [ "+"; "-"; "*"; "/(1+b²)" ]
 let rec eval (e: Expr) (x: Tensor) : Tensor =
     match e with
     | X s -> s * x
-    | Unary (op, a) ->
+    | Unary(op, a) ->
         let v = eval a x
+
         match op with
         | "tanh" -> Tensor.tanh v
         | "sigmoid" -> Tensor.sigmoid v
@@ -46,8 +59,9 @@ let rec eval (e: Expr) (x: Tensor) : Tensor =
         | _ ->
             let n = v.Numel
             Tensor.expand [| n |] (Tensor.logsumexp 1 false (Tensor.view [| 1; n |] v)) - v
-    | Binary (op, a, b) ->
+    | Binary(op, a, b) ->
         let u, w = eval a x, eval b x
+
         match op with
         | "+" -> u + w
         | "-" -> u - w
@@ -55,22 +69,32 @@ let rec eval (e: Expr) (x: Tensor) : Tensor =
         | _ -> u / (1.0 + w * w)
 
 let rec private genExpr (size: int) : Gen<Expr> =
-    let leaf = Gen.choose (-20, 20) |> Gen.map (fun k -> X (float k / 10.0 + 0.05))
-    if size <= 0 then leaf
+    let leaf = Gen.choose (-20, 20) |> Gen.map (fun k -> X(float k / 10.0 + 0.05))
+
+    if size <= 0 then
+        leaf
     else
-        Gen.frequency
-            [ 1, leaf
-              3, Gen.map2 (fun op a -> Unary (op, a)) (Gen.elements unaryOps) (genExpr (size - 1))
-              2, Gen.map3 (fun op a b -> Binary (op, a, b)) (Gen.elements binaryOps) (genExpr (size / 2)) (genExpr (size / 2)) ]
+        Gen.frequency [
+            1, leaf
+            3, Gen.map2 (fun op a -> Unary(op, a)) (Gen.elements unaryOps) (genExpr (size - 1))
+            2, Gen.map3 (fun op a b -> Binary(op, a, b)) (Gen.elements binaryOps) (genExpr (size / 2)) (genExpr (size / 2))
+        ]
 
 let rec private shrinkExpr (e: Expr) : Expr seq =
     match e with
     | X s -> if s = 1.0 then Seq.empty else Seq.singleton (X 1.0)
-    | Unary (op, a) -> seq { yield a; for a' in shrinkExpr a -> Unary (op, a') }
-    | Binary (op, a, b) ->
-        seq { yield a; yield b
-              for a' in shrinkExpr a -> Binary (op, a', b)
-              for b' in shrinkExpr b -> Binary (op, a, b') }
+    | Unary(op, a) ->
+        seq {
+            yield a
+            for a' in shrinkExpr a -> Unary(op, a')
+        }
+    | Binary(op, a, b) ->
+        seq {
+            yield a
+            yield b
+            for a' in shrinkExpr a -> Binary(op, a', b)
+            for b' in shrinkExpr b -> Binary(op, a, b')
+        }
 
 /// An expression, an input point and a direction (float64, 2 to 6 elements).
 type Problem = { Expr: Expr; X: float[]; V: float[] }
@@ -88,6 +112,7 @@ type Arbitraries =
                 let! v = genVec n
                 return { Expr = e; X = x; V = v }
             }
+
         let shrink (p: Problem) = shrinkExpr p.Expr |> Seq.map (fun e -> { p with Expr = e })
         Arb.fromGenShrink (gen, shrink)
 
@@ -125,11 +150,12 @@ module Run =
                 | _ -> failwithf "GROUPEDNEWTON_PROPERTY_SEED=%s: expected two unsigned integers \"seed,gamma\" with gamma odd" s
             | _ -> failwithf "GROUPEDNEWTON_PROPERTY_SEED=%s: expected \"seed,gamma\"" s
 
-    let config (count: int) (arbitraries: Type list) =
-        { FsCheckConfig.defaultConfig with
+    let config (count: int) (arbitraries: Type list) = {
+        FsCheckConfig.defaultConfig with
             maxTest = count * scale
             arbitrary = arbitraries
-            replay = replay }
+            replay = replay
+    }
 
     /// A named property of `count` cases (ten times more in long mode).
     let property (name: string) (count: int) (arbitraries: Type list) (property: 'T -> bool) =
@@ -138,9 +164,11 @@ module Run =
     /// One case replayed from a recorded (seed, gamma, size): the regression test of a
     /// failure that a long-mode run found.
     let replayed (name: string) (arbitraries: Type list) (seed: uint64, gamma: uint64, size: int) (property: 'T -> bool) =
-        let config =
-            { FsCheckConfig.defaultConfig with
+        let config = {
+            FsCheckConfig.defaultConfig with
                 maxTest = 1
                 arbitrary = arbitraries
-                replay = Some(seed, gamma, Some size) }
+                replay = Some(seed, gamma, Some size)
+        }
+
         testPropertyWithConfig config name property

@@ -7,9 +7,12 @@ open GroupedNewton.PropertyTests.Generators
 
 [<EntryPoint>]
 let main argv =
-    if Run.long then printfn "property suite: long mode, fresh random seeds"
+    if Run.long then
+        printfn "property suite: long mode, fresh random seeds"
     else
         match Run.replay with
-        | Some (seed, gamma, _) -> printfn "property suite: seed %d, gamma %d (GROUPEDNEWTON_PROPERTY_SEED=\"%d,%d\" replays it)" seed gamma seed gamma
+        | Some(seed, gamma, _) ->
+            printfn "property suite: seed %d, gamma %d (GROUPEDNEWTON_PROPERTY_SEED=\"%d,%d\" replays it)" seed gamma seed gamma
         | None -> ()
+
     runTestsInAssemblyWithCLIArgs [] argv

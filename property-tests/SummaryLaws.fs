@@ -23,16 +23,36 @@ type NetGenerators =
                 let! seed = Gen.choose (0, 10000)
                 return { Hidden = hidden; Activation = act; Seed = seed }
             }
-        Arb.fromGenShrink (gen, fun n -> seq { if not n.Hidden.IsEmpty then yield { n with Hidden = List.tail n.Hidden } })
+
+        Arb.fromGenShrink (
+            gen,
+            fun n ->
+                seq {
+                    if not n.Hidden.IsEmpty then
+                        yield { n with Hidden = List.tail n.Hidden }
+                }
+        )
 
 let private problem (n: Net) =
-    let model = Models.mlpOn [| 3 |] ([ 3 ] @ n.Hidden @ [ 2 ]) n.Activation { Scheme = InitScheme.ScaledNormal(1.0, 0.5); Dtype = Dtype.Float64; Seed = n.Seed }
+    let model =
+        Models.mlpOn [| 3 |] ([ 3 ] @ n.Hidden @ [ 2 ]) n.Activation {
+            Scheme = InitScheme.ScaledNormal(1.0, 0.5)
+            Dtype = Dtype.Float64
+            Seed = n.Seed
+        }
+
     let rng = Random n.Seed
     let x = Tensor.ofArrayShape (Array.init 18 (fun _ -> rng.NextDouble() * 2.0 - 1.0)) [| 6; 3 |]
     let y = Tensor.ofInts (Array.init 6 (fun _ -> rng.Next 2))
     let loss (ps: Parameters) = Tensor.crossEntropy (model.Forward(ps, x)) y
     let ps = model.Parameters
-    let u = ps.WithValues(ps.Values |> Array.map (fun v -> Tensor.ofArrayShape (Array.init v.Numel (fun _ -> rng.NextDouble() - 0.5)) v.Shape))
+
+    let u =
+        ps.WithValues(
+            ps.Values
+            |> Array.map (fun v -> Tensor.ofArrayShape (Array.init v.Numel (fun _ -> rng.NextDouble() - 0.5)) v.Shape)
+        )
+
     loss, ps, u
 
 let private close (tol: float) (a: float) (b: float) = abs (a - b) <= tol * max 1.0 (max (abs a) (abs b))
@@ -49,9 +69,20 @@ let ``H̄ is exactly symmetric and the full D̄ is symmetric under permutations`
         let S = part.Count
         let full = Summary.tensor 3 loss ps part u
         let at i j k = full.[(i * S + j) * S + k]
-        Seq.forall (fun (i, j) -> s.Hessian.[i, j] = s.Hessian.[j, i]) (seq { for i in 0 .. S - 1 do for j in 0 .. S - 1 -> i, j })
-        && Seq.forall (fun (i, j, k) -> close 1e-10 (at i j k) (at j k i) && close 1e-10 (at i j k) (at k j i))
-               (seq { for i in 0 .. S - 1 do for j in 0 .. S - 1 do for k in 0 .. S - 1 -> i, j, k }))
+
+        Seq.forall
+            (fun (i, j) -> s.Hessian.[i, j] = s.Hessian.[j, i])
+            (seq {
+                for i in 0 .. S - 1 do
+                    for j in 0 .. S - 1 -> i, j
+            })
+        && Seq.forall
+            (fun (i, j, k) -> close 1e-10 (at i j k) (at j k i) && close 1e-10 (at i j k) (at k j i))
+            (seq {
+                for i in 0 .. S - 1 do
+                    for j in 0 .. S - 1 do
+                        for k in 0 .. S - 1 -> i, j, k
+            }))
 
 /// Orders 1, 2, 3 scale by c, c², c³ (tolerance 1e-10: rounding only).
 let ``the summaries are homogeneous in u`` =
@@ -61,6 +92,7 @@ let ``the summaries are homogeneous in u`` =
         let part = Partition.canonical ps
         let s = Summary.compute loss ps part u
         let sc = Summary.compute loss ps part (Parameters.map (fun v -> c * v) u)
+
         allClose 1e-10 (s.Gradient |> Array.map (fun v -> c * v)) sc.Gradient
         && allClose 1e-10 (cells s.Hessian |> Array.map (fun v -> c * c * v)) (cells sc.Hessian)
         && allClose 1e-10 (s.ThirdDiagonal |> Array.map (fun v -> c * c * c * v)) sc.ThirdDiagonal)
@@ -77,7 +109,16 @@ let ``coarsening sums blocks`` =
         // canonical tensors come in (weight, bias) pairs, one pair per layer
         let L = layers.Gradient.Length
         let merged = Array.init L (fun l -> canon.Gradient.[2 * l] + canon.Gradient.[2 * l + 1])
-        let mergedH = Array2D.init L L (fun a b -> Seq.sum (seq { for i in 2 * a .. 2 * a + 1 do for j in 2 * b .. 2 * b + 1 -> canon.Hessian.[i, j] }))
+
+        let mergedH =
+            Array2D.init L L (fun a b ->
+                Seq.sum (
+                    seq {
+                        for i in 2 * a .. 2 * a + 1 do
+                            for j in 2 * b .. 2 * b + 1 -> canon.Hessian.[i, j]
+                    }
+                ))
+
         allClose 1e-10 merged layers.Gradient
         && allClose 1e-10 (cells mergedH) (cells layers.Hessian)
         && close 1e-10 (Array.sum canon.Gradient) triv.Gradient.[0]
@@ -94,20 +135,34 @@ let ``the order in which subsets are listed does not matter`` =
         let a = Summary.compute loss ps (Partition.byNames ps [ for nm in names -> nm, [ nm ] ]) u
         let b = Summary.compute loss ps (Partition.byNames ps [ for i in perm -> names.[i], [ names.[i] ] ]) u
         // b's subset k is a's subset perm.[k]
-        Seq.forall (fun k -> close 1e-12 a.Gradient.[perm.[k]] b.Gradient.[k] && close 1e-12 a.ThirdDiagonal.[perm.[k]] b.ThirdDiagonal.[k]) (seq { 0 .. perm.Length - 1 })
-        && Seq.forall (fun (k, l) -> close 1e-12 a.Hessian.[perm.[k], perm.[l]] b.Hessian.[k, l]) (seq { for k in 0 .. perm.Length - 1 do for l in 0 .. perm.Length - 1 -> k, l }))
+        Seq.forall
+            (fun k ->
+                close 1e-12 a.Gradient.[perm.[k]] b.Gradient.[k]
+                && close 1e-12 a.ThirdDiagonal.[perm.[k]] b.ThirdDiagonal.[k])
+            (seq { 0 .. perm.Length - 1 })
+        && Seq.forall
+            (fun (k, l) -> close 1e-12 a.Hessian.[perm.[k], perm.[l]] b.Hessian.[k, l])
+            (seq {
+                for k in 0 .. perm.Length - 1 do
+                    for l in 0 .. perm.Length - 1 -> k, l
+            }))
 
 /// A random orthogonal matrix (product of Householder reflections) of size m.
 let private orthogonal (rng: Random) (m: int) =
     let q = Array2D.init m m (fun i j -> if i = j then 1.0 else 0.0)
-    for _ in 1 .. m do
+
+    for _ in 1..m do
         let v = Array.init m (fun _ -> rng.NextDouble() - 0.5)
         let nv = v |> Array.sumBy (fun x -> x * x)
+
         if nv > 1e-12 then
             // q ← q (I − 2vvᵀ/vᵀv)
             for i in 0 .. m - 1 do
                 let qv = Array.fold2 (fun acc a b -> acc + a * b) 0.0 (Array.init m (fun j -> q.[i, j])) v
-                for j in 0 .. m - 1 do q.[i, j] <- q.[i, j] - 2.0 * qv * v.[j] / nv
+
+                for j in 0 .. m - 1 do
+                    q.[i, j] <- q.[i, j] - 2.0 * qv * v.[j] / nv
+
     q
 
 /// θ_s = Q_s θ̃_s with Q_s orthogonal per tensor leaves ḡ, H̄, D̄ and hence η unchanged.
@@ -130,22 +185,30 @@ let ``per-subset orthogonal maps leave the summaries and the rates unchanged`` =
         let d (x: PartitionSummary) = x.ThirdDiagonal |> Array.map (fun v -> Math.Pow(abs v, 1.0 / 3.0))
         let e1 = CubicRegularization.solve s.Hessian s.Gradient (d s) 1.0
         let e2 = CubicRegularization.solve st.Hessian st.Gradient (d st) 1.0
-        let checks =
-            [ "ḡ", allClose 1e-9 s.Gradient st.Gradient
-              "H̄", allClose 1e-9 (cells s.Hessian) (cells st.Hessian)
-              "D̄", allClose 1e-9 s.ThirdDiagonal st.ThirdDiagonal
-              "η", (not e1.Converged || e1.Path = SolverPath.HardCase || Array.exists (fun v -> abs v >= 1e6) e1.Eta
-                    || (e2.Converged && allClose 1e-5 e1.Eta e2.Eta)) ]
+
+        let checks = [
+            "ḡ", allClose 1e-9 s.Gradient st.Gradient
+            "H̄", allClose 1e-9 (cells s.Hessian) (cells st.Hessian)
+            "D̄", allClose 1e-9 s.ThirdDiagonal st.ThirdDiagonal
+            "η",
+            (not e1.Converged
+             || e1.Path = SolverPath.HardCase
+             || Array.exists (fun v -> abs v >= 1e6) e1.Eta
+             || (e2.Converged && allClose 1e-5 e1.Eta e2.Eta))
+        ]
+
         for name, ok in checks do
-            if not ok then printfn "orthogonal maps: %s differs for %A (η %A vs %A, %A)" name n e1.Eta e2.Eta e1.Path
+            if not ok then
+                printfn "orthogonal maps: %s differs for %A (η %A vs %A, %A)" name n e1.Eta e2.Eta e1.Path
+
         checks |> List.forall snd)
 
 [<Tests>]
 let tests =
-    testList
-        "SummaryLaws"
-        [ ``H̄ is exactly symmetric and the full D̄ is symmetric under permutations``
-          ``the summaries are homogeneous in u``
-          ``coarsening sums blocks``
-          ``the order in which subsets are listed does not matter``
-          ``per-subset orthogonal maps leave the summaries and the rates unchanged`` ]
+    testList "SummaryLaws" [
+        ``H̄ is exactly symmetric and the full D̄ is symmetric under permutations``
+        ``the summaries are homogeneous in u``
+        ``coarsening sums blocks``
+        ``the order in which subsets are listed does not matter``
+        ``per-subset orthogonal maps leave the summaries and the rates unchanged``
+    ]

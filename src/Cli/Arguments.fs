@@ -3,8 +3,12 @@ module GroupedNewton.Cli.Arguments
 
 open Argu
 
-let private activationUsage = "tanh | relu | elu | sigmoid | softplus: the hidden layers' activation (default: the model's own: tanh for mlp and lenet, elu for vgg11, relu for autoencoder)"
-let private initUsage = "reference | pytorch: the initialisation (reference: N(0, 1/fan-in) weights and zero biases, vgg11 σ_w = √2; pytorch: PyTorch's default uniform) (default reference)"
+let private activationUsage =
+    "tanh | relu | elu | sigmoid | softplus: the hidden layers' activation (default: the model's own: tanh for mlp and lenet, elu for vgg11, relu for autoencoder)"
+
+let private initUsage =
+    "reference | pytorch: the initialisation (reference: N(0, 1/fan-in) weights and zero biases, vgg11 σ_w = √2; pytorch: PyTorch's default uniform) (default reference)"
+
 let private divergenceUsage =
     "the divergence guard: the run stops with exit 1 and 'diverged: …' when a step's loss is NaN or infinite, exceeds FACTOR times the first step's loss, or an evaluation gives a non-finite loss; the last good checkpoint is kept (default 1000; 0 turns the guard off)"
 
@@ -44,7 +48,8 @@ type TrainArgs =
             | Model _ -> "mlp | lenet | vgg11 | autoencoder (default mlp)"
             | Dataset _ -> "fashion-mnist | mnist | cifar10 | synthetic (default: fashion-mnist when installed, else synthetic)"
             | Optimizer _ -> "sgd | adam | grouped-newton | grouped-newton-avg | sofim | kfac | kbfgs | kbfgs-l (default grouped-newton)"
-            | Partition _ -> "GroupedNewton partition: canonical | trivial | weights-biases | per-layer | blocks-N | alternate-N (default canonical)"
+            | Partition _ ->
+                "GroupedNewton partition: canonical | trivial | weights-biases | per-layer | blocks-N | alternate-N (default canonical)"
             | Hidden _ -> "hidden sizes of the MLP, comma separated (default 1024,200,100)"
             | Epochs _ -> "number of epochs (default 2)"
             | Batch_Size _ -> "mini-batch size (default 100)"
@@ -63,7 +68,8 @@ type TrainArgs =
             | Weight_Decay _ -> "L2 weight decay (SGD, Adam, SOFIM default 0; K-FAC, K-BFGS 1e-5)"
             | Activation _ -> activationUsage
             | Init _ -> initUsage
-            | Out _ -> "output folder: metrics.jsonl, metrics.csv, checkpoints (default runs/<model>-<dataset>-<optimizer>); a folder holding an earlier run is refused unless --resume or --overwrite"
+            | Out _ ->
+                "output folder: metrics.jsonl, metrics.csv, checkpoints (default runs/<model>-<dataset>-<optimizer>); a folder holding an earlier run is refused unless --resume or --overwrite"
             | Resume ->
                 "continue from the latest valid checkpoint in --out. Every option that changes the trajectory must be as before (a change is refused, naming the option and both values); only --epochs (more epochs) and --threads may differ (bit-identical results need the same --threads)"
             | Overwrite -> "replace an earlier run in --out (its metrics and checkpoints are removed)"
@@ -123,7 +129,8 @@ type CompareArgs =
             | Weight_Decay _ -> "L2 weight decay"
             | Activation _ -> activationUsage
             | Init _ -> initUsage
-            | Out _ -> "output folder: report.html, summary.md, summary.csv, runs/ (default runs/compare); earlier runs there are refused unless --overwrite"
+            | Out _ ->
+                "output folder: report.html, summary.md, summary.csv, runs/ (default runs/compare); earlier runs there are refused unless --overwrite"
             | Overwrite -> "replace the runs of an earlier comparison in --out"
             | Divergence_Factor _ -> divergenceUsage
 

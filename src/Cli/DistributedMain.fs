@@ -17,6 +17,7 @@ let run (argv: string[]) (body: TextWriter -> int) : int =
         with :? DistributedException as e ->
             eprintfn "error: %s" e.Message
             Some ExitCode.Failure
+
     match started with
     | Some code ->
         Distributed.finish ()
@@ -24,6 +25,10 @@ let run (argv: string[]) (body: TextWriter -> int) : int =
     | None ->
         let out = if Distributed.isRoot () then Console.Out else TextWriter.Null
         let code = body out
-        if code = ExitCode.Ok || code = ExitCode.Cancelled then Distributed.finish ()
-        else Distributed.abort code (sprintf "rank %d: the run failed (exit code %d); ending every rank" (Distributed.rank ()) code)
+
+        if code = ExitCode.Ok || code = ExitCode.Cancelled then
+            Distributed.finish ()
+        else
+            Distributed.abort code (sprintf "rank %d: the run failed (exit code %d); ending every rank" (Distributed.rank ()) code)
+
         code

@@ -12,15 +12,19 @@ type UsageException(message: string) =
 module ExitCode =
     [<Literal>]
     let Ok = 0
+
     /// The run failed (data missing, an optimizer step failed, an I/O error).
     [<Literal>]
     let Failure = 1
+
     /// Bad arguments; the usage is printed.
     [<Literal>]
     let Usage = 2
+
     /// Interrupted (Ctrl+C or cancellation) after the last complete checkpoint.
     [<Literal>]
     let Cancelled = 130
+
     /// Stopped by SIGTERM after the last complete checkpoint.
     [<Literal>]
     let Terminated = 143

@@ -14,10 +14,15 @@ let names = OptimizerCatalog.names
 let optionOf (field: string) =
     match field with
     | "LearningRate" -> "--lr"
-    | "Momentum" | "Beta1" | "Beta" | "GradientMomentum" -> "--momentum"
-    | "Damping" | "Lambda" -> "--damping"
+    | "Momentum"
+    | "Beta1"
+    | "Beta"
+    | "GradientMomentum" -> "--momentum"
+    | "Damping"
+    | "Lambda" -> "--damping"
     | "LambdaInt" -> "--lambda-int"
-    | "Period" | "CurvaturePeriod" -> "--period"
+    | "Period"
+    | "CurvaturePeriod" -> "--period"
     | "Rho" -> "--rho"
     | "Beta2" -> "--beta2"
     | "WeightDecay" -> "--weight-decay"
@@ -34,18 +39,29 @@ let check (name: string) =
 let settings (name: string) (model: string) (hyper: Hyper) : OptimizerSettings =
     check name
     let s = OptimizerCatalog.settings name (ModelFamily.OfName model) hyper
+
     try
         OptimizerCatalog.validate s
         s
     with :? ArgumentException as e ->
-        let field = match e.ParamName with null -> "" | p -> p
-        let message = match e.ParamName with null -> e.Message | p -> e.Message.Replace(sprintf " (Parameter '%s')" p, "")
+        let field =
+            match e.ParamName with
+            | null -> ""
+            | p -> p
+
+        let message =
+            match e.ParamName with
+            | null -> e.Message
+            | p -> e.Message.Replace(sprintf " (Parameter '%s')" p, "")
+
         Fail.usage "%s: %s" (optionOf field) message
 
 /// The options given that optimizer `name` does not use (by command-line name).
-let unusedOptions (name: string) (hyper: Hyper) (task: TaskSettings) =
-    [ yield! OptimizerCatalog.unused name hyper |> List.map optionOf
-      if not (name.StartsWith "grouped-newton") && List.contains "--partition" task.Given then yield "--partition" ]
+let unusedOptions (name: string) (hyper: Hyper) (task: TaskSettings) = [
+    yield! OptimizerCatalog.unused name hyper |> List.map optionOf
+    if not (name.StartsWith "grouped-newton") && List.contains "--partition" task.Given then
+        yield "--partition"
+]
 
 /// The per-subset learning rates of a GroupedNewton optimizer (empty for the others).
 let subsetRates (o: Optimizer) : (string * float)[] =

@@ -14,6 +14,7 @@ open GroupedNewton.Cli.Arguments
 /// The usage of the command named by the first argument (or of the whole tool).
 let private usageOf (argv: string[]) =
     let p = Arguments.parser ()
+
     match Array.tryHead argv with
     | Some "train" -> p.GetSubCommandParser(<@ Train @>).PrintUsage()
     | Some "compare" -> p.GetSubCommandParser(<@ Compare @>).PrintUsage()
@@ -25,20 +26,26 @@ let private usageOf (argv: string[]) =
 /// message style as the options.
 let checkEnvironment () =
     match Environment.GetEnvironmentVariable "GROUPEDNEWTON_THREADS" with
-    | null | "" -> ()
+    | null
+    | "" -> ()
     | v ->
         match Int32.TryParse(v.Trim()) with
         | true, n when n >= 1 && n <= Settings.maxThreads () -> ()
-        | _ ->
-            Fail.usage "GROUPEDNEWTON_THREADS must be a whole number from 1 to %d (four per core), got '%s'" (Settings.maxThreads ()) v
+        | _ -> Fail.usage "GROUPEDNEWTON_THREADS must be a whole number from 1 to %d (four per core), got '%s'" (Settings.maxThreads ()) v
+
     match Environment.GetEnvironmentVariable "GROUPEDNEWTON_BLAS" with
-    | null | "" -> ()
+    | null
+    | "" -> ()
     | v ->
         match v.Trim().ToLowerInvariant() with
-        | "managed" | "openblas" | "auto" -> ()
+        | "managed"
+        | "openblas"
+        | "auto" -> ()
         | _ -> Fail.usage "GROUPEDNEWTON_BLAS must be 'managed', 'openblas' or 'auto', got '%s'" v
+
     match Environment.GetEnvironmentVariable Datasets.EnvironmentVariable with
-    | null | "" -> ()
+    | null
+    | "" -> ()
     | v when not (Directory.Exists v) ->
         Fail.usage "%s names '%s', which is not a folder (unset it to use the installed data sets)" Datasets.EnvironmentVariable v
     | _ -> ()
@@ -50,14 +57,20 @@ let execute (out: TextWriter) (err: TextWriter) (interactive: bool) (cancel: Can
     let fail (code: int) (message: string) =
         err.WriteLine("error: " + message)
         code
+
     try
-        if argv.Length = 0 then DerivativesCommand.run 0
+        if argv.Length = 0 then
+            DerivativesCommand.run 0
         else
             let results = Arguments.parser().ParseCommandLine(argv, raiseOnUsage = true)
             let command = results.GetSubCommand()
+
             match command with
-            | Train _ | Compare _ | Summary _ -> checkEnvironment ()
+            | Train _
+            | Compare _
+            | Summary _ -> checkEnvironment ()
             | _ -> ()
+
             match command with
             | Train r -> TrainCommand.run (Settings.ofTrain r) out err interactive cancel
             | Compare r -> CompareCommand.run (Settings.ofCompare r) out err interactive cancel
@@ -86,7 +99,8 @@ let execute (out: TextWriter) (err: TextWriter) (interactive: bool) (cancel: Can
     | :? TensorException as e -> fail ExitCode.Failure e.Message
     | :? IOException as e -> fail ExitCode.Failure e.Message
     | :? UnauthorizedAccessException as e -> fail ExitCode.Failure e.Message
-    | :? OutOfMemoryException -> fail ExitCode.Failure "out of memory: the task does not fit this machine (try smaller --samples, --batch-size or --hidden)"
+    | :? OutOfMemoryException ->
+        fail ExitCode.Failure "out of memory: the task does not fit this machine (try smaller --samples, --batch-size or --hidden)"
     | :? ArgumentException as e -> fail ExitCode.Failure e.Message
 
 /// Runs a command line with the console's writers, plain progress and no cancellation.
@@ -103,6 +117,7 @@ let private installTestHooks () =
         for hook in v.Split(';', StringSplitOptions.RemoveEmptyEntries ||| StringSplitOptions.TrimEntries) do
             if hook.StartsWith "pause-before-rename:" then
                 let name = hook.Substring "pause-before-rename:".Length
+
                 TensorStore.beforeRename <-
                     Some(fun tmp ->
                         if tmp.Contains name then
@@ -120,13 +135,25 @@ let main argv =
     // Ctrl+C and SIGTERM: finish the current step and stop; the last complete checkpoint stays
     let stop (ctx: PosixSignalContext) =
         ctx.Cancel <- true
-        if ctx.Signal = PosixSignal.SIGTERM then terminated <- true
+
+        if ctx.Signal = PosixSignal.SIGTERM then
+            terminated <- true
+
         if not cts.IsCancellationRequested then
-            Console.Error.WriteLine(sprintf "%s: stopping after the current step" (if ctx.Signal = PosixSignal.SIGTERM then "SIGTERM" else "interrupt"))
+            Console.Error.WriteLine(
+                sprintf "%s: stopping after the current step" (if ctx.Signal = PosixSignal.SIGTERM then "SIGTERM" else "interrupt")
+            )
+
             cts.Cancel()
+
     use _int = PosixSignalRegistration.Create(PosixSignal.SIGINT, stop)
     use _term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, stop)
-    let interactive = not Console.IsOutputRedirected && Spectre.Console.AnsiConsole.Profile.Capabilities.Interactive
+
+    let interactive =
+        not Console.IsOutputRedirected && Spectre.Console.AnsiConsole.Profile.Capabilities.Interactive
     // data-parallel hook: MPI under mpiexec, rank 0 prints, a failed rank ends the job
-    let code = DistributedMain.run argv (fun out -> execute out Console.Error (interactive && obj.ReferenceEquals(out, Console.Out)) cts.Token argv)
+    let code =
+        DistributedMain.run argv (fun out ->
+            execute out Console.Error (interactive && obj.ReferenceEquals(out, Console.Out)) cts.Token argv)
+
     if code = ExitCode.Cancelled && terminated then ExitCode.Terminated else code

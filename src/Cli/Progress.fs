@@ -20,7 +20,8 @@ type IRunProgress =
     abstract Message: text: string -> unit
 
 let private rateText (maxShown: int) (rates: (string * float)[]) =
-    if rates.Length = 0 then ""
+    if rates.Length = 0 then
+        ""
     else
         let shown = rates |> Array.truncate maxShown |> Array.map (fun (n, r) -> sprintf "%s=%.3g" n r)
         let more = if rates.Length > maxShown then sprintf " (+%d)" (rates.Length - maxShown) else ""
@@ -33,26 +34,50 @@ let epochLine (label: string) (epochs: int) (m: EpochMetrics) (rates: (string * 
         | Some e when Double.IsNaN e.Accuracy -> sprintf "  %s loss %.4f" name e.Loss
         | Some e -> sprintf "  %s loss %.4f acc %.4f" name e.Loss e.Accuracy
         | None -> ""
-    sprintf "%sepoch %d/%d done: %d steps  train loss %.4f%s%s%s  %.1f s%s"
-        (if label = "" then "" else label + ": ") m.Epoch epochs m.Steps m.Train.Loss
+
+    sprintf
+        "%sepoch %d/%d done: %d steps  train loss %.4f%s%s%s  %.1f s%s"
+        (if label = "" then "" else label + ": ")
+        m.Epoch
+        epochs
+        m.Steps
+        m.Train.Loss
         (if Double.IsNaN m.Train.Accuracy then "" else sprintf " acc %.4f" m.Train.Accuracy)
-        (ev "validation" m.Validation) (ev "test" m.Test) m.WallSeconds (rateText 8 rates)
+        (ev "validation" m.Validation)
+        (ev "test" m.Test)
+        m.WallSeconds
+        (rateText 8 rates)
 
 /// Plain lines: one at each quarter of an epoch and one per finished epoch.
 type PlainProgress(out: TextWriter) =
     let mutable label = ""
     let mutable epochs = 0
     let mutable steps = 0
+
     interface IRunProgress with
         member _.Start(l, first, e, s) =
             label <- l
             epochs <- e
             steps <- s
             out.WriteLine(sprintf "%s: epochs %d..%d, %d steps per epoch" l (first + 1) e s)
+
         member _.Step(epoch, step, loss, sps, rates) =
             let every = max 1 (steps / 4)
+
             if step % every = 0 && step < steps then
-                out.WriteLine(sprintf "%s: epoch %d/%d step %d/%d  loss %.4f  %.0f samples/s%s" label epoch epochs step steps loss sps (rateText 8 rates))
+                out.WriteLine(
+                    sprintf
+                        "%s: epoch %d/%d step %d/%d  loss %.4f  %.0f samples/s%s"
+                        label
+                        epoch
+                        epochs
+                        step
+                        steps
+                        loss
+                        sps
+                        (rateText 8 rates)
+                )
+
         member _.Epoch(m, rates) = out.WriteLine(epochLine label epochs m rates)
         member _.Message(text) = out.WriteLine text
 
@@ -62,12 +87,14 @@ type private LiveProgress(ctx: ProgressContext) =
     let mutable label = ""
     let mutable epochs = 0
     let mutable steps = 0
+
     interface IRunProgress with
         member _.Start(l, first, e, s) =
             label <- l
             epochs <- e
             steps <- s
             AnsiConsole.MarkupLine(sprintf "[bold]%s[/]: epochs %d..%d, %d steps per epoch" (Markup.Escape l) (first + 1) e s)
+
         member _.Step(epoch, step, loss, sps, rates) =
             let t =
                 match task with
@@ -76,23 +103,37 @@ type private LiveProgress(ctx: ProgressContext) =
                     task <- t
                     t
                 | t -> t
-            if step = 1 then t.Value <- 0.0
+
+            if step = 1 then
+                t.Value <- 0.0
+
             t.Value <- float step
             // the description shares the line with the bar, percentage and time columns
             let room = max 30 (AnsiConsole.Profile.Width - 40)
             let text = sprintf "%s %d/%d loss %.4f %.0f/s%s" label epoch epochs loss sps (rateText 4 rates)
             t.Description <- Markup.Escape(if text.Length > room then text.Substring(0, room - 1) + "…" else text)
-        member _.Epoch(m, rates) =
-            AnsiConsole.MarkupLine(Markup.Escape(epochLine label epochs m rates))
+
+        member _.Epoch(m, rates) = AnsiConsole.MarkupLine(Markup.Escape(epochLine label epochs m rates))
         member _.Message(text) = AnsiConsole.MarkupLine(Markup.Escape text)
 
 /// Runs `f` with a progress reporter: live when `interactive`, else plain lines on `out`.
 let run (interactive: bool) (out: TextWriter) (f: IRunProgress -> 'T) : 'T =
     if interactive then
         let mutable result = Unchecked.defaultof<'T>
-        AnsiConsole.Progress()
+
+        AnsiConsole
+            .Progress()
             .AutoClear(false)
-            .Columns([| TaskDescriptionColumn() :> ProgressColumn; ProgressBarColumn(); PercentageColumn(); ElapsedTimeColumn() |])
+            .Columns(
+                [|
+                    TaskDescriptionColumn() :> ProgressColumn
+                    ProgressBarColumn()
+                    PercentageColumn()
+                    ElapsedTimeColumn()
+                |]
+            )
             .Start(fun ctx -> result <- f (LiveProgress ctx))
+
         result
-    else f (PlainProgress out)
+    else
+        f (PlainProgress out)

@@ -13,63 +13,80 @@ open GroupedNewton.Cli.Arguments
 type Hyper = OptimizerOverrides
 
 /// The task: model, data and how it is cut into batches.
-type TaskSettings =
-    { Model: string
-      /// None: Fashion-MNIST when installed, else synthetic.
-      Dataset: string option
-      Partition: string
-      Hidden: int list
-      /// None: the model's usual activation (tanh for the MLP and LeNet-5, ELU for VGG-11,
-      /// ReLU for the autoencoder).
-      Activation: Activation option
-      /// "reference" (N(0, 1/fan-in) weights, zero biases; VGG-11 σ_w = √2) or "pytorch".
-      Init: string
-      Epochs: int
-      BatchSize: int
-      MaxSteps: int option
-      Samples: int option
-      Dtype: Dtype
-      Threads: int option
-      /// The options given on the command line (for warnings about options that do not apply).
-      Given: string list }
+type TaskSettings = {
+    Model: string
+    /// None: Fashion-MNIST when installed, else synthetic.
+    Dataset: string option
+    Partition: string
+    Hidden: int list
+    /// None: the model's usual activation (tanh for the MLP and LeNet-5, ELU for VGG-11,
+    /// ReLU for the autoencoder).
+    Activation: Activation option
+    /// "reference" (N(0, 1/fan-in) weights, zero biases; VGG-11 σ_w = √2) or "pytorch".
+    Init: string
+    Epochs: int
+    BatchSize: int
+    MaxSteps: int option
+    Samples: int option
+    Dtype: Dtype
+    Threads: int option
+    /// The options given on the command line (for warnings about options that do not apply).
+    Given: string list
+} with
 
-    static member Defaults =
-        { Model = "mlp"; Dataset = None; Partition = "canonical"; Hidden = [ 1024; 200; 100 ]; Activation = None; Init = "reference"
-          Epochs = 2; BatchSize = 100; MaxSteps = None; Samples = None; Dtype = Dtype.Float32; Threads = None; Given = [] }
+    static member Defaults = {
+        Model = "mlp"
+        Dataset = None
+        Partition = "canonical"
+        Hidden = [ 1024; 200; 100 ]
+        Activation = None
+        Init = "reference"
+        Epochs = 2
+        BatchSize = 100
+        MaxSteps = None
+        Samples = None
+        Dtype = Dtype.Float32
+        Threads = None
+        Given = []
+    }
 
 /// How training runs are guarded and where they may write.
-type RunPolicy =
-    { /// Replace an earlier run in the output folder.
-      Overwrite: bool
-      /// The divergence guard's factor (None: off).
-      DivergenceFactor: float option }
+type RunPolicy = {
+    /// Replace an earlier run in the output folder.
+    Overwrite: bool
+    /// The divergence guard's factor (None: off).
+    DivergenceFactor: float option
+} with
 
     static member Defaults = { Overwrite = false; DivergenceFactor = TrainerOptions.Defaults.DivergenceFactor }
 
-type TrainSettings =
-    { Task: TaskSettings
-      Optimizer: string
-      Hyper: Hyper
-      Seed: int
-      Out: string option
-      Resume: bool
-      Policy: RunPolicy }
+type TrainSettings = {
+    Task: TaskSettings
+    Optimizer: string
+    Hyper: Hyper
+    Seed: int
+    Out: string option
+    Resume: bool
+    Policy: RunPolicy
+}
 
-type CompareSettings =
-    { Task: TaskSettings
-      Optimizers: string list
-      Hyper: Hyper
-      Seeds: int list
-      Out: string
-      Policy: RunPolicy }
+type CompareSettings = {
+    Task: TaskSettings
+    Optimizers: string list
+    Hyper: Hyper
+    Seeds: int list
+    Out: string
+    Policy: RunPolicy
+}
 
-type SummarySettings =
-    { Task: TaskSettings
-      Checkpoint: string option
-      Seed: int
-      Damping: float option
-      LambdaInt: float option
-      Out: string option }
+type SummarySettings = {
+    Task: TaskSettings
+    Checkpoint: string option
+    Seed: int
+    Damping: float option
+    LambdaInt: float option
+    Out: string option
+}
 
 let models = [ "mlp"; "lenet"; "vgg11"; "autoencoder" ]
 let datasets = [ "fashion-mnist"; "mnist"; "cifar10"; "synthetic" ]
@@ -82,20 +99,30 @@ let maxThreads () = max 64 (4 * Environment.ProcessorCount)
 
 let private oneOf (option: string) (known: string list) (value: string) =
     let v = value.Trim().ToLowerInvariant()
-    if List.contains v known then v
-    else Fail.usage "%s: unknown value '%s' (expected one of: %s)" option value (String.Join(", ", known))
+
+    if List.contains v known then
+        v
+    else
+        Fail.usage "%s: unknown value '%s' (expected one of: %s)" option value (String.Join(", ", known))
 
 let private positive (option: string) (v: int) =
-    if v < 1 then Fail.usage "%s must be at least 1, got %d" option v
+    if v < 1 then
+        Fail.usage "%s must be at least 1, got %d" option v
+
     v
 
 /// A comma-separated list of integers, e.g. "1024,200,100"; an empty entry is refused.
 let intList (option: string) (text: string) =
     let parts = text.Split(',', StringSplitOptions.TrimEntries)
-    if text.Trim() = "" then Fail.usage "%s: expected a comma-separated list of integers, got '%s'" option text
+
+    if text.Trim() = "" then
+        Fail.usage "%s: expected a comma-separated list of integers, got '%s'" option text
+
     parts
     |> Array.map (fun p ->
-        if p = "" then Fail.usage "%s: '%s' has an empty entry" option text
+        if p = "" then
+            Fail.usage "%s: '%s' has an empty entry" option text
+
         match Int32.TryParse p with
         | true, v -> v
         | _ -> Fail.usage "%s: '%s' is not an integer (in '%s')" option p text)
@@ -103,8 +130,12 @@ let intList (option: string) (text: string) =
 
 let dtypeOf (text: string) =
     match text.Trim().ToLowerInvariant() with
-    | "float32" | "f32" | "single" -> Dtype.Float32
-    | "float64" | "f64" | "double" -> Dtype.Float64
+    | "float32"
+    | "f32"
+    | "single" -> Dtype.Float32
+    | "float64"
+    | "f64"
+    | "double" -> Dtype.Float64
     | _ -> Fail.usage "--dtype: unknown value '%s' (expected float32 or float64)" text
 
 let activationOf (text: string) =
@@ -116,11 +147,15 @@ let activationOf (text: string) =
     | _ -> Activation.Softplus
 
 let private checkPartition (name: string) =
-    try Partition.checkName name
-    with :? PartitionException as e -> Fail.usage "--partition: %s" e.Message
+    try
+        Partition.checkName name
+    with :? PartitionException as e ->
+        Fail.usage "--partition: %s" e.Message
 
 let private finite (option: string) (v: float) =
-    if not (Double.IsFinite v) then Fail.usage "%s must be a finite number, got %g" option v
+    if not (Double.IsFinite v) then
+        Fail.usage "%s must be a finite number, got %g" option v
+
     v
 
 let private divergenceFactor (v: float) =
@@ -154,17 +189,34 @@ type private Shared =
 let private applyShared (task: TaskSettings, hyper: Hyper) (s: Shared) =
     match s with
     | SModel m -> { task with Model = oneOf "--model" models m }, hyper
-    | SDataset d -> { task with Dataset = Some(oneOf "--dataset" datasets (if d = "fashionmnist" then "fashion-mnist" else d)) }, hyper
+    | SDataset d ->
+        {
+            task with
+                Dataset = Some(oneOf "--dataset" datasets (if d = "fashionmnist" then "fashion-mnist" else d))
+        },
+        hyper
     | SPartition p -> { task with Partition = checkPartition p; Given = "--partition" :: task.Given }, hyper
-    | SHidden h -> { task with Hidden = intList "--hidden" h |> List.map (positive "--hidden"); Given = "--hidden" :: task.Given }, hyper
+    | SHidden h ->
+        {
+            task with
+                Hidden = intList "--hidden" h |> List.map (positive "--hidden")
+                Given = "--hidden" :: task.Given
+        },
+        hyper
     | SEpochs e -> { task with Epochs = positive "--epochs" e }, hyper
     | SBatch b -> { task with BatchSize = positive "--batch-size" b }, hyper
     | SMaxSteps m -> { task with MaxSteps = Some(positive "--max-steps" m) }, hyper
     | SSamples n -> { task with Samples = Some(positive "--samples" n) }, hyper
     | SThreads t ->
         let t = positive "--threads" t
+
         if t > maxThreads () then
-            Fail.usage "--threads must be at most %d (four per core on this machine's %d cores), got %d" (maxThreads ()) Environment.ProcessorCount t
+            Fail.usage
+                "--threads must be at most %d (four per core on this machine's %d cores), got %d"
+                (maxThreads ())
+                Environment.ProcessorCount
+                t
+
         { task with Threads = Some t }, hyper
     | SDtype d -> { task with Dtype = dtypeOf d }, hyper
     | SActivation a -> { task with Activation = Some(activationOf a) }, hyper
@@ -183,16 +235,24 @@ let private optimizerName (n: string) = n.Trim().ToLowerInvariant()
 
 /// An output folder: not empty, not an existing file, not below a file.
 let checkOut (path: string) =
-    if String.IsNullOrWhiteSpace path then Fail.usage "--out: the folder name is empty"
-    if path.IndexOfAny(IO.Path.GetInvalidPathChars()) >= 0 then Fail.usage "--out: '%s' holds a character that cannot be in a path" path
+    if String.IsNullOrWhiteSpace path then
+        Fail.usage "--out: the folder name is empty"
+
+    if path.IndexOfAny(IO.Path.GetInvalidPathChars()) >= 0 then
+        Fail.usage "--out: '%s' holds a character that cannot be in a path" path
+
     let full = IO.Path.GetFullPath path
-    if IO.File.Exists full then Fail.usage "--out: '%s' is a file, not a folder" path
+
+    if IO.File.Exists full then
+        Fail.usage "--out: '%s' is a file, not a folder" path
+
     let rec firstFileAbove (p: string | null) =
         match p with
         | null -> None
         | p when IO.File.Exists p -> Some p
         | p when IO.Directory.Exists p -> None
         | p -> firstFileAbove (IO.Path.GetDirectoryName p)
+
     match firstFileAbove (IO.Path.GetDirectoryName full) with
     | Some f -> Fail.usage "--out: '%s' is below '%s', which is a file, not a folder" path f
     | None -> path
@@ -204,6 +264,7 @@ let ofTrain (r: ParseResults<TrainArgs>) : TrainSettings =
     let mutable out = None
     let mutable resume = false
     let mutable policy = RunPolicy.Defaults
+
     for a in r.GetAllResults() do
         let shared =
             match a with
@@ -227,16 +288,41 @@ let ofTrain (r: ParseResults<TrainArgs>) : TrainSettings =
             | TrainArgs.Weight_Decay v -> Some(SWeightDecay v)
             | TrainArgs.Activation v -> Some(SActivation v)
             | TrainArgs.Init v -> Some(SInit v)
-            | TrainArgs.Optimizer o -> optimizer <- optimizerName o; None
-            | TrainArgs.Seed s -> seed <- s; None
-            | TrainArgs.Out o -> out <- Some(checkOut o); None
-            | TrainArgs.Resume -> resume <- true; None
-            | TrainArgs.Overwrite -> policy <- { policy with Overwrite = true }; None
-            | TrainArgs.Divergence_Factor f -> policy <- { policy with DivergenceFactor = divergenceFactor f }; None
+            | TrainArgs.Optimizer o ->
+                optimizer <- optimizerName o
+                None
+            | TrainArgs.Seed s ->
+                seed <- s
+                None
+            | TrainArgs.Out o ->
+                out <- Some(checkOut o)
+                None
+            | TrainArgs.Resume ->
+                resume <- true
+                None
+            | TrainArgs.Overwrite ->
+                policy <- { policy with Overwrite = true }
+                None
+            | TrainArgs.Divergence_Factor f ->
+                policy <- { policy with DivergenceFactor = divergenceFactor f }
+                None
+
         shared |> Option.iter (fun s -> acc <- applyShared acc s)
+
     let task, hyper = acc
-    if resume && policy.Overwrite then Fail.usage "--resume and --overwrite exclude each other: continue the run in --out, or replace it"
-    { Task = task; Optimizer = optimizer; Hyper = hyper; Seed = seed; Out = out; Resume = resume; Policy = policy }
+
+    if resume && policy.Overwrite then
+        Fail.usage "--resume and --overwrite exclude each other: continue the run in --out, or replace it"
+
+    {
+        Task = task
+        Optimizer = optimizer
+        Hyper = hyper
+        Seed = seed
+        Out = out
+        Resume = resume
+        Policy = policy
+    }
 
 let ofCompare (r: ParseResults<CompareArgs>) : CompareSettings =
     let mutable acc = TaskSettings.Defaults, OptimizerOverrides.None
@@ -244,6 +330,7 @@ let ofCompare (r: ParseResults<CompareArgs>) : CompareSettings =
     let mutable seeds = [ 0; 1 ]
     let mutable out = "runs/compare"
     let mutable policy = RunPolicy.Defaults
+
     for a in r.GetAllResults() do
         let shared =
             match a with
@@ -267,21 +354,40 @@ let ofCompare (r: ParseResults<CompareArgs>) : CompareSettings =
             | CompareArgs.Weight_Decay v -> Some(SWeightDecay v)
             | CompareArgs.Activation v -> Some(SActivation v)
             | CompareArgs.Init v -> Some(SInit v)
-            | CompareArgs.Overwrite -> policy <- { policy with Overwrite = true }; None
-            | CompareArgs.Divergence_Factor f -> policy <- { policy with DivergenceFactor = divergenceFactor f }; None
+            | CompareArgs.Overwrite ->
+                policy <- { policy with Overwrite = true }
+                None
+            | CompareArgs.Divergence_Factor f ->
+                policy <- { policy with DivergenceFactor = divergenceFactor f }
+                None
             | CompareArgs.Optimizers o ->
-                let names = o.Split([| ',' |], StringSplitOptions.RemoveEmptyEntries ||| StringSplitOptions.TrimEntries) |> Array.map optimizerName |> List.ofArray
-                if names.IsEmpty then Fail.usage "--optimizers: expected a comma-separated list of optimizers, got '%s'" o
-                if (List.distinct names).Length <> names.Length then Fail.usage "--optimizers: '%s' names an optimizer twice" o
+                let names =
+                    o.Split([| ',' |], StringSplitOptions.RemoveEmptyEntries ||| StringSplitOptions.TrimEntries)
+                    |> Array.map optimizerName
+                    |> List.ofArray
+
+                if names.IsEmpty then
+                    Fail.usage "--optimizers: expected a comma-separated list of optimizers, got '%s'" o
+
+                if (List.distinct names).Length <> names.Length then
+                    Fail.usage "--optimizers: '%s' names an optimizer twice" o
+
                 optimizers <- names
                 None
             | CompareArgs.Seeds s ->
                 let xs = intList "--seeds" s
-                if (List.distinct xs).Length <> xs.Length then Fail.usage "--seeds: '%s' names a seed twice" s
+
+                if (List.distinct xs).Length <> xs.Length then
+                    Fail.usage "--seeds: '%s' names a seed twice" s
+
                 seeds <- xs
                 None
-            | CompareArgs.Out o -> out <- checkOut o; None
+            | CompareArgs.Out o ->
+                out <- checkOut o
+                None
+
         shared |> Option.iter (fun s -> acc <- applyShared acc s)
+
     let task, hyper = acc
     { Task = task; Optimizers = optimizers; Hyper = hyper; Seeds = seeds; Out = out; Policy = policy }
 
@@ -290,6 +396,7 @@ let ofSummary (r: ParseResults<SummaryArgs>) : SummarySettings =
     let mutable checkpoint = None
     let mutable seed = 0
     let mutable out = None
+
     for a in r.GetAllResults() do
         let shared =
             match a with
@@ -305,9 +412,25 @@ let ofSummary (r: ParseResults<SummaryArgs>) : SummarySettings =
             | SummaryArgs.Lambda_Int v -> Some(SLambdaInt v)
             | SummaryArgs.Activation v -> Some(SActivation v)
             | SummaryArgs.Init v -> Some(SInit v)
-            | SummaryArgs.Checkpoint c -> checkpoint <- Some c; None
-            | SummaryArgs.Seed s -> seed <- s; None
-            | SummaryArgs.Out o -> out <- Some(checkOut o); None
+            | SummaryArgs.Checkpoint c ->
+                checkpoint <- Some c
+                None
+            | SummaryArgs.Seed s ->
+                seed <- s
+                None
+            | SummaryArgs.Out o ->
+                out <- Some(checkOut o)
+                None
+
         shared |> Option.iter (fun s -> acc <- applyShared acc s)
+
     let task, hyper = acc
-    { Task = task; Checkpoint = checkpoint; Seed = seed; Damping = hyper.Damping; LambdaInt = hyper.LambdaInt; Out = out }
+
+    {
+        Task = task
+        Checkpoint = checkpoint
+        Seed = seed
+        Damping = hyper.Damping
+        LambdaInt = hyper.LambdaInt
+        Out = out
+    }

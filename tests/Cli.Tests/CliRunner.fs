@@ -8,7 +8,18 @@ open System.Threading
 
 /// The tiny task every test trains: an MLP 784-8-10 on 270 synthetic training samples,
 /// batch 50 (6 steps per epoch), one thread (bit-identical reruns).
-let tinyTask = [ "--dataset"; "synthetic"; "--hidden"; "8"; "--samples"; "300"; "--batch-size"; "50"; "--threads"; "1" ]
+let tinyTask = [
+    "--dataset"
+    "synthetic"
+    "--hidden"
+    "8"
+    "--samples"
+    "300"
+    "--batch-size"
+    "50"
+    "--threads"
+    "1"
+]
 
 let private created = System.Collections.Concurrent.ConcurrentBag<string>()
 
@@ -22,7 +33,10 @@ let tempFolder () =
 /// Removes the folders made by tempFolder.
 let removeTempFolders () =
     for d in created do
-        try Directory.Delete(d, true) with _ -> ()
+        try
+            Directory.Delete(d, true)
+        with _ ->
+            ()
 
 type Outcome = { Code: int; Out: string; Err: string }
 
@@ -40,9 +54,12 @@ let run (args: string list) : Outcome =
 /// A writer that signals a cancellation source when a written line contains `trigger`.
 type CancellingWriter(trigger: string, source: CancellationTokenSource) =
     inherit StringWriter()
+
     override w.WriteLine(value: string) =
         base.WriteLine(value)
-        if not (isNull value) && value.Contains trigger then source.Cancel()
+
+        if not (isNull value) && value.Contains trigger then
+            source.Cancel()
 
 /// NUnit's equality constraint on a boxed value (arrays and lists compare element-wise).
 let equalTo (expected: obj) = NUnit.Framework.Is.EqualTo expected

@@ -11,21 +11,44 @@ let private svgNs = XNamespace.Get "http://www.w3.org/2000/svg"
 [<Test>]
 let ``compare writes a report whose SVGs parse and hold one curve per optimizer`` () =
     let dir = tempFolder ()
-    let r = run ([ "compare"; "--optimizers"; "sgd,grouped-newton"; "--seeds"; "0,1"; "--epochs"; "2"; "--period"; "3"; "--out"; dir ] @ tinyTask)
+
+    let r =
+        run (
+            [
+                "compare"
+                "--optimizers"
+                "sgd,grouped-newton"
+                "--seeds"
+                "0,1"
+                "--epochs"
+                "2"
+                "--period"
+                "3"
+                "--out"
+                dir
+            ]
+            @ tinyTask
+        )
+
     Assert.That(r.Code, Is.EqualTo 0, r.Err)
     let html = File.ReadAllText(Path.Combine(dir, "report.html"))
+
     let svgs =
         Regex.Matches(html, "<svg.*?</svg>", RegexOptions.Singleline)
         |> Seq.map (fun m -> XDocument.Parse m.Value)
         |> List.ofSeq
+
     let title (d: XDocument) = (d.Root.Element(svgNs + "text")).Value
+
     let curves (d: XDocument) =
         d.Descendants(svgNs + "path")
         |> Seq.filter (fun p -> p.Attribute(XName.Get "class") <> null && p.Attribute(XName.Get "class").Value = "curve")
         |> Seq.map (fun p -> p.Attribute(XName.Get "data-series").Value)
         |> List.ofSeq
+
     let perOptimizer, rates = svgs |> List.partition (fun d -> not ((title d).Contains "per-subset"))
     Assert.That(perOptimizer.Length, Is.GreaterThanOrEqualTo 6)
+
     for d in perOptimizer do
         Assert.That(curves d, equalTo [ "sgd"; "grouped-newton" ], title d)
     // GroupedNewton's per-subset rates: one curve per tensor of the MLP 784-8-10
@@ -45,11 +68,19 @@ let ``compare writes a report whose SVGs parse and hold one curve per optimizer`
 [<Test>]
 let ``compare takes a learning rate per entry: sgd at rate 0 leaves the model where it started, at 0.05 it trains`` () =
     let dir = tempFolder ()
-    let r = run ([ "compare"; "--optimizers"; "sgd@0,sgd@0.05"; "--seeds"; "0"; "--epochs"; "2"; "--out"; dir ] @ tinyTask)
+
+    let r =
+        run (
+            [ "compare"; "--optimizers"; "sgd@0,sgd@0.05"; "--seeds"; "0"; "--epochs"; "2"; "--out"; dir ]
+            @ tinyTask
+        )
+
     Assert.That(r.Code, Is.EqualTo 0, r.Err)
+
     let testLosses name =
         File.ReadAllLines(Path.Combine(dir, "runs", name + "-seed0", "metrics.jsonl"))
         |> Array.map (fun l -> System.Text.Json.JsonDocument.Parse(l).RootElement.GetProperty("test_loss").GetDouble())
+
     let frozen = testLosses "sgd@0"
     let trained = testLosses "sgd@0.05"
     Assert.That(frozen.[1], Is.EqualTo frozen.[0], "lr 0 changes nothing")

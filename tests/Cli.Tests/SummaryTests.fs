@@ -15,6 +15,7 @@ let private printedMatrix (text: string) =
     let i = lines |> Array.findIndex (fun l -> l.StartsWith "H̄ (")
     let openAt = lines.[i].IndexOf('(') + 1
     let S = int (lines.[i].Substring(openAt, lines.[i].IndexOf('×') - openAt))
+
     S,
     Array.init S (fun r ->
         lines.[i + 1 + r].Split(' ', StringSplitOptions.RemoveEmptyEntries)
@@ -29,7 +30,14 @@ let ``summary prints the S×S matrix H̄ of the first batch, equal to the librar
     Assert.That(S, Is.EqualTo 4)
     Assert.That(h |> Array.map Array.length, equalTo (Array.create 4 4))
     // the same summary computed directly: the first 50 training samples, u = gradient
-    let task = { Settings.TaskSettings.Defaults with Dataset = Some "synthetic"; Hidden = [ 8 ]; Samples = Some 300; BatchSize = 50 }
+    let task = {
+        Settings.TaskSettings.Defaults with
+            Dataset = Some "synthetic"
+            Hidden = [ 8 ]
+            Samples = Some 300
+            BatchSize = 50
+    }
+
     let data = Tasks.load task
     let model = Tasks.model task data 0
     let b = Loader.batch { Loader.defaults 50 with Shuffle = false } data.Data.Train (Array.init 50 id)
@@ -37,10 +45,12 @@ let ``summary prints the S×S matrix H̄ of the first batch, equal to the librar
     let ps = model.Parameters
     let u = ps.WithValues(Ad.gradMany (fun vs -> loss (ps.WithValues vs)) ps.Values)
     let s = Summary.compute loss ps (Partition.canonical ps) u
-    for i in 0 .. 3 do
-        for j in 0 .. 3 do
+
+    for i in 0..3 do
+        for j in 0..3 do
             Assert.That(h.[i].[j], Is.EqualTo(s.Hessian.[i, j]).Within(1e-4 * abs s.Hessian.[i, j] + 1e-12), sprintf "H̄[%d,%d]" i j)
             Assert.That(h.[i].[j], Is.EqualTo h.[j].[i])
+
     Assert.That(r.Out, Does.Contain "GroupedNewton learning rates")
     Assert.That(r.Out, Does.Contain "suggested per-layer SGD learning rates")
     let html = File.ReadAllText(Path.Combine(dir, "summary.html"))
@@ -66,6 +76,8 @@ let ``summary reads the parameters of a train checkpoint`` () =
     Assert.That(trained.Out, Does.Contain "parameters from")
     Assert.That(snd (printedMatrix trained.Out), Is.Not.EqualTo(box (snd (printedMatrix atInit.Out))))
     // a checkpoint of another model is refused by name
-    let other = run ([ "summary"; "--checkpoint"; Path.Combine(dir, "epoch-0001.ckpt") ] @ tinyTask @ [ "--hidden"; "4" ])
+    let other =
+        run ([ "summary"; "--checkpoint"; Path.Combine(dir, "epoch-0001.ckpt") ] @ tinyTask @ [ "--hidden"; "4" ])
+
     Assert.That(other.Code, Is.EqualTo ExitCode.Failure)
     Assert.That(other.Err, Does.Contain "mlp-784-8-10")

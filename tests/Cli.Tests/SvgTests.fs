@@ -14,9 +14,11 @@ let ``ticks are round numbers covering the range`` () =
 [<Test>]
 let ``a chart escapes labels and draws one path per series, broken at NaN`` () =
     let svg =
-        Svg.lineChart "a < b" "x" "y" false
-            [ { Label = "p&q"; Points = [| 1.0, 1.0; 2.0, nan; 3.0, 2.0; 4.0, 3.0 |] }
-              { Label = "r"; Points = [| 1.0, 2.0; 4.0, 1.0 |] } ]
+        Svg.lineChart "a < b" "x" "y" false [
+            { Label = "p&q"; Points = [| 1.0, 1.0; 2.0, nan; 3.0, 2.0; 4.0, 3.0 |] }
+            { Label = "r"; Points = [| 1.0, 2.0; 4.0, 1.0 |] }
+        ]
+
     let doc = XDocument.Parse svg
     let paths = doc.Descendants(XName.Get("path", "http://www.w3.org/2000/svg")) |> List.ofSeq
     Assert.That(paths |> List.map (fun p -> p.Attribute(XName.Get "data-series").Value), equalTo [ "p&q"; "r" ])

@@ -10,7 +10,15 @@ open GroupedNewton.Cli.Tests.CliRunner
 
 /// The task, model and optimizer the CLI builds for these arguments (to load checkpoints).
 let private rebuild (optimizer: string) (epochs: int) =
-    let task = { Settings.TaskSettings.Defaults with Dataset = Some "synthetic"; Hidden = [ 8 ]; Samples = Some 300; BatchSize = 50; Epochs = epochs }
+    let task = {
+        Settings.TaskSettings.Defaults with
+            Dataset = Some "synthetic"
+            Hidden = [ 8 ]
+            Samples = Some 300
+            BatchSize = 50
+            Epochs = epochs
+    }
+
     let data = Tasks.load task
     let model = Tasks.model task data 0
     let curvature = CurvatureStream(model, data.Objective, data.Data.Train, 50, Dtype.Float32)
@@ -18,15 +26,17 @@ let private rebuild (optimizer: string) (epochs: int) =
     let opt = OptimizerCatalog.create settings model "canonical" curvature.Next
     data, model, opt
 
-let private jsonLines (path: string) =
-    File.ReadAllLines path |> Array.map (fun l -> JsonDocument.Parse(l).RootElement)
+let private jsonLines (path: string) = File.ReadAllLines path |> Array.map (fun l -> JsonDocument.Parse(l).RootElement)
 
 let private flat (ps: Parameters) = ps.Values |> Array.collect Tensor.toArray
 
 [<Test>]
 let ``train writes JSON-lines and CSV metrics and a loadable checkpoint per epoch`` () =
     let dir = tempFolder ()
-    let r = run ([ "train"; "--optimizer"; "sgd"; "--lr"; "0.05"; "--epochs"; "2"; "--out"; dir ] @ tinyTask)
+
+    let r =
+        run ([ "train"; "--optimizer"; "sgd"; "--lr"; "0.05"; "--epochs"; "2"; "--out"; dir ] @ tinyTask)
+
     Assert.That(r.Code, Is.EqualTo 0, r.Err)
     let lines = jsonLines (Path.Combine(dir, "metrics.jsonl"))
     Assert.That(lines |> Array.map (fun l -> l.GetProperty("epoch").GetInt32()), equalTo [| 1; 2 |])
@@ -57,13 +67,17 @@ let private resumeMatches (optimizer: string) (extra: string list) =
     let b2 = run ([ "train"; "--epochs"; "2"; "--resume"; "--out"; split ] @ common)
     Assert.That(b2.Code, Is.EqualTo 0, b2.Err)
     Assert.That(b2.Out, Does.Contain "resuming from")
+
     let load dir =
         let _, model, opt = rebuild optimizer 2
         Checkpoint.load (Path.Combine(dir, "epoch-0002.ckpt")) model opt |> ignore
         flat opt.Parameters
     // bit-identical parameters and the same epoch-2 metrics
     Assert.That(load split, equalTo (load whole))
-    let lossOf dir = (jsonLines (Path.Combine(dir, "metrics.jsonl")) |> Array.last).GetProperty("train_loss").GetDouble()
+
+    let lossOf dir =
+        (jsonLines (Path.Combine(dir, "metrics.jsonl")) |> Array.last).GetProperty("train_loss").GetDouble()
+
     Assert.That(lossOf split, Is.EqualTo(lossOf whole))
     Assert.That((jsonLines (Path.Combine(split, "metrics.jsonl"))).Length, Is.EqualTo 2)
 
@@ -80,7 +94,10 @@ let ``cancelling train leaves the last complete checkpoint loadable and resumabl
     let dir = tempFolder ()
     use cts = new CancellationTokenSource()
     use writer = new CancellingWriter("epoch 1/3 done", cts)
-    let code, err = runWith writer cts.Token ([ "train"; "--optimizer"; "sgd"; "--epochs"; "3"; "--out"; dir ] @ tinyTask)
+
+    let code, err =
+        runWith writer cts.Token ([ "train"; "--optimizer"; "sgd"; "--epochs"; "3"; "--out"; dir ] @ tinyTask)
+
     Assert.That(code, Is.EqualTo ExitCode.Cancelled, err)
     Assert.That(writer.ToString(), Does.Contain "interrupted")
     Assert.That(File.Exists(Path.Combine(dir, "epoch-0002.ckpt")), Is.False)
@@ -89,14 +106,25 @@ let ``cancelling train leaves the last complete checkpoint loadable and resumabl
     Assert.That(Checkpoint.load (Path.Combine(dir, "epoch-0001.ckpt")) model opt, Is.EqualTo 1)
     let r = run ([ "train"; "--optimizer"; "sgd"; "--epochs"; "3"; "--resume"; "--out"; dir ] @ tinyTask)
     Assert.That(r.Code, Is.EqualTo 0, r.Err)
-    Assert.That((jsonLines (Path.Combine(dir, "metrics.jsonl"))) |> Array.map (fun l -> l.GetProperty("epoch").GetInt32()), equalTo [| 1; 2; 3 |])
+
+    Assert.That(
+        (jsonLines (Path.Combine(dir, "metrics.jsonl")))
+        |> Array.map (fun l -> l.GetProperty("epoch").GetInt32()),
+        equalTo [| 1; 2; 3 |]
+    )
 
 [<Test>]
 let ``resume refuses a checkpoint written with another seed`` () =
     let dir = tempFolder ()
     let a = run ([ "train"; "--optimizer"; "sgd"; "--epochs"; "1"; "--out"; dir ] @ tinyTask)
     Assert.That(a.Code, Is.EqualTo 0, a.Err)
-    let b = run ([ "train"; "--optimizer"; "sgd"; "--epochs"; "2"; "--seed"; "5"; "--resume"; "--out"; dir ] @ tinyTask)
+
+    let b =
+        run (
+            [ "train"; "--optimizer"; "sgd"; "--epochs"; "2"; "--seed"; "5"; "--resume"; "--out"; dir ]
+            @ tinyTask
+        )
+
     Assert.That(b.Code, Is.EqualTo ExitCode.Usage)
     Assert.That(b.Err, Does.Contain "--seed 0, not 5")
 
@@ -108,6 +136,7 @@ let ``resuming uniform-averaged GroupedNewton continues its averages bit for bit
 [<Test>]
 let ``without --dataset the task says which data it uses and how to install Fashion-MNIST`` () =
     let name, note = Tasks.resolveDataset Settings.TaskSettings.Defaults
+
     if GroupedNewton.Data.Datasets.isAvailable "fashion-mnist" then
         Assert.That(name, Is.EqualTo "fashion-mnist")
         Assert.That(note.Value, Does.Contain "using Fashion-MNIST from")
@@ -116,7 +145,10 @@ let ``without --dataset the task says which data it uses and how to install Fash
         Assert.That(note.Value, Does.Contain "apt-get install dataset-fashion-mnist")
         Assert.That(note.Value, Does.Contain "GROUPEDNEWTON_DATA")
     // an explicit data set is used as given, without a note
-    Assert.That(Tasks.resolveDataset { Settings.TaskSettings.Defaults with Dataset = Some "synthetic" }, Is.EqualTo(("synthetic", (None: string option))))
+    Assert.That(
+        Tasks.resolveDataset { Settings.TaskSettings.Defaults with Dataset = Some "synthetic" },
+        Is.EqualTo(("synthetic", (None: string option)))
+    )
 
 [<Test>]
 let ``K-FAC, K-BFGS and K-BFGS(L) train through the CLI and lower the training loss`` () =
@@ -124,7 +156,11 @@ let ``K-FAC, K-BFGS and K-BFGS(L) train through the CLI and lower the training l
         let dir = tempFolder ()
         let r = run ([ "train"; "--optimizer"; name; "--epochs"; "2"; "--out"; dir ] @ tinyTask)
         Assert.That(r.Code, Is.EqualTo 0, name + ": " + r.Err)
-        let losses = jsonLines (Path.Combine(dir, "metrics.jsonl")) |> Array.map (fun l -> l.GetProperty("train_loss").GetDouble())
+
+        let losses =
+            jsonLines (Path.Combine(dir, "metrics.jsonl"))
+            |> Array.map (fun l -> l.GetProperty("train_loss").GetDouble())
+
         Assert.That(losses.Length, Is.EqualTo 2, name)
         Assert.That(losses.[1], Is.LessThan losses.[0], name)
         Assert.That(File.Exists(Path.Combine(dir, "epoch-0002.ckpt")), name)

@@ -30,7 +30,10 @@ let private productForm (h: float[,]) (s: float[]) (y: float[]) =
 
 let private inverseOf (m: float[,]) =
     let n = Array2D.length1 m
-    let cols = Array.init n (fun j -> (DenseAlgebra.trySolve m (Array.init n (fun i -> if i = j then 1.0 else 0.0))).Value)
+
+    let cols =
+        Array.init n (fun j -> (DenseAlgebra.trySolve m (Array.init n (fun i -> if i = j then 1.0 else 0.0))).Value)
+
     Array2D.init n n (fun i j -> cols.[j].[i])
 
 [<Test>]
@@ -41,8 +44,11 @@ let ``the BFGS inverse update has the reference values and satisfies the secant 
     let hn = Bfgs.inverseUpdate h3 s y
     assertAllClose 1e-12 "H⁺" [| 2.5; -1.64; 1.12; -1.64; 2.472; -0.696; 1.12; -0.696; 0.928 |] (flat hn)
     Assert.That(maxAbsDiff (Bfgs.matVec hn y) s, Is.LessThan 1e-15, "H⁺y = s")
-    for i in 0 .. 2 do
-        for j in 0 .. 2 do Assert.That(hn.[i, j], Is.EqualTo hn.[j, i], "symmetric")
+
+    for i in 0..2 do
+        for j in 0..2 do
+            Assert.That(hn.[i, j], Is.EqualTo hn.[j, i], "symmetric")
+
     assertAllClose 1e-14 "product form" (flat (productForm h3 s y)) (flat hn)
     // the gated update makes the same change and reports it
     let status, hg = Bfgs.gatedUpdate 1e-4 h3 s y s
@@ -77,7 +83,10 @@ let ``double damping (NeurIPS DD), second stage idle and triggered`` () =
     assertClose 1e-6 "μ2‖s̃‖²" 0.020767 (mu2 * Bfgs.dot p.S p.S)
     // triggered: H = I, s = e1, y = 0.1 e1
     let i3 = Array2D.init 3 3 (fun i j -> if i = j then 1.0 else 0.0)
-    let q = Bfgs.damp SecondStageDamping.Powell mu1 mu2 (Bfgs.matVec i3) [| 1.0; 0.0; 0.0 |] [| 0.1; 0.0; 0.0 |]
+
+    let q =
+        Bfgs.damp SecondStageDamping.Powell mu1 mu2 (Bfgs.matVec i3) [| 1.0; 0.0; 0.0 |] [| 0.1; 0.0; 0.0 |]
+
     Assert.That((q.PowellApplied, q.SecondStageApplied), equalTo (false, true))
     Assert.That(q.S, equalTo [| 1.0; 0.0; 0.0 |])
     assertAllClose 1e-10 "ỹ" [| 0.5477225575; 0.0; 0.0 |] q.Y
@@ -116,14 +125,20 @@ let ``the gates keep H, and a joint scaling of (s, y) changes nothing`` () =
     let st3, _ = Bfgs.gatedUpdate 1e-4 h3 sSmall ySmall [| 0.0; 1e-3; 0.0 |]
     Assert.That(st3, equalTo BfgsStatus.Updated)
     // an overflowing result is rejected
-    let st4, h4 = Bfgs.gatedUpdate 1e-4 h3 [| 1e200; 0.0; 0.0 |] [| 1e-200; 1e-100; 0.0 |] [| 0.0; 0.0; 0.0 |]
+    let st4, h4 =
+        Bfgs.gatedUpdate 1e-4 h3 [| 1e200; 0.0; 0.0 |] [| 1e-200; 1e-100; 0.0 |] [| 0.0; 0.0; 0.0 |]
+
     Assert.That(st4, equalTo BfgsStatus.NonFinite)
     Assert.That(obj.ReferenceEquals(h4, h3), Is.True)
     // joint scaling: (10s, 10y) gives the same damped direction and the same H⁺
     let yb = [| -0.4; 0.1; 0.3 |]
+
     for second in [ SecondStageDamping.Powell; SecondStageDamping.LevenbergMarquardt ] do
         let p1 = Bfgs.damp second mu1 mu2 (Bfgs.matVec h3) s yb
-        let p10 = Bfgs.damp second mu1 mu2 (Bfgs.matVec h3) (s |> Array.map ((*) 10.0)) (yb |> Array.map ((*) 10.0))
+
+        let p10 =
+            Bfgs.damp second mu1 mu2 (Bfgs.matVec h3) (s |> Array.map ((*) 10.0)) (yb |> Array.map ((*) 10.0))
+
         assertAllClose 1e-14 "s̃ scales" (p1.S |> Array.map ((*) 10.0)) p10.S
         assertAllClose 1e-14 "ỹ scales" (p1.Y |> Array.map ((*) 10.0)) p10.Y
         assertAllClose 1e-13 "H⁺" (flat (Bfgs.inverseUpdate h3 p1.S p1.Y)) (flat (Bfgs.inverseUpdate h3 p10.S p10.Y))
@@ -132,7 +147,10 @@ let ``the gates keep H, and a joint scaling of (s, y) changes nothing`` () =
 let ``Hessian-action updates drive H to (A + λI)⁻¹`` () =
     let n = 4
     let x = randn 11 (20 * n)
-    let a = Array2D.init n n (fun i j -> Seq.sum (seq { for r in 0 .. 19 -> x.[r * n + i] * x.[r * n + j] }) / 20.0)
+
+    let a =
+        Array2D.init n n (fun i j -> Seq.sum (seq { for r in 0..19 -> x.[r * n + i] * x.[r * n + j] }) / 20.0)
+
     let m = Array2D.init n n (fun i j -> a.[i, j] + (if i = j then 0.3 else 0.0))
     let minv = inverseOf m
     let mutable h = Array2D.init n n (fun i j -> if i = j then 1.0 else 0.0)
@@ -140,14 +158,18 @@ let ``Hessian-action updates drive H to (A + λI)⁻¹`` () =
     // after 60 and below 1e-13 after 100 (the convergence is superlinear)
     let vs = randn 12 (100 * n)
     let mutable after20 = 0.0
-    for it in 0 .. 99 do
+
+    for it in 0..99 do
         let v = vs.[it * n .. it * n + n - 1]
         let s = Bfgs.matVec h v
         let y = Bfgs.matVec m s
         let status, next = Bfgs.gatedUpdate 1e-4 h s y v
         Assert.That(status, equalTo BfgsStatus.Updated)
         h <- next
-        if it = 19 then after20 <- maxAbsDiff (flat h) (flat minv)
+
+        if it = 19 then
+            after20 <- maxAbsDiff (flat h) (flat minv)
+
     Assert.That(after20, Is.GreaterThan 1e-6, "not there after 20 updates")
     Assert.That(maxAbsDiff (flat h) (flat minv), Is.LessThan 1e-12)
     // and the Cholesky inverse used for H_a⁰ agrees with an explicit solve
@@ -158,13 +180,23 @@ let ``Hessian-action updates drive H to (A + λI)⁻¹`` () =
 /// Five pairs of the reference construction: s random, y = M s + noise.
 let private lbfgsPairs (seed: int) (n: int) (count: int) =
     let x = randn seed (20 * n)
-    let m = Array2D.init n n (fun i j -> Seq.sum (seq { for r in 0 .. 19 -> x.[r * n + i] * x.[r * n + j] }) / 20.0 + (if i = j then 0.3 else 0.0))
+
+    let m =
+        Array2D.init n n (fun i j ->
+            Seq.sum (seq { for r in 0..19 -> x.[r * n + i] * x.[r * n + j] }) / 20.0
+            + (if i = j then 0.3 else 0.0))
+
     let z = randn (seed + 1) (2 * n * count)
-    [ for k in 0 .. count - 1 do
-          let s = z.[2 * n * k .. 2 * n * k + n - 1]
-          let noise = z.[2 * n * k + n .. 2 * n * k + 2 * n - 1] |> Array.map (fun v -> 0.05 * v)
-          let y = Array.map2 (+) (Bfgs.matVec m s) noise
-          if Bfgs.dot s y > 0.0 then yield s, y ]
+
+    [
+        for k in 0 .. count - 1 do
+            let s = z.[2 * n * k .. 2 * n * k + n - 1]
+            let noise = z.[2 * n * k + n .. 2 * n * k + 2 * n - 1] |> Array.map (fun v -> 0.05 * v)
+            let y = Array.map2 (+) (Bfgs.matVec m s) noise
+
+            if Bfgs.dot s y > 0.0 then
+                yield s, y
+    ]
 
 [<Test>]
 let ``L-BFGS compact form, two-loop recursion and explicit BFGS recursion agree`` () =
@@ -172,7 +204,11 @@ let ``L-BFGS compact form, two-loop recursion and explicit BFGS recursion agree`
     let pairs = lbfgsPairs 21 n 5
     Assert.That(pairs.Length, equalTo 5)
     let mem = pairs |> List.fold (fun m (s, y) -> Lbfgs.push m s y) (Lbfgs.empty 100 n 1.0)
-    let explicitH = pairs |> List.fold (fun h (s, y) -> Bfgs.inverseUpdate h s y) (Array2D.init n n (fun i j -> if i = j then 1.0 else 0.0))
+
+    let explicitH =
+        pairs
+        |> List.fold (fun h (s, y) -> Bfgs.inverseUpdate h s y) (Array2D.init n n (fun i j -> if i = j then 1.0 else 0.0))
+
     let v = [| 1.0; 2.0; -1.0; 0.5 |]
     let reference = Bfgs.matVec explicitH v
     Assert.That(maxAbsDiff (Lbfgs.twoLoop mem v) reference, Is.LessThan 1e-13)
@@ -180,13 +216,18 @@ let ``L-BFGS compact form, two-loop recursion and explicit BFGS recursion agree`
     // many right-hand sides at once: columns of H X
     let xs = randn 31 (n * 6)
     let hx = Tensor.toArray (Lbfgs.compactTimes mem (t [| n; 6 |] xs))
-    for c in 0 .. 5 do
+
+    for c in 0..5 do
         let col = Array.init n (fun i -> xs.[i * 6 + c])
         let expected = Bfgs.matVec explicitH col
         Assert.That(maxAbsDiff (Array.init n (fun i -> hx.[i * 6 + c])) expected, Is.LessThan 1e-13)
     // γ scales the initial matrix
     let memG = pairs |> List.fold (fun m (s, y) -> Lbfgs.push m s y) (Lbfgs.empty 100 n 0.5)
-    let explicitG = pairs |> List.fold (fun h (s, y) -> Bfgs.inverseUpdate h s y) (Array2D.init n n (fun i j -> if i = j then 0.5 else 0.0))
+
+    let explicitG =
+        pairs
+        |> List.fold (fun h (s, y) -> Bfgs.inverseUpdate h s y) (Array2D.init n n (fun i j -> if i = j then 0.5 else 0.0))
+
     Assert.That(maxAbsDiff (Lbfgs.compactTimesVector memG v) (Bfgs.matVec explicitG v), Is.LessThan 1e-13)
     Assert.That(maxAbsDiff (Lbfgs.twoLoop memG v) (Bfgs.matVec explicitG v), Is.LessThan 1e-13)
     // an empty memory is γI
@@ -202,15 +243,24 @@ let ``L-BFGS memory is first in, first out`` () =
     Assert.That(small.Pairs.Length, equalTo 4)
     let lastFour = pairs |> List.skip (pairs.Length - 4)
     Assert.That(small.Pairs |> Array.map fst, equalTo (lastFour |> List.map fst |> Array.ofList))
-    let explicitH = lastFour |> List.fold (fun h (s, y) -> Bfgs.inverseUpdate h s y) (Array2D.init n n (fun i j -> if i = j then 1.0 else 0.0))
+
+    let explicitH =
+        lastFour
+        |> List.fold (fun h (s, y) -> Bfgs.inverseUpdate h s y) (Array2D.init n n (fun i j -> if i = j then 1.0 else 0.0))
+
     let v = [| 0.3; -1.0; 2.0 |]
     Assert.That(maxAbsDiff (Lbfgs.twoLoop small v) (Bfgs.matVec explicitH v), Is.LessThan 1e-13)
     // the default memory size: 105 pushes keep the last 100
     let many = randn 51 (2 * n * 105)
+
     let mem100 =
-        Seq.fold (fun m k ->
-            let s = many.[2 * n * k .. 2 * n * k + n - 1]
-            Lbfgs.push m s (s |> Array.map ((*) 2.0))) (Lbfgs.empty 100 n 1.0) [ 0 .. 104 ]
+        Seq.fold
+            (fun m k ->
+                let s = many.[2 * n * k .. 2 * n * k + n - 1]
+                Lbfgs.push m s (s |> Array.map ((*) 2.0)))
+            (Lbfgs.empty 100 n 1.0)
+            [ 0..104 ]
+
     Assert.That(mem100.Pairs.Length, equalTo 100)
     Assert.That(fst mem100.Pairs.[0], equalTo many.[2 * n * 5 .. 2 * n * 5 + n - 1])
 
@@ -218,7 +268,10 @@ let ``L-BFGS memory is first in, first out`` () =
 let ``the preconditioned direction is (H_a ⊗ H_g) vec(Ĝ) with column-major vec`` () =
     let dg, da = 3, 4
     let hg = array2D [ [ 1.0; 0.2; 0.0 ]; [ 0.2; 2.0; 0.1 ]; [ 0.0; 0.1; 0.7 ] ]
-    let ha = array2D [ [ 1.5; 0.1; 0.0; 0.0 ]; [ 0.1; 1.0; 0.2; 0.0 ]; [ 0.0; 0.2; 0.8; 0.1 ]; [ 0.0; 0.0; 0.1; 1.2 ] ]
+
+    let ha =
+        array2D [ [ 1.5; 0.1; 0.0; 0.0 ]; [ 0.1; 1.0; 0.2; 0.0 ]; [ 0.0; 0.2; 0.8; 0.1 ]; [ 0.0; 0.0; 0.1; 1.2 ] ]
+
     let gr = randn 61 (dg * da)
     let p = Tensor.toArray (KbfgsAlgebra.precondition Dtype.Float64 (GSide.Dense hg) (t [| dg; da |] gr) ha)
     // vec stacks columns: index (ja, ia) ↦ ja·dg + ia
@@ -227,13 +280,23 @@ let ``the preconditioned direction is (H_a ⊗ H_g) vec(Ĝ) with column-major ve
     let lhs = Bfgs.matVec kron (vecCm (fun i j -> gr.[i * da + j]))
     Assert.That(maxAbsDiff lhs (vecCm (fun i j -> p.[i * da + j])), Is.LessThan 1e-14)
     // a row-major vec would need the other Kronecker order
-    let kronSwapped = Array2D.init (dg * da) (dg * da) (fun r c -> hg.[r / da, c / da] * ha.[r % da, c % da])
+    let kronSwapped =
+        Array2D.init (dg * da) (dg * da) (fun r c -> hg.[r / da, c / da] * ha.[r % da, c % da])
+
     let rowMajor = Bfgs.matVec kronSwapped gr
     Assert.That(maxAbsDiff rowMajor p, Is.LessThan 1e-14)
     // the L-BFGS G side gives the same direction as its explicit matrix
     let pairs = lbfgsPairs 71 dg 3
     let mem = pairs |> List.fold (fun m (s, y) -> Lbfgs.push m s y) (Lbfgs.empty 10 dg 1.0)
-    let explicitH = pairs |> List.fold (fun h (s, y) -> Bfgs.inverseUpdate h s y) (Array2D.init dg dg (fun i j -> if i = j then 1.0 else 0.0))
-    let pl = Tensor.toArray (KbfgsAlgebra.precondition Dtype.Float64 (GSide.Limited mem) (t [| dg; da |] gr) ha)
-    let pd = Tensor.toArray (KbfgsAlgebra.precondition Dtype.Float64 (GSide.Dense explicitH) (t [| dg; da |] gr) ha)
+
+    let explicitH =
+        pairs
+        |> List.fold (fun h (s, y) -> Bfgs.inverseUpdate h s y) (Array2D.init dg dg (fun i j -> if i = j then 1.0 else 0.0))
+
+    let pl =
+        Tensor.toArray (KbfgsAlgebra.precondition Dtype.Float64 (GSide.Limited mem) (t [| dg; da |] gr) ha)
+
+    let pd =
+        Tensor.toArray (KbfgsAlgebra.precondition Dtype.Float64 (GSide.Dense explicitH) (t [| dg; da |] gr) ha)
+
     Assert.That(maxAbsDiff pl pd, Is.LessThan 1e-13)

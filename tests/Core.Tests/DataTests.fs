@@ -15,23 +15,29 @@ open GroupedNewton.Tests.TestUtil
 let private withTempDir (f: string -> unit) =
     let dir = Path.Combine(Path.GetTempPath(), "gn-datatests-" + Guid.NewGuid().ToString("N"))
     Directory.CreateDirectory dir |> ignore
-    try f dir
+
+    try
+        f dir
     finally
-        try Directory.Delete(dir, true) with _ -> ()
+        try
+            Directory.Delete(dir, true)
+        with _ ->
+            ()
 
 let private be (v: int) = [| byte (v >>> 24); byte (v >>> 16); byte (v >>> 8); byte v |]
 
 /// IDX images file content: magic 0x803, N, rows, cols, pixels.
-let private idxImages (n: int) (rows: int) (cols: int) (pixels: byte[]) =
-    Array.concat [ be 0x00000803; be n; be rows; be cols; pixels ]
+let private idxImages (n: int) (rows: int) (cols: int) (pixels: byte[]) = Array.concat [ be 0x00000803; be n; be rows; be cols; pixels ]
 
 /// IDX labels file content: magic 0x801, N, labels.
 let private idxLabels (labels: byte[]) = Array.concat [ be 0x00000801; be labels.Length; labels ]
 
 let private gzip (bytes: byte[]) =
     use ms = new MemoryStream()
+
     (use gz = new GZipStream(ms, CompressionLevel.Fastest)
      gz.Write(bytes, 0, bytes.Length))
+
     ms.ToArray()
 
 let private write (dir: string) (name: string) (bytes: byte[]) =
@@ -46,8 +52,10 @@ let private labels5 = [| 3uy; 0uy; 9uy; 1uy; 7uy |]
 
 let private throwsData (parts: string list) (f: unit -> obj) =
     let e = Assert.Throws<DataException>(fun () -> f () |> ignore)
+
     for p in parts do
         Assert.That(e.Message, Does.Contain p, sprintf "message '%s' should mention '%s'" e.Message p)
+
     e
 
 let private f32 (xs: float32[]) = xs |> Array.map float
@@ -92,9 +100,14 @@ let ``IDX gzip data is recognised whatever the file name`` () =
 let ``IDX wrong magic number names the file and both magics`` () =
     withTempDir (fun dir ->
         let lp = write dir "labels-as-images.idx" (idxLabels labels5)
-        throwsData [ "labels-as-images.idx"; "magic"; "0x00000801"; "0x00000803" ] (fun () -> box (Idx.readImages lp)) |> ignore
+
+        throwsData [ "labels-as-images.idx"; "magic"; "0x00000801"; "0x00000803" ] (fun () -> box (Idx.readImages lp))
+        |> ignore
+
         let ip = write dir "images-as-labels.idx" (idxImages 5 3 4 pixels5)
-        throwsData [ "images-as-labels.idx"; "magic"; "0x00000803"; "0x00000801" ] (fun () -> box (Idx.readLabels ip)) |> ignore)
+
+        throwsData [ "images-as-labels.idx"; "magic"; "0x00000803"; "0x00000801" ] (fun () -> box (Idx.readLabels ip))
+        |> ignore)
 
 [<TestCase(true)>]
 [<TestCase(false)>]
@@ -104,7 +117,7 @@ let ``IDX truncated file is reported`` (gzipped: bool) =
         let cut = full.[.. full.Length - 4]
         let ip = write dir "short-images.idx" (if gzipped then gzip cut else cut)
         throwsData [ "short-images.idx"; "truncated"; "60" ] (fun () -> box (Idx.readImages ip)) |> ignore
-        let lp = write dir "short-labels.idx" (idxLabels labels5).[.. 10]
+        let lp = write dir "short-labels.idx" (idxLabels labels5).[..10]
         throwsData [ "short-labels.idx"; "truncated" ] (fun () -> box (Idx.readLabels lp)) |> ignore
         let hp = write dir "header-only.idx" (be 0x00000803)
         throwsData [ "header-only.idx"; "truncated" ] (fun () -> box (Idx.readImages hp)) |> ignore)
@@ -113,9 +126,10 @@ let ``IDX truncated file is reported`` (gzipped: bool) =
 let ``IDX images and labels count mismatch names both files and counts`` () =
     withTempDir (fun dir ->
         let ip = write dir "five-images.idx" (idxImages 5 3 4 pixels5)
-        let lp = write dir "four-labels.idx" (idxLabels labels5.[.. 3])
-        throwsData [ "five-images.idx"; "four-labels.idx"; "5 images"; "4 labels"; "mismatch" ]
-            (fun () -> box (Idx.loadPair ip lp "x")) |> ignore)
+        let lp = write dir "four-labels.idx" (idxLabels labels5.[..3])
+
+        throwsData [ "five-images.idx"; "four-labels.idx"; "5 images"; "4 labels"; "mismatch" ] (fun () -> box (Idx.loadPair ip lp "x"))
+        |> ignore)
 
 [<Test>]
 let ``IDX missing file is reported`` () =
@@ -134,14 +148,13 @@ let ``IDX label out of range for 10 classes is reported`` () =
 let ``IDX corrupt gzip data is reported`` () =
     withTempDir (fun dir ->
         let good = gzip (idxImages 5 3 4 pixels5)
-        let bad = Array.append good.[.. 9] (Array.create 40 0xFFuy)
+        let bad = Array.append good.[..9] (Array.create 40 0xFFuy)
         let ip = write dir "corrupt.gz" bad
         throwsData [ "corrupt.gz" ] (fun () -> box (Idx.readImages ip)) |> ignore)
 
 // ---------------------------------------------------------------- CIFAR-10
 
-let private cifarRecord (label: byte) (seed: int) =
-    Array.append [| label |] (Array.init 3072 (fun k -> byte ((k * 7 + seed * 13) % 256)))
+let private cifarRecord (label: byte) (seed: int) = Array.append [| label |] (Array.init 3072 (fun k -> byte ((k * 7 + seed * 13) % 256)))
 
 [<Test>]
 let ``CIFAR batch round trip is channel-major and scaled`` () =
@@ -152,7 +165,8 @@ let ``CIFAR batch round trip is channel-major and scaled`` () =
         Assert.That(d.Count, equalTo 3)
         Assert.That(d.SampleShape, equalTo [| 3; 32; 32 |])
         Assert.That(Dataset.labels d, equalTo [| 6; 0; 9 |])
-        for i in 0 .. 2 do
+
+        for i in 0..2 do
             let s = Dataset.sample i d
             let r = recs.[i]
             // value at (channel c, row y, col x) is byte 1 + c*1024 + y*32 + x
@@ -171,7 +185,9 @@ let ``CIFAR truncated file is reported`` () =
 let ``CIFAR label out of range is reported`` () =
     withTempDir (fun dir ->
         let p = write dir "test_batch.bin" (Array.concat [ cifarRecord 1uy 1; cifarRecord 10uy 2 ])
-        throwsData [ "test_batch.bin"; "label 10"; "out of range" ] (fun () -> box (Cifar.readBatch p)) |> ignore)
+
+        throwsData [ "test_batch.bin"; "label 10"; "out of range" ] (fun () -> box (Cifar.readBatch p))
+        |> ignore)
 
 [<Test>]
 let ``CIFAR missing file is reported`` () =
@@ -183,8 +199,11 @@ let ``CIFAR missing file is reported`` () =
 let ``CIFAR folder loads five train batches and the test batch`` () =
     withTempDir (fun dir ->
         let sub = Path.Combine(dir, "cifar-10-batches-bin")
-        for i in 1 .. 5 do
-            write sub (sprintf "data_batch_%d.bin" i) (Array.concat [ cifarRecord (byte i) i; cifarRecord 0uy (i + 10) ]) |> ignore
+
+        for i in 1..5 do
+            write sub (sprintf "data_batch_%d.bin" i) (Array.concat [ cifarRecord (byte i) i; cifarRecord 0uy (i + 10) ])
+            |> ignore
+
         write sub "test_batch.bin" (cifarRecord 8uy 99) |> ignore
         let train, test = Datasets.cifar10From dir
         Assert.That(train.Count, equalTo 10)
@@ -200,8 +219,8 @@ let ``Fashion-MNIST loads from an explicit folder with gzip'd and raw files`` ()
         let sub = Path.Combine(dir, "fashion-mnist")
         write sub "train-images-idx3-ubyte.gz" (gzip (idxImages 5 3 4 pixels5)) |> ignore
         write sub "train-labels-idx1-ubyte" (idxLabels labels5) |> ignore
-        write sub "t10k-images-idx3-ubyte" (idxImages 2 3 4 pixels5.[.. 23]) |> ignore
-        write sub "t10k-labels-idx1-ubyte.gz" (gzip (idxLabels labels5.[.. 1])) |> ignore
+        write sub "t10k-images-idx3-ubyte" (idxImages 2 3 4 pixels5.[..23]) |> ignore
+        write sub "t10k-labels-idx1-ubyte.gz" (gzip (idxLabels labels5.[..1])) |> ignore
         let train, test = Datasets.fashionMnistFrom dir
         Assert.That((train.Count, test.Count), equalTo (5, 2))
         Assert.That(Dataset.labels test, equalTo [| 3; 0 |])
@@ -211,21 +230,32 @@ let ``Fashion-MNIST loads from an explicit folder with gzip'd and raw files`` ()
 [<Test>]
 let ``a missing data set lists every place looked at and how to install it`` () =
     let root = Path.Combine(Path.GetTempPath(), "gn-no-such-folder-" + Guid.NewGuid().ToString("N"))
+
     let e =
-        throwsData [ "Fashion-MNIST"; Path.Combine(root, "fashion-mnist"); root; "does not exist"
-                     "apt-get install dataset-fashion-mnist"; "GROUPEDNEWTON_DATA" ]
+        throwsData
+            [
+                "Fashion-MNIST"
+                Path.Combine(root, "fashion-mnist")
+                root
+                "does not exist"
+                "apt-get install dataset-fashion-mnist"
+                "GROUPEDNEWTON_DATA"
+            ]
             (fun () -> box (Datasets.fashionMnistFrom root))
+
     Assert.That(e.Message, Does.Contain(Path.Combine(root, "FashionMNIST", "raw")))
-    throwsData [ "CIFAR-10"; Path.Combine(root, "cifar-10-batches-bin"); "GROUPEDNEWTON_DATA" ]
-        (fun () -> box (Datasets.cifar10From root)) |> ignore
+
+    throwsData [ "CIFAR-10"; Path.Combine(root, "cifar-10-batches-bin"); "GROUPEDNEWTON_DATA" ] (fun () -> box (Datasets.cifar10From root))
+    |> ignore
 
 [<Test>]
 let ``a partial data set folder says which files are missing`` () =
     withTempDir (fun dir ->
         write dir "train-images-idx3-ubyte.gz" (gzip (idxImages 5 3 4 pixels5)) |> ignore
         write dir "train-labels-idx1-ubyte.gz" (gzip (idxLabels labels5)) |> ignore
-        throwsData [ dir; "missing t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte" ]
-            (fun () -> box (Datasets.mnistFrom dir)) |> ignore)
+
+        throwsData [ dir; "missing t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte" ] (fun () -> box (Datasets.mnistFrom dir))
+        |> ignore)
 
 [<Test>]
 let ``data set names are checked`` () =
@@ -257,7 +287,7 @@ let ``teacher classification is deterministic per seed and covers several classe
     // a larger count with the same seed extends the smaller one (same teacher, same inputs)
     let small = Synthetic.teacherClassification 7 100 [| 1; 4; 5 |] 5
     Assert.That(small.Samples, equalTo a.Samples.[.. 100 * 20 - 1])
-    Assert.That(Dataset.labels small, equalTo (Dataset.labels a).[.. 99])
+    Assert.That(Dataset.labels small, equalTo (Dataset.labels a).[..99])
 
 [<Test>]
 let ``teacher classification inputs are standard normal`` () =
@@ -282,7 +312,10 @@ let ``teacher regression has the target shape and is deterministic`` () =
     // the noise is added on top of the same teacher outputs: noise 0 vs 0.1 differ by ~0.1
     let clean = Synthetic.teacherRegression 11 50 6 3 0.0
     Assert.That(clean.Samples, equalTo a.Samples)
-    let diffs = Array.map2 (fun (x: float32) (y: float32) -> float (x - y)) (Dataset.targetValues a) (Dataset.targetValues clean)
+
+    let diffs =
+        Array.map2 (fun (x: float32) (y: float32) -> float (x - y)) (Dataset.targetValues a) (Dataset.targetValues clean)
+
     let rms = sqrt (diffs |> Array.averageBy (fun d -> d * d))
     Assert.That(rms, Is.InRange(0.07, 0.13))
 
@@ -296,9 +329,13 @@ let ``an epoch covers every index exactly once`` (shuffle: bool) =
     let bs = Loader.batches opts d 3 |> Seq.toArray
     Assert.That(bs |> Array.map (fun b -> b.Size), equalTo [| 5; 5; 5; 5; 3 |])
     let idx = allIndices bs
-    Assert.That(Array.sort idx, equalTo [| 0 .. 22 |])
-    if not shuffle then Assert.That(idx, equalTo [| 0 .. 22 |])
-    else Assert.That(idx, Is.Not.EqualTo([| 0 .. 22 |]))
+    Assert.That(Array.sort idx, equalTo [| 0..22 |])
+
+    if not shuffle then
+        Assert.That(idx, equalTo [| 0..22 |])
+    else
+        Assert.That(idx, Is.Not.EqualTo([| 0..22 |]))
+
     Assert.That(Loader.batchCount opts d, equalTo 5)
 
 [<Test>]
@@ -332,6 +369,7 @@ let ``batch tensors hold the dataset rows with the asked dtype`` (double: bool) 
     let d = rowsDataset 10
     let dtype = if double then Dtype.Float64 else Dtype.Float32
     let opts = { Loader.defaults 4 with Seed = 3; Dtype = dtype }
+
     for b in Loader.batches opts d 0 do
         Assert.That(b.Inputs.Shape, equalTo [| b.Size; 2; 3 |])
         Assert.That(b.Inputs.Dtype, equalTo dtype)
@@ -369,7 +407,10 @@ let ``the shuffled infinite stream reshuffles each pass with its own seed`` () =
     let opts = { Loader.defaults 5 with Seed = 9 }
     let bs = Loader.infinite opts d |> Seq.take 12 |> Seq.toArray
     let pass k = bs.[4 * k .. 4 * k + 3] |> Seq.collect (fun b -> b.Indices) |> Seq.toArray
-    for k in 0 .. 2 do Assert.That(Array.sort (pass k), equalTo [| 0 .. 19 |])
+
+    for k in 0..2 do
+        Assert.That(Array.sort (pass k), equalTo [| 0..19 |])
+
     Assert.That(pass 1, Is.Not.EqualTo(pass 0))
     Assert.That(pass 0, Is.Not.EqualTo(allIndices (Loader.batches opts d 0)))
     let again = Loader.infinite opts d |> Seq.take 12 |> Seq.collect (fun b -> b.Indices) |> Seq.toArray
@@ -381,15 +422,19 @@ let ``bad loader options are rejected naming the value`` () =
     let e = Assert.Throws<ArgumentException>(fun () -> Loader.batches (Loader.defaults 0) d 0 |> ignore)
     Assert.That(e.Message, Does.Contain "BatchSize")
     Assert.That(e.Message, Does.Contain "0")
-    let e2 = Assert.Throws<ArgumentException>(fun () -> Loader.infinite { Loader.defaults 4 with Dtype = Dtype.Int32 } d |> ignore)
+
+    let e2 =
+        Assert.Throws<ArgumentException>(fun () -> Loader.infinite { Loader.defaults 4 with Dtype = Dtype.Int32 } d |> ignore)
+
     Assert.That(e2.Message, Does.Contain "int32")
-    Assert.Throws<ArgumentException>(fun () -> Loader.infinite { Loader.defaults 8 with DropLast = true } d |> ignore) |> ignore
+
+    Assert.Throws<ArgumentException>(fun () -> Loader.infinite { Loader.defaults 8 with DropLast = true } d |> ignore)
+    |> ignore
 
 // ---------------------------------------------------------------- splits and normalisation
 
 /// Sample i holds the single value i, so rows identify their source index.
-let private indexDataset n =
-    Dataset.create "idx" [| 1 |] (Array.init n float32) (Targets.Labels(Array.zeroCreate n, 2))
+let private indexDataset n = Dataset.create "idx" [| 1 |] (Array.init n float32) (Targets.Labels(Array.zeroCreate n, 2))
 
 let private ids (d: Dataset) = d.Samples |> Array.map int
 
@@ -398,7 +443,7 @@ let ``split is seeded, sized and disjoint`` () =
     let d = indexDataset 100
     let tr, va = Dataset.split 0.25 4 d
     Assert.That((tr.Count, va.Count), equalTo (75, 25))
-    Assert.That(Array.append (ids tr) (ids va) |> Array.sort, equalTo [| 0 .. 99 |])
+    Assert.That(Array.append (ids tr) (ids va) |> Array.sort, equalTo [| 0..99 |])
     let tr2, va2 = Dataset.split 0.25 4 d
     Assert.That(ids va2, equalTo (ids va))
     let _, va3 = Dataset.split 0.25 5 d
@@ -411,8 +456,8 @@ let ``split is seeded, sized and disjoint`` () =
 let ``splitAt keeps the first N-k for training and the last k for validation`` () =
     let d = indexDataset 60
     let tr, va = Dataset.splitAt 6 d
-    Assert.That(ids tr, equalTo [| 0 .. 53 |])
-    Assert.That(ids va, equalTo [| 54 .. 59 |])
+    Assert.That(ids tr, equalTo [| 0..53 |])
+    Assert.That(ids va, equalTo [| 54..59 |])
     Assert.That(tr.Name, equalTo "idx/train")
     Assert.Throws<ArgumentException>(fun () -> Dataset.splitAt 61 d |> ignore) |> ignore
 
@@ -426,8 +471,9 @@ let ``subset and concat keep rows and labels together`` () =
     Assert.That(c.Count, equalTo 9)
     Assert.That(Dataset.sample 6 c, equalTo (Dataset.sample 5 d))
     Assert.Throws<ArgumentException>(fun () -> Dataset.subset [| 6 |] d |> ignore) |> ignore
-    Assert.Throws<ArgumentException>(fun () ->
-        Dataset.create "bad" [| 2 |] [| 1.0f; 2.0f |] (Targets.Labels([| 4 |], 4)) |> ignore) |> ignore
+
+    Assert.Throws<ArgumentException>(fun () -> Dataset.create "bad" [| 2 |] [| 1.0f; 2.0f |] (Targets.Labels([| 4 |], 4)) |> ignore)
+    |> ignore
 
 [<Test>]
 let ``normalize gives per-channel mean 0 and std 1`` () =
@@ -438,6 +484,7 @@ let ``normalize gives per-channel mean 0 and std 1`` () =
         Array.init (n * 3 * 4 * 4) (fun j ->
             let c = (j / 16) % 3
             float32 (float c + 0.5 + float (c + 1) / 4.0 * (rng.NextDouble() - 0.5)))
+
     let d = Dataset.create "rgb" [| 3; 4; 4 |] samples (Targets.Labels(Array.zeroCreate n, 10))
     let mean, std = Dataset.channelStats d
     assertAllClose 0.05 "raw means" [| 0.5; 1.5; 2.5 |] mean
@@ -452,4 +499,6 @@ let ``normalize gives per-channel mean 0 and std 1`` () =
     assertAllClose 1e-12 "index std" [| sqrt 1.25 |] gs
     let gn = Dataset.normalize (Datasets.mnistNormalization ()) g
     Assert.That(float (Dataset.sample 3 gn).[0], Is.EqualTo((3.0 - 0.1307) / 0.3081).Within(1e-5))
-    Assert.Throws<ArgumentException>(fun () -> Dataset.normalize ([| 0.0 |], [| 1.0 |]) d |> ignore) |> ignore
+
+    Assert.Throws<ArgumentException>(fun () -> Dataset.normalize ([| 0.0 |], [| 1.0 |]) d |> ignore)
+    |> ignore

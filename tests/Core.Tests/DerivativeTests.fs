@@ -7,10 +7,11 @@ module GroupedNewton.Tests.DerivativeTests
 open NUnit.Framework
 open GroupedNewton.Conformance
 
-let allCases =
-    [| for c in DerivativeCases.cases do
-         for k in DerivativeCases.orders do
-             yield TestCaseData(c, k).SetName(sprintf "%s order %d" c.Name k) |]
+let allCases = [|
+    for c in DerivativeCases.cases do
+        for k in DerivativeCases.orders do
+            yield TestCaseData(c, k).SetName(sprintf "%s order %d" c.Name k)
+|]
 
 [<TestCaseSource(nameof allCases)>]
 let ``directional derivative by every nesting matches finite differences`` (c: DerivativeCases.Case, order: int) =

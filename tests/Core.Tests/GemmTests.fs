@@ -15,10 +15,22 @@ open GroupedNewton.Backends.Blas
 // a seeded generator: every run sees the same numbers.
 // ---------------------------------------------------------------------------------------
 
-type private Layout =
-    { TransA: bool; TransB: bool; M: int; N: int; K: int
-      AOff: int; Lda: int; BOff: int; Ldb: int; COff: int; Ldc: int
-      ALen: int; BLen: int; CLen: int }
+type private Layout = {
+    TransA: bool
+    TransB: bool
+    M: int
+    N: int
+    K: int
+    AOff: int
+    Lda: int
+    BOff: int
+    Ldb: int
+    COff: int
+    Ldc: int
+    ALen: int
+    BLen: int
+    CLen: int
+}
 
 let private layout (transA, transB, m, n, k, padded) =
     let pad, off = if padded then 3, 5 else 0, 0
@@ -26,30 +38,46 @@ let private layout (transA, transB, m, n, k, padded) =
     let bRows, bCols = if transB then n, k else k, n
     let lda, ldb, ldc = aCols + pad, bCols + pad + 2, n + pad + 1
     let len rows ld off = off + rows * ld + pad
-    { TransA = transA; TransB = transB; M = m; N = n; K = k
-      AOff = off; Lda = lda; BOff = off + 2; Ldb = ldb; COff = off + 1; Ldc = ldc
-      ALen = len aRows lda off; BLen = len bRows ldb (off + 2); CLen = len m ldc (off + 1) }
 
-let private opA (l: Layout) (a: float[]) i p =
-    if l.TransA then a.[l.AOff + p * l.Lda + i] else a.[l.AOff + i * l.Lda + p]
+    {
+        TransA = transA
+        TransB = transB
+        M = m
+        N = n
+        K = k
+        AOff = off
+        Lda = lda
+        BOff = off + 2
+        Ldb = ldb
+        COff = off + 1
+        Ldc = ldc
+        ALen = len aRows lda off
+        BLen = len bRows ldb (off + 2)
+        CLen = len m ldc (off + 1)
+    }
 
-let private opB (l: Layout) (b: float[]) p j =
-    if l.TransB then b.[l.BOff + j * l.Ldb + p] else b.[l.BOff + p * l.Ldb + j]
+let private opA (l: Layout) (a: float[]) i p = if l.TransA then a.[l.AOff + p * l.Lda + i] else a.[l.AOff + i * l.Lda + p]
+
+let private opB (l: Layout) (b: float[]) p j = if l.TransB then b.[l.BOff + j * l.Ldb + p] else b.[l.BOff + p * l.Ldb + j]
 
 /// Naive triple loop in float64: the product and Σ|a||b| (the scale of the rounding error).
 let private reference (l: Layout) (a: float[]) (b: float[]) =
     let c = Array2D.zeroCreate l.M l.N
     let s = Array2D.zeroCreate l.M l.N
+
     for i in 0 .. l.M - 1 do
         for j in 0 .. l.N - 1 do
             let mutable acc = 0.0
             let mutable mag = 0.0
+
             for p in 0 .. l.K - 1 do
                 let x = opA l a i p * opB l b p j
                 acc <- acc + x
                 mag <- mag + abs x
+
             c.[i, j] <- acc
             s.[i, j] <- mag
+
     c, s
 
 let private randomArray (rng: Random) len = Array.init len (fun _ -> rng.NextDouble() * 2.0 - 1.0)
@@ -63,20 +91,24 @@ let private check (l: Layout) (tol: float) (cExpected: float[,]) (scale: float[,
     let inBlock = Array.zeroCreate<bool> l.CLen
     let mutable worst = -1.0
     let mutable wi, wj = 0, 0
+
     for i in 0 .. l.M - 1 do
         for j in 0 .. l.N - 1 do
             let idx = l.COff + i * l.Ldc + j
             inBlock.[idx] <- true
             let err = abs (c.[idx] - cExpected.[i, j]) / (scale.[i, j] + 1e-300)
+
             if Double.IsNaN c.[idx] || err > worst then
                 worst <- (if Double.IsNaN c.[idx] then infinity else err)
                 wi <- i
                 wj <- j
+
     if l.M > 0 && l.N > 0 then
         let idx = l.COff + wi * l.Ldc + wj
-        Assert.That(c.[idx], Is.EqualTo(cExpected.[wi, wj]).Within(tol * scale.[wi, wj] + 1e-300),
-                    sprintf "C[%d, %d] of %A" wi wj l)
+        Assert.That(c.[idx], Is.EqualTo(cExpected.[wi, wj]).Within(tol * scale.[wi, wj] + 1e-300), sprintf "C[%d, %d] of %A" wi wj l)
+
     let g = garbage l.CLen
+
     for idx in 0 .. l.CLen - 1 do
         if not inBlock.[idx] && c.[idx] <> g.[idx] then
             Assert.Fail(sprintf "slot %d outside the C block was written (%A)" idx l)
@@ -97,18 +129,23 @@ let private runF32 (impl: Impl) (l: Layout) (a: float[]) (b: float[]) (threads: 
     let b32 = Array.map float32 b
     // The garbage values are integers below 2^24, exact in float32.
     let c = garbage l.CLen |> Array.map float32
+
     match impl with
     | Managed -> Gemm.sgemm (l.TransA, l.TransB, l.M, l.N, l.K, a32, l.AOff, l.Lda, b32, l.BOff, l.Ldb, c, l.COff, l.Ldc, threads)
-    | OpenBlasDirect -> OpenBlas.sgemm (l.TransA, l.TransB, l.M, l.N, l.K, a32, l.AOff, l.Lda, b32, l.BOff, l.Ldb, c, l.COff, l.Ldc, threads)
+    | OpenBlasDirect ->
+        OpenBlas.sgemm (l.TransA, l.TransB, l.M, l.N, l.K, a32, l.AOff, l.Lda, b32, l.BOff, l.Ldb, c, l.COff, l.Ldc, threads)
     | Provider -> GemmProvider.sgemm (l.TransA, l.TransB, l.M, l.N, l.K, a32, l.AOff, l.Lda, b32, l.BOff, l.Ldb, c, l.COff, l.Ldc)
+
     Array.map float c
 
 let private runF64 (impl: Impl) (l: Layout) (a: float[]) (b: float[]) (threads: int) =
     let c = garbage l.CLen
+
     match impl with
     | Managed -> Gemm.dgemm (l.TransA, l.TransB, l.M, l.N, l.K, a, l.AOff, l.Lda, b, l.BOff, l.Ldb, c, l.COff, l.Ldc, threads)
     | OpenBlasDirect -> OpenBlas.dgemm (l.TransA, l.TransB, l.M, l.N, l.K, a, l.AOff, l.Lda, b, l.BOff, l.Ldb, c, l.COff, l.Ldc, threads)
     | Provider -> GemmProvider.dgemm (l.TransA, l.TransB, l.M, l.N, l.K, a, l.AOff, l.Lda, b, l.BOff, l.Ldb, c, l.COff, l.Ldc)
+
     c
 
 [<Literal>]
@@ -133,10 +170,26 @@ let private verify impl (transA, transB, m, n, k, padded) threads =
 
 /// Odd sizes, sizes at and around the tile (6×16 / 6×8) and block (k 256, m 144) edges,
 /// rectangular and skinny products, and one with n past the 4096-column block.
-let private shapes =
-    [ 1, 1, 1; 7, 7, 7; 13, 13, 13; 33, 33, 33; 65, 65, 65; 129, 129, 129
-      1, 129, 65; 129, 1, 33; 7, 65, 129; 65, 13, 300; 33, 129, 7; 6, 16, 256
-      12, 32, 257; 150, 40, 520; 129, 33, 129; 2, 4100, 3; 10, 48, 300; 16, 40, 70 ]
+let private shapes = [
+    1, 1, 1
+    7, 7, 7
+    13, 13, 13
+    33, 33, 33
+    65, 65, 65
+    129, 129, 129
+    1, 129, 65
+    129, 1, 33
+    7, 65, 129
+    65, 13, 300
+    33, 129, 7
+    6, 16, 256
+    12, 32, 257
+    150, 40, 520
+    129, 33, 129
+    2, 4100, 3
+    10, 48, 300
+    16, 40, 70
+]
 
 let shapeCases: TestCaseData seq =
     seq {
@@ -164,8 +217,10 @@ let ``managed GEMM matches the naive product`` (m: int, n: int, k: int, transA: 
 [<TestCase("avx512", 2)>]
 let ``every managed micro-kernel family matches the naive product`` (kernel: string, threads: int) =
     let saved = Gemm.kernel ()
+
     try
         Gemm.setKernel kernel
+
         for (m, n, k) in [ 1, 1, 1; 7, 13, 33; 65, 33, 13; 13, 70, 260; 70, 65, 20 ] do
             for transA in [ false; true ] do
                 for transB in [ false; true ] do
@@ -176,8 +231,11 @@ let ``every managed micro-kernel family matches the naive product`` (kernel: str
 [<TestCase(false)>]
 [<TestCase(true)>]
 let ``k = 0 gives zeros and leaves the rest of C alone`` (useOpenBlas: bool) =
-    if useOpenBlas then Assume.That(OpenBlas.isAvailable (), "OpenBLAS is not installed")
+    if useOpenBlas then
+        Assume.That(OpenBlas.isAvailable (), "OpenBLAS is not installed")
+
     let impl = if useOpenBlas then OpenBlasDirect else Managed
+
     for (transA, transB) in [ false, false; true, false; false, true; true, true ] do
         for (m, n) in [ 1, 1; 7, 13; 65, 33 ] do
             for padded in [ false; true ] do
@@ -212,12 +270,14 @@ let ``operands that do not fit their arrays are rejected`` () =
     let b = Array.zeroCreate<float32> 10
     let c = Array.zeroCreate<float32> 10
     // 4×4 · 4×4 needs 16 elements per operand.
-    Assert.Throws<ArgumentException>(fun () ->
-        Gemm.sgemm (false, false, 4, 4, 4, a, 0, 4, b, 0, 4, c, 0, 4, 1)) |> ignore
-    Assert.Throws<ArgumentException>(fun () ->
-        Gemm.sgemm (false, false, 2, 2, 2, a, 0, 1, b, 0, 2, c, 0, 2, 1)) |> ignore
-    Assert.Throws<ArgumentException>(fun () ->
-        Gemm.sgemm (false, false, 2, 2, 2, a, 9, 2, b, 0, 2, c, 0, 2, 1)) |> ignore
+    Assert.Throws<ArgumentException>(fun () -> Gemm.sgemm (false, false, 4, 4, 4, a, 0, 4, b, 0, 4, c, 0, 4, 1))
+    |> ignore
+
+    Assert.Throws<ArgumentException>(fun () -> Gemm.sgemm (false, false, 2, 2, 2, a, 0, 1, b, 0, 2, c, 0, 2, 1))
+    |> ignore
+
+    Assert.Throws<ArgumentException>(fun () -> Gemm.sgemm (false, false, 2, 2, 2, a, 9, 2, b, 0, 2, c, 0, 2, 1))
+    |> ignore
 
 // ---------------------------------------------------------------------------------------
 // OpenBLAS (inconclusive when the library is not installed)
@@ -249,6 +309,7 @@ let private withProvider (name: string) (f: unit -> unit) =
 let ``setProvider managed selects the managed kernel`` () =
     withProvider "managed" (fun () ->
         Assert.That(GemmProvider.active (), Is.EqualTo "managed")
+
         for (m, n, k) in [ 1, 1, 1; 7, 13, 33; 65, 65, 65 ] do
             for transA in [ false; true ] do
                 for transB in [ false; true ] do
@@ -263,8 +324,10 @@ let ``setProvider managed selects the managed kernel`` () =
 [<Test>]
 let ``setProvider openblas selects OpenBLAS`` () =
     Assume.That(OpenBlas.isAvailable (), "OpenBLAS is not installed")
+
     withProvider "openblas" (fun () ->
         Assert.That(GemmProvider.active (), Is.EqualTo "openblas")
+
         for (m, n, k) in [ 1, 1, 1; 7, 13, 33; 65, 65, 65 ] do
             for transA in [ false; true ] do
                 for transB in [ false; true ] do
@@ -273,7 +336,7 @@ let ``setProvider openblas selects OpenBLAS`` () =
 [<Test>]
 let ``setProvider openblas fails clearly when OpenBLAS is missing`` () =
     Assume.That(not (OpenBlas.isAvailable ()), "OpenBLAS is installed")
-    let ex = throws<BackendException> (fun () -> GemmProvider.setProvider "openblas")
+    let ex = throws<BackendException>(fun () -> GemmProvider.setProvider "openblas")
     Assert.That(ex.Message, Does.Contain "libopenblas0-pthread")
     Assert.That(ex.Message, Does.Contain "GROUPEDNEWTON_BLAS=managed")
 
@@ -285,7 +348,7 @@ let ``setProvider auto picks OpenBLAS exactly when it loads`` () =
 
 [<Test>]
 let ``an unknown provider name is rejected`` () =
-    let ex = throws<BackendException> (fun () -> GemmProvider.setProvider "mkl")
+    let ex = throws<BackendException>(fun () -> GemmProvider.setProvider "mkl")
     Assert.That(ex.Message, Does.Contain "mkl")
 
 [<TestCase("managed", "Managed")>]
@@ -298,13 +361,12 @@ let ``GROUPEDNEWTON_BLAS values are parsed`` (value: string, expected: string) =
     Assert.That(sprintf "%A" (GemmProvider.parseSetting value), Is.EqualTo expected)
 
 [<Test>]
-let ``an unset GROUPEDNEWTON_BLAS means auto`` () =
-    Assert.That(GemmProvider.parseSetting null, Is.EqualTo BlasSetting.Auto)
+let ``an unset GROUPEDNEWTON_BLAS means auto`` () = Assert.That(GemmProvider.parseSetting null, Is.EqualTo BlasSetting.Auto)
 
 [<TestCase("blas")>]
 [<TestCase("open-blas")>]
 [<TestCase("1")>]
 let ``an invalid GROUPEDNEWTON_BLAS value raises BackendException naming it`` (value: string) =
-    let ex = throws<BackendException> (fun () -> GemmProvider.parseSetting value |> ignore)
+    let ex = throws<BackendException>(fun () -> GemmProvider.parseSetting value |> ignore)
     Assert.That(ex.Message, Does.Contain value)
     Assert.That(ex.Message, Does.Contain "GROUPEDNEWTON_BLAS")

@@ -14,8 +14,7 @@ let private partition = Partition.canonical ps
 let private updater = SgdRule { SgdOptions.Defaults with LearningRate = 1.0 }
 let private plain = { GroupedNewtonOptions.Defaults with SecondOrderOnly = true }
 
-let private summary (g: float[]) (h: float[,]) =
-    { Gradient = g; Hessian = h; ThirdDiagonal = [||]; Loss = 1.0; ReversePasses = 1 }
+let private summary (g: float[]) (h: float[,]) = { Gradient = g; Hessian = h; ThirdDiagonal = [||]; Loss = 1.0; ReversePasses = 1 }
 
 /// One pure step from `state` whose curvature batch gives `s`.
 let private stepWith options state s =
@@ -24,10 +23,16 @@ let private stepWith options state s =
 [<Test>]
 let ``a non-finite off-diagonal entry of H̄ is a failed update: previous rates, a warning naming both subsets, no exception`` () =
     let options = { plain with Variant = GroupedNewtonVariant.UniformAverage }
-    let s0, out0 = stepWith options (GroupedNewtonState.Initial 2 options) (summary [| 1.0; 2.0 |] (array2D [ [ 2.0; 0.0 ]; [ 0.0; 4.0 ] ]))
+
+    let s0, out0 =
+        stepWith options (GroupedNewtonState.Initial 2 options) (summary [| 1.0; 2.0 |] (array2D [ [ 2.0; 0.0 ]; [ 0.0; 4.0 ] ]))
+
     Assert.That(out0.Warnings, Is.Empty)
     Assert.That(s0.Applied, equalTo [| 0.5; 0.5 |])
-    let s1, out1 = stepWith options s0 (summary [| 1.0; 2.0 |] (array2D [ [ 2.0; -infinity ]; [ -infinity; 4.0 ] ]))
+
+    let s1, out1 =
+        stepWith options s0 (summary [| 1.0; 2.0 |] (array2D [ [ 2.0; -infinity ]; [ -infinity; 4.0 ] ]))
+
     Assert.That(out1.Update.Value.Fallback, Is.True)
     Assert.That(s1.Applied, equalTo s0.Applied)
     Assert.That(out1.Warnings.Length, equalTo 1)
@@ -37,12 +42,19 @@ let ``a non-finite off-diagonal entry of H̄ is a failed update: previous rates,
     Assert.That(s1.Average, equalTo s0.Average)
     // with Raise the step refuses instead
     let raising = { options with OnCurvatureFailure = CurvatureFailure.Raise }
-    let e = Assert.Throws<OptimizationException>(fun () -> stepWith raising s0 (summary [| 1.0; 2.0 |] (array2D [ [ 2.0; -infinity ]; [ -infinity; 4.0 ] ])) |> ignore)
+
+    let e =
+        Assert.Throws<OptimizationException>(fun () ->
+            stepWith raising s0 (summary [| 1.0; 2.0 |] (array2D [ [ 2.0; -infinity ]; [ -infinity; 4.0 ] ]))
+            |> ignore)
+
     Assert.That(e.Message, Does.Contain "unchanged")
 
 [<Test>]
 let ``NewtonSummary feeds η = 0 on a failed update and says so`` () =
-    let s0, _ = stepWith plain (GroupedNewtonState.Initial 2 plain) (summary [| 1.0; 2.0 |] (array2D [ [ 2.0; 0.0 ]; [ 0.0; 4.0 ] ]))
+    let s0, _ =
+        stepWith plain (GroupedNewtonState.Initial 2 plain) (summary [| 1.0; 2.0 |] (array2D [ [ 2.0; 0.0 ]; [ 0.0; 4.0 ] ]))
+
     let s1, out1 = stepWith plain s0 (summary [| nan; 2.0 |] (array2D [ [ 2.0; 0.0 ]; [ 0.0; 4.0 ] ]))
     Assert.That(s1.Applied, equalTo [| 0.0; 0.0 |])
     Assert.That(out1.Warnings.[0], Does.Contain "ḡ['p0'] = NaN")
@@ -56,11 +68,17 @@ let ``a NaN curvature batch warns at every curvature update, and Raise leaves th
     let opt = GroupedNewtonOptimizer.create options 0.0 partition (fun () -> nanBatch) ps
     let warnings = ResizeArray<string>()
     opt.Warning.Add warnings.Add
-    for _ in 1 .. 4 do opt.Step f |> ignore
+
+    for _ in 1..4 do
+        opt.Step f |> ignore
+
     Assert.That(warnings.Count, equalTo 2, String.Join("\n", warnings))
     Assert.That(warnings |> Seq.forall (fun w -> w.Contains "curvature update failed"), Is.True)
     Assert.That(opt.History |> Array.forall (fun h -> h.Fallback), Is.True)
-    let strict = GroupedNewtonOptimizer.create { options with OnCurvatureFailure = CurvatureFailure.Raise } 0.0 partition (fun () -> nanBatch) ps
+
+    let strict =
+        GroupedNewtonOptimizer.create { options with OnCurvatureFailure = CurvatureFailure.Raise } 0.0 partition (fun () -> nanBatch) ps
+
     let strictWarnings = ResizeArray<string>()
     strict.Warning.Add strictWarnings.Add
     Assert.Throws<OptimizationException>(fun () -> strict.Step f |> ignore) |> ignore
@@ -88,9 +106,13 @@ let ``a rate that jumps more than 100× warns, and MaxRateGrowth bounds the jump
 [<Test>]
 let ``the core rejects a direction momentum of 1 or more`` () =
     let f (p: Parameters) = p.["p0"] * p.["p0"]
+
     for m in [ 1.0; 1.5; -0.1; nan ] do
-        let e = Assert.Throws<ArgumentException>(fun () -> GroupedNewtonOptimizer.create plain m partition (fun () -> f) ps |> ignore)
+        let e =
+            Assert.Throws<ArgumentException>(fun () -> GroupedNewtonOptimizer.create plain m partition (fun () -> f) ps |> ignore)
+
         Assert.That(e.Message, Does.Contain "Momentum")
+
     GroupedNewtonOptimizer.create plain 0.9 partition (fun () -> f) ps |> ignore
 
 [<Test>]

@@ -11,19 +11,24 @@ let naiveConv2d (x: float[]) (n, c, h, w) (wt: float[]) (k, kh, kw) (bias: float
     let oh = (h + 2 * ph - kh) / sh + 1
     let ow = (w + 2 * pw - kw) / sw + 1
     let out = Array.zeroCreate (n * k * oh * ow)
+
     for b in 0 .. n - 1 do
         for o in 0 .. k - 1 do
             for oy in 0 .. oh - 1 do
                 for ox in 0 .. ow - 1 do
                     let mutable s = bias.[o]
+
                     for ci in 0 .. c - 1 do
                         for i in 0 .. kh - 1 do
                             for j in 0 .. kw - 1 do
                                 let iy = oy * sh - ph + i
                                 let ix = ox * sw - pw + j
+
                                 if iy >= 0 && iy < h && ix >= 0 && ix < w then
                                     s <- s + x.[((b * c + ci) * h + iy) * w + ix] * wt.[((o * c + ci) * kh + i) * kw + j]
+
                     out.[((b * k + o) * oh + oy) * ow + ox] <- s
+
     out, [| n; k; oh; ow |]
 
 [<TestCase(1, 1, 0, 0)>]
@@ -35,10 +40,18 @@ let ``conv2d equals the naive seven-loop convolution`` (sh: int, sw: int, ph: in
     let wt = randn 2 (k * c * kh * kw)
     let b = randn 3 k
     let expected, shape = naiveConv2d x (n, c, h, w) wt (k, kh, kw) b (sh, sw) (ph, pw)
-    let y = Tensor.conv2d (sh, sw) (ph, pw) (t [| n; c; h; w |] x) (t [| k; c; kh; kw |] wt) (Some (vec b))
+    let y = Tensor.conv2d (sh, sw) (ph, pw) (t [| n; c; h; w |] x) (t [| k; c; kh; kw |] wt) (Some(vec b))
     Assert.That(y.Shape, equalTo shape)
     assertAllClose 1e-13 "conv2d float64" expected (Tensor.toArray y)
-    let y32 = Tensor.conv2d (sh, sw) (ph, pw) (Tensor.cast Dtype.Float32 (t [| n; c; h; w |] x)) (Tensor.cast Dtype.Float32 (t [| k; c; kh; kw |] wt)) (Some (Tensor.cast Dtype.Float32 (vec b)))
+
+    let y32 =
+        Tensor.conv2d
+            (sh, sw)
+            (ph, pw)
+            (Tensor.cast Dtype.Float32 (t [| n; c; h; w |] x))
+            (Tensor.cast Dtype.Float32 (t [| k; c; kh; kw |] wt))
+            (Some(Tensor.cast Dtype.Float32 (vec b)))
+
     Assert.That(y32.Dtype, equalTo Dtype.Float32)
     assertAllClose 1e-5 "conv2d float32" expected (Tensor.toArray y32)
 
@@ -50,7 +63,9 @@ let ``conv2d equals the naive seven-loop convolution`` (sh: int, sw: int, ph: in
 [<TestCase(1, 7, 6, 9, 4, 2, 3, 1, 0)>]
 [<TestCase(2, 1, 5, 5, 9, 1, 1, 0, 0)>]
 [<TestCase(8, 6, 14, 14, 16, 5, 5, 2, 2)>]
-let ``float32 stride-1 convolution and both its gradients equal float64's`` (n: int, c: int, h: int, w: int, k: int, kh: int, kw: int, ph: int, pw: int) =
+let ``float32 stride-1 convolution and both its gradients equal float64's``
+    (n: int, c: int, h: int, w: int, k: int, kh: int, kw: int, ph: int, pw: int)
+    =
     let x = t [| n; c; h; w |] (randn 11 (n * c * h * w))
     let wt = t [| k; c; kh; kw |] (randn 12 (k * c * kh * kw))
     let oh, ow = h + 2 * ph - kh + 1, w + 2 * pw - kw + 1
@@ -67,7 +82,9 @@ let ``float32 stride-1 convolution and both its gradients equal float64's`` (n: 
 
 [<Test>]
 let ``gather with repeated indices has an accumulating gradient`` () =
-    let g = Ad.grad (fun v -> Tensor.sum (Tensor.gather 0 (Tensor.ofInts [| 0; 0; 1 |]) v)) (vec [| 1.0; 2.0; 3.0 |])
+    let g =
+        Ad.grad (fun v -> Tensor.sum (Tensor.gather 0 (Tensor.ofInts [| 0; 0; 1 |]) v)) (vec [| 1.0; 2.0; 3.0 |])
+
     Assert.That(Tensor.toArray g, equalTo [| 2.0; 1.0; 0.0 |])
 
 [<Test>]
@@ -81,16 +98,24 @@ let ``a 3x3 stride-1 max-pool whose four windows share one maximum passes 4 to t
 
 let private naivePool (x: float[]) (n, c, h, w) (k, s, p) (isMax: bool) =
     let oh, ow = (h + 2 * p - k) / s + 1, (w + 2 * p - k) / s + 1
-    [| for b in 0 .. n * c - 1 do
-         for oy in 0 .. oh - 1 do
-             for ox in 0 .. ow - 1 do
-                 let vals =
-                     [ for i in 0 .. k - 1 do
-                         for j in 0 .. k - 1 do
-                             let iy, ix = oy * s - p + i, ox * s - p + j
-                             if iy >= 0 && iy < h && ix >= 0 && ix < w then yield x.[(b * h + iy) * w + ix]
-                             elif not isMax then yield 0.0 ]
-                 yield (if isMax then List.max vals else List.sum vals / float (k * k)) |]
+
+    [|
+        for b in 0 .. n * c - 1 do
+            for oy in 0 .. oh - 1 do
+                for ox in 0 .. ow - 1 do
+                    let vals = [
+                        for i in 0 .. k - 1 do
+                            for j in 0 .. k - 1 do
+                                let iy, ix = oy * s - p + i, ox * s - p + j
+
+                                if iy >= 0 && iy < h && ix >= 0 && ix < w then
+                                    yield x.[(b * h + iy) * w + ix]
+                                elif not isMax then
+                                    yield 0.0
+                    ]
+
+                    yield (if isMax then List.max vals else List.sum vals / float (k * k))
+    |]
 
 [<TestCase(2, 2, 0)>]
 [<TestCase(3, 1, 1)>]
@@ -123,7 +148,12 @@ let ``layout kernels: permute, slice, pad, cat, expand, sumDim, maxDim, argMax, 
     Assert.That((Tensor.toArray p).[(3 * 2 + 1) * 3 + 2], equalTo (12.0 + 8.0 + 3.0))
     Assert.That(Tensor.toArray (Tensor.slice [| 1; 1; 2 |] [| 1; 2; 2 |] a), equalTo [| 18.0; 19.0; 22.0; 23.0 |])
     Assert.That(Tensor.toArray (Tensor.pad [| 1 |] [| 4 |] (vec [| 5.0; 6.0 |])), equalTo [| 0.0; 5.0; 6.0; 0.0 |])
-    Assert.That(Tensor.toArray (Tensor.cat 1 [ t [| 2; 1 |] [| 1.0; 2.0 |]; t [| 2; 2 |] [| 3.0; 4.0; 5.0; 6.0 |] ]), equalTo [| 1.0; 3.0; 4.0; 2.0; 5.0; 6.0 |])
+
+    Assert.That(
+        Tensor.toArray (Tensor.cat 1 [ t [| 2; 1 |] [| 1.0; 2.0 |]; t [| 2; 2 |] [| 3.0; 4.0; 5.0; 6.0 |] ]),
+        equalTo [| 1.0; 3.0; 4.0; 2.0; 5.0; 6.0 |]
+    )
+
     Assert.That(Tensor.toArray (Tensor.expand [| 2; 3 |] (t [| 2; 1 |] [| 1.0; 2.0 |])), equalTo [| 1.0; 1.0; 1.0; 2.0; 2.0; 2.0 |])
     Assert.That(Tensor.toArray (Tensor.sumDim 1 false a), equalTo [| 12.0; 15.0; 18.0; 21.0; 48.0; 51.0; 54.0; 57.0 |])
     Assert.That(Tensor.toArray (Tensor.sumDim 1 false (Tensor.zeros [| 2; 0; 3 |])), equalTo (Array.zeroCreate<float> 6))
@@ -137,19 +167,30 @@ let ``elementwise float32 kernels agree with float64`` () =
     let x = randn 7 1000
     let x64 = vec x
     let x32 = Tensor.cast Dtype.Float32 x64
-    for name, f in [ "tanh", Tensor.tanh; "sigmoid", Tensor.sigmoid; "exp", Tensor.exp; "softplus", Tensor.softplus
-                     "relu", Tensor.relu; "abs", Tensor.abs; "elu", Tensor.elu 1.0 ] do
+
+    for name, f in
+        [
+            "tanh", Tensor.tanh
+            "sigmoid", Tensor.sigmoid
+            "exp", Tensor.exp
+            "softplus", Tensor.softplus
+            "relu", Tensor.relu
+            "abs", Tensor.abs
+            "elu", Tensor.elu 1.0
+        ] do
         assertAllClose 2e-6 name (Tensor.toArray (f x64)) (Tensor.toArray (f x32))
 
 [<Test>]
 let ``results are bit-identical for one and two threads`` () =
     let before = BackendRegistry.threads ()
+
     try
         let run () =
             let x = Tensor.randn 8 [| 8; 16; 40; 40 |]
             let cols = Tensor.unfold2d (3, 3) (1, 1) (1, 1) x
             let y = Tensor.fold2d [| 8; 16; 40; 40 |] (3, 3) (1, 1) (1, 1) (Tensor.tanh cols)
             Array.append (Tensor.toArray (Tensor.sumDim 1 false y)) (Tensor.toArray (Tensor.sum y))
+
         BackendRegistry.setThreads 1
         let one = run ()
         BackendRegistry.setThreads 2
@@ -160,16 +201,46 @@ let ``results are bit-identical for one and two threads`` () =
 
 [<Test>]
 let ``float32 exp, tanh and sigmoid are accurate to a few ulps across their range`` () =
-    let xs =
-        [| yield! [ 0.0; 1e-30; -1e-7; 1e-4; 0.1; 0.2999; 0.3; 0.3001; -0.3; 0.5; 1.0; 2.5; 9.0; 20.0; -20.0; 88.0; -100.0 ]
-           yield! randn 17 2000 |> Array.map (fun v -> v * 3.0) |]
+    let xs = [|
+        yield! [
+            0.0
+            1e-30
+            -1e-7
+            1e-4
+            0.1
+            0.2999
+            0.3
+            0.3001
+            -0.3
+            0.5
+            1.0
+            2.5
+            9.0
+            20.0
+            -20.0
+            88.0
+            -100.0
+        ]
+        yield! randn 17 2000 |> Array.map (fun v -> v * 3.0)
+    |]
+
     let x32 = Tensor.ofArray32 (xs |> Array.map float32)
     let exact = xs |> Array.map (fun v -> float (float32 v))
-    for name, f, reference in [ "tanh", Tensor.tanh, (fun (v: float) -> Math.Tanh v); "sigmoid", Tensor.sigmoid, (fun v -> 1.0 / (1.0 + exp -v))
-                                "exp", Tensor.exp, (fun v -> let e = exp v in if e > float Single.MaxValue then infinity else e) ] do
+
+    for name, f, reference in
+        [
+            "tanh", Tensor.tanh, (fun (v: float) -> Math.Tanh v)
+            "sigmoid", Tensor.sigmoid, (fun v -> 1.0 / (1.0 + exp -v))
+            "exp", Tensor.exp, (fun v -> let e = exp v in if e > float Single.MaxValue then infinity else e)
+        ] do
         let got = Tensor.toArray (f x32)
-        Array.iteri2 (fun i (v: float) (g: float) ->
-            let r = reference v
-            let err = abs (g - r) / max (abs r) 1e-30
-            if err > 4e-7 && abs (g - r) > 1e-37 then
-                Assert.Fail(sprintf "%s(%g) = %.9g, expected %.9g (relative error %.2g)" name v g r err)) exact got
+
+        Array.iteri2
+            (fun i (v: float) (g: float) ->
+                let r = reference v
+                let err = abs (g - r) / max (abs r) 1e-30
+
+                if err > 4e-7 && abs (g - r) > 1e-37 then
+                    Assert.Fail(sprintf "%s(%g) = %.9g, expected %.9g (relative error %.2g)" name v g r err))
+            exact
+            got

@@ -14,7 +14,10 @@ let ``d/dx of x times d/dy x is zero (the inner result does not depend on y)`` (
 [<Test>]
 let ``d/dx of the primal of an inner jvp of x*x is 2x`` () =
     let x0 = 1.25
-    let r = Ad.diff (fun x -> fst (Ad.jvp (fun _ -> x * x) (Tensor.scalar 3.0) (Tensor.scalar 1.0))) (Tensor.scalar x0)
+
+    let r =
+        Ad.diff (fun x -> fst (Ad.jvp (fun _ -> x * x) (Tensor.scalar 3.0) (Tensor.scalar 1.0))) (Tensor.scalar x0)
+
     assertClose 1e-15 "d/dx[first (jvp (fun y -> x*x))]" (2.0 * x0) (Tensor.toScalar r)
 
 [<Test>]
@@ -37,7 +40,9 @@ let ``Siskind-Pearlmutter: D (x -> x * D (y -> x + y) 1) 1 = 1`` () =
 
 [<Test>]
 let ``an input that does not reach the output has a zero gradient of its shape`` () =
-    let gs = Ad.gradMany (fun xs -> Tensor.sum (xs.[0] * xs.[0])) [| vec [| 1.0; 2.0 |]; Tensor.zeros [| 3; 2 |] |]
+    let gs =
+        Ad.gradMany (fun xs -> Tensor.sum (xs.[0] * xs.[0])) [| vec [| 1.0; 2.0 |]; Tensor.zeros [| 3; 2 |] |]
+
     assertAllClose 0.0 "used" [| 2.0; 4.0 |] (Tensor.toArray gs.[0])
     Assert.That(gs.[1].Shape, equalTo [| 3; 2 |])
     assertAllClose 0.0 "unused" (Array.zeroCreate 6) (Tensor.toArray gs.[1])
@@ -51,11 +56,20 @@ let ``a constant function has zero derivatives at every order`` () =
 /// Coefficients of the polynomial P_n with tanh⁽ⁿ⁾(x) = P_n(tanh x): P_{n+1} = P_n' · (1 − t²).
 let private tanhDerivativePoly (n: int) =
     let mutable p = [| 0.0; 1.0 |]
-    for _ in 1 .. n do
-        let d = Array.init (max 1 (p.Length - 1)) (fun i -> if i + 1 < p.Length then float (i + 1) * p.[i + 1] else 0.0)
+
+    for _ in 1..n do
+        let d =
+            Array.init (max 1 (p.Length - 1)) (fun i -> if i + 1 < p.Length then float (i + 1) * p.[i + 1] else 0.0)
+
         let r = Array.zeroCreate (d.Length + 2)
-        d |> Array.iteri (fun i c -> r.[i] <- r.[i] + c; r.[i + 2] <- r.[i + 2] - c)
+
+        d
+        |> Array.iteri (fun i c ->
+            r.[i] <- r.[i] + c
+            r.[i + 2] <- r.[i + 2] - c)
+
         p <- r
+
     p
 
 [<TestCase(1)>]
@@ -82,8 +96,10 @@ let ``Hessian-vector products by reverse∘forward, forward∘reverse and revers
     let revFwd = Ad.hvp rosenbrock xt vt
     let fwdRev = snd (Ad.jvp (Ad.grad rosenbrock) xt vt)
     let revRev = Ad.grad (fun z -> Tensor.dot (Ad.grad rosenbrock z) vt) xt
+
     for name, r in [ "reverse∘forward", revFwd; "forward∘reverse", fwdRev; "reverse∘reverse", revRev ] do
         assertAllClose 1e-13 name expected (Tensor.toArray r)
+
     assertAllClose 1e-13 "hessian" [| h.[0, 0]; h.[0, 1]; h.[1, 0]; h.[1, 1] |] (Tensor.toArray (Ad.hessian rosenbrock xt))
 
 [<Test>]
@@ -93,9 +109,11 @@ let ``third derivative tensor contraction of an MLP loss agrees across nestings`
     let w1 = vec (randn 1 12) |> Tensor.view [| 4; 3 |]
     let xb = vec (randn 2 15) |> Tensor.view [| 5; 3 |]
     let lab = Tensor.ofInts [| 0; 1; 3; 2; 1 |]
+
     let loss (w2flat: Tensor) =
         let h = Tensor.tanh (Tensor.matmulT false true xb w1)
         Tensor.crossEntropy (Tensor.matmul h (Tensor.view [| 4; 4 |] w2flat)) lab
+
     let w2 = vec (randn 3 16)
     let u = vec (randn 4 16)
     let d2 (z: Tensor) = snd (Ad.jvp (fun q -> snd (Ad.jvp loss q u)) z u)
@@ -108,13 +126,16 @@ let ``third derivative tensor contraction of an MLP loss agrees across nestings`
 [<Test>]
 let ``nested derivatives computed on many threads at once equal the sequential ones`` () =
     let f (x: Tensor) = Tensor.sum (Tensor.tanh (x * x) * x)
+
     let third (seed: int) =
         let x = vec (randn seed 5)
         let v = vec (randn (seed + 1) 5)
         let d2 (z: Tensor) = snd (Ad.jvp (fun q -> snd (Ad.jvp f q v)) z v)
         Tensor.toArray (Ad.grad d2 x)
+
     let sequential = Array.init 64 third
     let concurrent = Array.zeroCreate 64
     System.Threading.Tasks.Parallel.For(0, 64, fun i -> concurrent.[i] <- third i) |> ignore
-    for i in 0 .. 63 do
+
+    for i in 0..63 do
         Assert.That(concurrent.[i], equalTo sequential.[i], sprintf "seed %d" i)

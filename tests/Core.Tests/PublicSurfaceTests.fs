@@ -12,9 +12,12 @@ open GroupedNewton
 let private core = typeof<Tensor>.Assembly
 
 let rec private typeName (t: Type) : string =
-    if t.IsGenericParameter then t.Name
-    elif t.IsArray then typeName (t.GetElementType()) + "[]"
-    elif t.IsByRef then typeName (t.GetElementType()) + "&"
+    if t.IsGenericParameter then
+        t.Name
+    elif t.IsArray then
+        typeName (t.GetElementType()) + "[]"
+    elif t.IsByRef then
+        typeName (t.GetElementType()) + "&"
     elif t.IsGenericType then
         let name = t.GetGenericTypeDefinition().FullName
         let name = (if isNull name then t.Name else name).Split('`').[0]
@@ -25,8 +28,8 @@ let rec private typeName (t: Type) : string =
         | n -> n
 
 let private memberLine (m: MemberInfo) =
-    let parameters (ps: ParameterInfo[]) =
-        ps |> Array.map (fun p -> typeName p.ParameterType) |> String.concat ", "
+    let parameters (ps: ParameterInfo[]) = ps |> Array.map (fun p -> typeName p.ParameterType) |> String.concat ", "
+
     match m with
     | :? ConstructorInfo as c -> Some(sprintf "  new(%s)" (parameters (c.GetParameters())))
     | :? MethodInfo as mi when not mi.IsSpecialName ->
@@ -44,6 +47,7 @@ let private memberLine (m: MemberInfo) =
 let surface () =
     let flags =
         BindingFlags.Public ||| BindingFlags.Instance ||| BindingFlags.Static ||| BindingFlags.DeclaredOnly
+
     core.GetExportedTypes()
     |> Array.sortBy (fun t -> t.FullName)
     |> Array.collect (fun t ->
@@ -53,20 +57,23 @@ let surface () =
             elif t.IsValueType then "struct"
             elif t.IsAbstract && t.IsSealed then "module"
             else "class"
+
         let members = t.GetMembers flags |> Array.choose memberLine |> Array.distinct |> Array.sort
         Array.append [| sprintf "%s %s" kind (typeName t) |] members)
 
-let private baselinePath =
-    Path.Combine(__SOURCE_DIRECTORY__, "PublicSurface.txt")
+let private baselinePath = Path.Combine(__SOURCE_DIRECTORY__, "PublicSurface.txt")
 
 [<Test>]
 let ``the core's public surface matches its checked-in baseline`` () =
     let current = surface ()
+
     if Environment.GetEnvironmentVariable "GROUPEDNEWTON_UPDATE_SURFACE" = "1" then
         File.WriteAllLines(baselinePath, current)
+
     let baseline = File.ReadAllLines baselinePath
     let added = Set.difference (set current) (set baseline)
     let removed = Set.difference (set baseline) (set current)
+
     if not added.IsEmpty || not removed.IsEmpty then
         Assert.Fail(
             sprintf
@@ -81,6 +88,7 @@ let ``the managed kernel modules are not part of the public surface`` () =
         core.GetExportedTypes()
         |> Array.filter (fun t -> t.Namespace = "GroupedNewton.Backends.Managed")
         |> Array.map (fun t -> t.FullName)
+
     Assert.That(leaked, Is.Empty, String.Join(", ", leaked))
 
 [<Test>]

@@ -49,11 +49,14 @@ let ``three-step trajectory of the spec`` () =
     let ps = Parameters.ofSeq [ "w", vec [| 1.0; -2.0; 0.5 |] ]
     let grads = [| [| 0.2; -0.4; 1.0 |]; [| 0.1; 0.3; -0.2 |]; [| -0.5; 0.2; 0.4 |] |]
     let opt = Sofim.create { SofimOptions.Defaults with Beta = 0.9; LearningRate = 0.1; Rho = 0.5 } ps
-    let expected =
-        [| [| 0.9882352941; -1.9764705882; 0.4411764706 |]
-           [| 0.9658541414; -1.9716746269; 0.3852235888 |]
-           [| 0.9798099574; -1.9798905509; 0.3272619337 |] |]
-    for t in 0 .. 2 do
+
+    let expected = [|
+        [| 0.9882352941; -1.9764705882; 0.4411764706 |]
+        [| 0.9658541414; -1.9716746269; 0.3852235888 |]
+        [| 0.9798099574; -1.9798905509; 0.3272619337 |]
+    |]
+
+    for t in 0..2 do
         // a loss whose gradient is the given vector: L(w) = ⟨g_t, w⟩
         opt.Step(fun p -> Tensor.dot p.["w"] (vec grads.[t])) |> ignore
         assertAllClose 1e-10 (sprintf "w_%d" (t + 1)) expected.[t] (Tensor.toArray opt.Parameters.["w"])
@@ -61,7 +64,8 @@ let ``three-step trajectory of the spec`` () =
 [<Test>]
 let ``the step length never exceeds η/(2√ρ)`` () =
     let rng = Random 4
-    for _ in 1 .. 50 do
+
+    for _ in 1..50 do
         let g = Array.init 5 (fun _ -> (rng.NextDouble() - 0.5) * 10.0 ** (rng.NextDouble() * 4.0 - 2.0))
         let d = direction plainOptions None g
         let step = 0.1 * sqrt (d |> Array.sumBy (fun v -> v * v))
@@ -109,27 +113,47 @@ let ``float32: the closed form is accurate where the textbook difference fails``
 
 [<Test>]
 let ``SOFIM lowers the loss of a small CNN and of an MNIST-shaped autoencoder`` () =
-    let cnn = Model.sequential "cnn" [| 1; 8; 8 |] (Init.pytorch 1)
-                  [ LayerSpec.Conv2d(1, 4, 3, 1, 1, true); LayerSpec.Act Activation.Tanh; LayerSpec.MaxPool2d(2, 2, 0); LayerSpec.Flatten; LayerSpec.Linear(64, 3, true) ]
+    let cnn =
+        Model.sequential "cnn" [| 1; 8; 8 |] (Init.pytorch 1) [
+            LayerSpec.Conv2d(1, 4, 3, 1, 1, true)
+            LayerSpec.Act Activation.Tanh
+            LayerSpec.MaxPool2d(2, 2, 0)
+            LayerSpec.Flatten
+            LayerSpec.Linear(64, 3, true)
+        ]
+
     let x = Tensor.randnOf Dtype.Float32 1 [| 32; 1; 8; 8 |]
     let y = Tensor.ofInts (Array.init 32 (fun i -> i % 3))
     let ae = Models.mlpOn [| 784 |] [ 784; 64; 16; 64; 784 ] Activation.Relu (Init.pytorch 2)
-    let xa = Tensor.sigmoid (Tensor.matmul (Tensor.randnOf Dtype.Float32 3 [| 32; 8 |]) (Tensor.randnOf Dtype.Float32 4 [| 8; 784 |]))
+
+    let xa =
+        Tensor.sigmoid (Tensor.matmul (Tensor.randnOf Dtype.Float32 3 [| 32; 8 |]) (Tensor.randnOf Dtype.Float32 4 [| 8; 784 |]))
     // the effective step is η/(ρ + ‖m̂‖²): the autoencoder's summed BCE has ‖g‖² ≈ 30, so it
     // takes a larger η; a deep autoencoder moves slowly in 40 steps, hence its 5% threshold
     for name, model, loss, eta, factor in
-        [ "cnn", cnn, (fun (m: Model) (p: Parameters) -> Losses.crossEntropy (m.Forward(p, x)) y), 0.5, 0.9
-          "autoencoder", ae, (fun (m: Model) (p: Parameters) -> Losses.bceWithLogits (m.Forward(p, xa)) xa), 5.0, 0.95 ] do
+        [
+            "cnn", cnn, (fun (m: Model) (p: Parameters) -> Losses.crossEntropy (m.Forward(p, x)) y), 0.5, 0.9
+            "autoencoder", ae, (fun (m: Model) (p: Parameters) -> Losses.bceWithLogits (m.Forward(p, xa)) xa), 5.0, 0.95
+        ] do
         let opt = Sofim.create { SofimOptions.Defaults with LearningRate = eta; Rho = 0.5 } model.Parameters
         let first = opt.Step(loss model)
-        for _ in 1 .. 40 do opt.Step(loss model) |> ignore
+
+        for _ in 1..40 do
+            opt.Step(loss model) |> ignore
+
         let last = Tensor.toScalar (loss model opt.Parameters)
         Assert.That(last, Is.LessThan(first * factor), sprintf "%s: %g -> %g" name first last)
 
 [<Test>]
 let ``options are validated by name`` () =
     let ps = Parameters.ofSeq [ "w", vec [| 1.0 |] ]
-    for bad, name in [ { SofimOptions.Defaults with Rho = 0.0 }, "Rho"; { SofimOptions.Defaults with Beta = 1.0 }, "Beta"; { SofimOptions.Defaults with LearningRate = -1.0 }, "LearningRate" ] do
+
+    for bad, name in
+        [
+            { SofimOptions.Defaults with Rho = 0.0 }, "Rho"
+            { SofimOptions.Defaults with Beta = 1.0 }, "Beta"
+            { SofimOptions.Defaults with LearningRate = -1.0 }, "LearningRate"
+        ] do
         let e = Assert.Throws<ArgumentException>(fun () -> Sofim.create bad ps |> ignore)
         Assert.That(e.Message, Does.Contain name)
 
@@ -138,34 +162,51 @@ let ``SOFIM state saved mid-run resumes to the same trajectory`` () =
     let f (p: Parameters) = let w = p.["w"] in Tensor.sum (w * w * w * w) + Tensor.sum (Tensor.tanh w)
     let start () = Parameters.ofSeq [ "w", vec [| 0.7; -1.1; 0.3 |] ]
     let a = Sofim.create SofimOptions.Defaults (start ())
-    for _ in 1 .. 3 do a.Step f |> ignore
-    let path = IO.Path.Combine(IO.Path.GetTempPath(), sprintf "sofim-%s.state" (Guid.NewGuid().ToString("N")))
+
+    for _ in 1..3 do
+        a.Step f |> ignore
+
+    let path =
+        IO.Path.Combine(IO.Path.GetTempPath(), sprintf "sofim-%s.state" (Guid.NewGuid().ToString("N")))
+
     try
         a.SaveState path
         let b = Sofim.create SofimOptions.Defaults (start ())
         b.SetParameters a.Parameters
         b.LoadState path
-        for _ in 1 .. 3 do
+
+        for _ in 1..3 do
             a.Step f |> ignore
             b.Step f |> ignore
+
         Assert.That(Tensor.toArray b.Parameters.["w"], equalTo (Tensor.toArray a.Parameters.["w"]))
     finally
-        if IO.File.Exists path then IO.File.Delete path
+        if IO.File.Exists path then
+            IO.File.Delete path
 
 [<Test>]
 let ``the fused float32 path equals the tensor route (decay, momentum, every scope)`` () =
-    let ps = Parameters.ofSeq [ "0.weight", Tensor.randnOf Dtype.Float32 1 [| 37; 11 |]; "0.bias", Tensor.randnOf Dtype.Float32 2 [| 37 |]; "1.weight", Tensor.randnOf Dtype.Float32 3 [| 5 |] ]
+    let ps =
+        Parameters.ofSeq [
+            "0.weight", Tensor.randnOf Dtype.Float32 1 [| 37; 11 |]
+            "0.bias", Tensor.randnOf Dtype.Float32 2 [| 37 |]
+            "1.weight", Tensor.randnOf Dtype.Float32 3 [| 5 |]
+        ]
+
     for scope in [ SofimScope.Model; SofimScope.Layer; SofimScope.Tensor ] do
         let rule = SofimRule { SofimOptions.Defaults with WeightDecay = 0.01; Scope = scope }
         let mutable fused = RuleState.Empty
         let mutable plain = RuleState.Empty
-        for step in 1 .. 3 do
+
+        for step in 1..3 do
             let grad = ps.Map(fun k v -> Tensor.randnOf Dtype.Float32 (10 * step + int k.Id % 7) v.Shape)
             let d1, s1 = rule.Direction(ps, grad, fused)
             let d2, s2 = rule.TensorDirection(ps, grad, plain)
+
             for k in ps.Keys do
                 // identical float32 arithmetic per element; only the float64 sum ‖m̂‖² is ordered differently
                 assertAllClose 1e-6 (sprintf "%A step %d direction %s" scope step k.Name) (Tensor.toArray d2.[k]) (Tensor.toArray d1.[k])
                 Assert.That(Tensor.toArray s1.Buffers.[k].[0], equalTo (Tensor.toArray s2.Buffers.[k].[0]), sprintf "moment %s" k.Name)
+
             fused <- s1
             plain <- s2

@@ -13,8 +13,15 @@ let private d0 = [| 2.0 ** (1.0 / 3.0); 6.0 ** (1.0 / 3.0) |]
 /// ‖M(r)η − g‖ and the smallest eigenvalue of M(r) = H + (λ/2) r D², computed here.
 let private check (h: float[,]) (g: float[]) (d: float[]) (lambda: float) (sol: CubicSolution) =
     let n = g.Length
-    let m = Array2D.init n n (fun i j -> h.[i, j] + (if i = j then 0.5 * lambda * sol.Radius * d.[i] * d.[i] else 0.0))
-    let res = Array.init n (fun i -> Array.sum (Array.init n (fun j -> m.[i, j] * sol.Eta.[j])) - g.[i]) |> Array.sumBy (fun v -> v * v) |> sqrt
+
+    let m =
+        Array2D.init n n (fun i j -> h.[i, j] + (if i = j then 0.5 * lambda * sol.Radius * d.[i] * d.[i] else 0.0))
+
+    let res =
+        Array.init n (fun i -> Array.sum (Array.init n (fun j -> m.[i, j] * sol.Eta.[j])) - g.[i])
+        |> Array.sumBy (fun v -> v * v)
+        |> sqrt
+
     let r = sqrt (Array.fold2 (fun acc di ei -> acc + di * di * ei * ei) 0.0 d sol.Eta)
     res, DenseAlgebra.minEigenvalue m, r
 
@@ -86,10 +93,14 @@ let ``the trust-region hard case is completed in the null space, not failed`` ()
 [<Test>]
 let ``SPD instances satisfy the stationarity equation with M(r) ⪰ 0, and λ = 0 gives H⁻¹g`` () =
     let rng = Random 12
-    for trial in 1 .. 20 do
+
+    for trial in 1..20 do
         let n = 2 + trial % 5
         let a = Array2D.init n n (fun _ _ -> rng.NextDouble() - 0.5)
-        let h = Array2D.init n n (fun i j -> Array.sum (Array.init n (fun k -> a.[i, k] * a.[j, k])) + (if i = j then 0.1 else 0.0))
+
+        let h =
+            Array2D.init n n (fun i j -> Array.sum (Array.init n (fun k -> a.[i, k] * a.[j, k])) + (if i = j then 0.1 else 0.0))
+
         let g = Array.init n (fun _ -> rng.NextDouble() * 4.0 - 2.0)
         let d = Array.init n (fun _ -> 0.1 + rng.NextDouble())
         let s = CubicRegularization.solve h g d 1.0
@@ -117,11 +128,17 @@ let ``scale equivariance: solve(AHA, Ag, A·d) = solve(H, g, d) / A with the sam
     let a = [| 0.5; 2.0; 1.0; 4.0; 0.25; 1.5 |] |> Array.map (fun v -> v * v)
     let rng = Random 7
     let b = Array2D.init 6 6 (fun _ _ -> rng.NextDouble() - 0.5)
-    let h = Array2D.init 6 6 (fun i j -> Array.sum (Array.init 6 (fun k -> b.[i, k] * b.[j, k])) - (if i = j then 0.05 else 0.0))
+
+    let h =
+        Array2D.init 6 6 (fun i j -> Array.sum (Array.init 6 (fun k -> b.[i, k] * b.[j, k])) - (if i = j then 0.05 else 0.0))
+
     let g = Array.init 6 (fun _ -> rng.NextDouble() - 0.5)
     let d = Array.init 6 (fun _ -> 0.2 + rng.NextDouble())
     let s = CubicRegularization.solve h g d 1.0
-    let st = CubicRegularization.solve (Array2D.init 6 6 (fun i j -> a.[i] * h.[i, j] * a.[j])) (Array.map2 (*) a g) (Array.map2 (*) a d) 1.0
+
+    let st =
+        CubicRegularization.solve (Array2D.init 6 6 (fun i j -> a.[i] * h.[i, j] * a.[j])) (Array.map2 (*) a g) (Array.map2 (*) a d) 1.0
+
     Assert.That(s.Converged && st.Converged, Is.True)
     assertAllClose 1e-9 "η̃ = η / A" (Array.map2 (/) s.Eta a) st.Eta
     assertClose 1e-9 "r̃ = r" s.Radius st.Radius
@@ -130,33 +147,60 @@ let ``scale equivariance: solve(AHA, Ag, A·d) = solve(H, g, d) / A with the sam
 let ``badly scaled instances return quickly with a finite answer or a clean failure`` () =
     let rng = Random 3
     let sw = Diagnostics.Stopwatch.StartNew()
-    for _ in 1 .. 20 do
+
+    for _ in 1..20 do
         let n = 4
         let sc = Array.init n (fun _ -> 10.0 ** (rng.NextDouble() * 16.0 - 8.0))
         let b = Array2D.init n n (fun _ _ -> rng.NextDouble() - 0.5)
-        let h = Array2D.init n n (fun i j -> sc.[i] * sc.[j] * (Array.sum (Array.init n (fun k -> b.[i, k] * b.[j, k])) - (if i = j then 0.1 else 0.0)))
+
+        let h =
+            Array2D.init n n (fun i j ->
+                sc.[i]
+                * sc.[j]
+                * (Array.sum (Array.init n (fun k -> b.[i, k] * b.[j, k])) - (if i = j then 0.1 else 0.0)))
+
         let g = Array.init n (fun i -> sc.[i] * (rng.NextDouble() - 0.5))
         let d = Array.init n (fun i -> sc.[i] * (0.1 + rng.NextDouble()))
         let s = CubicRegularization.solve h g d 1.0
-        Assert.That((s.Converged && Array.forall Double.IsFinite s.Eta) || (s.Path = SolverPath.Failed && s.Message <> ""), Is.True)
+
+        Assert.That(
+            (s.Converged && Array.forall Double.IsFinite s.Eta)
+            || (s.Path = SolverPath.Failed && s.Message <> ""),
+            Is.True
+        )
+
     Assert.That(sw.Elapsed.TotalSeconds, Is.LessThan 5.0)
 
 [<Test>]
 let ``bad input names the problem`` () =
-    let e = Assert.Throws<ArgumentException>(fun () -> CubicRegularization.solve (array2D [ [ nan; 0.0 ]; [ 0.0; 1.0 ] ]) [| 1.0; 1.0 |] [| 1.0; 1.0 |] 1.0 |> ignore)
+    let e =
+        Assert.Throws<ArgumentException>(fun () ->
+            CubicRegularization.solve (array2D [ [ nan; 0.0 ]; [ 0.0; 1.0 ] ]) [| 1.0; 1.0 |] [| 1.0; 1.0 |] 1.0
+            |> ignore)
+
     Assert.That(e.Message, Does.Contain "H̄[0, 0]")
-    let e2 = Assert.Throws<ArgumentException>(fun () -> CubicRegularization.solve h0 g0 [| 1.0; -1.0 |] 1.0 |> ignore)
+
+    let e2 =
+        Assert.Throws<ArgumentException>(fun () -> CubicRegularization.solve h0 g0 [| 1.0; -1.0 |] 1.0 |> ignore)
+
     Assert.That(e2.Message, Does.Contain "d[1]")
-    let e3 = Assert.Throws<ArgumentException>(fun () -> CubicRegularization.solve h0 [| 1.0 |] d0 1.0 |> ignore)
+
+    let e3 =
+        Assert.Throws<ArgumentException>(fun () -> CubicRegularization.solve h0 [| 1.0 |] d0 1.0 |> ignore)
+
     Assert.That(e3.Message, Does.Contain "2x2")
 
 [<Test>]
 let ``random indefinite instances: stationarity and M(r) ⪰ 0`` () =
     let rng = Random 31
-    for trial in 1 .. 30 do
+
+    for trial in 1..30 do
         let n = 2 + trial % 5
         let b = Array2D.init n n (fun _ _ -> rng.NextDouble() - 0.5)
-        let h = Array2D.init n n (fun i j -> Array.sum (Array.init n (fun k -> b.[i, k] * b.[j, k])) - (if i = j then 0.3 else 0.0))
+
+        let h =
+            Array2D.init n n (fun i j -> Array.sum (Array.init n (fun k -> b.[i, k] * b.[j, k])) - (if i = j then 0.3 else 0.0))
+
         let g = Array.init n (fun _ -> rng.NextDouble() * 2.0 - 1.0)
         let d = Array.init n (fun _ -> 0.1 + rng.NextDouble())
         let s = CubicRegularization.solve h g d 1.0

@@ -27,7 +27,8 @@ let private collect () =
 let private droppedArray (n: int) (v: float32) = arrayOf (Tensor.ofArrayShape (Array.create n v) [| n |])
 
 let private managed () =
-    if (BackendRegistry.defaultBackend ()).Name <> "managed" then Assert.Ignore "the default backend is not the managed one"
+    if (BackendRegistry.defaultBackend ()).Name <> "managed" then
+        Assert.Ignore "the default backend is not the managed one"
 
 [<Test>]
 let ``the array of a dropped tensor is handed to the next tensor of that length`` () =
@@ -47,12 +48,18 @@ let ``an array is never handed out while a tensor or a view of it is reachable``
     let kept = Tensor.ofArrayShape values [| n |]
     let view = Tensor.view [| 1; n |] (Tensor.ofArrayShape values [| n |])
     let keptArray, viewArray = arrayOf kept, arrayOf view
-    for i in 1 .. 20 do
+
+    for i in 1..20 do
         droppedArray n (float32 -i) |> ignore
         collect ()
         let fresh = Tensor.fullOf Dtype.Float32 [| n |] (float -i)
-        Assert.That(obj.ReferenceEquals(arrayOf fresh, keptArray) || obj.ReferenceEquals(arrayOf fresh, viewArray), Is.False,
-                    sprintf "round %d: a reachable array was handed out again" i)
+
+        Assert.That(
+            obj.ReferenceEquals(arrayOf fresh, keptArray) || obj.ReferenceEquals(arrayOf fresh, viewArray),
+            Is.False,
+            sprintf "round %d: a reachable array was handed out again" i
+        )
+
     Assert.That((Tensor.toArray32 kept = values), Is.True, "the kept tensor changed")
     Assert.That((Tensor.toArray32 view = values), Is.True, "the view changed")
 
@@ -74,9 +81,11 @@ let private train () =
     let rng = Random 5
     let y = Tensor.ofInts (Array.init 50 (fun _ -> rng.Next 10))
     let opt = Sgd.create { SgdOptions.Defaults with LearningRate = 0.05; Momentum = 0.9 } m.Parameters
-    for _ in 1 .. 30 do
+
+    for _ in 1..30 do
         opt.Step(fun ps -> Losses.crossEntropy (m.Forward(ps, x)) y) |> ignore
         collect ()
+
     opt.Parameters.Values |> Array.collect Tensor.toArray32
 
 [<Test>]
@@ -87,7 +96,13 @@ let ``training gives bit-identical parameters with and without recycling`` () =
     let again = train ()
     let after = StoragePool.statistics ()
     let was = StoragePool.setEnabled false
-    let without = try train () finally StoragePool.setEnabled was |> ignore
+
+    let without =
+        try
+            train ()
+        finally
+            StoragePool.setEnabled was |> ignore
+
     Assert.That(after.Recycled - before.Recycled, Is.GreaterThan 0L, "the second run recycled nothing")
     let bits (a: float32[]) = a |> Array.map BitConverter.SingleToInt32Bits
     Assert.That((bits again = bits withPool), Is.True, "a second run with recycling differs")

@@ -25,16 +25,28 @@ let ``the analytic two-subset example`` () =
 
 /// A tiny tanh MLP (3-4-2) with an MSE loss on 7 samples, float64.
 let private tinyMlp () =
-    let m = Model.sequential "tiny" [| 3 |] { Scheme = InitScheme.ScaledNormal(1.0, 0.5); Dtype = Dtype.Float64; Seed = 5 }
-                [ LayerSpec.Linear(3, 4, true); LayerSpec.Act Activation.Tanh; LayerSpec.Linear(4, 2, true) ]
+    let m =
+        Model.sequential "tiny" [| 3 |] { Scheme = InitScheme.ScaledNormal(1.0, 0.5); Dtype = Dtype.Float64; Seed = 5 } [
+            LayerSpec.Linear(3, 4, true)
+            LayerSpec.Act Activation.Tanh
+            LayerSpec.Linear(4, 2, true)
+        ]
+
     let x = t [| 7; 3 |] (randn 1 21)
     let y = t [| 7; 2 |] (randn 2 14)
     m, (fun (ps: Parameters) -> Tensor.mse (m.Forward(ps, x)) y)
 
 /// A tiny CNN: conv 2→3 (3×3, padding 1), tanh, max-pool 2, linear 12→2.
 let private tinyCnn () =
-    let m = Model.sequential "tinycnn" [| 2; 4; 4 |] { Scheme = InitScheme.ScaledNormal(1.0, 0.5); Dtype = Dtype.Float64; Seed = 6 }
-                [ LayerSpec.Conv2d(2, 3, 3, 1, 1, true); LayerSpec.Act Activation.Tanh; LayerSpec.MaxPool2d(2, 2, 0); LayerSpec.Flatten; LayerSpec.Linear(12, 2, true) ]
+    let m =
+        Model.sequential "tinycnn" [| 2; 4; 4 |] { Scheme = InitScheme.ScaledNormal(1.0, 0.5); Dtype = Dtype.Float64; Seed = 6 } [
+            LayerSpec.Conv2d(2, 3, 3, 1, 1, true)
+            LayerSpec.Act Activation.Tanh
+            LayerSpec.MaxPool2d(2, 2, 0)
+            LayerSpec.Flatten
+            LayerSpec.Linear(12, 2, true)
+        ]
+
     let x = t [| 3; 2; 4; 4 |] (randn 3 96)
     let y = Tensor.ofInts [| 0; 1; 1 |]
     m, (fun (ps: Parameters) -> Tensor.crossEntropy (m.Forward(ps, x)) y)
@@ -45,20 +57,33 @@ let private direction (ps: Parameters) seed = ps.WithValues(ps.Values |> Array.m
 let private oracle (loss: Parameters -> Tensor) (ps: Parameters) (partition: Partition) (u: Parameters) =
     let sizes = ps.Values |> Array.map (fun v -> v.Numel)
     let flat = Tensor.cat 0 (ps.Values |> Array.map Tensor.flatten)
-    let unflat (z: Tensor) = ps.WithValues(Array.map2 (fun (p: Tensor) (v: Tensor) -> Tensor.view v.Shape p) (Tensor.split 0 sizes z) ps.Values)
+
+    let unflat (z: Tensor) =
+        ps.WithValues(Array.map2 (fun (p: Tensor) (v: Tensor) -> Tensor.view v.Shape p) (Tensor.split 0 sizes z) ps.Values)
+
     let f z = loss (unflat z)
     let S = partition.Count
     // V_s: u masked to subset s, flattened
     let v =
         Array.init S (fun s ->
-            Tensor.cat 0 (ps.Keys |> Array.map (fun k -> if partition.SubsetOf k = s then Tensor.flatten u.[k] else Tensor.flatten (Tensor.zerosLike u.[k]))))
+            Tensor.cat
+                0
+                (ps.Keys
+                 |> Array.map (fun k -> if partition.SubsetOf k = s then Tensor.flatten u.[k] else Tensor.flatten (Tensor.zerosLike u.[k]))))
+
     let g = Ad.grad f flat
     let h = Ad.hessian f flat
     let gbar = v |> Array.map (fun vs -> Tensor.toScalar (Tensor.dot g vs))
-    let hbar = Array2D.init S S (fun i j -> Tensor.toScalar (Tensor.dot (Tensor.matmul h (Tensor.view [| -1; 1 |] v.[j]) |> Tensor.flatten) v.[i]))
-    let third = v |> Array.map (fun vs ->
-        let d2 (z: Tensor) = snd (Ad.jvp (fun q -> snd (Ad.jvp f q vs)) z vs)
-        Tensor.toScalar (snd (Ad.jvp d2 flat vs)))
+
+    let hbar =
+        Array2D.init S S (fun i j -> Tensor.toScalar (Tensor.dot (Tensor.matmul h (Tensor.view [| -1; 1 |] v.[j]) |> Tensor.flatten) v.[i]))
+
+    let third =
+        v
+        |> Array.map (fun vs ->
+            let d2 (z: Tensor) = snd (Ad.jvp (fun q -> snd (Ad.jvp f q vs)) z vs)
+            Tensor.toScalar (snd (Ad.jvp d2 flat vs)))
+
     gbar, hbar, third, f, flat, v
 
 /// Every placement of a parameter in a product: on the left and on the right, under each
@@ -66,22 +91,44 @@ let private oracle (loss: Parameters -> Tensor) (ps: Parameters) (partition: Par
 /// with the other operand differentiated as well.
 let private products () =
     let fixedT seed shape = t shape (randn seed (Array.fold (*) 1 shape))
-    let ps = Parameters.ofSeq [ "a", fixedT 70 [| 3; 4 |]; "b", fixedT 71 [| 5; 2 |]; "k", fixedT 72 [| 2; 1; 3; 3 |]; "c", fixedT 69 [| 1 |] ]
-    let x45, x35, x54, x53 = fixedT 73 [| 4; 5 |], fixedT 74 [| 3; 5 |], fixedT 75 [| 5; 4 |], fixedT 76 [| 5; 3 |]
-    let x23, x24, x32, x42 = fixedT 77 [| 2; 3 |], fixedT 78 [| 2; 4 |], fixedT 79 [| 3; 2 |], fixedT 80 [| 4; 2 |]
+
+    let ps =
+        Parameters.ofSeq [
+            "a", fixedT 70 [| 3; 4 |]
+            "b", fixedT 71 [| 5; 2 |]
+            "k", fixedT 72 [| 2; 1; 3; 3 |]
+            "c", fixedT 69 [| 1 |]
+        ]
+
+    let x45, x35, x54, x53 =
+        fixedT 73 [| 4; 5 |], fixedT 74 [| 3; 5 |], fixedT 75 [| 5; 4 |], fixedT 76 [| 5; 3 |]
+
+    let x23, x24, x32, x42 =
+        fixedT 77 [| 2; 3 |], fixedT 78 [| 2; 4 |], fixedT 79 [| 3; 2 |], fixedT 80 [| 4; 2 |]
+
     let img = fixedT 81 [| 2; 1; 7; 7 |]
     let sq (y: Tensor) = let z = Tensor.tanh y in Tensor.sum (z * z)
+
     let loss (p: Parameters) =
         let a, b = p.["a"], p.["b"]
         // the other operand carries a derivative too (through c)
         let c = Tensor.tanh p.["c"]
-        let x45, x35, x54, x53, x23, x24, x32, x42, img = x45 * c, x35 * c, x54 * c, x53 * c, x23 * c, x24 * c, x32 * c, x42 * c, img * c
+
+        let x45, x35, x54, x53, x23, x24, x32, x42, img =
+            x45 * c, x35 * c, x54 * c, x53 * c, x23 * c, x24 * c, x32 * c, x42 * c, img * c
+
         let y1 = Tensor.matmulT false false a x45
+
         sq (Tensor.matmulT false false (Tensor.tanh y1) b)
-        + sq (Tensor.matmulT true false a x35) + sq (Tensor.matmulT false true a x54) + sq (Tensor.matmulT true true a x53)
-        + sq (Tensor.matmulT false false x23 a) + sq (Tensor.matmulT false true x24 a)
-        + sq (Tensor.matmulT true false x32 a) + sq (Tensor.matmulT true true x42 a)
+        + sq (Tensor.matmulT true false a x35)
+        + sq (Tensor.matmulT false true a x54)
+        + sq (Tensor.matmulT true true a x53)
+        + sq (Tensor.matmulT false false x23 a)
+        + sq (Tensor.matmulT false true x24 a)
+        + sq (Tensor.matmulT true false x32 a)
+        + sq (Tensor.matmulT true true x42 a)
         + sq (Tensor.conv2d (2, 2) (1, 1) img p.["k"] None)
+
     ps, loss
 
 [<Test>]
@@ -92,18 +139,22 @@ let ``summaries of products with the parameter on either side, any transposes, a
     let s = Summary.compute loss ps partition u
     let gbar, hbar, third, _, _, _ = oracle loss ps partition u
     assertAllClose 1e-12 "ḡ" gbar s.Gradient
+
     for i in 0 .. partition.Count - 1 do
         for j in 0 .. partition.Count - 1 do
             assertClose 1e-12 (sprintf "H̄[%d,%d]" i j) hbar.[i, j] s.Hessian.[i, j]
+
     assertAllClose 1e-12 "D̄ diagonal" third s.ThirdDiagonal
     let full = Summary.tensor 3 loss ps partition u
+
     for i in 0 .. partition.Count - 1 do
         assertClose 1e-12 (sprintf "D̄[%d] of the full tensor" i) third.[i] full.[i * 16 + i * 4 + i]
 
-let oracleCases =
-    [| for model in [ "mlp"; "cnn" ] do
-         for part in [ "canonical"; "per-layer"; "weights-biases"; "trivial" ] do
-             yield TestCaseData(model, part).SetName(sprintf "%s, %s partition" model part) |]
+let oracleCases = [|
+    for model in [ "mlp"; "cnn" ] do
+        for part in [ "canonical"; "per-layer"; "weights-biases"; "trivial" ] do
+            yield TestCaseData(model, part).SetName(sprintf "%s, %s partition" model part)
+|]
 
 [<TestCaseSource(nameof oracleCases)>]
 let ``summaries equal the full gradient, Hessian and third-derivative oracle`` (model: string, part: string) =
@@ -114,10 +165,12 @@ let ``summaries equal the full gradient, Hessian and third-derivative oracle`` (
     let s = Summary.compute loss ps partition u
     let gbar, hbar, third, _, _, _ = oracle loss ps partition u
     assertAllClose 1e-12 "ḡ" gbar s.Gradient
+
     for i in 0 .. partition.Count - 1 do
         for j in 0 .. partition.Count - 1 do
             assertClose 1e-12 (sprintf "H̄[%d,%d]" i j) hbar.[i, j] s.Hessian.[i, j]
             Assert.That(s.Hessian.[i, j], equalTo s.Hessian.[j, i], "exactly symmetric")
+
     assertAllClose 1e-12 "D̄ diagonal" third s.ThirdDiagonal
     Assert.That(s.ReversePasses, equalTo (1 + partition.Count))
 
@@ -130,33 +183,52 @@ let ``each entry is a derivative of t -> L(θ + t·u_s) (finite differences)`` (
     let s = Summary.compute loss ps partition u
     let _, _, _, f, flat, v = oracle loss ps partition u
     let along (w: Tensor) order = Numerical.directional order f flat w
+
     for i in 0 .. partition.Count - 1 do
         assertClose 1e-6 (sprintf "ḡ[%d]" i) (along v.[i] 1) s.Gradient.[i]
         assertClose 1e-4 (sprintf "H̄[%d,%d]" i i) (along v.[i] 2) s.Hessian.[i, i]
         assertClose 1e-2 (sprintf "D̄[%d]" i) (along v.[i] 3) s.ThirdDiagonal.[i]
+
     let i, j = 0, 2
     let off = 0.5 * (along (v.[i] + v.[j]) 2 - along v.[i] 2 - along v.[j] 2)
     assertClose 1e-4 "H̄ off-diagonal" off s.Hessian.[i, j]
 
 [<Test>]
 let ``quadratic loss: H̄ = VAVᵀ, ḡ = V(Aθ + b), D̄ = 0 exactly`` () =
-    let a = let r = t [| 5; 5 |] (randn 3 25) in Tensor.matmulT false true r r + Tensor.ofArray2D (Array2D.init 5 5 (fun i j -> if i = j then 1.0 else 0.0))
+    let a =
+        let r = t [| 5; 5 |] (randn 3 25) in
+
+        Tensor.matmulT false true r r
+        + Tensor.ofArray2D (Array2D.init 5 5 (fun i j -> if i = j then 1.0 else 0.0))
+
     let b = vec (randn 4 5)
     let ps = Parameters.ofSeq [ "p", vec (randn 5 2); "q", vec (randn 6 3) ]
+
     let loss (p: Parameters) =
         let th = Tensor.cat 0 [ p.["p"]; p.["q"] ]
-        0.5 * Tensor.dot th (Tensor.matmul a (Tensor.view [| 5; 1 |] th) |> Tensor.flatten) + Tensor.dot b th
+
+        0.5 * Tensor.dot th (Tensor.matmul a (Tensor.view [| 5; 1 |] th) |> Tensor.flatten)
+        + Tensor.dot b th
+
     let u = direction ps 60
     let s = Summary.compute loss ps (Partition.canonical ps) u
     let am = Tensor.toArray2D a
     let th = Array.append (Tensor.toArray ps.["p"]) (Tensor.toArray ps.["q"])
-    let vs = [| Array.append (Tensor.toArray u.["p"]) [| 0.0; 0.0; 0.0 |]; Array.append [| 0.0; 0.0 |] (Tensor.toArray u.["q"]) |]
+
+    let vs = [|
+        Array.append (Tensor.toArray u.["p"]) [| 0.0; 0.0; 0.0 |]
+        Array.append [| 0.0; 0.0 |] (Tensor.toArray u.["q"])
+    |]
+
     let av (x: float[]) = Array.init 5 (fun i -> Array.sum (Array.init 5 (fun j -> am.[i, j] * x.[j])))
     let grad = Array.map2 (+) (av th) (Tensor.toArray b)
-    for i in 0 .. 1 do
+
+    for i in 0..1 do
         assertClose 1e-13 "ḡ" (Array.fold2 (fun acc x y -> acc + x * y) 0.0 vs.[i] grad) s.Gradient.[i]
-        for j in 0 .. 1 do
+
+        for j in 0..1 do
             assertClose 1e-13 "H̄" (Array.fold2 (fun acc x y -> acc + x * y) 0.0 vs.[i] (av vs.[j])) s.Hessian.[i, j]
+
     Assert.That(s.ThirdDiagonal, equalTo [| 0.0; 0.0 |])
 
 [<Test>]
@@ -165,11 +237,19 @@ let ``homogeneity in u and coarsening to the trivial partition`` () =
     let ps = m.Parameters
     let u = direction ps 70
     let canon = Summary.compute loss ps (Partition.canonical ps) u
+
     for c in [ -2.0; 0.5; 3.0 ] do
         let sc = Summary.compute loss ps (Partition.canonical ps) (Parameters.map (fun v -> c * v) u)
         assertAllClose 1e-12 "ḡ·c" (canon.Gradient |> Array.map (fun v -> c * v)) sc.Gradient
-        assertAllClose 1e-12 "H̄·c²" (Seq.cast<float> canon.Hessian |> Seq.map (fun v -> c * c * v) |> Array.ofSeq) (Seq.cast<float> sc.Hessian |> Array.ofSeq)
+
+        assertAllClose
+            1e-12
+            "H̄·c²"
+            (Seq.cast<float> canon.Hessian |> Seq.map (fun v -> c * c * v) |> Array.ofSeq)
+            (Seq.cast<float> sc.Hessian |> Array.ofSeq)
+
         assertAllClose 1e-12 "D̄·c³" (canon.ThirdDiagonal |> Array.map (fun v -> c * c * c * v)) sc.ThirdDiagonal
+
     let triv = Summary.compute loss ps (Partition.trivial ps) u
     assertClose 1e-12 "Σ ḡ" (Array.sum canon.Gradient) triv.Gradient.[0]
     assertClose 1e-12 "Σ H̄" (Seq.cast<float> canon.Hessian |> Seq.sum) triv.Hessian.[0, 0]
@@ -184,6 +264,7 @@ let ``the full third-order tensor is symmetric under every permutation`` () =
     let S = partition.Count
     let full = Summary.tensor 3 loss ps partition (direction ps 80)
     let at i j k = full.[(i * S + j) * S + k]
+
     for i in 0 .. S - 1 do
         for j in 0 .. S - 1 do
             for k in 0 .. S - 1 do
@@ -193,7 +274,9 @@ let ``the full third-order tensor is symmetric under every permutation`` () =
 [<Test>]
 let ``directions are matched by identity: listing the subsets in another order permutes the result`` () =
     // a uniform-width MLP: every weight has the same shape, so a positional mix-up would go unnoticed
-    let m = Models.mlp [ 4; 4; 4; 4 ] Activation.Tanh { Scheme = InitScheme.ScaledNormal(1.0, 0.5); Dtype = Dtype.Float64; Seed = 9 }
+    let m =
+        Models.mlp [ 4; 4; 4; 4 ] Activation.Tanh { Scheme = InitScheme.ScaledNormal(1.0, 0.5); Dtype = Dtype.Float64; Seed = 9 }
+
     let x = t [| 5; 4 |] (randn 1 20)
     let loss (ps: Parameters) = Tensor.mean (m.Forward(ps, x) * m.Forward(ps, x))
     let ps = m.Parameters
@@ -206,6 +289,7 @@ let ``directions are matched by identity: listing the subsets in another order p
     let S = names.Length
     assertAllClose 1e-14 "ḡ" a.Gradient (Array.rev b.Gradient)
     assertAllClose 1e-14 "D̄" a.ThirdDiagonal (Array.rev b.ThirdDiagonal)
+
     for i in 0 .. S - 1 do
         for j in 0 .. S - 1 do
             assertClose 1e-14 "H̄" a.Hessian.[i, j] b.Hessian.[S - 1 - i, S - 1 - j]
@@ -217,7 +301,8 @@ let ``orders 1 to 6 of a univariate polynomial`` () =
     let u = Parameters.ofSeq [ "x", Tensor.scalar 1.0 ]
     // p', p'', … at x = 1
     let expected = [| 2.0 - 2.0 + 1.5 - 0.8 + 0.5; -2.0 + 3.0 - 2.4 + 2.0; 3.0 - 4.8 + 6.0; -4.8 + 12.0; 12.0; 0.0 |]
-    for order in 1 .. 6 do
+
+    for order in 1..6 do
         let v = Summary.tensor order p ps (Partition.trivial ps) u
         assertClose 1e-12 (sprintf "order %d" order) expected.[order - 1] v.[0]
 
@@ -238,13 +323,22 @@ let ``float32 models give float64 summaries close to the float64 ones`` () =
     let ps = m.Parameters
     let u = direction ps 11
     let s64 = Summary.compute loss ps (Partition.canonical ps) u
-    let m32 = Model.sequential "tiny" [| 3 |] { Scheme = InitScheme.ScaledNormal(1.0, 0.5); Dtype = Dtype.Float32; Seed = 5 }
-                  [ LayerSpec.Linear(3, 4, true); LayerSpec.Act Activation.Tanh; LayerSpec.Linear(4, 2, true) ]
+
+    let m32 =
+        Model.sequential "tiny" [| 3 |] { Scheme = InitScheme.ScaledNormal(1.0, 0.5); Dtype = Dtype.Float32; Seed = 5 } [
+            LayerSpec.Linear(3, 4, true)
+            LayerSpec.Act Activation.Tanh
+            LayerSpec.Linear(4, 2, true)
+        ]
+
     let x32 = Tensor.cast Dtype.Float32 (t [| 7; 3 |] (randn 1 21))
     let y32 = Tensor.cast Dtype.Float32 (t [| 7; 2 |] (randn 2 14))
     let ps32 = m32.Parameters.WithValues(ps.Values |> Array.map (Tensor.cast Dtype.Float32))
     let u32 = ps32.WithValues(u.Values |> Array.map (Tensor.cast Dtype.Float32))
-    let s32 = Summary.compute (fun p -> Tensor.mse (m32.Forward(p, x32)) y32) ps32 (Partition.canonical ps32) u32
+
+    let s32 =
+        Summary.compute (fun p -> Tensor.mse (m32.Forward(p, x32)) y32) ps32 (Partition.canonical ps32) u32
+
     assertAllClose 1e-4 "ḡ" s64.Gradient s32.Gradient
     assertAllClose 1e-4 "D̄" s64.ThirdDiagonal s32.ThirdDiagonal
 
@@ -259,11 +353,17 @@ let ``partitions: constructors and validation messages`` () =
     Assert.That((Partition.blocks 2 ps).Count, equalTo 4)
     Assert.That((Partition.alternate 2 ps).Subset(0) |> Array.map (fun k -> k.Name), equalTo [| "0.weight"; "0.bias" |])
     Assert.That((Partition.byNamesWithRest ps [ "first", [ "0.weight" ] ]).Names, equalTo [| "first"; "rest" |])
+
     let check (f: unit -> Partition) (part: string) =
         let e = Assert.Throws<PartitionException>(fun () -> f () |> ignore)
         Assert.That(e.Message, Does.Contain part)
+
     check (fun () -> Partition.byNames ps [ "a", [ "0.weight"; "nope" ]; "b", [ "0.bias"; "2.weight"; "2.bias" ] ]) "'nope'"
     check (fun () -> Partition.byNames ps [ "a", [ "0.weight"; "0.bias" ]; "b", [ "2.weight" ] ]) "'2.bias' is in no subset"
-    check (fun () -> Partition.byNames ps [ "a", [ "0.weight"; "0.bias"; "2.weight" ]; "b", [ "2.weight"; "2.bias" ] ]) "'2.weight' is in both"
+
+    check
+        (fun () -> Partition.byNames ps [ "a", [ "0.weight"; "0.bias"; "2.weight" ]; "b", [ "2.weight"; "2.bias" ] ])
+        "'2.weight' is in both"
+
     check (fun () -> Partition.byNames ps [ "a", [ "0.weight"; "0.bias"; "2.weight"; "2.bias" ]; "b", [] ]) "'b' is empty"
     check (fun () -> Partition.parse ps "pieces") "unknown partition"

@@ -59,6 +59,9 @@ let ``hvpMany equals the Hessian of the concatenated input applied to the joined
 [<Test>]
 let ``float32 and float64 convert both ways, and the cast is differentiable`` () =
     let x = vec [| 0.1; -0.7 |]
-    let g = Ad.grad (fun z -> Tensor.sum (Tensor.cast Dtype.Float64 (Tensor.tanh (Tensor.cast Dtype.Float32 z)))) x
+
+    let g =
+        Ad.grad (fun z -> Tensor.sum (Tensor.cast Dtype.Float64 (Tensor.tanh (Tensor.cast Dtype.Float32 z)))) x
+
     Assert.That(g.Dtype, equalTo Dtype.Float64)
     assertAllClose 1e-6 "d tanh" (Tensor.toArray x |> Array.map (fun v -> 1.0 - tanh v * tanh v)) (Tensor.toArray g)

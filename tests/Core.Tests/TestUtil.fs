@@ -11,12 +11,22 @@ let equalTo (expected: obj) = Is.EqualTo(expected)
 /// |a − b| ≤ tol · max(1, |b|)
 let assertClose (tol: float) (what: string) (expected: float) (actual: float) =
     let scale = max 1.0 (abs expected)
+
     if not (abs (actual - expected) <= tol * scale) then
-        Assert.Fail(sprintf "%s: expected %.12g, got %.12g (difference %.3g, tolerance %.3g)" what expected actual (abs (actual - expected)) (tol * scale))
+        Assert.Fail(
+            sprintf
+                "%s: expected %.12g, got %.12g (difference %.3g, tolerance %.3g)"
+                what
+                expected
+                actual
+                (abs (actual - expected))
+                (tol * scale)
+        )
 
 let assertAllClose (tol: float) (what: string) (expected: float[]) (actual: float[]) =
     Assert.That(actual.Length, equalTo expected.Length, sprintf "%s: length" what)
     let scale = max 1.0 (expected |> Array.fold (fun m v -> max m (abs v)) 0.0)
+
     for i in 0 .. expected.Length - 1 do
         if not (abs (actual.[i] - expected.[i]) <= tol * scale) then
             Assert.Fail(sprintf "%s: element %d expected %.12g, got %.12g (tolerance %.3g)" what i expected.[i] actual.[i] (tol * scale))

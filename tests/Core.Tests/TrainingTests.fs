@@ -40,6 +40,7 @@ let ``a short run on the synthetic task lowers the loss at least fourfold and be
 [<Test>]
 let ``a run resumed from a mid-training checkpoint is bit-identical to an uninterrupted run`` () =
     let dir = tempDir ()
+
     try
         let data = task ()
         let options = { TrainerOptions.Defaults with Epochs = 4; BatchSize = 32; Seed = 11 }
@@ -55,8 +56,10 @@ let ``a run resumed from a mid-training checkpoint is bit-identical to an uninte
         let o3 = sgd m3
         let resumed = Trainer.resume ckpt m3 o3 options data ignore CancellationToken.None
         Assert.That(resumed |> List.map (fun r -> r.Epoch), equalTo [ 3; 4 ])
+
         for k in o1.Parameters.Keys do
             Assert.That(Tensor.toArray32 o3.Parameters.[k.Name], equalTo (Tensor.toArray32 o1.Parameters.[k]), k.Name)
+
         Assert.That(Directory.GetFiles(dir, "*.tmp"), Is.Empty)
     finally
         Directory.Delete(dir, true)
@@ -64,28 +67,49 @@ let ``a run resumed from a mid-training checkpoint is bit-identical to an uninte
 [<Test>]
 let ``metrics are appended as one JSON object per epoch and events are reported`` () =
     let dir = tempDir ()
+
     try
         let path = Path.Combine(dir, "metrics.jsonl")
         let events = ResizeArray<TrainingEvent>()
         let m = model ()
-        Trainer.fit m (sgd m) { TrainerOptions.Defaults with Epochs = 2; BatchSize = 50; MetricsPath = Some path } (task ()) events.Add |> ignore
+
+        Trainer.fit m (sgd m) { TrainerOptions.Defaults with Epochs = 2; BatchSize = 50; MetricsPath = Some path } (task ()) events.Add
+        |> ignore
+
         let lines = File.ReadAllLines path
         Assert.That(lines.Length, equalTo 2)
         let doc = JsonDocument.Parse lines.[1]
         Assert.That(doc.RootElement.GetProperty("epoch").GetInt32(), equalTo 2)
-        Assert.That(doc.RootElement.GetProperty("steps").GetInt32(), equalTo 8)   // 400 training samples, batches of 50
+        Assert.That(doc.RootElement.GetProperty("steps").GetInt32(), equalTo 8) // 400 training samples, batches of 50
+
         for field in [ "train_loss"; "train_accuracy"; "validation_loss"; "test_accuracy"; "wall_seconds" ] do
             Assert.That(Double.IsFinite(doc.RootElement.GetProperty(field).GetDouble()), Is.True, field)
-        let steps = events |> Seq.filter (function StepCompleted _ -> true | _ -> false) |> Seq.length
-        let epochs = events |> Seq.filter (function EpochCompleted _ -> true | _ -> false) |> Seq.length
+
+        let steps =
+            events
+            |> Seq.filter (function
+                | StepCompleted _ -> true
+                | _ -> false)
+            |> Seq.length
+
+        let epochs =
+            events
+            |> Seq.filter (function
+                | EpochCompleted _ -> true
+                | _ -> false)
+            |> Seq.length
+
         Assert.That((steps, epochs), equalTo (16, 2))
     finally
         Directory.Delete(dir, true)
 
 [<Test>]
 let ``a model and an optimizer over different parameter sets are refused with an explanation`` () =
-    let e = Assert.Throws<OptimizationException>(fun () ->
-        Trainer.fit (model ()) (sgd (model ())) { TrainerOptions.Defaults with Epochs = 1; BatchSize = 50 } (task ()) ignore |> ignore)
+    let e =
+        Assert.Throws<OptimizationException>(fun () ->
+            Trainer.fit (model ()) (sgd (model ())) { TrainerOptions.Defaults with Epochs = 1; BatchSize = 50 } (task ()) ignore
+            |> ignore)
+
     Assert.That(e.Message, Does.Contain "another parameter set")
 
 [<Test>]
@@ -93,11 +117,15 @@ let ``cancellation stops between steps and leaves a usable model`` () =
     let m = model ()
     let opt = sgd m
     use cts = new CancellationTokenSource()
+
     let onEvent e =
         match e with
-        | StepCompleted (_, step, _) when step = 3 -> cts.Cancel()
+        | StepCompleted(_, step, _) when step = 3 -> cts.Cancel()
         | _ -> ()
-    let history = Trainer.run m opt { TrainerOptions.Defaults with Epochs = 3; BatchSize = 20 } (task ()) 0 onEvent cts.Token
+
+    let history =
+        Trainer.run m opt { TrainerOptions.Defaults with Epochs = 3; BatchSize = 20 } (task ()) 0 onEvent cts.Token
+
     Assert.That(history, Is.Empty)
     Assert.That(opt.StepCount, equalTo 3)
     Assert.That(Parameters.allFinite opt.Parameters, Is.True)
@@ -107,6 +135,7 @@ let ``cancellation stops between steps and leaves a usable model`` () =
 [<Test>]
 let ``a checkpoint for another model or with other shapes is rejected and changes nothing`` () =
     let dir = tempDir ()
+
     try
         let m = model ()
         let opt = sgd m
@@ -116,7 +145,12 @@ let ``a checkpoint for another model or with other shapes is rejected and change
         let oo = sgd other
         let e = Assert.Throws<StateFormatException>(fun () -> Checkpoint.load path other oo |> ignore)
         Assert.That(e.Message, Does.Contain "mlp-12-32-3")
-        Assert.That(obj.ReferenceEquals(oo.Parameters.Values.[0], other.Parameters.Values.[0]) || Tensor.toArray oo.Parameters.Values.[0] = Tensor.toArray other.Parameters.Values.[0], Is.True)
+
+        Assert.That(
+            obj.ReferenceEquals(oo.Parameters.Values.[0], other.Parameters.Values.[0])
+            || Tensor.toArray oo.Parameters.Values.[0] = Tensor.toArray other.Parameters.Values.[0],
+            Is.True
+        )
     finally
         Directory.Delete(dir, true)
 
@@ -124,14 +158,33 @@ let ``a checkpoint for another model or with other shapes is rejected and change
 let ``the autoencoder objective trains on reconstruction`` () =
     // inputs in (0, 1) on a 4-dimensional manifold, so an 8-unit code can hold them
     let x = Tensor.sigmoid (Tensor.matmul (Tensor.randn 3 [| 200; 4 |]) (Tensor.randn 4 [| 4; 16 |]))
-    let sigmoidData = Dataset.create "unit" [| 16 |] (Tensor.toArray32 x) (Targets.Labels(Array.zeroCreate 200, 1))
+
+    let sigmoidData =
+        Dataset.create "unit" [| 16 |] (Tensor.toArray32 x) (Targets.Labels(Array.zeroCreate 200, 1))
+
     let m = Models.mlpOn [| 16 |] [ 16; 8; 16 ] Activation.Relu (Init.pytorch 2)
     let opt = Adam.create { AdamOptions.Defaults with LearningRate = 0.01 } m.Parameters
     let before = Trainer.evaluate m opt.Parameters Objective.Reconstruction 200 Dtype.Float32 sigmoidData
-    let h = Trainer.fit m opt { TrainerOptions.Defaults with Epochs = 20; BatchSize = 20; Objective = Objective.Reconstruction } { Train = sigmoidData; Validation = None; Test = None } ignore
+
+    let h =
+        Trainer.fit
+            m
+            opt
+            { TrainerOptions.Defaults with Epochs = 20; BatchSize = 20; Objective = Objective.Reconstruction }
+            { Train = sigmoidData; Validation = None; Test = None }
+            ignore
     // BCE against soft targets is bounded below by their entropy; the excess must halve
     let entropy =
-        (sigmoidData.Samples |> Array.sumBy (fun y -> let y = float y in -(y * log y + (1.0 - y) * log (1.0 - y)))) / 200.0
+        (sigmoidData.Samples
+         |> Array.sumBy (fun y -> let y = float y in -(y * log y + (1.0 - y) * log (1.0 - y))))
+        / 200.0
+
     let after = Trainer.evaluate m opt.Parameters Objective.Reconstruction 200 Dtype.Float32 sigmoidData
-    Assert.That(after.Loss - entropy, Is.LessThan(0.5 * (before.Loss - entropy)), sprintf "entropy %g, before %g, after %g" entropy before.Loss after.Loss)
+
+    Assert.That(
+        after.Loss - entropy,
+        Is.LessThan(0.5 * (before.Loss - entropy)),
+        sprintf "entropy %g, before %g, after %g" entropy before.Loss after.Loss
+    )
+
     Assert.That((List.last h).Epoch, equalTo 20)

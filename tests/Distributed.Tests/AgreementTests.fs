@@ -6,7 +6,8 @@ open NUnit.Framework
 open GroupedNewton.Distributed.Tests.MpiRunner
 
 let private trainArgs (optimizer: string) (epochs: int) (out: string) =
-    [ "train"; "--optimizer"; optimizer; "--epochs"; string epochs; "--period"; "3"; "--out"; out ] @ task
+    [ "train"; "--optimizer"; optimizer; "--epochs"; string epochs; "--period"; "3"; "--out"; out ]
+    @ task
 
 let private relative (a: float) (b: float) = abs (a - b) / max 1e-12 (abs a)
 
@@ -28,19 +29,27 @@ let ``two ranks train as one process: per-epoch loss, one metrics file, identica
     let a = trainLosses alone
     let b = trainLosses two
     Assert.That(b.Length, Is.EqualTo 2, "one metrics line per epoch, written by rank 0 only")
-    for e in 0 .. 1 do
-        Assert.That(relative a.[e] b.[e], Is.LessThan 1e-5, sprintf "%s epoch %d: one process %.9g, two ranks %.9g" optimizer (e + 1) a.[e] b.[e])
+
+    for e in 0..1 do
+        Assert.That(
+            relative a.[e] b.[e],
+            Is.LessThan 1e-5,
+            sprintf "%s epoch %d: one process %.9g, two ranks %.9g" optimizer (e + 1) a.[e] b.[e]
+        )
+
     Assert.That(File.ReadAllLines(Path.Combine(two, "metrics.csv")).Length, Is.EqualTo 3, "metrics.csv: a header and one line per epoch")
     // the parameters at the end agree with the single process's
     let pa = checkpointParameters (Path.Combine(alone, "epoch-0002.ckpt"))
     let pb = checkpointParameters (Path.Combine(two, "epoch-0002.ckpt"))
     Assert.That(pb.Count, Is.EqualTo pa.Count)
+
     for kv in pa do
         let x = kv.Value
         let y = pb.[kv.Key]
         let scale = x |> Array.map abs |> Array.max
         let diff = Array.map2 (fun (u: float) v -> abs (u - v)) x y |> Array.max
         Assert.That(diff, Is.LessThanOrEqualTo(1e-4 * max scale 1.0), sprintf "%s: parameter %s differs by %g" optimizer kv.Key diff)
+
     Assert.That(o.Out, Does.Contain "epoch 2/2 done", "rank 0 prints the progress")
 
 [<Test>]
@@ -61,7 +70,8 @@ let ``resume on the same number of ranks continues the run; another number is re
     let a = trainLosses whole
     let b = trainLosses parts
     Assert.That(b.Length, Is.EqualTo 2)
-    for e in 0 .. 1 do
+
+    for e in 0..1 do
         Assert.That(relative a.[e] b.[e], Is.LessThan 1e-9, sprintf "epoch %d: uninterrupted %.12g, resumed %.12g" (e + 1) a.[e] b.[e])
     // the checkpoint records two ranks: one process may not continue it
     let o = single (trainArgs "grouped-newton" 3 parts @ [ "--resume" ])

@@ -14,16 +14,29 @@ let private longRun (out: string) = [ "train"; "--optimizer"; "sgd"; "--epochs";
 
 /// The process ids of the ranks of rank `rank` started with marker `marker` in their
 /// environment.
-let private ranksWith (marker: string) (rank: int) =
-    [ for d in Directory.GetDirectories "/proc" do
+let private ranksWith (marker: string) (rank: int) = [
+    for d in Directory.GetDirectories "/proc" do
         match Int32.TryParse(Path.GetFileName d) with
         | true, pid ->
-            let env = try File.ReadAllText(Path.Combine(d, "environ")) with _ -> ""
+            let env =
+                try
+                    File.ReadAllText(Path.Combine(d, "environ"))
+                with _ ->
+                    ""
+
             let vars = env.Split('\000')
+
             if Array.contains ("GN_TEST_MARKER=" + marker) vars && Array.contains (sprintf "PMI_RANK=%d" rank) vars then
-                let cmd = try File.ReadAllText(Path.Combine(d, "cmdline")) with _ -> ""
-                if cmd.Contains "groupednewton.dll" then yield pid
-        | _ -> () ]
+                let cmd =
+                    try
+                        File.ReadAllText(Path.Combine(d, "cmdline"))
+                    with _ ->
+                        ""
+
+                if cmd.Contains "groupednewton.dll" then
+                    yield pid
+        | _ -> ()
+]
 
 /// Starts the long run on two ranks and waits for its first metrics line (the ranks are in
 /// the training loop); returns the run and the pid of rank 1.
@@ -31,9 +44,15 @@ let private startLong (env: (string * string) list) =
     let out = tempFolder ()
     let marker = Guid.NewGuid().ToString("N")
     let clock = Stopwatch.StartNew()
-    let run = start (mpiexec ()) ([ "-n"; "2"; "dotnet"; toolDll ] @ longRun out) (("GN_TEST_MARKER", marker) :: env)
+
+    let run =
+        start (mpiexec ()) ([ "-n"; "2"; "dotnet"; toolDll ] @ longRun out) (("GN_TEST_MARKER", marker) :: env)
+
     let metrics = Path.Combine(out, "metrics.jsonl")
-    while not (File.Exists metrics) && clock.Elapsed.TotalSeconds < 60.0 do Thread.Sleep 100
+
+    while not (File.Exists metrics) && clock.Elapsed.TotalSeconds < 60.0 do
+        Thread.Sleep 100
+
     Assert.That(File.Exists metrics, Is.True, "the run did not complete an epoch within 60 s")
     let victim = ranksWith marker 1
     Assert.That(victim, Has.Length.EqualTo 1, "rank 1's process")
@@ -55,18 +74,26 @@ let ``a hung rank ends the run with an error after the collective timeout`` () =
     let run, pid = startLong [ "GROUPEDNEWTON_MPI_TIMEOUT", "5" ]
     let clock = Stopwatch.StartNew()
     Process.Start("kill", [ "-STOP"; string pid ]).WaitForExit()
+
     try
         let o = finish run clock 90.0
         Assert.That(o.Code, Is.Not.EqualTo 0)
         Assert.That(o.Seconds, Is.LessThan 60.0)
         Assert.That(o.Err, Does.Contain("rank 0 waited").And.Contain("a rank has hung or died"))
     finally
-        try Process.GetProcessById(pid).Kill() with _ -> ()
+        try
+            Process.GetProcessById(pid).Kill()
+        with _ ->
+            ()
 
 [<Test>]
 let ``ranks started with different options are refused at start-up`` () =
     let out = tempFolder ()
-    let args (lr: string) = [ "dotnet"; toolDll; "train"; "--optimizer"; "sgd"; "--epochs"; "1"; "--lr"; lr; "--out"; out ] @ task
+
+    let args (lr: string) =
+        [ "dotnet"; toolDll; "train"; "--optimizer"; "sgd"; "--epochs"; "1"; "--lr"; lr; "--out"; out ]
+        @ task
+
     let o = run (mpiexec ()) ([ "-n"; "1" ] @ args "0.01" @ [ ":"; "-n"; "1" ] @ args "0.02") [] 120.0
     Assert.That(o.Code, Is.Not.EqualTo 0)
     Assert.That(o.Err, Does.Contain "the ranks disagree on the command line: rank 1 differs from rank 0")
@@ -75,7 +102,10 @@ let ``ranks started with different options are refused at start-up`` () =
 [<Test>]
 let ``a batch size not divisible by the ranks is refused`` () =
     let out = tempFolder ()
-    let args = [ "train"; "--optimizer"; "sgd"; "--epochs"; "1"; "--out"; out ] @ task @ [ "--batch-size"; "45" ]
+
+    let args =
+        [ "train"; "--optimizer"; "sgd"; "--epochs"; "1"; "--out"; out ] @ task @ [ "--batch-size"; "45" ]
+
     let o = onRanks 2 [] args
     Assert.That(o.Code, Is.Not.EqualTo 0)
     Assert.That(o.Err, Does.Contain "the batch size 45 is not divisible by the 2 ranks")
@@ -83,6 +113,9 @@ let ``a batch size not divisible by the ranks is refused`` () =
 [<Test>]
 let ``no MPI library under mpiexec is an error naming the package`` () =
     let out = tempFolder ()
-    let o = onRanks 2 [ "GROUPEDNEWTON_MPI_LIBRARY", "/nonexistent/libmpi.so" ] ([ "train"; "--epochs"; "1"; "--out"; out ] @ task)
+
+    let o =
+        onRanks 2 [ "GROUPEDNEWTON_MPI_LIBRARY", "/nonexistent/libmpi.so" ] ([ "train"; "--epochs"; "1"; "--out"; out ] @ task)
+
     Assert.That(o.Code, Is.Not.EqualTo 0)
     Assert.That(o.Err, Does.Contain("no MPI library could be loaded").And.Contain("apt-get install mpich libmpich-dev"))

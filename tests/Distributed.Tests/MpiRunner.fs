@@ -22,8 +22,12 @@ let mpiexec () =
     match onPath "mpiexec.mpich" with
     | Some p -> p
     | None ->
-        let msg = "mpiexec.mpich is not installed: the data-parallel tests need MPICH (apt-get install mpich libmpich-dev)"
-        if Environment.GetEnvironmentVariable "GROUPEDNEWTON_REQUIRE_MPI" = "1" then Assert.Fail msg
+        let msg =
+            "mpiexec.mpich is not installed: the data-parallel tests need MPICH (apt-get install mpich libmpich-dev)"
+
+        if Environment.GetEnvironmentVariable "GROUPEDNEWTON_REQUIRE_MPI" = "1" then
+            Assert.Fail msg
+
         Assert.Inconclusive msg
         failwith msg
 
@@ -37,29 +41,57 @@ let tempFolder () =
 
 let removeTempFolders () =
     for d in created do
-        try Directory.Delete(d, true) with _ -> ()
+        try
+            Directory.Delete(d, true)
+        with _ ->
+            ()
 
 /// The task: an MLP 784-16-8-10 on 600 synthetic samples, batch 60 (9 training steps per
 /// epoch and a smaller last batch), one thread per rank.
-let task = [ "--dataset"; "synthetic"; "--hidden"; "16,8"; "--samples"; "600"; "--batch-size"; "60"; "--threads"; "1" ]
+let task = [
+    "--dataset"
+    "synthetic"
+    "--hidden"
+    "16,8"
+    "--samples"
+    "600"
+    "--batch-size"
+    "60"
+    "--threads"
+    "1"
+]
 
-type Outcome =
-    { Code: int
-      Out: string
-      Err: string
-      Seconds: float }
+type Outcome = {
+    Code: int
+    Out: string
+    Err: string
+    Seconds: float
+} with
+
     member o.Text = o.Out + "\n" + o.Err
 
 /// Starts a process; returns it with its output collectors.
 let start (file: string) (args: string list) (env: (string * string) list) =
-    let psi = ProcessStartInfo(file, args, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false)
+    let psi =
+        ProcessStartInfo(file, args, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false)
+
     psi.Environment.["DOTNET_CLI_TELEMETRY_OPTOUT"] <- "1"
-    for k, v in env do psi.Environment.[k] <- v
+
+    for k, v in env do
+        psi.Environment.[k] <- v
+
     let p = new Process(StartInfo = psi)
     let out = Text.StringBuilder()
     let err = Text.StringBuilder()
-    p.OutputDataReceived.Add(fun e -> if not (isNull e.Data) then lock out (fun () -> out.AppendLine e.Data |> ignore))
-    p.ErrorDataReceived.Add(fun e -> if not (isNull e.Data) then lock err (fun () -> err.AppendLine e.Data |> ignore))
+
+    p.OutputDataReceived.Add(fun e ->
+        if not (isNull e.Data) then
+            lock out (fun () -> out.AppendLine e.Data |> ignore))
+
+    p.ErrorDataReceived.Add(fun e ->
+        if not (isNull e.Data) then
+            lock err (fun () -> err.AppendLine e.Data |> ignore))
+
     p.Start() |> ignore
     p.BeginOutputReadLine()
     p.BeginErrorReadLine()
@@ -71,8 +103,15 @@ let finish (p: Process, out: Text.StringBuilder, err: Text.StringBuilder) (clock
         p.Kill true
         p.WaitForExit()
         Assert.Fail(sprintf "the run did not end within %g s:\n%O\n%O" timeoutSeconds out err)
+
     p.WaitForExit()
-    { Code = p.ExitCode; Out = lock out (fun () -> out.ToString()); Err = lock err (fun () -> err.ToString()); Seconds = clock.Elapsed.TotalSeconds }
+
+    {
+        Code = p.ExitCode
+        Out = lock out (fun () -> out.ToString())
+        Err = lock err (fun () -> err.ToString())
+        Seconds = clock.Elapsed.TotalSeconds
+    }
 
 let run (file: string) (args: string list) (env: (string * string) list) (timeoutSeconds: float) =
     let clock = Stopwatch.StartNew()
@@ -94,15 +133,19 @@ let trainLosses (folder: string) =
 /// The parameters stored in a checkpoint file, by name.
 let checkpointParameters (path: string) =
     let d = GroupedNewton.TensorStore.load path
-    [ for kv in d do
-        if kv.Key.StartsWith "param." then
-            match kv.Value with
-            | GroupedNewton.StoreValue.Tensor t -> yield kv.Key, GroupedNewton.Tensor.toArray t
-            | _ -> () ]
+
+    [
+        for kv in d do
+            if kv.Key.StartsWith "param." then
+                match kv.Value with
+                | GroupedNewton.StoreValue.Tensor t -> yield kv.Key, GroupedNewton.Tensor.toArray t
+                | _ -> ()
+    ]
     |> Map.ofList
 
 let expectSuccess (what: string) (o: Outcome) =
-    if o.Code <> 0 then Assert.Fail(sprintf "%s exited with %d:\n%s" what o.Code o.Text)
+    if o.Code <> 0 then
+        Assert.Fail(sprintf "%s exited with %d:\n%s" what o.Code o.Text)
 
 [<SetUpFixture>]
 type Cleanup() =

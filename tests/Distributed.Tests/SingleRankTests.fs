@@ -21,7 +21,13 @@ let ``one process is rank 0 of 1 and its collectives return their input`` () =
 
 [<Test>]
 let ``one process takes the whole batch with share 1`` () =
-    let b = { Inputs = Tensor.ofArrayShape [| 1.0f; 2.0f; 3.0f; 4.0f |] [| 2; 2 |]; Labels = Some(Tensor.ofInts [| 0; 1 |]); Targets = None; Indices = [| 5; 9 |] }
+    let b = {
+        Inputs = Tensor.ofArrayShape [| 1.0f; 2.0f; 3.0f; 4.0f |] [| 2; 2 |]
+        Labels = Some(Tensor.ofInts [| 0; 1 |])
+        Targets = None
+        Indices = [| 5; 9 |]
+    }
+
     let local, share = Distributed.shardBatch b
     Assert.That(share, Is.EqualTo 1.0)
     Assert.That(local.Indices, Is.EqualTo<int>([| 5; 9 |]))

@@ -24,15 +24,21 @@ let private cases = ConcurrentQueue<string * Verdict>()
 /// Records a case's verdict and fails the test unless it is Clear.
 let record (name: string) (verdict: Verdict) (detail: string) =
     cases.Enqueue((name, verdict))
-    if verdict <> Clear then Assert.Fail(sprintf "%s: %A\n%s" name verdict detail)
+
+    if verdict <> Clear then
+        Assert.Fail(sprintf "%s: %A\n%s" name verdict detail)
 
 let private looksLikeStackTrace (text: string) =
-    text.Contains "Unhandled exception" || text.Contains "   at GroupedNewton." || text.Contains "   at System." || text.Contains "PAL_SEHException"
+    text.Contains "Unhandled exception"
+    || text.Contains "   at GroupedNewton."
+    || text.Contains "   at System."
+    || text.Contains "PAL_SEHException"
 
 /// The verdict on a run that must fail with `code` and a message containing every one of
 /// `mentions`; `intact` says whether the files that must survive did.
 let judge (o: Outcome) (code: int) (mentions: string list) (intact: bool) : Verdict * string =
     let detail = sprintf "exit %A\nstdout:\n%s\nstderr:\n%s" o.Code o.Out o.Err
+
     let verdict =
         match o.Code with
         | None -> Hang
@@ -41,6 +47,7 @@ let judge (o: Outcome) (code: int) (mentions: string list) (intact: bool) : Verd
         | Some c when c = code && mentions |> List.forall (fun m -> o.Text.Contains m) -> Clear
         | Some 0 -> Silent
         | Some _ -> Silent
+
     verdict, detail
 
 /// Judges and records a run in one call.
@@ -52,8 +59,15 @@ let expect (name: string) (o: Outcome) (code: int) (mentions: string list) (inta
 let countLine () =
     let all = cases.ToArray()
     let n v = all |> Array.filter (fun (_, x) -> x = v) |> Array.length
-    sprintf "%d cases, %d clear errors, %d stack traces, %d silent, %d data loss, %d hangs"
-        all.Length (n Clear) (n StackTrace) (n Silent) (n DataLoss) (n Hang)
+
+    sprintf
+        "%d cases, %d clear errors, %d stack traces, %d silent, %d data loss, %d hangs"
+        all.Length
+        (n Clear)
+        (n StackTrace)
+        (n Silent)
+        (n DataLoss)
+        (n Hang)
 
 /// The names of the cases run so far.
 let caseNames () = cases.ToArray() |> Array.map fst

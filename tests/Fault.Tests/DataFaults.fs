@@ -13,7 +13,13 @@ let private bigEndian (v: int) = [| byte (v >>> 24); byte (v >>> 16); byte (v >>
 
 /// An IDX image file of n images of rows × cols pixels.
 let idxImages (n: int) (rows: int) (cols: int) =
-    Array.concat [ bigEndian 0x803; bigEndian n; bigEndian rows; bigEndian cols; Array.init (n * rows * cols) (fun i -> byte (i % 251)) ]
+    Array.concat [
+        bigEndian 0x803
+        bigEndian n
+        bigEndian rows
+        bigEndian cols
+        Array.init (n * rows * cols) (fun i -> byte (i % 251))
+    ]
 
 /// An IDX label file of n labels.
 let idxLabels (n: int) = Array.concat [ bigEndian 0x801; bigEndian n; Array.init n (fun i -> byte (i % 10)) ]
@@ -29,7 +35,27 @@ let fashionFolder (testSide: int) =
 
 let private train (data: string) (extra: string list) =
     let out = tempFolder ()
-    let o = runWith [ "GROUPEDNEWTON_DATA", data ] ([ "train"; "--optimizer"; "sgd"; "--epochs"; "1"; "--batch-size"; "20"; "--hidden"; "8"; "--threads"; "1"; "--out"; out ] @ extra)
+
+    let o =
+        runWith
+            [ "GROUPEDNEWTON_DATA", data ]
+            ([
+                "train"
+                "--optimizer"
+                "sgd"
+                "--epochs"
+                "1"
+                "--batch-size"
+                "20"
+                "--hidden"
+                "8"
+                "--threads"
+                "1"
+                "--out"
+                out
+             ]
+             @ extra)
+
     o, out
 
 [<Test>]
@@ -47,7 +73,13 @@ let ``a folder in a file's place is named`` () =
     File.Delete(Path.Combine(data, "train-labels-idx1-ubyte"))
     Directory.CreateDirectory(Path.Combine(data, "train-labels-idx1-ubyte")) |> ignore
     let o, out = train data [ "--dataset"; "fashion-mnist" ]
-    expect "GROUPEDNEWTON_DATA with a folder in a file's place" o 1 [ "train-labels-idx1-ubyte"; "a folder in a file's place" ] (metricEpochs out = [||])
+
+    expect
+        "GROUPEDNEWTON_DATA with a folder in a file's place"
+        o
+        1
+        [ "train-labels-idx1-ubyte"; "a folder in a file's place" ]
+        (metricEpochs out = [||])
 
 [<Test>]
 let ``a test set of another image size is refused before training`` () =

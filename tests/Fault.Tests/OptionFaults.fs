@@ -16,7 +16,10 @@ let private usage (name: string) (env: (string * string) list) (args: string lis
 
 [<Test>]
 let ``sizes that overflow or cannot be allocated are usage errors naming the option`` () =
-    usage "--batch-size 2147483647 --max-steps 3" [] [ "--batch-size"; "2147483647"; "--max-steps"; "3" ] [ "--batch-size 2147483647 is too large" ]
+    usage "--batch-size 2147483647 --max-steps 3" [] [ "--batch-size"; "2147483647"; "--max-steps"; "3" ] [
+        "--batch-size 2147483647 is too large"
+    ]
+
     usage "--samples 2000000000" [] [ "--samples"; "2000000000" ] [ "--samples 2000000000 is too large" ]
     usage "--hidden 2147483647" [] [ "--hidden"; "2147483647" ] [ "--hidden 2147483647 is too large" ]
     usage "--hidden 100000,100000" [] [ "--hidden"; "100000,100000" ] [ "--hidden 100000,100000 is too large" ]
@@ -24,7 +27,13 @@ let ``sizes that overflow or cannot be allocated are usage errors naming the opt
 [<Test>]
 let ``a step cap beyond the data is just a cap`` () =
     let dir = tempFolder ()
-    let o = run ([ "train"; "--optimizer"; "sgd"; "--epochs"; "1"; "--max-steps"; "2147483647"; "--out"; dir ] @ tinyTask)
+
+    let o =
+        run (
+            [ "train"; "--optimizer"; "sgd"; "--epochs"; "1"; "--max-steps"; "2147483647"; "--out"; dir ]
+            @ tinyTask
+        )
+
     expect "--max-steps 2147483647" o 0 [ "6 steps per epoch" ] (metricEpochs dir = [| 1 |])
 
 [<Test>]
@@ -33,7 +42,12 @@ let ``thread counts and the environment are checked before any work`` () =
     usage "GROUPEDNEWTON_THREADS=abc" [ "GROUPEDNEWTON_THREADS", "abc" ] [] [ "GROUPEDNEWTON_THREADS"; "'abc'" ]
     usage "GROUPEDNEWTON_THREADS=0" [ "GROUPEDNEWTON_THREADS", "0" ] [] [ "GROUPEDNEWTON_THREADS"; "'0'" ]
     usage "GROUPEDNEWTON_BLAS=foo" [ "GROUPEDNEWTON_BLAS", "foo" ] [] [ "GROUPEDNEWTON_BLAS"; "'foo'" ]
-    usage "GROUPEDNEWTON_DATA=missing folder" [ "GROUPEDNEWTON_DATA", "/nonexistent/gn-data" ] [] [ "GROUPEDNEWTON_DATA"; "/nonexistent/gn-data"; "not a folder" ]
+
+    usage "GROUPEDNEWTON_DATA=missing folder" [ "GROUPEDNEWTON_DATA", "/nonexistent/gn-data" ] [] [
+        "GROUPEDNEWTON_DATA"
+        "/nonexistent/gn-data"
+        "not a folder"
+    ]
 
 [<Test>]
 let ``malformed values are refused`` () =
@@ -59,19 +73,85 @@ let ``output folders that cannot be are usage errors that say what is wrong`` ()
 [<Test>]
 let ``options the model or optimizer does not use are named in a warning`` () =
     let dir = tempFolder ()
-    let o = run ([ "train"; "--optimizer"; "sgd"; "--epochs"; "1"; "--damping"; "0.3"; "--period"; "5"; "--partition"; "per-layer"; "--out"; dir ] @ tinyTask)
-    expect "--damping, --period, --partition with sgd" o 0 [ "warning: --damping, --period, --partition do not apply to --optimizer sgd" ] (metricEpochs dir = [| 1 |])
+
+    let o =
+        run (
+            [
+                "train"
+                "--optimizer"
+                "sgd"
+                "--epochs"
+                "1"
+                "--damping"
+                "0.3"
+                "--period"
+                "5"
+                "--partition"
+                "per-layer"
+                "--out"
+                dir
+            ]
+            @ tinyTask
+        )
+
+    expect
+        "--damping, --period, --partition with sgd"
+        o
+        0
+        [ "warning: --damping, --period, --partition do not apply to --optimizer sgd" ]
+        (metricEpochs dir = [| 1 |])
+
     let dir = tempFolder ()
-    let o = run ([ "train"; "--model"; "lenet"; "--optimizer"; "sgd"; "--epochs"; "1"; "--max-steps"; "1"; "--out"; dir ] @ tinyTask)
+
+    let o =
+        run (
+            [
+                "train"
+                "--model"
+                "lenet"
+                "--optimizer"
+                "sgd"
+                "--epochs"
+                "1"
+                "--max-steps"
+                "1"
+                "--out"
+                dir
+            ]
+            @ tinyTask
+        )
+
     expect "--hidden with lenet" o 0 [ "warning: --hidden does not apply to --model lenet" ] (metricEpochs dir = [| 1 |])
 
 [<Test>]
 let ``the ReLU LeNet-5 of the user report runs from the command line`` () =
     let dir = tempFolder ()
+
     let o =
-        run ([ "train"; "--model"; "lenet"; "--activation"; "relu"; "--init"; "pytorch"; "--optimizer"; "grouped-newton"; "--partition"; "per-layer"
-               "--damping"; "0.3"; "--epochs"; "1"; "--max-steps"; "2"; "--out"; dir ]
-             @ [ "--dataset"; "synthetic"; "--samples"; "300"; "--batch-size"; "50"; "--threads"; "1" ])
+        run (
+            [
+                "train"
+                "--model"
+                "lenet"
+                "--activation"
+                "relu"
+                "--init"
+                "pytorch"
+                "--optimizer"
+                "grouped-newton"
+                "--partition"
+                "per-layer"
+                "--damping"
+                "0.3"
+                "--epochs"
+                "1"
+                "--max-steps"
+                "2"
+                "--out"
+                dir
+            ]
+            @ [ "--dataset"; "synthetic"; "--samples"; "300"; "--batch-size"; "50"; "--threads"; "1" ]
+        )
     // trains, or stops as diverged: never a crash or a silent success with a broken model
     Assert.That(o.Code = Some 0 || (o.Code = Some 1 && o.Text.Contains "diverged:"), o.Text)
     Assert.That(o.Text, Does.Contain "lenet5-1x28-relu")

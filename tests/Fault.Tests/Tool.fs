@@ -13,14 +13,26 @@ open System.Threading
 
 /// The tiny task: an MLP 784-8-10 on 270 synthetic training samples, batch 50 (6 steps per
 /// epoch), one thread (bit-identical reruns).
-let tinyTask = [ "--dataset"; "synthetic"; "--hidden"; "8"; "--samples"; "300"; "--batch-size"; "50"; "--threads"; "1" ]
+let tinyTask = [
+    "--dataset"
+    "synthetic"
+    "--hidden"
+    "8"
+    "--samples"
+    "300"
+    "--batch-size"
+    "50"
+    "--threads"
+    "1"
+]
 
 /// The tool's assembly, copied next to this test assembly by the project reference.
 let toolPath = Path.Combine(AppContext.BaseDirectory, "groupednewton.dll")
 
 let private dotnet =
     match Environment.GetEnvironmentVariable "DOTNET_HOST_PATH" with
-    | null | "" -> "dotnet"
+    | null
+    | "" -> "dotnet"
     | p -> p
 
 let private created = System.Collections.Concurrent.ConcurrentBag<string>()
@@ -35,7 +47,10 @@ let tempFolder () =
 /// Removes the folders made by tempFolder.
 let removeTempFolders () =
     for d in created do
-        try Directory.Delete(d, true) with _ -> ()
+        try
+            Directory.Delete(d, true)
+        with _ ->
+            ()
 
 /// A child process running the tool, with its output collected as it comes.
 type Child(args: string list, env: (string * string) list) =
@@ -43,20 +58,34 @@ type Child(args: string list, env: (string * string) list) =
     let err = StringBuilder()
     let gate = obj ()
     let psi = ProcessStartInfo(dotnet)
+
     do
         psi.ArgumentList.Add toolPath
-        for a in args do psi.ArgumentList.Add a
+
+        for a in args do
+            psi.ArgumentList.Add a
+
         psi.RedirectStandardOutput <- true
         psi.RedirectStandardError <- true
         psi.UseShellExecute <- false
         // the child sees only the settings the test gives it
         for v in [ "GROUPEDNEWTON_DATA"; "GROUPEDNEWTON_THREADS"; "GROUPEDNEWTON_BLAS"; "GROUPEDNEWTON_TEST_HOOK" ] do
             psi.Environment.Remove v |> ignore
-        for k, v in env do psi.Environment.[k] <- v
+
+        for k, v in env do
+            psi.Environment.[k] <- v
+
     let p = new Process(StartInfo = psi)
+
     do
-        p.OutputDataReceived.Add(fun e -> if not (isNull e.Data) then lock gate (fun () -> out.AppendLine e.Data |> ignore))
-        p.ErrorDataReceived.Add(fun e -> if not (isNull e.Data) then lock gate (fun () -> err.AppendLine e.Data |> ignore))
+        p.OutputDataReceived.Add(fun e ->
+            if not (isNull e.Data) then
+                lock gate (fun () -> out.AppendLine e.Data |> ignore))
+
+        p.ErrorDataReceived.Add(fun e ->
+            if not (isNull e.Data) then
+                lock gate (fun () -> err.AppendLine e.Data |> ignore))
+
         p.Start() |> ignore
         p.BeginOutputReadLine()
         p.BeginErrorReadLine()
@@ -70,8 +99,12 @@ type Child(args: string list, env: (string * string) list) =
     member c.WaitFor(text: string, timeoutMs: int) =
         let clock = Stopwatch.StartNew()
         let mutable found = false
-        while not found && clock.ElapsedMilliseconds < int64 timeoutMs && not (p.HasExited && not ((c.Out + c.Err).Contains text)) do
+
+        while not found
+              && clock.ElapsedMilliseconds < int64 timeoutMs
+              && not (p.HasExited && not ((c.Out + c.Err).Contains text)) do
             if (c.Out + c.Err).Contains text then found <- true else Thread.Sleep 5
+
         found || (c.Out + c.Err).Contains text
 
     /// Waits for the process to end; None when it did not within `timeoutMs` (it is then killed).
@@ -80,7 +113,11 @@ type Child(args: string list, env: (string * string) list) =
             p.WaitForExit()
             Some p.ExitCode
         else
-            (try p.Kill true with _ -> ())
+            (try
+                p.Kill true
+             with _ ->
+                 ())
+
             p.WaitForExit()
             None
 
@@ -91,7 +128,12 @@ type Child(args: string list, env: (string * string) list) =
 
     interface IDisposable with
         member _.Dispose() =
-            (try if not p.HasExited then p.Kill true with _ -> ())
+            (try
+                if not p.HasExited then
+                    p.Kill true
+             with _ ->
+                 ())
+
             p.Dispose()
 
 [<DllImport("libc", SetLastError = true)>]
@@ -99,13 +141,16 @@ extern int kill(int pid, int signal)
 
 /// Sends a POSIX signal (2 = SIGINT, 15 = SIGTERM) to a child.
 let signal (c: Child) (signalNumber: int) =
-    if kill(c.Id, signalNumber) <> 0 then failwithf "kill(%d, %d) failed" c.Id signalNumber
+    if kill (c.Id, signalNumber) <> 0 then
+        failwithf "kill(%d, %d) failed" c.Id signalNumber
 
 /// What a finished run gave.
-type Outcome =
-    { Code: int option
-      Out: string
-      Err: string }
+type Outcome = {
+    Code: int option
+    Out: string
+    Err: string
+} with
+
     /// Exited within the time limit.
     member o.Finished = o.Code.IsSome
     member o.Text = o.Out + "\n" + o.Err
@@ -131,25 +176,41 @@ let snapshot (folder: string) : Map<string, byte[]> =
 
 /// Whether two snapshots hold the same files with the same bytes.
 let sameFiles (a: Map<string, byte[]>) (b: Map<string, byte[]>) =
-    a.Count = b.Count && a |> Map.forall (fun k v -> match b.TryFind k with Some w -> v = w | None -> false)
+    a.Count = b.Count
+    && a
+       |> Map.forall (fun k v ->
+           match b.TryFind k with
+           | Some w -> v = w
+           | None -> false)
 
 /// The epochs recorded in a JSON-lines metrics file, in order.
 let metricEpochs (folder: string) =
     let p = Path.Combine(folder, "metrics.jsonl")
-    if not (File.Exists p) then [||]
-    else File.ReadAllLines p |> Array.map (fun l -> Json.JsonDocument.Parse(l).RootElement.GetProperty("epoch").GetInt32())
+
+    if not (File.Exists p) then
+        [||]
+    else
+        File.ReadAllLines p
+        |> Array.map (fun l -> Json.JsonDocument.Parse(l).RootElement.GetProperty("epoch").GetInt32())
 
 /// The epochs of the CSV rows (after the header).
 let csvEpochs (folder: string) =
     let p = Path.Combine(folder, "metrics.csv")
-    if not (File.Exists p) then [||]
-    else File.ReadAllLines p |> Array.skip 1 |> Array.map (fun l -> int (l.Split(',').[0]))
+
+    if not (File.Exists p) then
+        [||]
+    else
+        File.ReadAllLines p |> Array.skip 1 |> Array.map (fun l -> int (l.Split(',').[0]))
 
 /// A metrics line without its wall-clock fields (which differ between runs).
 let private withoutTimes (line: string) =
     let d = Json.JsonDocument.Parse line
-    [ for p in d.RootElement.EnumerateObject() do
-        if p.Name <> "wall_seconds" then yield p.Name, p.Value.GetRawText() ]
+
+    [
+        for p in d.RootElement.EnumerateObject() do
+            if p.Name <> "wall_seconds" then
+                yield p.Name, p.Value.GetRawText()
+    ]
 
 /// The metrics of two run folders agree line for line (bit-identical values), times aside.
 let sameMetrics (a: string) (b: string) =

@@ -24,20 +24,29 @@ let rec private write (w: Utf8JsonWriter) (v: Json) =
     | Null -> w.WriteNullValue()
     | Arr xs ->
         w.WriteStartArray()
-        for x in xs do write w x
+
+        for x in xs do
+            write w x
+
         w.WriteEndArray()
     | Obj kvs ->
         w.WriteStartObject()
+
         for k, x in kvs do
             w.WritePropertyName k
             write w x
+
         w.WriteEndObject()
 
 /// Indented JSON text of a value.
 let render (v: Json) =
     use ms = new MemoryStream()
-    (use w = new Utf8JsonWriter(ms, JsonWriterOptions(Indented = true, Encoder = Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping))
+
+    (use w =
+        new Utf8JsonWriter(ms, JsonWriterOptions(Indented = true, Encoder = Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping))
+
      write w v)
+
     Encoding.UTF8.GetString(ms.ToArray())
 
 /// A parsed JSON element as a Json value (numbers as floats).

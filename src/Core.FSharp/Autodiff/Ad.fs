@@ -10,17 +10,25 @@ module Ad =
     let private zerosLike (d: Dual) = OpDefs.zerosOf d d.Shape
 
     let private checkInput op (x: Tensor) =
-        if isNull x then invalidArg "x" (sprintf "%s: the input tensor is null" op)
+        if isNull x then
+            invalidArg "x" (sprintf "%s: the input tensor is null" op)
+
         if not x.Dtype.IsFloat then
             Fail.dtype op (sprintf "cannot differentiate with respect to an %O tensor of shape %s" x.Dtype (Shape.str x.Raw.Shape))
 
     let private checkScalar op (y: Dual) =
         if Shape.numel y.Shape <> 1 then
-            Fail.diff op (sprintf "the function must return a scalar, got shape %s; use Ad.vjp or Ad.jacobian for non-scalar results" (Shape.str y.Shape))
+            Fail.diff
+                op
+                (sprintf
+                    "the function must return a scalar, got shape %s; use Ad.vjp or Ad.jacobian for non-scalar results"
+                    (Shape.str y.Shape))
 
     let private checkLike op (what: string) (x: Tensor) (v: Tensor) =
         if not (OpDefs.sameShape x.Raw.Shape v.Raw.Shape) || x.Dtype <> v.Dtype then
-            Fail.shape op (sprintf "%s %O %s does not match the input %O %s" what v.Dtype (Shape.str v.Raw.Shape) x.Dtype (Shape.str x.Raw.Shape))
+            Fail.shape
+                op
+                (sprintf "%s %O %s does not match the input %O %s" what v.Dtype (Shape.str v.Raw.Shape) x.Dtype (Shape.str x.Raw.Shape))
 
     /// Opens a reverse level: the value of f at xs and its pullback (seed -> adjoints).
     let internal reverse (f: Dual[] -> Dual) (xs: Dual[]) : Dual * (Dual -> Dual[]) =
@@ -28,14 +36,21 @@ module Ad =
         let tape = Tape(tag)
         let leaves = xs |> Array.map (Dispatch.makeRev tape)
         let y = f leaves
+
         match y with
         | Rev n when n.Tag = tag ->
             let pull (seed: Dual) =
                 Dispatch.sweep Elementwise.addS n seed
-                leaves |> Array.mapi (fun i l ->
+
+                leaves
+                |> Array.mapi (fun i l ->
                     match l with
-                    | Rev ln -> (match ln.Adjoint with ValueSome a -> a | ValueNone -> zerosLike xs.[i])
+                    | Rev ln ->
+                        (match ln.Adjoint with
+                         | ValueSome a -> a
+                         | ValueNone -> zerosLike xs.[i])
                     | _ -> zerosLike xs.[i])
+
             n.Primal, pull
         | _ -> y, (fun _ -> xs |> Array.map zerosLike)
 
@@ -45,7 +60,7 @@ module Ad =
         let y = f (Array.map2 (fun x v -> Dispatch.makeFwd tag v x) xs vs)
         Dispatch.tangentAt tag zerosLike y
 
-    let private onesLike (d: Dual) = let r = d.Raw in Const (r.Backend.Full(r.Shape, 1.0, r.Dtype))
+    let private onesLike (d: Dual) = let r = d.Raw in Const(r.Backend.Full(r.Shape, 1.0, r.Dtype))
 
     /// The value of a scalar function and its gradients with respect to several inputs.
     let valueAndGradMany (f: Tensor[] -> Tensor) (xs: Tensor[]) : Tensor * Tensor[] =
@@ -66,9 +81,19 @@ module Ad =
 
     /// (f x, J·v): the directional derivative of f at x along v (forward mode).
     let jvpMany (f: Tensor[] -> Tensor) (xs: Tensor[]) (vs: Tensor[]) : Tensor * Tensor =
-        if xs.Length <> vs.Length then Fail.shape "jvp" (sprintf "%d inputs but %d directions" xs.Length vs.Length)
-        Array.iter2 (fun x v -> checkInput "jvp" x; checkLike "jvp" "direction" x v) xs vs
-        let y, t = forward (fun ds -> (f (ds |> Array.map Tensor)).Node) (xs |> Array.map (fun x -> x.Node)) (vs |> Array.map (fun v -> v.Node))
+        if xs.Length <> vs.Length then
+            Fail.shape "jvp" (sprintf "%d inputs but %d directions" xs.Length vs.Length)
+
+        Array.iter2
+            (fun x v ->
+                checkInput "jvp" x
+                checkLike "jvp" "direction" x v)
+            xs
+            vs
+
+        let y, t =
+            forward (fun ds -> (f (ds |> Array.map Tensor)).Node) (xs |> Array.map (fun x -> x.Node)) (vs |> Array.map (fun v -> v.Node))
+
         Tensor y, Tensor t
 
     /// (f x, J·v) (forward mode).
@@ -78,8 +103,12 @@ module Ad =
     let vjp (f: Tensor -> Tensor) (x: Tensor) (v: Tensor) : Tensor * Tensor =
         checkInput "vjp" x
         let y, pull = reverse (fun ds -> (f (Tensor ds.[0])).Node) [| x.Node |]
+
         if not (OpDefs.sameShape y.Shape v.Raw.Shape) || y.Dtype <> v.Dtype then
-            Fail.shape "vjp" (sprintf "cotangent %O %s does not match the result %O %s" v.Dtype (Shape.str v.Raw.Shape) y.Dtype (Shape.str y.Shape))
+            Fail.shape
+                "vjp"
+                (sprintf "cotangent %O %s does not match the result %O %s" v.Dtype (Shape.str v.Raw.Shape) y.Dtype (Shape.str y.Shape))
+
         Tensor y, Tensor (pull v.Node).[0]
 
     /// Hessian-vector product H·v of a scalar function (reverse over forward).
@@ -89,7 +118,9 @@ module Ad =
 
     /// Hessian-vector product of a scalar function of several inputs, one direction per input.
     let hvpMany (f: Tensor[] -> Tensor) (xs: Tensor[]) (vs: Tensor[]) : Tensor[] =
-        if xs.Length <> vs.Length then Fail.shape "hvp" (sprintf "%d inputs but %d directions" xs.Length vs.Length)
+        if xs.Length <> vs.Length then
+            Fail.shape "hvp" (sprintf "%d inputs but %d directions" xs.Length vs.Length)
+
         Array.iter2 (checkLike "hvp" "direction") xs vs
         gradMany (fun zs -> snd (jvpMany f zs vs)) xs
 
@@ -111,18 +142,24 @@ module Ad =
         checkInput "jacobian" x
         let y = f x
         let m, n = y.Numel, x.Numel
+
         let j =
             if n <= m then
                 Array.init n (fun i -> snd (jvp f x (unit x i)) |> Tensor.flatten) |> Tensor.stack 1
             else
                 Array.init m (fun i -> snd (vjp f x (unit y i)) |> Tensor.flatten) |> Tensor.stack 0
+
         j |> Tensor.view (Array.append y.Raw.Shape x.Raw.Shape)
 
     /// Derivative of f at a scalar x (forward mode).
     let diff (f: Tensor -> Tensor) (x: Tensor) : Tensor =
         checkInput "diff" x
+
         if x.Numel <> 1 then
-            Fail.diff "diff" (sprintf "needs a one-element input, got shape %s; use Ad.jvp for a directional derivative" (Shape.str x.Raw.Shape))
+            Fail.diff
+                "diff"
+                (sprintf "needs a one-element input, got shape %s; use Ad.jvp for a directional derivative" (Shape.str x.Raw.Shape))
+
         snd (jvp f x (Tensor.onesLike x))
 
     /// n-th derivative of f at a scalar x (n nested forward levels).

@@ -24,11 +24,13 @@ type internal Dual =
     member d.Raw =
         let mutable cur = d
         let mutable res = Unchecked.defaultof<RawTensor>
+
         while isNull (box res) do
             match cur with
             | Const r -> res <- r
-            | Fwd (p, _, _) -> cur <- p
+            | Fwd(p, _, _) -> cur <- p
             | Rev n -> cur <- n.Primal
+
         res
 
     member d.Shape = d.Raw.Shape
@@ -38,7 +40,7 @@ type internal Dual =
     member d.Level =
         match d with
         | Const _ -> 0L
-        | Fwd (_, _, t) -> t
+        | Fwd(_, _, t) -> t
         | Rev n -> n.Tag
 
 /// A node on a reverse tape. `Backward` maps the node's accumulated adjoint to one
@@ -49,7 +51,7 @@ and [<Sealed; AllowNullLiteral>] internal RevNode(primal: Dual, tag: int64, tape
     member _.Tape = tape
     member _.Inputs = inputs
     member _.Backward = backward
-    member val Adjoint : Dual voption = ValueNone with get, set
+    member val Adjoint: Dual voption = ValueNone with get, set
 
 /// The nodes of one reverse level in creation order; sweeping it backwards visits every
 /// node after all of its consumers.
@@ -85,20 +87,25 @@ module internal Tags =
 type internal SweepCounter =
     [<ThreadStatic; DefaultValue>]
     static val mutable private n: int
+
     static member Increment() = SweepCounter.n <- SweepCounter.n + 1
     static member Count = SweepCounter.n
 
 /// Equality of memo entries: the op key structurally, the inputs by identity.
 [<Struct; CustomEquality; NoComparison>]
-type internal MemoEntry =
-    { Key: obj
-      Inputs: RawTensor[] }
+type internal MemoEntry = {
+    Key: obj
+    Inputs: RawTensor[]
+} with
 
     member e.Same(o: MemoEntry) =
         e.Inputs.Length = o.Inputs.Length
         && (let mutable same = true
+
             for i in 0 .. e.Inputs.Length - 1 do
-                if not (Object.ReferenceEquals(e.Inputs.[i], o.Inputs.[i])) then same <- false
+                if not (Object.ReferenceEquals(e.Inputs.[i], o.Inputs.[i])) then
+                    same <- false
+
             same)
         && HashIdentity.Structural.Equals(e.Key, o.Key)
 
@@ -109,7 +116,10 @@ type internal MemoEntry =
 
     override e.GetHashCode() =
         let mutable h = HashIdentity.Structural.GetHashCode e.Key
-        for r in e.Inputs do h <- h * 31 + int r.MemoId
+
+        for r in e.Inputs do
+            h <- h * 31 + int r.MemoId
+
         h
 
     interface IEquatable<MemoEntry> with
@@ -122,11 +132,20 @@ type internal MemoEntry =
 /// table, emptied at the end of each pass, serves the repeats within one pass (two forward
 /// levels along one direction compute the same first-order tangents) up to a byte budget.
 [<Sealed; AllowNullLiteral>]
-type internal PrimalMemo private (primal: Collections.Generic.Dictionary<MemoEntry, RawTensor>,
-                                  primalIds: Collections.Generic.HashSet<int64>, forked: bool, passBudgetBytes: int64) =
+type internal PrimalMemo
+    private
+    (
+        primal: Collections.Generic.Dictionary<MemoEntry, RawTensor>,
+        primalIds: Collections.Generic.HashSet<int64>,
+        forked: bool,
+        passBudgetBytes: int64
+    ) =
     static let mutable lastId = 0L
+
     static let number (r: RawTensor) =
-        if r.MemoId = 0L then r.MemoId <- Threading.Interlocked.Increment(&lastId)
+        if r.MemoId = 0L then
+            r.MemoId <- Threading.Interlocked.Increment(&lastId)
+
     static let bytes (r: RawTensor) = int64 r.Numel * (if r.Dtype = Dtype.Float64 then 8L else 4L)
     // primalIds: the tensors of the primal evaluation (and marked constants); what a pass
     // computes from these alone is as reusable as the primal, so it joins the primal table
@@ -139,30 +158,45 @@ type internal PrimalMemo private (primal: Collections.Generic.Dictionary<MemoEnt
     member _.Fork() = PrimalMemo(primal, primalIds, true, passBudgetBytes, Recording = false)
     /// True while the plain evaluation fills the primal table.
     member val Recording = true with get, set
+
     /// Forgets the pass table (the primal table stays).
     member _.EndPass() =
         pass.Clear()
         passBytes <- 0L
+
     /// Marks a constant as part of the primal (a direction, say).
     member _.MarkPrimal(r: RawTensor) =
         number r
         primalIds.Add r.MemoId |> ignore
+
     member m.GetOrCompute(key: obj, inputs: RawTensor[], compute: unit -> RawTensor) =
-        for r in inputs do number r
+        for r in inputs do
+            number r
+
         let entry = { Key = key; Inputs = inputs }
+
         match primal.TryGetValue entry with
         | true, r -> r
         | _ ->
             let fromPrimal =
                 not forked
                 && (let mutable all = true
-                    for r in inputs do if not (primalIds.Contains r.MemoId) then all <- false
+
+                    for r in inputs do
+                        if not (primalIds.Contains r.MemoId) then
+                            all <- false
+
                     all)
+
             if m.Recording || fromPrimal then
                 let r = compute ()
                 number r
                 primal.[entry] <- r
-                if m.Recording then for x in inputs do primalIds.Add x.MemoId |> ignore
+
+                if m.Recording then
+                    for x in inputs do
+                        primalIds.Add x.MemoId |> ignore
+
                 primalIds.Add r.MemoId |> ignore
                 r
             else
@@ -171,37 +205,46 @@ type internal PrimalMemo private (primal: Collections.Generic.Dictionary<MemoEnt
                 | _ ->
                     let r = compute ()
                     let size = bytes r
+
                     if passBytes + size <= passBudgetBytes then
                         number r
                         pass.[entry] <- r
                         passBytes <- passBytes + size
+
                     r
 
 /// The memo of the current thread's evaluation (null: none).
 type internal MemoScope =
     [<ThreadStatic; DefaultValue>]
     static val mutable private current: PrimalMemo
-    static member Current with get () = MemoScope.current and set (m: PrimalMemo) = MemoScope.current <- m
+
+    static member Current
+        with get () = MemoScope.current
+        and set (m: PrimalMemo) = MemoScope.current <- m
 
 module internal Dispatch =
     /// Runs f with `memo` answering (and, while it records, storing) constant computations.
     let withMemo (memo: PrimalMemo) (f: unit -> 'a) : 'a =
         let previous = MemoScope.Current
         MemoScope.Current <- memo
-        try f ()
-        finally MemoScope.Current <- previous
+
+        try
+            f ()
+        finally
+            MemoScope.Current <- previous
 
     /// A raw computation outside an op (argmax indices, masks, one-hot labels), memoised
     /// like a keyed op when a memo is active.
     let memoRaw (key: obj | null) (inputs: RawTensor[]) (compute: unit -> RawTensor) : RawTensor =
         match MemoScope.Current, key with
-        | null, _ | _, null -> compute ()
+        | null, _
+        | _, null -> compute ()
         | memo, key -> memo.GetOrCompute(key, inputs, compute)
 
     let primalOf (d: Dual) =
         match d with
         | Const _ -> d
-        | Fwd (p, _, _) -> p
+        | Fwd(p, _, _) -> p
         | Rev n -> n.Primal
 
     /// Applies an op to inputs at any nesting depth: the highest tag among the inputs is
@@ -210,10 +253,11 @@ module internal Dispatch =
     let rec apply (op: Op) (inputs: Dual[]) : Dual =
         let mutable top = 0L
         let mutable isRev = false
+
         for x in inputs do
             match x with
             | Const _ -> ()
-            | Fwd (_, _, t) ->
+            | Fwd(_, _, t) ->
                 if t > top then
                     top <- t
                     isRev <- false
@@ -225,35 +269,48 @@ module internal Dispatch =
                     isRev <- true
                 elif n.Tag = top && not isRev then
                     Fail.diff op.Name "forward and reverse operands at the same nesting level"
+
         if top = 0L then
             let raws = Array.zeroCreate inputs.Length
-            for i in 0 .. inputs.Length - 1 do raws.[i] <- inputs.[i].Raw
+
+            for i in 0 .. inputs.Length - 1 do
+                raws.[i] <- inputs.[i].Raw
+
             match MemoScope.Current, op.Key with
-            | null, _ | _, null -> Const (op.Raw raws)
-            | memo, key -> Const (memo.GetOrCompute(key, raws, fun () -> op.Raw raws))
+            | null, _
+            | _, null -> Const(op.Raw raws)
+            | memo, key -> Const(memo.GetOrCompute(key, raws, fun () -> op.Raw raws))
         else
             let n = inputs.Length
             let primals = Array.zeroCreate n
             let mutable active = 0
+
             for i in 0 .. n - 1 do
                 let x = inputs.[i]
+
                 if x.Level = top then
                     primals.[i] <- primalOf x
                     active <- active + 1
-                else primals.[i] <- x
+                else
+                    primals.[i] <- x
+
             let y = apply op primals
+
             if not isRev then
                 let tangents = Array.zeroCreate n
+
                 for i in 0 .. n - 1 do
                     tangents.[i] <-
                         match inputs.[i] with
-                        | Fwd (_, t, tg) when tg = top -> ValueSome t
+                        | Fwd(_, t, tg) when tg = top -> ValueSome t
                         | _ -> ValueNone
-                Fwd (y, op.Jvp(primals, tangents, y), top)
+
+                Fwd(y, op.Jvp(primals, tangents, y), top)
             else
                 let positions = Array.zeroCreate active
                 let parents = Array.zeroCreate active
                 let mutable k = 0
+
                 for i in 0 .. n - 1 do
                     match inputs.[i] with
                     | Rev node when node.Tag = top ->
@@ -261,18 +318,24 @@ module internal Dispatch =
                         parents.[k] <- node
                         k <- k + 1
                     | _ -> ()
+
                 let tape = parents.[0].Tape
+
                 let backward =
                     Func<Dual, Dual[]>(fun adj ->
                         let r = Array.zeroCreate positions.Length
-                        for j in 0 .. positions.Length - 1 do r.[j] <- op.Vjp(primals, y, adj, positions.[j])
+
+                        for j in 0 .. positions.Length - 1 do
+                            r.[j] <- op.Vjp(primals, y, adj, positions.[j])
+
                         r)
+
                 let node = RevNode(y, top, tape, parents, backward)
                 tape.Nodes.Add node
                 Rev node
 
     /// Wraps x as a forward dual number at `tag` with the given tangent.
-    let makeFwd (tag: int64) (tangent: Dual) (x: Dual) = Fwd (x, tangent, tag)
+    let makeFwd (tag: int64) (tangent: Dual) (x: Dual) = Fwd(x, tangent, tag)
 
     let private noBackward = Func<Dual, Dual[]>(fun _ -> [||])
 
@@ -286,7 +349,7 @@ module internal Dispatch =
     /// tangent and is its own primal (tag-aware extraction: never strips another level).
     let tangentAt (tag: int64) (zerosLike: Dual -> Dual) (y: Dual) =
         match y with
-        | Fwd (p, t, tg) when tg = tag -> p, t
+        | Fwd(p, t, tg) when tg = tag -> p, t
         | _ -> y, zerosLike y
 
     /// Reverse sweeps run by the current thread (a diagnostic: summaries report their passes).
@@ -296,18 +359,25 @@ module internal Dispatch =
     let sweep (add: Dual -> Dual -> Dual) (y: RevNode) (seed: Dual) =
         SweepCounter.Increment()
         let nodes = y.Tape.Nodes
-        for n in nodes do n.Adjoint <- ValueNone
+
+        for n in nodes do
+            n.Adjoint <- ValueNone
+
         y.Adjoint <- ValueSome seed
         let last = nodes.LastIndexOf y
+
         for i in last .. -1 .. 0 do
             let n = nodes.[i]
+
             match n.Adjoint with
             | ValueSome adj when n.Inputs.Length > 0 ->
                 let contribs = n.Backward.Invoke adj
+
                 for j in 0 .. n.Inputs.Length - 1 do
                     let p = n.Inputs.[j]
+
                     p.Adjoint <-
                         match p.Adjoint with
                         | ValueNone -> ValueSome contribs.[j]
-                        | ValueSome a -> ValueSome (add a contribs.[j])
+                        | ValueSome a -> ValueSome(add a contribs.[j])
             | _ -> ()

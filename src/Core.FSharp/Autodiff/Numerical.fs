@@ -13,8 +13,7 @@ module Numerical =
         baseStep * (1.0 + (if a.Length = 0 then 0.0 else a |> Array.map abs |> Array.max))
 
     /// Central difference of f along v: (f(x + hv) − f(x − hv)) / 2h.
-    let jvpStep (h: float) (f: Tensor -> Tensor) (x: Tensor) (v: Tensor) =
-        (f64 (f (along x v h)) - f64 (f (along x v -h))) / (2.0 * h)
+    let jvpStep (h: float) (f: Tensor -> Tensor) (x: Tensor) (v: Tensor) = (f64 (f (along x v h)) - f64 (f (along x v -h))) / (2.0 * h)
 
     let jvp f x v = jvpStep (step x 1e-6) f x v
 
@@ -38,8 +37,7 @@ module Numerical =
         Tensor.stack 1 cols |> Tensor.view (Array.append ys x.Raw.Shape)
 
     /// vᵀJ by central differences.
-    let vjp (f: Tensor -> Tensor) (x: Tensor) (v: Tensor) =
-        grad (fun z -> Tensor.dot (f64 (f z)) (f64 v)) x
+    let vjp (f: Tensor -> Tensor) (x: Tensor) (v: Tensor) = grad (fun z -> Tensor.dot (f64 (f z)) (f64 v)) x
 
     /// Hessian-vector product: central difference of the numerical gradient along v.
     let hvp (f: Tensor -> Tensor) (x: Tensor) (v: Tensor) =
@@ -55,6 +53,7 @@ module Numerical =
     /// The k-th derivative of t ↦ f(x + t·v) at 0 for a scalar f (k = 1..4), by central stencils.
     let directional (order: int) (f: Tensor -> Tensor) (x: Tensor) (v: Tensor) =
         let g t = Tensor.toScalar (f (along x v t))
+
         match order with
         | 1 -> let h = step x 1e-6 in (g h - g -h) / (2.0 * h)
         | 2 -> let h = step x 1e-4 in (g h - 2.0 * g 0.0 + g -h) / (h * h)
@@ -67,8 +66,16 @@ module Numerical =
 
     /// n-th derivative at a scalar x (nested central differences; n ≤ 3 is accurate to ~1e-6).
     let rec diffn (n: int) (f: Tensor -> Tensor) (x: Tensor) =
-        if n = 0 then f64 (f x)
+        if n = 0 then
+            f64 (f x)
         else
-            let h = step x (match n with 1 -> 1e-6 | 2 -> 1e-4 | _ -> 1e-3)
+            let h =
+                step
+                    x
+                    (match n with
+                     | 1 -> 1e-6
+                     | 2 -> 1e-4
+                     | _ -> 1e-3)
+
             let one = Tensor.onesLike (f64 x)
             (diffn (n - 1) f (along x one h) - diffn (n - 1) f (along x one -h)) / (2.0 * h)

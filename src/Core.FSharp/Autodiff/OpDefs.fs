@@ -5,12 +5,21 @@ open GroupedNewton
 /// Small constructors for op definitions and helpers shared by the op families.
 module internal OpDefs =
     /// A one-input op; `key` is its name and captured parameters (null: never memoised).
-    let inline unary name (key: obj | null) ([<InlineIfLambda>] raw: RawTensor -> RawTensor) (jvp: Dual -> Dual -> Dual -> Dual) (vjp: Dual -> Dual -> Dual -> Dual) (a: Dual) =
+    let inline unary
+        name
+        (key: obj | null)
+        ([<InlineIfLambda>] raw: RawTensor -> RawTensor)
+        (jvp: Dual -> Dual -> Dual -> Dual)
+        (vjp: Dual -> Dual -> Dual -> Dual)
+        (a: Dual)
+        =
         Dispatch.apply
-            { new Op(name, key) with
-                member _.Raw xs = raw xs.[0]
-                member _.Jvp(p, t, y) = jvp p.[0] t.[0].Value y
-                member _.Vjp(p, y, adj, _) = vjp p.[0] y adj }
+            {
+                new Op(name, key) with
+                    member _.Raw xs = raw xs.[0]
+                    member _.Jvp(p, t, y) = jvp p.[0] t.[0].Value y
+                    member _.Vjp(p, y, adj, _) = vjp p.[0] y adj
+            }
             [| a |]
 
     /// Sums optional terms; at least one is present whenever a level is active.
@@ -23,10 +32,17 @@ module internal OpDefs =
 
     let zerosOf (like: Dual) (shape: int[]) =
         let r = like.Raw
-        Const (r.Backend.Zeros(shape, r.Dtype))
+        Const(r.Backend.Zeros(shape, r.Dtype))
 
     let sameShape (a: int[]) (b: int[]) =
-        a.Length = b.Length && (let mutable ok = true in (for i in 0 .. a.Length - 1 do if a.[i] <> b.[i] then ok <- false); ok)
+        a.Length = b.Length
+        && (let mutable ok = true in
+
+            (for i in 0 .. a.Length - 1 do
+                if a.[i] <> b.[i] then
+                    ok <- false)
+
+            ok)
 
     let checkFloat op (a: Dual) =
         if not a.Dtype.IsFloat then
@@ -34,4 +50,11 @@ module internal OpDefs =
 
     let checkSameDtype op (a: Dual) (b: Dual) =
         if a.Dtype <> b.Dtype then
-            Fail.dtype op (sprintf "operands have dtypes %O %s and %O %s; convert one explicitly" a.Dtype (Shape.str a.Shape) b.Dtype (Shape.str b.Shape))
+            Fail.dtype
+                op
+                (sprintf
+                    "operands have dtypes %O %s and %O %s; convert one explicitly"
+                    a.Dtype
+                    (Shape.str a.Shape)
+                    b.Dtype
+                    (Shape.str b.Shape))

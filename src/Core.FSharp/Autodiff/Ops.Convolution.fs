@@ -16,19 +16,32 @@ module internal Convolution =
         checkInput "unfold2d" x
         let src = x.Shape
         Shape.window2d "unfold2d" src.[2] src.[3] kh kw sh sw ph pw |> ignore
-        unary "unfold2d" (box ("unfold2d", kh, kw, sh, sw, ph, pw)) (fun r -> r.Backend.Unfold2d(r, kh, kw, sh, sw, ph, pw))
+
+        unary
+            "unfold2d"
+            (box ("unfold2d", kh, kw, sh, sw, ph, pw))
+            (fun r -> r.Backend.Unfold2d(r, kh, kw, sh, sw, ph, pw))
             (fun _ t _ -> unfold2d (kh, kw) (sh, sw) (ph, pw) t)
-            (fun _ _ adj -> fold2d src (kh, kw) (sh, sw) (ph, pw) adj) x
+            (fun _ _ adj -> fold2d src (kh, kw) (sh, sw) (ph, pw) adj)
+            x
 
     /// Columns [C·kh·kw, N·oh·ow] back to `outShape` = [N, C, H, W], accumulating overlaps.
     and fold2d (outShape: int[]) (kh, kw) (sh, sw) (ph, pw) (cols: Dual) : Dual =
         let oh, ow = Shape.window2d "fold2d" outShape.[2] outShape.[3] kh kw sh sw ph pw
         let expected = [| outShape.[1] * kh * kw; outShape.[0] * oh * ow |]
+
         if not (sameShape cols.Shape expected) then
-            Fail.shape "fold2d" (sprintf "columns %s do not match %s for output %s" (Shape.str cols.Shape) (Shape.str expected) (Shape.str outShape))
-        unary "fold2d" (box ("fold2d", outShape, kh, kw, sh, sw, ph, pw)) (fun r -> r.Backend.Fold2d(r, outShape, kh, kw, sh, sw, ph, pw))
+            Fail.shape
+                "fold2d"
+                (sprintf "columns %s do not match %s for output %s" (Shape.str cols.Shape) (Shape.str expected) (Shape.str outShape))
+
+        unary
+            "fold2d"
+            (box ("fold2d", outShape, kh, kw, sh, sw, ph, pw))
+            (fun r -> r.Backend.Fold2d(r, outShape, kh, kw, sh, sw, ph, pw))
             (fun _ t _ -> fold2d outShape (kh, kw) (sh, sw) (ph, pw) t)
-            (fun _ _ adj -> unfold2d (kh, kw) (sh, sw) (ph, pw) adj) cols
+            (fun _ _ adj -> unfold2d (kh, kw) (sh, sw) (ph, pw) adj)
+            cols
 
     /// Convolution C(x, w), its adjoint in x T(g, w) and its adjoint in w W(x, g): a triad
     /// of bilinear ops, each differentiated by the other two, so every nesting closes.
@@ -36,61 +49,77 @@ module internal Convolution =
         let sh, sw = stride
         let ph, pw = padding
         let xShape, wShape = x.Shape, w.Shape
+
         Dispatch.apply
-            { new Op("conv2d", box ("conv2d", stride, padding)) with
-                member _.Raw rs = rs.[0].Backend.Conv2d(rs.[0], rs.[1], sh, sw, ph, pw)
-                member _.Jvp(p, t, _) =
-                    sumTerms Elementwise.addS
-                        (t.[0] |> ValueOption.map (fun dx -> convC stride padding dx p.[1]))
-                        (t.[1] |> ValueOption.map (fun dw -> convC stride padding p.[0] dw))
-                member _.Vjp(p, _, adj, i) =
-                    if i = 0 then convT xShape stride padding adj p.[1]
-                    else convW wShape stride padding p.[0] adj }
+            {
+                new Op("conv2d", box ("conv2d", stride, padding)) with
+                    member _.Raw rs = rs.[0].Backend.Conv2d(rs.[0], rs.[1], sh, sw, ph, pw)
+
+                    member _.Jvp(p, t, _) =
+                        sumTerms
+                            Elementwise.addS
+                            (t.[0] |> ValueOption.map (fun dx -> convC stride padding dx p.[1]))
+                            (t.[1] |> ValueOption.map (fun dw -> convC stride padding p.[0] dw))
+
+                    member _.Vjp(p, _, adj, i) =
+                        if i = 0 then convT xShape stride padding adj p.[1] else convW wShape stride padding p.[0] adj
+            }
             [| x; w |]
 
     and convT (xShape: int[]) (stride: int * int) (padding: int * int) (g: Dual) (w: Dual) : Dual =
         let sh, sw = stride
         let ph, pw = padding
         let wShape = w.Shape
+
         Dispatch.apply
-            { new Op("conv2dInputGrad", box ("conv2dInputGrad", xShape, stride, padding)) with
-                member _.Raw rs = rs.[0].Backend.Conv2dInputGrad(rs.[0], rs.[1], xShape, sh, sw, ph, pw)
-                member _.Jvp(p, t, _) =
-                    sumTerms Elementwise.addS
-                        (t.[0] |> ValueOption.map (fun dg -> convT xShape stride padding dg p.[1]))
-                        (t.[1] |> ValueOption.map (fun dw -> convT xShape stride padding p.[0] dw))
-                member _.Vjp(p, _, adj, i) =
-                    if i = 0 then convC stride padding adj p.[1]
-                    else convW wShape stride padding adj p.[0] }
+            {
+                new Op("conv2dInputGrad", box ("conv2dInputGrad", xShape, stride, padding)) with
+                    member _.Raw rs = rs.[0].Backend.Conv2dInputGrad(rs.[0], rs.[1], xShape, sh, sw, ph, pw)
+
+                    member _.Jvp(p, t, _) =
+                        sumTerms
+                            Elementwise.addS
+                            (t.[0] |> ValueOption.map (fun dg -> convT xShape stride padding dg p.[1]))
+                            (t.[1] |> ValueOption.map (fun dw -> convT xShape stride padding p.[0] dw))
+
+                    member _.Vjp(p, _, adj, i) = if i = 0 then convC stride padding adj p.[1] else convW wShape stride padding adj p.[0]
+            }
             [| g; w |]
 
     and convW (wShape: int[]) (stride: int * int) (padding: int * int) (x: Dual) (g: Dual) : Dual =
         let sh, sw = stride
         let ph, pw = padding
         let xShape = x.Shape
+
         Dispatch.apply
-            { new Op("conv2dWeightGrad", box ("conv2dWeightGrad", wShape, stride, padding)) with
-                member _.Raw rs = rs.[0].Backend.Conv2dWeightGrad(rs.[0], rs.[1], wShape, sh, sw, ph, pw)
-                member _.Jvp(p, t, _) =
-                    sumTerms Elementwise.addS
-                        (t.[0] |> ValueOption.map (fun dx -> convW wShape stride padding dx p.[1]))
-                        (t.[1] |> ValueOption.map (fun dg -> convW wShape stride padding p.[0] dg))
-                member _.Vjp(p, _, adj, i) =
-                    if i = 0 then convT xShape stride padding p.[1] adj
-                    else convC stride padding p.[0] adj }
+            {
+                new Op("conv2dWeightGrad", box ("conv2dWeightGrad", wShape, stride, padding)) with
+                    member _.Raw rs = rs.[0].Backend.Conv2dWeightGrad(rs.[0], rs.[1], wShape, sh, sw, ph, pw)
+
+                    member _.Jvp(p, t, _) =
+                        sumTerms
+                            Elementwise.addS
+                            (t.[0] |> ValueOption.map (fun dx -> convW wShape stride padding dx p.[1]))
+                            (t.[1] |> ValueOption.map (fun dg -> convW wShape stride padding p.[0] dg))
+
+                    member _.Vjp(p, _, adj, i) = if i = 0 then convT xShape stride padding p.[1] adj else convC stride padding p.[0] adj
+            }
             [| x; g |]
 
     /// The checks of conv2d: input, weight and bias shapes, dtypes and the window.
     let checkConv2d (stride: int * int) (padding: int * int) (x: Dual) (w: Dual) (bias: Dual option) =
         checkInput "conv2d" x
         let xs, ws = x.Shape, w.Shape
+
         if ws.Length <> 4 || ws.[1] <> xs.[1] then
             Fail.shape "conv2d" (sprintf "weight %s does not fit input %s (expected [K; %d; kh; kw])" (Shape.str ws) (Shape.str xs) xs.[1])
+
         checkSameDtype "conv2d" x w
         checkFloat "conv2d" x
         let sh, sw = stride
         let ph, pw = padding
         Shape.window2d "conv2d" xs.[2] xs.[3] ws.[2] ws.[3] sh sw ph pw |> ignore
+
         match bias with
         | Some b when not (sameShape b.Shape [| ws.[0] |]) ->
             Fail.shape "conv2d" (sprintf "bias %s does not match %d output channels" (Shape.str b.Shape) ws.[0])
@@ -111,7 +140,10 @@ module internal Convolution =
     let private windows op (kernel: int) (stride: int) (padding: int) (x: Dual) =
         checkInput op x
         let s = x.Shape
-        if padding * 2 > kernel then Fail.shape op (sprintf "padding %d exceeds half the kernel %d" padding kernel)
+
+        if padding * 2 > kernel then
+            Fail.shape op (sprintf "padding %d exceeds half the kernel %d" padding kernel)
+
         let oh, ow = Shape.window2d op s.[2] s.[3] kernel kernel stride stride padding padding
         let planes = Layout.view [| s.[0] * s.[1]; 1; s.[2]; s.[3] |] x
         unfold2d (kernel, kernel) (stride, stride) (padding, padding) planes, [| s.[0]; s.[1]; oh; ow |]
@@ -123,15 +155,26 @@ module internal Convolution =
         checkInput "maxPool2d" x
         checkFloat "maxPool2d" x
         let s = x.Shape
-        if padding * 2 > kernel then Fail.shape "maxPool2d" (sprintf "padding %d exceeds half the kernel %d" padding kernel)
+
+        if padding * 2 > kernel then
+            Fail.shape "maxPool2d" (sprintf "padding %d exceeds half the kernel %d" padding kernel)
+
         let oh, ow = Shape.window2d "maxPool2d" s.[2] s.[3] kernel kernel stride stride padding padding
         let raw = x.Raw
         let b = raw.Backend
-        let idx = Dispatch.memoRaw (box ("maxPool2dIndices", kernel, stride, padding)) [| raw |] (fun () -> b.MaxPool2dIndices(raw, kernel, stride, padding))
+
+        let idx =
+            Dispatch.memoRaw (box ("maxPool2dIndices", kernel, stride, padding)) [| raw |] (fun () ->
+                b.MaxPool2dIndices(raw, kernel, stride, padding))
+
         let flat = Dispatch.memoRaw "flatIndices" [| idx |] (fun () -> b.View(idx, [| idx.Numel |]))
         Indexing.gather 0 flat (Layout.view [| raw.Numel |] x) |> Layout.view [| s.[0]; s.[1]; oh; ow |]
 
     /// Mean over k×k windows (padding counts as zeros in the mean).
     let avgPool2d (kernel: int) (stride: int) (padding: int) (x: Dual) : Dual =
         let cols, outShape = windows "avgPool2d" kernel stride padding x
-        cols |> Layout.sumDim 0 false |> Elementwise.mulScalar (1.0 / float (kernel * kernel)) |> Layout.view outShape
+
+        cols
+        |> Layout.sumDim 0 false
+        |> Elementwise.mulScalar (1.0 / float (kernel * kernel))
+        |> Layout.view outShape

@@ -12,6 +12,7 @@ module internal Indexing =
     let private checkShapes op (data: int[]) (dim: int) (idx: int[]) =
         if idx.Length <> data.Length then
             Fail.shape op (sprintf "index shape %s and tensor shape %s differ in rank" (Shape.str idx) (Shape.str data))
+
         for d in 0 .. data.Length - 1 do
             if d <> dim && idx.[d] > data.[d] then
                 Fail.shape op (sprintf "index shape %s exceeds tensor shape %s in dimension %d" (Shape.str idx) (Shape.str data) d)
@@ -21,12 +22,28 @@ module internal Indexing =
         let src = a.Shape
         let dim = Shape.dim "gather" src.Length dim
         checkShapes "gather" src dim idx.Shape
-        unary "gather" (box ("gather", dim, idx)) (fun r -> r.Backend.Gather(r, dim, idx)) (fun _ t _ -> gather dim idx t) (fun _ _ adj -> scatterAdd dim idx src adj) a
+
+        unary
+            "gather"
+            (box ("gather", dim, idx))
+            (fun r -> r.Backend.Gather(r, dim, idx))
+            (fun _ t _ -> gather dim idx t)
+            (fun _ _ adj -> scatterAdd dim idx src adj)
+            a
 
     and scatterAdd (dim: int) (idx: RawTensor) (outShape: int[]) (a: Dual) : Dual =
         checkIdx "scatterAdd" idx
         let dim = Shape.dim "scatterAdd" outShape.Length dim
+
         if not (sameShape a.Shape idx.Shape) then
             Fail.shape "scatterAdd" (sprintf "source %s and index %s must have one shape" (Shape.str a.Shape) (Shape.str idx.Shape))
+
         checkShapes "scatterAdd" outShape dim idx.Shape
-        unary "scatterAdd" (box ("scatterAdd", dim, idx, outShape)) (fun r -> r.Backend.ScatterAdd(r, dim, idx, outShape)) (fun _ t _ -> scatterAdd dim idx outShape t) (fun _ _ adj -> gather dim idx adj) a
+
+        unary
+            "scatterAdd"
+            (box ("scatterAdd", dim, idx, outShape))
+            (fun r -> r.Backend.ScatterAdd(r, dim, idx, outShape))
+            (fun _ t _ -> scatterAdd dim idx outShape t)
+            (fun _ _ adj -> gather dim idx adj)
+            a

@@ -9,23 +9,38 @@ module internal LinearAlgebra =
     /// op(a) · op(b) for 2-D a and b; op transposes when its flag is set.
     let rec matmulT (transA: bool) (transB: bool) (a: Dual) (b: Dual) : Dual =
         let sa, sb = a.Shape, b.Shape
+
         if sa.Length <> 2 || sb.Length <> 2 then
             Fail.shape "matmul" (sprintf "needs 2-D operands, got %s and %s" (Shape.str sa) (Shape.str sb))
+
         checkSameDtype "matmul" a b
         checkFloat "matmul" a
         let ka = if transA then sa.[0] else sa.[1]
         let kb = if transB then sb.[1] else sb.[0]
+
         if ka <> kb then
-            Fail.shape "matmul" (sprintf "inner dimensions differ: %s%s · %s%s" (Shape.str sa) (if transA then "ᵀ" else "") (Shape.str sb) (if transB then "ᵀ" else ""))
+            Fail.shape
+                "matmul"
+                (sprintf
+                    "inner dimensions differ: %s%s · %s%s"
+                    (Shape.str sa)
+                    (if transA then "ᵀ" else "")
+                    (Shape.str sb)
+                    (if transB then "ᵀ" else ""))
+
         Dispatch.apply
-            { new Op("matmul", box ("matmul", transA, transB)) with
-                member _.Raw rs = rs.[0].Backend.MatMul(rs.[0], rs.[1], transA, transB)
-                member _.Jvp(p, t, _) =
-                    sumTerms Elementwise.addS
-                        (t.[0] |> ValueOption.map (fun da -> matmulT transA transB da p.[1]))
-                        (t.[1] |> ValueOption.map (fun db -> matmulT transA transB p.[0] db))
-                member _.Vjp(p, _, adj, i) =
-                    if i = 0 then adjointLeft transA transB adj p.[1] else adjointRight transA transB p.[0] adj }
+            {
+                new Op("matmul", box ("matmul", transA, transB)) with
+                    member _.Raw rs = rs.[0].Backend.MatMul(rs.[0], rs.[1], transA, transB)
+
+                    member _.Jvp(p, t, _) =
+                        sumTerms
+                            Elementwise.addS
+                            (t.[0] |> ValueOption.map (fun da -> matmulT transA transB da p.[1]))
+                            (t.[1] |> ValueOption.map (fun db -> matmulT transA transB p.[0] db))
+
+                    member _.Vjp(p, _, adj, i) = if i = 0 then adjointLeft transA transB adj p.[1] else adjointRight transA transB p.[0] adj
+            }
             [| a; b |]
 
     /// The adjoint of op(a)·op(b) in a, for the output adjoint g.

@@ -13,17 +13,24 @@ module internal Losses =
         let s = x.Shape
         let dim = Shape.dim "logsumexp" s.Length dim
         let r = x.Raw
-        let m = Const (Dispatch.memoRaw (box ("maxDim", dim)) [| r |] (fun () -> r.Backend.MaxDim(r, dim, true)))
-        let lse = Elementwise.add m (Elementwise.log (Layout.sumDim dim true (Elementwise.exp (Elementwise.sub x m))))
+        let m = Const(Dispatch.memoRaw (box ("maxDim", dim)) [| r |] (fun () -> r.Backend.MaxDim(r, dim, true)))
+
+        let lse =
+            Elementwise.add m (Elementwise.log (Layout.sumDim dim true (Elementwise.exp (Elementwise.sub x m))))
+
         if keepDim then lse else Layout.view (s |> Array.removeAt dim) lse
 
-    let logSoftmax (dim: int) (x: Dual) : Dual =
-        Elementwise.sub x (logsumexp dim true x)
+    let logSoftmax (dim: int) (x: Dual) : Dual = Elementwise.sub x (logsumexp dim true x)
 
     let private checkLabels op (logits: Dual) (labels: RawTensor) =
         let s = logits.Shape
-        if s.Length <> 2 then Fail.shape op (sprintf "needs scores of shape [N; classes], got %s" (Shape.str s))
-        if labels.Dtype <> Dtype.Int32 then Fail.dtype op (sprintf "labels must be int32, got %O" labels.Dtype)
+
+        if s.Length <> 2 then
+            Fail.shape op (sprintf "needs scores of shape [N; classes], got %s" (Shape.str s))
+
+        if labels.Dtype <> Dtype.Int32 then
+            Fail.dtype op (sprintf "labels must be int32, got %O" labels.Dtype)
+
         if not (sameShape labels.Shape [| s.[0] |]) then
             Fail.shape op (sprintf "labels %s do not match scores %s (expected [%d])" (Shape.str labels.Shape) (Shape.str s) s.[0])
 
@@ -31,7 +38,13 @@ module internal Losses =
     let nll (logProbs: Dual) (labels: RawTensor) : Dual =
         checkLabels "nll" logProbs labels
         let s = logProbs.Shape
-        let oneHot = Const (Dispatch.memoRaw (box ("oneHot", s.[1], logProbs.Dtype)) [| labels |] (fun () -> labels.Backend.OneHot(labels, s.[1], logProbs.Dtype)))
+
+        let oneHot =
+            Const(
+                Dispatch.memoRaw (box ("oneHot", s.[1], logProbs.Dtype)) [| labels |] (fun () ->
+                    labels.Backend.OneHot(labels, s.[1], logProbs.Dtype))
+            )
+
         Elementwise.mulScalar (-1.0 / float s.[0]) (Layout.sum (Elementwise.mulS oneHot logProbs))
 
     /// Mean cross-entropy of integer labels [N] under logits [N, K].
@@ -43,5 +56,6 @@ module internal Losses =
     let mse (prediction: Dual) (target: Dual) : Dual =
         if not (sameShape prediction.Shape target.Shape) then
             Fail.shape "mse" (sprintf "prediction %s and target %s differ in shape" (Shape.str prediction.Shape) (Shape.str target.Shape))
+
         let d = Elementwise.sub prediction target
         Elementwise.mulScalar (1.0 / float (Shape.numel d.Shape)) (Layout.sum (Elementwise.mulS d d))

@@ -27,19 +27,19 @@ type Tensor internal (node: Dual, shift: ShiftInfo voption) =
     /// True while the tensor carries a derivative at some nesting level.
     member _.IsDifferentiated = node.Level <> 0L
 
-    static member (+) (a: Tensor, b: Tensor) = Tensor(Elementwise.add a.Node b.Node)
-    static member (+) (a: Tensor, b: float) = Tensor(Elementwise.addScalar b a.Node)
-    static member (+) (a: float, b: Tensor) = Tensor(Elementwise.addScalar a b.Node)
-    static member (-) (a: Tensor, b: Tensor) = Tensor(Elementwise.sub a.Node b.Node)
-    static member (-) (a: Tensor, b: float) = Tensor(Elementwise.addScalar (-b) a.Node)
-    static member (-) (a: float, b: Tensor) = Tensor(Elementwise.addScalar a (Elementwise.neg b.Node))
-    static member (*) (a: Tensor, b: Tensor) = Tensor(Elementwise.mul a.Node b.Node)
-    static member (*) (a: Tensor, b: float) = Tensor(Elementwise.mulScalar b a.Node)
-    static member (*) (a: float, b: Tensor) = Tensor(Elementwise.mulScalar a b.Node)
-    static member (/) (a: Tensor, b: Tensor) = Tensor(Elementwise.div a.Node b.Node)
-    static member (/) (a: Tensor, b: float) = Tensor(Elementwise.mulScalar (1.0 / b) a.Node)
-    static member (/) (a: float, b: Tensor) = Tensor(Elementwise.mulScalar a (Elementwise.powScalar -1.0 b.Node))
-    static member (~-) (a: Tensor) = Tensor(Elementwise.neg a.Node)
+    static member (+)(a: Tensor, b: Tensor) = Tensor(Elementwise.add a.Node b.Node)
+    static member (+)(a: Tensor, b: float) = Tensor(Elementwise.addScalar b a.Node)
+    static member (+)(a: float, b: Tensor) = Tensor(Elementwise.addScalar a b.Node)
+    static member (-)(a: Tensor, b: Tensor) = Tensor(Elementwise.sub a.Node b.Node)
+    static member (-)(a: Tensor, b: float) = Tensor(Elementwise.addScalar (-b) a.Node)
+    static member (-)(a: float, b: Tensor) = Tensor(Elementwise.addScalar a (Elementwise.neg b.Node))
+    static member (*)(a: Tensor, b: Tensor) = Tensor(Elementwise.mul a.Node b.Node)
+    static member (*)(a: Tensor, b: float) = Tensor(Elementwise.mulScalar b a.Node)
+    static member (*)(a: float, b: Tensor) = Tensor(Elementwise.mulScalar a b.Node)
+    static member (/)(a: Tensor, b: Tensor) = Tensor(Elementwise.div a.Node b.Node)
+    static member (/)(a: Tensor, b: float) = Tensor(Elementwise.mulScalar (1.0 / b) a.Node)
+    static member (/)(a: float, b: Tensor) = Tensor(Elementwise.mulScalar a (Elementwise.powScalar -1.0 b.Node))
+    static member (~-)(a: Tensor) = Tensor(Elementwise.neg a.Node)
     static member Pow(a: Tensor, b: float) = Tensor(Elementwise.powScalar b a.Node)
     static member Pow(a: Tensor, b: Tensor) = Tensor(Elementwise.pow a.Node b.Node)
 
@@ -47,6 +47,7 @@ type Tensor internal (node: Dual, shift: ShiftInfo voption) =
         let r = node.Raw
         let sb = StringBuilder()
         sb.AppendFormat("Tensor({0}, {1}", Shape.str r.Shape, r.Dtype) |> ignore
+
         if r.Numel <= 16 then
             let vals =
                 match r.Backend.ToArray r with
@@ -54,6 +55,10 @@ type Tensor internal (node: Dual, shift: ShiftInfo voption) =
                 | :? (float[]) as a -> a |> Array.map (fun v -> v.ToString("G8"))
                 | :? (int[]) as a -> a |> Array.map string
                 | _ -> [||]
+
             sb.Append(", [").Append(String.Join("; ", vals)).Append("]") |> ignore
-        if node.Level <> 0L then sb.Append(", differentiated") |> ignore
+
+        if node.Level <> 0L then
+            sb.Append(", differentiated") |> ignore
+
         sb.Append(")").ToString()

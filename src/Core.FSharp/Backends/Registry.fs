@@ -17,11 +17,14 @@ module BackendRegistry =
 
     let private torchFor (name: string) =
         let device =
-            if name.Length > "torch".Length then name.Substring("torch:".Length)
+            if name.Length > "torch".Length then
+                name.Substring("torch:".Length)
             else
                 match Environment.GetEnvironmentVariable "GROUPEDNEWTON_TORCH_DEVICE" with
-                | null | "" -> "cpu"
+                | null
+                | "" -> "cpu"
                 | d -> d
+
         let b = TorchBackend.Get device :> Backend
         registered.[name] <- b
         b
@@ -32,12 +35,17 @@ module BackendRegistry =
     let get (name: string) =
         match registered.TryGetValue name with
         | true, b -> b
-        | _ when String.Equals(name, "torch", StringComparison.OrdinalIgnoreCase)
-                 || name.StartsWith("torch:", StringComparison.OrdinalIgnoreCase) -> torchFor (name.ToLowerInvariant())
+        | _ when
+            String.Equals(name, "torch", StringComparison.OrdinalIgnoreCase)
+            || name.StartsWith("torch:", StringComparison.OrdinalIgnoreCase)
+            ->
+            torchFor (name.ToLowerInvariant())
         | _ ->
-            Fail.backend (sprintf "no backend named '%s' is registered (known: %s, torch, torch:cuda:N)" name (String.Join(", ", registered.Keys)))
+            Fail.backend (
+                sprintf "no backend named '%s' is registered (known: %s, torch, torch:cuda:N)" name (String.Join(", ", registered.Keys))
+            )
 
-    let mutable private current : Backend option = None
+    let mutable private current: Backend option = None
 
     /// The backend new tensors are created on.
     let defaultBackend () =
@@ -46,8 +54,10 @@ module BackendRegistry =
         | None ->
             let b =
                 match Environment.GetEnvironmentVariable "GROUPEDNEWTON_BACKEND" with
-                | null | "" -> ManagedBackend.Instance :> Backend
+                | null
+                | "" -> ManagedBackend.Instance :> Backend
                 | name -> get (name.Trim())
+
             current <- Some b
             b
 
@@ -71,11 +81,14 @@ module BackendRegistry =
     /// Sets the thread count of the managed kernels, OpenBLAS and, once it is loaded, libtorch.
     let setThreads n =
         Threading.set n
-        if TorchNative.isLoaded () then TorchBackend.Threads <- n
+
+        if TorchNative.isLoaded () then
+            TorchBackend.Threads <- n
 
     /// A copy of a raw tensor on another backend (the same tensor when it is already there).
     let moveRaw (target: Backend) (r: RawTensor) : RawTensor =
-        if Object.ReferenceEquals(r.Backend, target) then r
+        if Object.ReferenceEquals(r.Backend, target) then
+            r
         else
             match target with
             | :? TorchBackend as tb -> tb.MoveFrom r

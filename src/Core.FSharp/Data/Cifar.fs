@@ -25,7 +25,7 @@ module Cifar =
     let sampleShape () = [| 3; 32; 32 |]
 
     /// File names of the five training batches, in order.
-    let trainFiles = [ for i in 1 .. 5 -> sprintf "data_batch_%d.bin" i ]
+    let trainFiles = [ for i in 1..5 -> sprintf "data_batch_%d.bin" i ]
 
     /// File name of the test batch.
     [<Literal>]
@@ -36,26 +36,44 @@ module Cifar =
     /// empty, not a whole number of 3073-byte records (truncated) or holds a label > 9.
     let readBatch (path: string) : float32[] * int[] =
         let bytes = DataFile.read path
-        if bytes.Length = 0 then DataFile.fail path "empty file (0 bytes), expected 3073-byte CIFAR-10 records"
+
+        if bytes.Length = 0 then
+            DataFile.fail path "empty file (0 bytes), expected 3073-byte CIFAR-10 records"
+
         if bytes.Length % RecordBytes <> 0 then
-            DataFile.fail path (sprintf "truncated: %d bytes is not a multiple of the %d-byte CIFAR-10 record (%d whole records and %d bytes left over)"
-                                    bytes.Length RecordBytes (bytes.Length / RecordBytes) (bytes.Length % RecordBytes))
+            DataFile.fail
+                path
+                (sprintf
+                    "truncated: %d bytes is not a multiple of the %d-byte CIFAR-10 record (%d whole records and %d bytes left over)"
+                    bytes.Length
+                    RecordBytes
+                    (bytes.Length / RecordBytes)
+                    (bytes.Length % RecordBytes))
+
         let n = bytes.Length / RecordBytes
-        let pixels = Array.zeroCreate<float32> (n * ImageBytes)
+        let pixels = Array.zeroCreate<float32>(n * ImageBytes)
         let labels = Array.zeroCreate<int> n
+
         for i in 0 .. n - 1 do
             let off = i * RecordBytes
             let l = int bytes.[off]
+
             if l >= Classes then
-                DataFile.fail path (sprintf "label %d of record %d (byte offset %d) is out of range: expected 0 .. %d" l i off (Classes - 1))
+                DataFile.fail
+                    path
+                    (sprintf "label %d of record %d (byte offset %d) is out of range: expected 0 .. %d" l i off (Classes - 1))
+
             labels.[i] <- l
             DataFile.bytesToUnit bytes (off + 1) ImageBytes pixels (i * ImageBytes)
+
         pixels, labels
 
     /// Loads one or more batch files, in order, as one data set of samples [|3; 32; 32|]
     /// with 10 classes.
     let loadFiles (paths: string list) (name: string) : Dataset =
-        if List.isEmpty paths then invalidArg "paths" "Cifar.loadFiles: no files given"
+        if List.isEmpty paths then
+            invalidArg "paths" "Cifar.loadFiles: no files given"
+
         let parts = paths |> List.map readBatch
         let pixels = parts |> List.map fst |> Array.concat
         let labels = parts |> List.map snd |> Array.concat

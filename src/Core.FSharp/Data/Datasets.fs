@@ -45,46 +45,71 @@ module Datasets =
 
     /// The standard IDX file names (without .gz): train images, train labels, test
     /// images, test labels.
-    let idxFileNames =
-        [ "train-images-idx3-ubyte"; "train-labels-idx1-ubyte"; "t10k-images-idx3-ubyte"; "t10k-labels-idx1-ubyte" ]
+    let idxFileNames = [
+        "train-images-idx3-ubyte"
+        "train-labels-idx1-ubyte"
+        "t10k-images-idx3-ubyte"
+        "t10k-labels-idx1-ubyte"
+    ]
 
-    type private Spec =
-        { Key: string
-          Display: string
-          Subfolders: string list
-          SystemFolders: string list
-          Files: string list
-          Install: string }
+    type private Spec = {
+        Key: string
+        Display: string
+        Subfolders: string list
+        SystemFolders: string list
+        Files: string list
+        Install: string
+    }
 
     let private idxInstall sub =
-        sprintf "set %s to a folder holding %s (gzip'd .gz or raw), directly or in a subfolder %s/"
-            EnvironmentVariable (String.Join(", ", idxFileNames |> List.map (fun f -> f + ".gz"))) sub
+        sprintf
+            "set %s to a folder holding %s (gzip'd .gz or raw), directly or in a subfolder %s/"
+            EnvironmentVariable
+            (String.Join(", ", idxFileNames |> List.map (fun f -> f + ".gz")))
+            sub
 
-    let private specs =
-        [ { Key = "fashion-mnist"; Display = "Fashion-MNIST"
+    let private specs = [
+        {
+            Key = "fashion-mnist"
+            Display = "Fashion-MNIST"
             Subfolders = [ "fashion-mnist"; Path.Combine("FashionMNIST", "raw") ]
             SystemFolders = [ DebianFashionMnistFolder ]
             Files = idxFileNames
-            Install = "install it with `apt-get install dataset-fashion-mnist`, or " + idxInstall "fashion-mnist" }
-          { Key = "mnist"; Display = "MNIST"
+            Install = "install it with `apt-get install dataset-fashion-mnist`, or " + idxInstall "fashion-mnist"
+        }
+        {
+            Key = "mnist"
+            Display = "MNIST"
             Subfolders = [ "mnist"; Path.Combine("MNIST", "raw") ]
             SystemFolders = []
             Files = idxFileNames
-            Install = "download the four MNIST IDX files and " + idxInstall "mnist" }
-          { Key = "cifar10"; Display = "CIFAR-10"
+            Install = "download the four MNIST IDX files and " + idxInstall "mnist"
+        }
+        {
+            Key = "cifar10"
+            Display = "CIFAR-10"
             Subfolders = [ "cifar-10-batches-bin" ]
             SystemFolders = []
             Files = Cifar.trainFiles @ [ Cifar.TestFile ]
             Install =
-              sprintf "download the CIFAR-10 binary version (cifar-10-binary.tar.gz) and extract it into the folder named by %s (giving %s/cifar-10-batches-bin/)"
-                  EnvironmentVariable EnvironmentVariable } ]
+                sprintf
+                    "download the CIFAR-10 binary version (cifar-10-binary.tar.gz) and extract it into the folder named by %s (giving %s/cifar-10-batches-bin/)"
+                    EnvironmentVariable
+                    EnvironmentVariable
+        }
+    ]
 
     /// Known data set names.
     let names = specs |> List.map (fun s -> s.Key)
 
     let private spec (name: string) =
         let key = (if String.IsNullOrEmpty name then "" else name).Trim().ToLowerInvariant().Replace("_", "-")
-        let key = if key = "fashionmnist" then "fashion-mnist" elif key = "cifar-10" then "cifar10" else key
+
+        let key =
+            if key = "fashionmnist" then "fashion-mnist"
+            elif key = "cifar-10" then "cifar10"
+            else key
+
         match specs |> List.tryFind (fun s -> s.Key = key) with
         | Some s -> s
         | None -> invalidArg "name" (sprintf "unknown data set %A; known: %s" name (String.Join(", ", names)))
@@ -93,7 +118,10 @@ module Datasets =
     let private findFile (folder: string) (file: string) =
         let gz = Path.Combine(folder, file + ".gz")
         let raw = Path.Combine(folder, file)
-        if File.Exists gz then Some gz elif File.Exists raw then Some raw else None
+
+        if File.Exists gz then Some gz
+        elif File.Exists raw then Some raw
+        else None
 
     /// Folders to look in below a root: the data set's subfolders, then the root itself.
     let private under (s: Spec) (root: string) = [ for sub in s.Subfolders -> Path.Combine(root, sub) ] @ [ root ]
@@ -113,31 +141,46 @@ module Datasets =
 
     /// Why a folder does not hold the data set (None when it does).
     let private problem (s: Spec) (folder: string) =
-        if not (Directory.Exists folder) then Some "folder does not exist"
+        if not (Directory.Exists folder) then
+            Some "folder does not exist"
         else
             let missing = s.Files |> List.filter (fun f -> (findFile folder f).IsNone)
+
             let folders =
-                missing |> List.filter (fun f -> Directory.Exists(Path.Combine(folder, f)) || Directory.Exists(Path.Combine(folder, f + ".gz")))
-            if missing.IsEmpty then None
+                missing
+                |> List.filter (fun f -> Directory.Exists(Path.Combine(folder, f)) || Directory.Exists(Path.Combine(folder, f + ".gz")))
+
+            if missing.IsEmpty then
+                None
             elif not folders.IsEmpty then
                 Some(sprintf "missing %s (%s: a folder in a file's place)" (String.Join(", ", missing)) (String.Join(", ", folders)))
-            else Some(sprintf "missing %s" (String.Join(", ", missing)))
+            else
+                Some(sprintf "missing %s" (String.Join(", ", missing)))
 
     let private locateIn (s: Spec) (folders: string list) (envNote: string) : string =
         let checkedFolders = folders |> List.map (fun f -> f, problem s f)
+
         match checkedFolders |> List.tryFind (fun (_, p) -> p.IsNone) with
-        | Some (f, _) -> f
+        | Some(f, _) -> f
         | None ->
             let lines = checkedFolders |> List.map (fun (f, p) -> sprintf "  - %s (%s)" f (defaultArg p ""))
-            let lines = if lines.IsEmpty then [ "  (nowhere: there is no system location for this data set)" ] else lines
-            raise (DataException(
-                sprintf "%s not found. Looked in:\n%s%s\nTo get it: %s."
-                    s.Display (String.Join("\n", lines)) envNote s.Install))
+
+            let lines =
+                if lines.IsEmpty then [ "  (nowhere: there is no system location for this data set)" ] else lines
+
+            raise (
+                DataException(
+                    sprintf "%s not found. Looked in:\n%s%s\nTo get it: %s." s.Display (String.Join("\n", lines)) envNote s.Install
+                )
+            )
 
     let private envNote () =
         let env = envValue ()
-        if String.IsNullOrWhiteSpace env then sprintf "\n(environment variable %s is not set)" EnvironmentVariable
-        else sprintf "\n(environment variable %s = %s)" EnvironmentVariable env
+
+        if String.IsNullOrWhiteSpace env then
+            sprintf "\n(environment variable %s is not set)" EnvironmentVariable
+        else
+            sprintf "\n(environment variable %s = %s)" EnvironmentVariable env
 
     /// The folder holding the named data set, searched in `searchPaths` order. Raises
     /// DataException listing every place looked at and how to install the data.
@@ -162,6 +205,7 @@ module Datasets =
             match findFile folder f with
             | Some p -> p
             | None -> raise (DataException(sprintf "%s: %s(.gz) missing (%s)" folder f display))
+
         let train = Idx.loadPair (file idxFileNames.[0]) (file idxFileNames.[1]) (key + "/train")
         let test = Idx.loadPair (file idxFileNames.[2]) (file idxFileNames.[3]) (key + "/test")
         train, test
@@ -171,8 +215,7 @@ module Datasets =
     let fashionMnist () : Dataset * Dataset = loadIdx "Fashion-MNIST" "fashion-mnist" (locate "fashion-mnist")
 
     /// Fashion-MNIST from an explicit folder (or its fashion-mnist/ subfolder).
-    let fashionMnistFrom (folder: string) : Dataset * Dataset =
-        loadIdx "Fashion-MNIST" "fashion-mnist" (locateFrom "fashion-mnist" folder)
+    let fashionMnistFrom (folder: string) : Dataset * Dataset = loadIdx "Fashion-MNIST" "fashion-mnist" (locateFrom "fashion-mnist" folder)
 
     /// MNIST (train 60000, test 10000; samples [|1; 28; 28|] in [0, 1]) from the default
     /// search paths.

@@ -4,29 +4,31 @@ open System
 open GroupedNewton
 
 /// How a loader cuts a data set into mini-batches.
-type LoaderOptions =
-    { /// Samples per batch (≥ 1).
-      BatchSize: int
-      /// Visit the samples in a seeded random order (a new permutation each epoch).
-      Shuffle: bool
-      /// Seed of the permutations; the order of epoch e depends only on (Seed, e).
-      Seed: int
-      /// Drop the last batch of an epoch when it is smaller than BatchSize.
-      DropLast: bool
-      /// Dtype of the input tensors: Float32 or Float64.
-      Dtype: Dtype }
+type LoaderOptions = {
+    /// Samples per batch (≥ 1).
+    BatchSize: int
+    /// Visit the samples in a seeded random order (a new permutation each epoch).
+    Shuffle: bool
+    /// Seed of the permutations; the order of epoch e depends only on (Seed, e).
+    Seed: int
+    /// Drop the last batch of an epoch when it is smaller than BatchSize.
+    DropLast: bool
+    /// Dtype of the input tensors: Float32 or Float64.
+    Dtype: Dtype
+}
 
 /// One mini-batch.
-type Batch =
-    { /// Inputs, shape [B] @ sample shape, dtype from the options.
-      Inputs: Tensor
-      /// Class labels, Int32 [B]; None for a regression data set.
-      Labels: Tensor option
-      /// Real-valued targets, [B] @ target shape, dtype from the options; None for a
-      /// classification data set.
-      Targets: Tensor option
-      /// The data-set indices of the batch's samples, in batch order.
-      Indices: int[] }
+type Batch = {
+    /// Inputs, shape [B] @ sample shape, dtype from the options.
+    Inputs: Tensor
+    /// Class labels, Int32 [B]; None for a regression data set.
+    Labels: Tensor option
+    /// Real-valued targets, [B] @ target shape, dtype from the options; None for a
+    /// classification data set.
+    Targets: Tensor option
+    /// The data-set indices of the batch's samples, in batch order.
+    Indices: int[]
+} with
 
     /// Number of samples in the batch.
     member b.Size = b.Indices.Length
@@ -40,76 +42,102 @@ module Loader =
 
     /// Options with the given batch size, Shuffle = true, Seed = 0, DropLast = false,
     /// Dtype = Float32.
-    let defaults (batchSize: int) : LoaderOptions =
-        { BatchSize = batchSize; Shuffle = true; Seed = 0; DropLast = false; Dtype = Dtype.Float32 }
+    let defaults (batchSize: int) : LoaderOptions = {
+        BatchSize = batchSize
+        Shuffle = true
+        Seed = 0
+        DropLast = false
+        Dtype = Dtype.Float32
+    }
 
     /// Raises ArgumentException naming the bad value when BatchSize < 1 or Dtype is not a
     /// float dtype.
     let validate (options: LoaderOptions) : unit =
         if options.BatchSize < 1 then
             invalidArg "BatchSize" (sprintf "Loader: BatchSize must be >= 1, got %d" options.BatchSize)
+
         if not options.Dtype.IsFloat then
             invalidArg "Dtype" (sprintf "Loader: Dtype must be Float32 or Float64, got %O" options.Dtype)
 
     /// The visiting order of epoch `epoch`: 0 .. N-1 when Shuffle = false, else a
     /// permutation that depends only on (Seed, epoch).
     let order (options: LoaderOptions) (dataset: Dataset) (epoch: int) : int[] =
-        if options.Shuffle then Seeds.permutation (Seeds.mix options.Seed epoch) dataset.count
-        else Array.init dataset.count id
+        if options.Shuffle then
+            Seeds.permutation (Seeds.mix options.Seed epoch) dataset.count
+        else
+            Array.init dataset.count id
 
     /// Number of batches in one epoch.
     let batchCount (options: LoaderOptions) (dataset: Dataset) : int =
         validate options
-        if options.DropLast then dataset.count / options.BatchSize
-        else (dataset.count + options.BatchSize - 1) / options.BatchSize
+
+        if options.DropLast then
+            dataset.count / options.BatchSize
+        else
+            (dataset.count + options.BatchSize - 1) / options.BatchSize
 
     /// The batch made of the given data-set indices, in that order.
     let batch (options: LoaderOptions) (dataset: Dataset) (indices: int[]) : Batch =
         validate options
         let n = dataset.count
+
         for i in indices do
             if i < 0 || i >= n then
                 invalidArg "indices" (sprintf "Loader.batch %s: index %d outside 0 .. %d" dataset.name i (n - 1))
+
         let b = indices.Length
         let size = dataset.sampleSize
         let shape = Array.append [| b |] dataset.sampleShape
         let src = dataset.samples
+
         let inputs =
             match options.Dtype with
             | Dtype.Float64 ->
-                let xs = Array.zeroCreate<float> (b * size)
+                let xs = Array.zeroCreate<float>(b * size)
+
                 for j in 0 .. b - 1 do
                     let s = indices.[j] * size
                     let o = j * size
+
                     for k in 0 .. size - 1 do
                         xs.[o + k] <- float src.[s + k]
+
                 Tensor.ofArrayShape xs shape
             | _ ->
-                let xs = Array.zeroCreate<float32> (b * size)
+                let xs = Array.zeroCreate<float32>(b * size)
+
                 for j in 0 .. b - 1 do
                     Array.blit src (indices.[j] * size) xs (j * size) size
+
                 Tensor.ofArrayShape xs shape
+
         let labels, targets =
             match dataset.targets with
-            | Targets.Labels (l, _) ->
-                Some(Tensor.ofArrayShape (Array.init b (fun j -> l.[indices.[j]])) [| b |]), None
-            | Targets.Values (v, tshape) ->
+            | Targets.Labels(l, _) -> Some(Tensor.ofArrayShape (Array.init b (fun j -> l.[indices.[j]])) [| b |]), None
+            | Targets.Values(v, tshape) ->
                 let ts = Array.fold (*) 1 tshape
                 let shape = Array.append [| b |] tshape
+
                 let t =
                     match options.Dtype with
                     | Dtype.Float64 ->
-                        let ys = Array.zeroCreate<float> (b * ts)
+                        let ys = Array.zeroCreate<float>(b * ts)
+
                         for j in 0 .. b - 1 do
                             for k in 0 .. ts - 1 do
                                 ys.[j * ts + k] <- float v.[indices.[j] * ts + k]
+
                         Tensor.ofArrayShape ys shape
                     | _ ->
-                        let ys = Array.zeroCreate<float32> (b * ts)
+                        let ys = Array.zeroCreate<float32>(b * ts)
+
                         for j in 0 .. b - 1 do
                             Array.blit v (indices.[j] * ts) ys (j * ts) ts
+
                         Tensor.ofArrayShape ys shape
+
                 None, Some t
+
         { Inputs = inputs; Labels = labels; Targets = targets; Indices = Array.copy indices }
 
     let private epochBatches (options: LoaderOptions) (dataset: Dataset) (ord: int[]) : seq<Batch> =
@@ -117,6 +145,7 @@ module Loader =
         let n = ord.Length
         let full = n / bs
         let count = if options.DropLast || n % bs = 0 then full else full + 1
+
         seq {
             for k in 0 .. count - 1 do
                 let start = k * bs
@@ -140,11 +169,22 @@ module Loader =
     /// yield no batch (empty, or DropLast with N < BatchSize).
     let infinite (options: LoaderOptions) (dataset: Dataset) : seq<Batch> =
         validate options
+
         if batchCount options dataset = 0 then
-            invalidArg "dataset" (sprintf "Loader.infinite %s: %d samples give no batch of size %d (DropLast = %b)" dataset.name dataset.count options.BatchSize options.DropLast)
+            invalidArg
+                "dataset"
+                (sprintf
+                    "Loader.infinite %s: %d samples give no batch of size %d (DropLast = %b)"
+                    dataset.name
+                    dataset.count
+                    options.BatchSize
+                    options.DropLast)
+
         let passOptions = { options with Seed = Seeds.mix options.Seed infiniteSalt }
+
         seq {
             let mutable pass = 0
+
             while true do
                 yield! epochBatches options dataset (order passOptions dataset pass)
                 pass <- pass + 1

@@ -19,12 +19,15 @@ module Synthetic =
     [<Literal>]
     let TeacherHidden = 32
 
-    type private Teacher =
-        { D: int; H: int; O: int
-          W1: float[]   // H × D
-          B1: float[]   // H
-          W2: float[]   // O × H
-          B2: float[] } // O
+    type private Teacher = {
+        D: int
+        H: int
+        O: int
+        W1: float[] // H × D
+        B1: float[] // H
+        W2: float[] // O × H
+        B2: float[]
+    } // O
 
     let private teacher (seed: int) (d: int) (o: int) : Teacher =
         let rng = Random(Seeds.mix seed 1)
@@ -42,14 +45,19 @@ module Synthetic =
         for j in 0 .. t.H - 1 do
             let mutable a = t.B1.[j]
             let row = j * t.D
+
             for k in 0 .. t.D - 1 do
                 a <- a + t.W1.[row + k] * float x.[offset + k]
+
             hidden.[j] <- Math.Tanh a
+
         for c in 0 .. t.O - 1 do
             let mutable a = t.B2.[c]
             let row = c * t.H
+
             for j in 0 .. t.H - 1 do
                 a <- a + t.W2.[row + j] * hidden.[j]
+
             out.[c] <- a
 
     let private gaussianInputs (seed: int) (count: int) (d: int) : float32[] =
@@ -57,7 +65,8 @@ module Synthetic =
         Array.init (count * d) (fun _ -> float32 (Seeds.normal rng))
 
     let private checkCommon (what: string) (count: int) =
-        if count < 0 then invalidArg "count" (sprintf "Synthetic.%s: count must be >= 0, got %d" what count)
+        if count < 0 then
+            invalidArg "count" (sprintf "Synthetic.%s: count must be >= 0, got %d" what count)
 
     /// A classification task: `count` inputs of shape `inputShape` with entries ~ N(0, 1)
     /// (float32) and labels = argmax of the teacher's `classes` outputs. The teacher's
@@ -66,9 +75,17 @@ module Synthetic =
     /// different inputs.
     let teacherClassification (seed: int) (count: int) (inputShape: int[]) (classes: int) : Dataset =
         checkCommon "teacherClassification" count
-        if classes < 2 then invalidArg "classes" (sprintf "Synthetic.teacherClassification: classes must be >= 2, got %d" classes)
+
+        if classes < 2 then
+            invalidArg "classes" (sprintf "Synthetic.teacherClassification: classes must be >= 2, got %d" classes)
+
         if inputShape.Length = 0 || inputShape |> Array.exists (fun v -> v < 1) then
-            invalidArg "inputShape" (sprintf "Synthetic.teacherClassification: input shape [%s] must be non-empty with positive dimensions" (String.Join("; ", inputShape)))
+            invalidArg
+                "inputShape"
+                (sprintf
+                    "Synthetic.teacherClassification: input shape [%s] must be non-empty with positive dimensions"
+                    (String.Join("; ", inputShape)))
+
         let d = Array.fold (*) 1 inputShape
         let t0 = teacher seed d classes
         // centre each class's output over a fixed reference sample (balances the classes)
@@ -78,18 +95,27 @@ module Synthetic =
         let hidden = Array.zeroCreate<float> t0.H
         let out = Array.zeroCreate<float> classes
         let meanOut = Array.zeroCreate<float> classes
+
         for i in 0 .. refCount - 1 do
             forward t0 refX (i * d) hidden out
-            for c in 0 .. classes - 1 do meanOut.[c] <- meanOut.[c] + out.[c] / float refCount
+
+            for c in 0 .. classes - 1 do
+                meanOut.[c] <- meanOut.[c] + out.[c] / float refCount
+
         let t = { t0 with B2 = Array.init classes (fun c -> t0.B2.[c] - meanOut.[c]) }
         let x = gaussianInputs seed count d
         let labels = Array.zeroCreate<int> count
+
         for i in 0 .. count - 1 do
             forward t x (i * d) hidden out
             let mutable best = 0
+
             for c in 1 .. classes - 1 do
-                if out.[c] > out.[best] then best <- c
+                if out.[c] > out.[best] then
+                    best <- c
+
             labels.[i] <- best
+
         Dataset.ofOwned (sprintf "teacher-classification(seed=%d)" seed) inputShape x (Targets.Labels(labels, classes))
 
     /// A regression task: `count` inputs of shape [|inputDim|] with entries ~ N(0, 1)
@@ -98,18 +124,27 @@ module Synthetic =
     /// inputs and noise. noise ≥ 0 (0 gives exact teacher outputs).
     let teacherRegression (seed: int) (count: int) (inputDim: int) (outputDim: int) (noise: float) : Dataset =
         checkCommon "teacherRegression" count
-        if inputDim < 1 then invalidArg "inputDim" (sprintf "Synthetic.teacherRegression: inputDim must be >= 1, got %d" inputDim)
-        if outputDim < 1 then invalidArg "outputDim" (sprintf "Synthetic.teacherRegression: outputDim must be >= 1, got %d" outputDim)
+
+        if inputDim < 1 then
+            invalidArg "inputDim" (sprintf "Synthetic.teacherRegression: inputDim must be >= 1, got %d" inputDim)
+
+        if outputDim < 1 then
+            invalidArg "outputDim" (sprintf "Synthetic.teacherRegression: outputDim must be >= 1, got %d" outputDim)
+
         if not (noise >= 0.0) || Double.IsInfinity noise then
             invalidArg "noise" (sprintf "Synthetic.teacherRegression: noise must be finite and >= 0, got %g" noise)
+
         let t = teacher seed inputDim outputDim
         let x = gaussianInputs seed count inputDim
         let noiseRng = Random(Seeds.mix seed 4)
         let hidden = Array.zeroCreate<float> t.H
         let out = Array.zeroCreate<float> outputDim
-        let y = Array.zeroCreate<float32> (count * outputDim)
+        let y = Array.zeroCreate<float32>(count * outputDim)
+
         for i in 0 .. count - 1 do
             forward t x (i * inputDim) hidden out
+
             for c in 0 .. outputDim - 1 do
                 y.[i * outputDim + c] <- float32 (out.[c] + noise * Seeds.normal noiseRng)
+
         Dataset.ofOwned (sprintf "teacher-regression(seed=%d)" seed) [| inputDim |] x (Targets.Values(y, [| outputDim |]))

@@ -13,10 +13,7 @@ type InitScheme =
 
 /// Initialisation of a model: the scheme, the dtype of the values and the seed from which
 /// every parameter's values are derived.
-type InitOptions =
-    { Scheme: InitScheme
-      Dtype: Dtype
-      Seed: int }
+type InitOptions = { Scheme: InitScheme; Dtype: Dtype; Seed: int }
 
 module Init =
     /// The reference code's N(0, 1)/√fan_in weights with zero biases, float32.
@@ -30,17 +27,19 @@ module Init =
 
     let internal weight (o: InitOptions) (index: int) (shape: int[]) (fanIn: int) =
         let seed = derive o.Seed index
+
         match o.Scheme with
         | InitScheme.PyTorchDefault ->
             let b = 1.0 / Math.Sqrt(float fanIn)
             Tensor.randOf o.Dtype seed -b b shape
-        | InitScheme.ScaledNormal (sw, _) -> Tensor.randnOf o.Dtype seed shape * (sw / Math.Sqrt(float fanIn))
+        | InitScheme.ScaledNormal(sw, _) -> Tensor.randnOf o.Dtype seed shape * (sw / Math.Sqrt(float fanIn))
 
     let internal bias (o: InitOptions) (index: int) (shape: int[]) (fanIn: int) =
         let seed = derive o.Seed index
+
         match o.Scheme with
         | InitScheme.PyTorchDefault ->
             let b = 1.0 / Math.Sqrt(float fanIn)
             Tensor.randOf o.Dtype seed -b b shape
-        | InitScheme.ScaledNormal (_, 0.0) -> Tensor.zerosOf o.Dtype shape
-        | InitScheme.ScaledNormal (_, sb) -> Tensor.randnOf o.Dtype seed shape * sb
+        | InitScheme.ScaledNormal(_, 0.0) -> Tensor.zerosOf o.Dtype shape
+        | InitScheme.ScaledNormal(_, sb) -> Tensor.randnOf o.Dtype seed shape * sb

@@ -33,7 +33,11 @@ module Losses =
     let accuracy (logits: Tensor) (labels: Tensor) =
         let pred = Tensor.toInts (Tensor.argMax 1 logits)
         let y = Tensor.toInts labels
+
         if pred.Length <> y.Length then
             raise (ShapeMismatchException(sprintf "accuracy: %d predictions for %d labels" pred.Length y.Length))
-        if y.Length = 0 then 0.0
-        else float (Array.fold2 (fun acc p t -> if p = t then acc + 1 else acc) 0 pred y) / float y.Length
+
+        if y.Length = 0 then
+            0.0
+        else
+            float (Array.fold2 (fun acc p t -> if p = t then acc + 1 else acc) 0 pred y) / float y.Length

@@ -5,26 +5,33 @@ open System
 /// A model: a pure function of (parameters, input). `Parameters` holds the initial values;
 /// the same model evaluates any parameter set with the same keys, including sets whose
 /// values carry derivatives at any nesting depth.
-type Model =
-    { Name: string
-      /// Per-sample input shape (the batch dimension comes first at run time).
-      InputShape: int[]
-      /// Per-sample output shape.
-      OutputShape: int[]
-      Layers: Layer[]
-      Parameters: Parameters }
+type Model = {
+    Name: string
+    /// Per-sample input shape (the batch dimension comes first at run time).
+    InputShape: int[]
+    /// Per-sample output shape.
+    OutputShape: int[]
+    Layers: Layer[]
+    Parameters: Parameters
+} with
 
     /// Raises ShapeMismatchException unless x is a batch of the model's inputs.
     member m.CheckInput(x: Tensor) =
         if x.Rank <> m.InputShape.Length + 1 || x.Shape.[1..] <> m.InputShape then
-            raise (ShapeMismatchException(sprintf "model '%s' expects inputs [N; %s], got %s"
-                                              m.Name (String.Join("; ", m.InputShape)) (Shape.str x.Shape)))
+            raise (
+                ShapeMismatchException(
+                    sprintf "model '%s' expects inputs [N; %s], got %s" m.Name (String.Join("; ", m.InputShape)) (Shape.str x.Shape)
+                )
+            )
 
     /// The model's output for a batch x under parameter values ps.
     member m.Forward(ps: Parameters, x: Tensor) : Tensor =
         m.CheckInput x
         let mutable h = x
-        for l in m.Layers do h <- Layer.forward l ps h
+
+        for l in m.Layers do
+            h <- Layer.forward l ps h
+
         h
 
 [<RequireQualifiedAccess; CompilationRepresentation(CompilationRepresentationFlags.ModuleSuffix)>]
@@ -35,29 +42,43 @@ module Model =
         let mutable shape = Array.copy inputShape
         let pairs = ResizeArray<string * Tensor>()
         let pending = ResizeArray<int * LayerSpec * string option * string option>()
-        specs |> List.iteri (fun i spec ->
+
+        specs
+        |> List.iteri (fun i spec ->
             let out = Layer.outputShape spec shape
+
             let add suffix (value: Tensor) =
                 let n = sprintf "%d.%s" i suffix
                 pairs.Add((n, value))
                 Some n
+
             let w, b =
                 match spec with
-                | LayerSpec.Linear (fi, fo, hasBias) ->
+                | LayerSpec.Linear(fi, fo, hasBias) ->
                     let w = add "weight" (Init.weight init (2 * i) [| fo; fi |] fi)
                     w, (if hasBias then add "bias" (Init.bias init (2 * i + 1) [| fo |] fi) else None)
-                | LayerSpec.Conv2d (ci, co, k, _, _, hasBias) ->
+                | LayerSpec.Conv2d(ci, co, k, _, _, hasBias) ->
                     let fanIn = ci * k * k
                     let w = add "weight" (Init.weight init (2 * i) [| co; ci; k; k |] fanIn)
                     w, (if hasBias then add "bias" (Init.bias init (2 * i + 1) [| co |] fanIn) else None)
                 | _ -> None, None
+
             pending.Add((i, spec, w, b))
             shape <- out)
+
         let ps = Parameters.ofSeq pairs
+
         let layers =
-            pending.ToArray() |> Array.map (fun (i, spec, w, b) ->
-                { Index = i; Spec = spec; Weight = w |> Option.map ps.Key; Bias = b |> Option.map ps.Key })
-        { Name = name; InputShape = Array.copy inputShape; OutputShape = shape; Layers = layers; Parameters = ps }
+            pending.ToArray()
+            |> Array.map (fun (i, spec, w, b) -> { Index = i; Spec = spec; Weight = w |> Option.map ps.Key; Bias = b |> Option.map ps.Key })
+
+        {
+            Name = name
+            InputShape = Array.copy inputShape
+            OutputShape = shape
+            Layers = layers
+            Parameters = ps
+        }
 
     /// The model's output for a batch under parameter values ps.
     let forward (m: Model) (ps: Parameters) (x: Tensor) = m.Forward(ps, x)

@@ -4,24 +4,33 @@ open System
 
 /// Values a caller sets by the catalog's common names; None keeps the catalog's default for
 /// the optimizer (which comes from the optimizer's own `Defaults`).
-type OptimizerOverrides =
-    { LearningRate: float option
-      /// SGD, K-FAC and the GroupedNewton direction: momentum; Adam: β₁; SOFIM: β; K-BFGS: gradient momentum.
-      Momentum: float option
-      /// GroupedNewton: λ₁; K-FAC: damping; K-BFGS: λ.
-      Damping: float option
-      /// GroupedNewton: weight of the cubic term.
-      LambdaInt: float option
-      /// GroupedNewton: steps between curvature updates.
-      Period: int option
-      /// SOFIM: ρ.
-      Rho: float option
-      /// Adam: β₂.
-      Beta2: float option
-      WeightDecay: float option }
+type OptimizerOverrides = {
+    LearningRate: float option
+    /// SGD, K-FAC and the GroupedNewton direction: momentum; Adam: β₁; SOFIM: β; K-BFGS: gradient momentum.
+    Momentum: float option
+    /// GroupedNewton: λ₁; K-FAC: damping; K-BFGS: λ.
+    Damping: float option
+    /// GroupedNewton: weight of the cubic term.
+    LambdaInt: float option
+    /// GroupedNewton: steps between curvature updates.
+    Period: int option
+    /// SOFIM: ρ.
+    Rho: float option
+    /// Adam: β₂.
+    Beta2: float option
+    WeightDecay: float option
+} with
 
-    static member None =
-        { LearningRate = None; Momentum = None; Damping = None; LambdaInt = None; Period = None; Rho = None; Beta2 = None; WeightDecay = None }
+    static member None = {
+        LearningRate = None
+        Momentum = None
+        Damping = None
+        LambdaInt = None
+        Period = None
+        Rho = None
+        Beta2 = None
+        WeightDecay = None
+    }
 
 /// What the presets depend on: GroupedNewton's damping and K-BFGS's preset differ between
 /// fully connected networks and convolutional ones.
@@ -34,6 +43,7 @@ type ModelFamily =
     /// The family of a model from its name ("mlp-…", "…autoencoder", else convolutional).
     static member OfName(name: string) =
         let n = name.Trim().ToLowerInvariant()
+
         if n.StartsWith "mlp" then ModelFamily.Mlp
         elif n.Contains "autoencoder" then ModelFamily.Autoencoder
         else ModelFamily.Convolutional
@@ -73,7 +83,8 @@ module OptimizerCatalog =
 
     let private kbfgsPreset (family: ModelFamily) =
         match family with
-        | ModelFamily.Mlp | ModelFamily.Autoencoder -> KbfgsOptions.Mlp
+        | ModelFamily.Mlp
+        | ModelFamily.Autoencoder -> KbfgsOptions.Mlp
         | ModelFamily.Convolutional -> KbfgsOptions.Cnn
 
     /// The overrides each optimizer reads (the others do not apply to it).
@@ -82,21 +93,34 @@ module OptimizerCatalog =
         | "sgd" -> [ "LearningRate"; "Momentum"; "WeightDecay" ]
         | "adam" -> [ "LearningRate"; "Momentum"; "Beta2"; "WeightDecay" ]
         | "sofim" -> [ "LearningRate"; "Momentum"; "Rho"; "WeightDecay" ]
-        | "grouped-newton" | "grouped-newton-avg" -> [ "Momentum"; "Damping"; "LambdaInt"; "Period" ]
-        | "kfac" | "kbfgs" | "kbfgs-l" -> [ "LearningRate"; "Momentum"; "Damping"; "WeightDecay" ]
+        | "grouped-newton"
+        | "grouped-newton-avg" -> [ "Momentum"; "Damping"; "LambdaInt"; "Period" ]
+        | "kfac"
+        | "kbfgs"
+        | "kbfgs-l" -> [ "LearningRate"; "Momentum"; "Damping"; "WeightDecay" ]
         | _ -> []
 
     /// The overrides that are set but that optimizer `name` does not read.
     let unused (name: string) (o: OptimizerOverrides) : string list =
-        let set =
-            [ if o.LearningRate.IsSome then "LearningRate"
-              if o.Momentum.IsSome then "Momentum"
-              if o.Damping.IsSome then "Damping"
-              if o.LambdaInt.IsSome then "LambdaInt"
-              if o.Period.IsSome then "Period"
-              if o.Rho.IsSome then "Rho"
-              if o.Beta2.IsSome then "Beta2"
-              if o.WeightDecay.IsSome then "WeightDecay" ]
+        let set = [
+            if o.LearningRate.IsSome then
+                "LearningRate"
+            if o.Momentum.IsSome then
+                "Momentum"
+            if o.Damping.IsSome then
+                "Damping"
+            if o.LambdaInt.IsSome then
+                "LambdaInt"
+            if o.Period.IsSome then
+                "Period"
+            if o.Rho.IsSome then
+                "Rho"
+            if o.Beta2.IsSome then
+                "Beta2"
+            if o.WeightDecay.IsSome then
+                "WeightDecay"
+        ]
+
         let used = uses name
         set |> List.filter (fun s -> not (List.contains s used))
 
@@ -105,57 +129,77 @@ module OptimizerCatalog =
     let settings (name: string) (family: ModelFamily) (o: OptimizerOverrides) : OptimizerSettings =
         check name
         let pick (v: 'a option) (d: 'a) = defaultArg v d
+
         match name.Trim().ToLowerInvariant() with
         | "sgd" ->
             let d = SgdOptions.Defaults
-            OptimizerSettings.Sgd
-                { d with
+
+            OptimizerSettings.Sgd {
+                d with
                     LearningRate = pick o.LearningRate d.LearningRate
                     Momentum = pick o.Momentum DefaultMomentum
-                    WeightDecay = pick o.WeightDecay d.WeightDecay }
+                    WeightDecay = pick o.WeightDecay d.WeightDecay
+            }
         | "adam" ->
             let d = AdamOptions.Defaults
-            OptimizerSettings.Adam
-                { d with
+
+            OptimizerSettings.Adam {
+                d with
                     LearningRate = pick o.LearningRate d.LearningRate
                     Beta1 = pick o.Momentum d.Beta1
                     Beta2 = pick o.Beta2 d.Beta2
-                    WeightDecay = pick o.WeightDecay d.WeightDecay }
+                    WeightDecay = pick o.WeightDecay d.WeightDecay
+            }
         | "sofim" ->
             let d = SofimOptions.Defaults
-            OptimizerSettings.Sofim
-                { d with
+
+            OptimizerSettings.Sofim {
+                d with
                     LearningRate = pick o.LearningRate d.LearningRate
                     Beta = pick o.Momentum d.Beta
                     Rho = pick o.Rho d.Rho
-                    WeightDecay = pick o.WeightDecay d.WeightDecay }
-        | "grouped-newton" | "grouped-newton-avg" as n ->
+                    WeightDecay = pick o.WeightDecay d.WeightDecay
+            }
+        | "grouped-newton"
+        | "grouped-newton-avg" as n ->
             let d =
-                if n = "grouped-newton-avg" then GroupedNewtonOptions.Paper
-                else { GroupedNewtonOptions.Defaults with Cubic = true; CurvaturePeriod = 10; ClipNegativeRates = true }
+                if n = "grouped-newton-avg" then
+                    GroupedNewtonOptions.Paper
+                else
+                    { GroupedNewtonOptions.Defaults with Cubic = true; CurvaturePeriod = 10; ClipNegativeRates = true }
+
             OptimizerSettings.GroupedNewton(
-                { d with
-                    Damping = pick o.Damping (defaultDamping family)
-                    LambdaInt = pick o.LambdaInt d.LambdaInt
-                    CurvaturePeriod = pick o.Period d.CurvaturePeriod },
-                pick o.Momentum DefaultMomentum)
+                {
+                    d with
+                        Damping = pick o.Damping (defaultDamping family)
+                        LambdaInt = pick o.LambdaInt d.LambdaInt
+                        CurvaturePeriod = pick o.Period d.CurvaturePeriod
+                },
+                pick o.Momentum DefaultMomentum
+            )
         | "kfac" ->
             let d = KfacOptions.Defaults
-            OptimizerSettings.Kfac
-                { d with
+
+            OptimizerSettings.Kfac {
+                d with
                     LearningRate = pick o.LearningRate d.LearningRate
                     Damping = pick o.Damping d.Damping
                     Momentum = pick o.Momentum d.Momentum
-                    WeightDecay = pick o.WeightDecay d.WeightDecay }
+                    WeightDecay = pick o.WeightDecay d.WeightDecay
+            }
         | n ->
             let d = kbfgsPreset family
+
             OptimizerSettings.Kbfgs(
-                { d with
-                    LearningRate = pick o.LearningRate d.LearningRate
-                    Lambda = pick o.Damping d.Lambda
-                    GradientMomentum = pick o.Momentum d.GradientMomentum
-                    WeightDecay = pick o.WeightDecay d.WeightDecay },
-                (n = "kbfgs-l"))
+                {
+                    d with
+                        LearningRate = pick o.LearningRate d.LearningRate
+                        Lambda = pick o.Damping d.Lambda
+                        GradientMomentum = pick o.Momentum d.GradientMomentum
+                        WeightDecay = pick o.WeightDecay d.WeightDecay
+                },
+                (n = "kbfgs-l")
+            )
 
     /// The learning rate optimizer `name` uses when none is given (GroupedNewton: none, its
     /// rates come from the curvature updates).
@@ -166,7 +210,7 @@ module OptimizerCatalog =
         | OptimizerSettings.Sofim s -> Some s.LearningRate
         | OptimizerSettings.GroupedNewton _ -> None
         | OptimizerSettings.Kfac k -> Some k.LearningRate
-        | OptimizerSettings.Kbfgs (k, _) -> Some k.LearningRate
+        | OptimizerSettings.Kbfgs(k, _) -> Some k.LearningRate
 
     /// Runs the options' own Validate(): ArgumentException whose ParamName is the options
     /// field (e.g. "LearningRate"). The GroupedNewton direction's momentum is checked as the
@@ -176,27 +220,49 @@ module OptimizerCatalog =
         | OptimizerSettings.Sgd o -> o.Validate()
         | OptimizerSettings.Adam o -> o.Validate()
         | OptimizerSettings.Sofim o -> o.Validate()
-        | OptimizerSettings.GroupedNewton (o, m) ->
+        | OptimizerSettings.GroupedNewton(o, m) ->
             o.Validate()
             GroupedNewtonOptions.ValidateMomentum m
         | OptimizerSettings.Kfac o -> o.Validate()
-        | OptimizerSettings.Kbfgs (o, _) -> o.Validate()
+        | OptimizerSettings.Kbfgs(o, _) -> o.Validate()
 
     /// The effective values of the common settings, by override name (for records of a run
     /// and for comparing two runs).
     let describe (s: OptimizerSettings) : (string * string) list =
         let f (v: float) = v.ToString("R", Globalization.CultureInfo.InvariantCulture)
+
         match s with
         | OptimizerSettings.Sgd o -> [ "LearningRate", f o.LearningRate; "Momentum", f o.Momentum; "WeightDecay", f o.WeightDecay ]
-        | OptimizerSettings.Adam o ->
-            [ "LearningRate", f o.LearningRate; "Momentum", f o.Beta1; "Beta2", f o.Beta2; "WeightDecay", f o.WeightDecay ]
-        | OptimizerSettings.Sofim o -> [ "LearningRate", f o.LearningRate; "Momentum", f o.Beta; "Rho", f o.Rho; "WeightDecay", f o.WeightDecay ]
-        | OptimizerSettings.GroupedNewton (o, m) ->
-            [ "Momentum", f m; "Damping", f o.Damping; "LambdaInt", f o.LambdaInt; "Period", string o.CurvaturePeriod ]
-        | OptimizerSettings.Kfac o ->
-            [ "LearningRate", f o.LearningRate; "Momentum", f o.Momentum; "Damping", f o.Damping; "WeightDecay", f o.WeightDecay ]
-        | OptimizerSettings.Kbfgs (o, _) ->
-            [ "LearningRate", f o.LearningRate; "Momentum", f o.GradientMomentum; "Damping", f o.Lambda; "WeightDecay", f o.WeightDecay ]
+        | OptimizerSettings.Adam o -> [
+            "LearningRate", f o.LearningRate
+            "Momentum", f o.Beta1
+            "Beta2", f o.Beta2
+            "WeightDecay", f o.WeightDecay
+          ]
+        | OptimizerSettings.Sofim o -> [
+            "LearningRate", f o.LearningRate
+            "Momentum", f o.Beta
+            "Rho", f o.Rho
+            "WeightDecay", f o.WeightDecay
+          ]
+        | OptimizerSettings.GroupedNewton(o, m) -> [
+            "Momentum", f m
+            "Damping", f o.Damping
+            "LambdaInt", f o.LambdaInt
+            "Period", string o.CurvaturePeriod
+          ]
+        | OptimizerSettings.Kfac o -> [
+            "LearningRate", f o.LearningRate
+            "Momentum", f o.Momentum
+            "Damping", f o.Damping
+            "WeightDecay", f o.WeightDecay
+          ]
+        | OptimizerSettings.Kbfgs(o, _) -> [
+            "LearningRate", f o.LearningRate
+            "Momentum", f o.GradientMomentum
+            "Damping", f o.Lambda
+            "WeightDecay", f o.WeightDecay
+          ]
 
     /// Builds the optimizer over the model's parameters. `partition` is used by GroupedNewton
     /// only (a name of the partition grammar), and so is `curvature` (the loss closure of the
@@ -204,10 +270,12 @@ module OptimizerCatalog =
     let create (s: OptimizerSettings) (model: Model) (partition: string) (curvature: unit -> (Parameters -> Tensor)) : Optimizer =
         validate s
         let ps = model.Parameters
+
         match s with
         | OptimizerSettings.Sgd o -> Sgd.create o ps :> Optimizer
         | OptimizerSettings.Adam o -> Adam.create o ps :> Optimizer
         | OptimizerSettings.Sofim o -> Sofim.create o ps :> Optimizer
-        | OptimizerSettings.GroupedNewton (o, m) -> GroupedNewtonOptimizer.create o m (Partition.parse ps partition) curvature ps :> Optimizer
+        | OptimizerSettings.GroupedNewton(o, m) ->
+            GroupedNewtonOptimizer.create o m (Partition.parse ps partition) curvature ps :> Optimizer
         | OptimizerSettings.Kfac o -> Kfac.create o model :> Optimizer
-        | OptimizerSettings.Kbfgs (o, limited) -> (if limited then Kbfgs.createLimited o model else Kbfgs.create o model) :> Optimizer
+        | OptimizerSettings.Kbfgs(o, limited) -> (if limited then Kbfgs.createLimited o model else Kbfgs.create o model) :> Optimizer

@@ -8,10 +8,15 @@ open System
 /// curvature batch, by the cubic-regularised Newton step on the S-dimensional model. Each
 /// step moves θ_s ← θ_s − Damping_s · η_s · u_s. The step itself is GroupedNewtonStep.step;
 /// this object holds the current state and the history of the curvature updates.
-type GroupedNewtonOptimizer(initial: Parameters, partition: Partition, options: GroupedNewtonOptions, updater: UpdateRule,
-                            curvature: unit -> (Parameters -> Tensor)) =
-    inherit Optimizer(initial,
-                      Array.init partition.Count (fun s -> ParamGroup(partition.Names.[s], partition.Subset s, 0.0)))
+type GroupedNewtonOptimizer
+    (
+        initial: Parameters,
+        partition: Partition,
+        options: GroupedNewtonOptions,
+        updater: UpdateRule,
+        curvature: unit -> (Parameters -> Tensor)
+    ) =
+    inherit Optimizer(initial, Array.init partition.Count (fun s -> ParamGroup(partition.Names.[s], partition.Subset s, 0.0)))
     do options.Validate()
     let S = partition.Count
     let mutable state = GroupedNewtonState.Initial S options
@@ -27,14 +32,21 @@ type GroupedNewtonOptimizer(initial: Parameters, partition: Partition, options: 
     member _.Rates = Array.copy state.Applied
     /// Damping per subset (ReduceDampingOnPlateau changes it).
     member _.Damping = Array.copy state.Damping
+
     member _.SetDamping(s: int, v: float) =
-        if not (Double.IsFinite v) || v < 0.0 then invalidArg "v" (sprintf "damping must be non-negative, got %g" v)
+        if not (Double.IsFinite v) || v < 0.0 then
+            invalidArg "v" (sprintf "damping must be non-negative, got %g" v)
+
         state <- { state with Damping = Array.init S (fun i -> if i = s then v else state.Damping.[i]) }
+
     member _.LambdaInt
         with get () = state.LambdaInt
         and set v =
-            if not (Double.IsFinite v) || v < 0.0 then invalidArg "value" (sprintf "λ_int must be non-negative, got %g" v)
+            if not (Double.IsFinite v) || v < 0.0 then
+                invalidArg "value" (sprintf "λ_int must be non-negative, got %g" v)
+
             state <- { state with LambdaInt = v }
+
     /// Every curvature update so far, oldest first.
     member _.History = history.ToArray()
 
@@ -44,20 +56,42 @@ type GroupedNewtonOptimizer(initial: Parameters, partition: Partition, options: 
     override o.Step(closure) =
         let ps = o.Parameters
         let loss, gradient = OptimizerSupport.lossAndGradient "grouped-newton" state.Step closure ps
+
         let summarise u =
             // data-parallel hook: ḡ, H̄, D̄ summed over the ranks; a failure on any rank fails on all
-            let local = try Ok(Summary.computeWith summaryOptions (curvature ()) ps partition u) with :? OptimizationException as e -> Error e
-            match Distributed.reduceSummary S (match local with Ok r -> Some r | Error _ -> None), local with
+            let local =
+                try
+                    Ok(Summary.computeWith summaryOptions (curvature ()) ps partition u)
+                with :? OptimizationException as e ->
+                    Error e
+
+            match
+                Distributed.reduceSummary
+                    S
+                    (match local with
+                     | Ok r -> Some r
+                     | Error _ -> None),
+                local
+            with
             | Some r, _ -> r
             | None, Error e -> raise e
             | None, Ok _ -> raise (OptimizationException "grouped-newton: the curvature summary failed on another rank")
-        let next, out = GroupedNewtonStep.step options partition updater state { Parameters = ps; Gradient = gradient; Summarise = summarise }
+
+        let next, out =
+            GroupedNewtonStep.step options partition updater state { Parameters = ps; Gradient = gradient; Summarise = summarise }
+
         if out.Moved then
-            for s in 0 .. S - 1 do o.Groups.[s].LearningRate <- max 0.0 (next.Damping.[s] * next.Applied.[s])
+            for s in 0 .. S - 1 do
+                o.Groups.[s].LearningRate <- max 0.0 (next.Damping.[s] * next.Applied.[s])
+
             o.Commit out.Parameters
+
         state <- next
         out.Update |> Option.iter history.Add
-        for w in out.Warnings do o.Warn w
+
+        for w in out.Warnings do
+            o.Warn w
+
         loss
 
     override _.StateEntries() = StateSchema.save schema state
@@ -65,20 +99,40 @@ type GroupedNewtonOptimizer(initial: Parameters, partition: Partition, options: 
     override o.RestoreState(source, entries) =
         state <- StateSchema.load schema { Source = source; Entries = entries } state
         // the groups show the restored rates, as after the step that wrote the state
-        for s in 0 .. S - 1 do o.Groups.[s].LearningRate <- max 0.0 (state.Damping.[s] * state.Applied.[s])
+        for s in 0 .. S - 1 do
+            o.Groups.[s].LearningRate <- max 0.0 (state.Damping.[s] * state.Applied.[s])
 
 /// Builds GroupedNewton optimizers.
 module GroupedNewtonOptimizer =
     /// A GroupedNewton optimizer with the SGD-momentum updater of the paper (lr 1,
     /// momentum `momentum` in [0, 1), no dampening). `curvature ()` returns the loss closure
     /// of the next curvature batch (the reference cycles an unshuffled loader).
-    let create (options: GroupedNewtonOptions) (momentum: float) (partition: Partition) (curvature: unit -> (Parameters -> Tensor)) (ps: Parameters) =
+    let create
+        (options: GroupedNewtonOptions)
+        (momentum: float)
+        (partition: Partition)
+        (curvature: unit -> (Parameters -> Tensor))
+        (ps: Parameters)
+        =
         options.Validate()
         GroupedNewtonOptions.ValidateMomentum momentum
-        GroupedNewtonOptimizer(ps, partition, options, SgdRule { SgdOptions.Defaults with LearningRate = 1.0; Momentum = momentum }, curvature)
+
+        GroupedNewtonOptimizer(
+            ps,
+            partition,
+            options,
+            SgdRule { SgdOptions.Defaults with LearningRate = 1.0; Momentum = momentum },
+            curvature
+        )
 
     /// A GroupedNewton optimizer with any first-order rule as the direction.
-    let createWith (options: GroupedNewtonOptions) (updater: UpdateRule) (partition: Partition) (curvature: unit -> (Parameters -> Tensor)) (ps: Parameters) =
+    let createWith
+        (options: GroupedNewtonOptions)
+        (updater: UpdateRule)
+        (partition: Partition)
+        (curvature: unit -> (Parameters -> Tensor))
+        (ps: Parameters)
+        =
         GroupedNewtonOptimizer(ps, partition, options, updater, curvature)
 
 /// Per-subset rates read off one summary, without running the optimizer.

@@ -37,76 +37,106 @@ type KfacFisher =
 
 /// K-FAC hyperparameters. λ (Damping) and the learning rate are the two to tune (the K-BFGS
 /// authors' protocol); the other defaults follow their K-FAC baseline where it is known.
-type KfacOptions =
-    { /// α: the step is W ← W − α·G⁻¹ M A⁻¹ with M the gradient momentum.
-      LearningRate: float
-      /// λ > 0; each factor is damped by γ = √λ (so the Kronecker product carries λI).
-      Damping: float
-      DampingSplit: KfacDampingSplit
-      /// β of the gradient momentum M ← βM + (1 − β)(∇L + τW) (an EMA, no bias correction,
-      /// as in the authors' baselines); 0 disables it.
-      Momentum: float
-      /// τ: coupled L2 added to the gradient of weights and biases before the momentum.
-      WeightDecay: float
-      /// ε of the factor moving averages F ← εF + (1 − ε)F_batch; the first update takes
-      /// the batch statistic.
-      StatDecay: float
-      /// Factors are updated every CovarianceInterval steps.
-      CovarianceInterval: int
-      /// Inverses are recomputed every InverseInterval steps…
-      InverseInterval: int
-      /// …and at every one of the first InverseWarmup steps.
-      InverseWarmup: int
-      /// Optional KL clipping: the step is scaled by min(1, sqrt(κ / (α²·Σ⟨Δ, ∇L⟩))).
-      KlClip: float option
-      ConvScaling: KfacConvScaling
-      Fisher: KfacFisher
-      /// Layers with a factor larger than this (d_a or d_g) are not preconditioned: their
-      /// parameters fall back to SGD with momentum (with a warning).
-      MaxFactorSize: int
-      /// Seed of the sampled-Fisher targets (mixed with the step number).
-      Seed: int }
+type KfacOptions = {
+    /// α: the step is W ← W − α·G⁻¹ M A⁻¹ with M the gradient momentum.
+    LearningRate: float
+    /// λ > 0; each factor is damped by γ = √λ (so the Kronecker product carries λI).
+    Damping: float
+    DampingSplit: KfacDampingSplit
+    /// β of the gradient momentum M ← βM + (1 − β)(∇L + τW) (an EMA, no bias correction,
+    /// as in the authors' baselines); 0 disables it.
+    Momentum: float
+    /// τ: coupled L2 added to the gradient of weights and biases before the momentum.
+    WeightDecay: float
+    /// ε of the factor moving averages F ← εF + (1 − ε)F_batch; the first update takes
+    /// the batch statistic.
+    StatDecay: float
+    /// Factors are updated every CovarianceInterval steps.
+    CovarianceInterval: int
+    /// Inverses are recomputed every InverseInterval steps…
+    InverseInterval: int
+    /// …and at every one of the first InverseWarmup steps.
+    InverseWarmup: int
+    /// Optional KL clipping: the step is scaled by min(1, sqrt(κ / (α²·Σ⟨Δ, ∇L⟩))).
+    KlClip: float option
+    ConvScaling: KfacConvScaling
+    Fisher: KfacFisher
+    /// Layers with a factor larger than this (d_a or d_g) are not preconditioned: their
+    /// parameters fall back to SGD with momentum (with a warning).
+    MaxFactorSize: int
+    /// Seed of the sampled-Fisher targets (mixed with the step number).
+    Seed: int
+} with
 
-    static member Defaults =
-        { LearningRate = 0.1; Damping = 0.1; DampingSplit = KfacDampingSplit.Pi; Momentum = 0.9; WeightDecay = 1e-5
-          StatDecay = 0.9; CovarianceInterval = 1; InverseInterval = 20; InverseWarmup = 20; KlClip = None
-          ConvScaling = KfacConvScaling.AverageActivations; Fisher = KfacFisher.Empirical; MaxFactorSize = 4096; Seed = 0 }
+    static member Defaults = {
+        LearningRate = 0.1
+        Damping = 0.1
+        DampingSplit = KfacDampingSplit.Pi
+        Momentum = 0.9
+        WeightDecay = 1e-5
+        StatDecay = 0.9
+        CovarianceInterval = 1
+        InverseInterval = 20
+        InverseWarmup = 20
+        KlClip = None
+        ConvScaling = KfacConvScaling.AverageActivations
+        Fisher = KfacFisher.Empirical
+        MaxFactorSize = 4096
+        Seed = 0
+    }
 
     member o.Validate() =
         let positive name (v: float) =
-            if not (Double.IsFinite v) || v <= 0.0 then invalidArg name (sprintf "K-FAC: %s must be positive, got %g" name v)
+            if not (Double.IsFinite v) || v <= 0.0 then
+                invalidArg name (sprintf "K-FAC: %s must be positive, got %g" name v)
+
         positive "LearningRate" o.LearningRate
         positive "Damping" o.Damping
-        if not (o.Momentum >= 0.0 && o.Momentum < 1.0) then invalidArg "Momentum" (sprintf "K-FAC: Momentum must be in [0, 1), got %g" o.Momentum)
-        if not (o.StatDecay >= 0.0 && o.StatDecay < 1.0) then invalidArg "StatDecay" (sprintf "K-FAC: StatDecay must be in [0, 1), got %g" o.StatDecay)
+
+        if not (o.Momentum >= 0.0 && o.Momentum < 1.0) then
+            invalidArg "Momentum" (sprintf "K-FAC: Momentum must be in [0, 1), got %g" o.Momentum)
+
+        if not (o.StatDecay >= 0.0 && o.StatDecay < 1.0) then
+            invalidArg "StatDecay" (sprintf "K-FAC: StatDecay must be in [0, 1), got %g" o.StatDecay)
+
         if not (Double.IsFinite o.WeightDecay) || o.WeightDecay < 0.0 then
             invalidArg "WeightDecay" (sprintf "K-FAC: WeightDecay must be non-negative, got %g" o.WeightDecay)
-        if o.CovarianceInterval < 1 then invalidArg "CovarianceInterval" (sprintf "K-FAC: CovarianceInterval must be at least 1, got %d" o.CovarianceInterval)
-        if o.InverseInterval < 1 then invalidArg "InverseInterval" (sprintf "K-FAC: InverseInterval must be at least 1, got %d" o.InverseInterval)
-        if o.InverseWarmup < 0 then invalidArg "InverseWarmup" (sprintf "K-FAC: InverseWarmup must be non-negative, got %d" o.InverseWarmup)
-        if o.MaxFactorSize < 1 then invalidArg "MaxFactorSize" (sprintf "K-FAC: MaxFactorSize must be at least 1, got %d" o.MaxFactorSize)
+
+        if o.CovarianceInterval < 1 then
+            invalidArg "CovarianceInterval" (sprintf "K-FAC: CovarianceInterval must be at least 1, got %d" o.CovarianceInterval)
+
+        if o.InverseInterval < 1 then
+            invalidArg "InverseInterval" (sprintf "K-FAC: InverseInterval must be at least 1, got %d" o.InverseInterval)
+
+        if o.InverseWarmup < 0 then
+            invalidArg "InverseWarmup" (sprintf "K-FAC: InverseWarmup must be non-negative, got %d" o.InverseWarmup)
+
+        if o.MaxFactorSize < 1 then
+            invalidArg "MaxFactorSize" (sprintf "K-FAC: MaxFactorSize must be at least 1, got %d" o.MaxFactorSize)
+
         match o.KlClip with
         | Some k -> positive "KlClip" k
         | None -> ()
 
 /// Counters of what K-FAC has done so far.
-type KfacDiagnostics =
-    { Steps: int
-      /// Factor moving-average updates (one per layer and covariance step).
-      FactorUpdates: int
-      /// Factor batch statistics that were not finite and were skipped.
-      SkippedFactorUpdates: int
-      /// Damped factors inverted (two per layer and inverse step).
-      Inversions: int
-      /// Inversions that needed extra diagonal jitter to factorise.
-      InversionRetries: int
-      /// Inversions that failed even with jitter (the previous inverse, or 1/damping·I, was kept).
-      FailedInversions: int
-      PreconditionedLayers: int
-      /// Parameters updated by the SGD-momentum fallback.
-      FallbackParameters: string[]
-      /// The KL-clipping scale of the last step (1 without clipping).
-      LastKlScale: float }
+type KfacDiagnostics = {
+    Steps: int
+    /// Factor moving-average updates (one per layer and covariance step).
+    FactorUpdates: int
+    /// Factor batch statistics that were not finite and were skipped.
+    SkippedFactorUpdates: int
+    /// Damped factors inverted (two per layer and inverse step).
+    Inversions: int
+    /// Inversions that needed extra diagonal jitter to factorise.
+    InversionRetries: int
+    /// Inversions that failed even with jitter (the previous inverse, or 1/damping·I, was kept).
+    FailedInversions: int
+    PreconditionedLayers: int
+    /// Parameters updated by the SGD-momentum fallback.
+    FallbackParameters: string[]
+    /// The KL-clipping scale of the last step (1 without clipping).
+    LastKlScale: float
+}
 
 /// Samplers for KfacFisher.Sampled: a loss of the model output with targets drawn from the
 /// distribution the output parameterises, so its output gradients give the true Fisher.
@@ -126,6 +156,7 @@ module KfacSamplers =
         let n, k = logits.Shape.[0], logits.Shape.[1]
         let z = Tensor.toArray logits
         let rng = Random(seed)
+
         let labels =
             Array.init n (fun i ->
                 let row = Array.sub z (i * k) k
@@ -135,11 +166,16 @@ module KfacSamplers =
                 let mutable acc = 0.0
                 let mutable c = k - 1
                 let mutable j = 0
+
                 while j < k do
                     acc <- acc + w.[j]
+
                     if u < acc then
                         c <- j
                         j <- k
+
                     j <- j + 1
+
                 c)
+
         Losses.crossEntropy logits (Tensor.ofInts labels)

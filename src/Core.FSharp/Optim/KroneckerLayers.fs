@@ -4,19 +4,20 @@ namespace GroupedNewton
 /// methods work with. Rows are samples (Linear) or sample-locations (Conv2d, sample-major,
 /// then output row, then output column). The weight of the layer is viewed as the matrix
 /// [W | b] of shape d_g × d_a, the bias (when present) as its last column.
-type KroneckerLayer =
-    { Layer: Layer
-      /// Number of samples N in the batch.
-      BatchSize: int
-      /// Output locations per sample (1 for Linear, oh·ow for Conv2d).
-      Locations: int
-      /// ā: the layer's inputs (patches for Conv2d) with a trailing column of ones when the
-      /// layer has a bias; shape [N·Locations, d_a].
-      Activations: Tensor
-      /// h: the layer's outputs (pre-activations, bias included); shape [N·Locations, d_g].
-      PreActivations: Tensor
-      /// ∂L/∂h of the batch loss L (a mean over samples); shape [N·Locations, d_g].
-      OutputGradients: Tensor }
+type KroneckerLayer = {
+    Layer: Layer
+    /// Number of samples N in the batch.
+    BatchSize: int
+    /// Output locations per sample (1 for Linear, oh·ow for Conv2d).
+    Locations: int
+    /// ā: the layer's inputs (patches for Conv2d) with a trailing column of ones when the
+    /// layer has a bias; shape [N·Locations, d_a].
+    Activations: Tensor
+    /// h: the layer's outputs (pre-activations, bias included); shape [N·Locations, d_g].
+    PreActivations: Tensor
+    /// ∂L/∂h of the batch loss L (a mean over samples); shape [N·Locations, d_g].
+    OutputGradients: Tensor
+} with
 
     /// Rows of the weight matrix (output features or channels).
     member k.OutputDim = k.PreActivations.Shape.[1]
@@ -28,7 +29,8 @@ module KroneckerLayers =
     /// Whether a layer is one Kronecker-factored methods precondition.
     let supports (layer: Layer) =
         match layer.Spec with
-        | LayerSpec.Linear _ | LayerSpec.Conv2d _ -> layer.Weight.IsSome
+        | LayerSpec.Linear _
+        | LayerSpec.Conv2d _ -> layer.Weight.IsSome
         | _ -> false
 
     let private withOnes (hasBias: bool) (a: Tensor) =
@@ -37,6 +39,7 @@ module KroneckerLayers =
     /// ā as rows: for Linear the input (flattened per sample), for Conv2d the im2col patches.
     let activationRows (layer: Layer) (input: Tensor) =
         let hasBias = layer.Bias.IsSome
+
         match layer.Spec with
         | LayerSpec.Linear _ -> withOnes hasBias (Tensor.view [| input.Shape.[0]; -1 |] input)
         | LayerSpec.Conv2d(_, _, k, s, p, _) ->
@@ -55,17 +58,21 @@ module KroneckerLayers =
     let ofTrace (trace: LayerTrace) : KroneckerLayer =
         let n = trace.Input.Shape.[0]
         let h = outputRows trace.Output
-        { Layer = trace.Layer
-          BatchSize = n
-          Locations = h.Shape.[0] / n
-          Activations = activationRows trace.Layer trace.Input
-          PreActivations = h
-          OutputGradients = outputRows trace.OutputGradient }
+
+        {
+            Layer = trace.Layer
+            BatchSize = n
+            Locations = h.Shape.[0] / n
+            Activations = activationRows trace.Layer trace.Input
+            PreActivations = h
+            OutputGradients = outputRows trace.OutputGradient
+        }
 
     /// The layer's parameters as one d_g × d_a matrix [W | b].
     let weightMatrix (layer: Layer) (ps: Parameters) =
         let w = ps.[layer.Weight.Value]
         let w2 = Tensor.view [| w.Shape.[0]; -1 |] w
+
         match layer.Bias with
         | Some b -> Tensor.cat 1 [ w2; Tensor.view [| -1; 1 |] ps.[b] ]
         | None -> w2
@@ -76,6 +83,7 @@ module KroneckerLayers =
         let fanIn = Shape.numel w.Shape / w.Shape.[0]
         let dg = w.Shape.[0]
         let wPart = Tensor.view w.Shape (Tensor.slice [| 0; 0 |] [| dg; fanIn |] m)
+
         match layer.Bias with
         | Some b -> [ layer.Weight.Value, wPart; b, Tensor.view [| dg |] (Tensor.slice [| 0; fanIn |] [| dg; 1 |] m) ]
         | None -> [ layer.Weight.Value, wPart ]

@@ -10,24 +10,28 @@ type ParamGroup(name: string, keys: ParameterKey[], learningRate: float) =
     do
         if Double.IsNaN learningRate || learningRate < 0.0 then
             invalidArg "learningRate" (sprintf "group '%s': the learning rate must be non-negative, got %g" name learningRate)
+
     let mutable lr = learningRate
     member _.Name = name
     member _.Keys = Array.copy keys
     member internal _.KeyArray = keys
     /// The learning rate the group started with (schedulers scale from it).
     member _.InitialLearningRate = learningRate
+
     member _.LearningRate
         with get () = lr
         and set (v: float) =
             if Double.IsNaN v || v < 0.0 then
                 invalidArg "value" (sprintf "group '%s': the learning rate must be non-negative, got %g" name v)
+
             lr <- v
 
 /// The state of an update rule: how many updates it has made and its per-parameter
 /// buffers, keyed by parameter identity.
-type RuleState =
-    { Step: int
-      Buffers: IReadOnlyDictionary<ParameterKey, Tensor[]> }
+type RuleState = {
+    Step: int
+    Buffers: IReadOnlyDictionary<ParameterKey, Tensor[]>
+} with
 
     static member Empty = { Step = 0; Buffers = Dictionary<ParameterKey, Tensor[]>(HashIdentity.Reference) }
 
@@ -48,17 +52,25 @@ type UpdateRule() =
 type Optimizer(initial: Parameters, groups: ParamGroup[]) =
     do
         let seen = HashSet<ParameterKey>(HashIdentity.Reference)
+
         for g in groups do
             for k in g.KeyArray do
                 if not (initial.Contains k) then
                     invalidArg "groups" (sprintf "group '%s' holds '%s', which is not among the parameters" g.Name k.Name)
+
                 if not (seen.Add k) then
                     invalidArg "groups" (sprintf "parameter '%s' is in more than one group" k.Name)
+
         for k in initial.KeyArray do
-            if not (seen.Contains k) then invalidArg "groups" (sprintf "parameter '%s' is in no group" k.Name)
+            if not (seen.Contains k) then
+                invalidArg "groups" (sprintf "parameter '%s' is in no group" k.Name)
 
     let groupOf = Dictionary<ParameterKey, ParamGroup>(HashIdentity.Reference)
-    do for g in groups do for k in g.KeyArray do groupOf.[k] <- g
+
+    do
+        for g in groups do
+            for k in g.KeyArray do
+                groupOf.[k] <- g
 
     let mutable current = initial
     let warning = Event<string>()
@@ -80,6 +92,7 @@ type Optimizer(initial: Parameters, groups: ParamGroup[]) =
     /// precondition falls back to a first-order rule); the text names what and why.
     [<CLIEvent>]
     member _.Warning = warning.Publish
+
     member internal _.Warn(message: string) = warning.Trigger message
 
     abstract Name: string
@@ -124,7 +137,8 @@ module internal OptimizerSupport =
     /// The loss and gradient at ps, checked finite; raises OptimizationException otherwise.
     let lossAndGradient (name: string) (step: int) (closure: Parameters -> Tensor) (ps: Parameters) =
         let loss, grads =
-            try Ad.valueAndGradMany (fun vs -> closure (ps.WithValues vs)) ps.ValueArray
+            try
+                Ad.valueAndGradMany (fun vs -> closure (ps.WithValues vs)) ps.ValueArray
             with
             | :? TensorException as e ->
                 raise (OptimizationException(sprintf "%s step %d: the loss closure failed: %s" name step e.Message))
@@ -132,12 +146,25 @@ module internal OptimizerSupport =
                 raise (OptimizationException(sprintf "%s step %d: the loss closure failed: %s" name step e.Message))
         // data-parallel hook (docs/distributed.md): sums of the ranks' shares; inert with one rank
         let l, grads = Distributed.reduceLossAndGradient (Tensor.toScalar loss) grads
+
         if not (Double.IsFinite l) then
             raise (OptimizationException(sprintf "%s step %d: the loss is %g; parameters and optimizer state are unchanged" name step l))
+
         let gs = grads |> Array.map Tensor.detach
-        gs |> Array.iteri (fun i g ->
-            if not (Double.IsFinite (Tensor.toScalar (Tensor.sum g))) then
-                raise (OptimizationException(sprintf "%s step %d: the gradient of '%s' is not finite; parameters and optimizer state are unchanged" name step ps.KeyArray.[i].Name)))
+
+        gs
+        |> Array.iteri (fun i g ->
+            if not (Double.IsFinite(Tensor.toScalar (Tensor.sum g))) then
+                raise (
+                    OptimizationException(
+                        sprintf
+                            "%s step %d: the gradient of '%s' is not finite; parameters and optimizer state are unchanged"
+                            name
+                            step
+                            ps.KeyArray.[i].Name
+                    )
+                ))
+
         l, ps.WithValues gs
 
     /// θ − lr_group · d for every parameter.
@@ -147,24 +174,27 @@ module internal OptimizerSupport =
             if lr = 0.0 then v else Tensor.addScaled -lr v (Tensor.detach direction.[k]))
 
     /// The store entries "buffer.<parameter>.<buffer>" of a rule state.
-    let bufferEntries (ps: Parameters) (rule: UpdateRule) (state: RuleState) =
-        [ for k in ps.KeyArray do
-              match state.Buffers.TryGetValue k with
-              | true, bufs ->
-                  for i in 0 .. bufs.Length - 1 do
-                      yield sprintf "buffer.%s.%s" k.Name rule.BufferNames.[i], StoreValue.Tensor bufs.[i]
-              | _ -> () ]
+    let bufferEntries (ps: Parameters) (rule: UpdateRule) (state: RuleState) = [
+        for k in ps.KeyArray do
+            match state.Buffers.TryGetValue k with
+            | true, bufs ->
+                for i in 0 .. bufs.Length - 1 do
+                    yield sprintf "buffer.%s.%s" k.Name rule.BufferNames.[i], StoreValue.Tensor bufs.[i]
+            | _ -> ()
+    ]
 
-    let stateEntries (ps: Parameters) (rule: UpdateRule) (state: RuleState) (groups: ParamGroup[]) =
-        [ yield "optimizer", StoreValue.Text rule.Name
-          yield "step", StoreValue.Int state.Step
-          for g in groups do
-              yield "group." + g.Name + ".lr", StoreValue.Float g.LearningRate
-          yield! bufferEntries ps rule state ]
+    let stateEntries (ps: Parameters) (rule: UpdateRule) (state: RuleState) (groups: ParamGroup[]) = [
+        yield "optimizer", StoreValue.Text rule.Name
+        yield "step", StoreValue.Int state.Step
+        for g in groups do
+            yield "group." + g.Name + ".lr", StoreValue.Float g.LearningRate
+        yield! bufferEntries ps rule state
+    ]
 
     /// Raises StateFormatException unless the entries were saved by optimizer `name`.
     let checkKind (source: string) (d: IReadOnlyDictionary<string, StoreValue>) (name: string) =
         let kind = TensorStore.getText source d "optimizer"
+
         if kind <> name then
             raise (StateFormatException(sprintf "%s: saved by optimizer '%s', cannot be loaded into '%s'" source kind name))
 
@@ -172,23 +202,44 @@ module internal OptimizerSupport =
     /// dtypes; changes nothing itself.
     let parseBuffers (source: string) (d: IReadOnlyDictionary<string, StoreValue>) (ps: Parameters) (rule: UpdateRule) =
         let buffers = Dictionary<ParameterKey, Tensor[]>(HashIdentity.Reference)
+
         for i in 0 .. ps.Count - 1 do
             let k = ps.KeyArray.[i]
             let names = rule.BufferNames |> Array.map (fun b -> sprintf "buffer.%s.%s" k.Name b)
             let present = names |> Array.filter d.ContainsKey
+
             if present.Length = names.Length && names.Length > 0 then
                 let bufs = names |> Array.map (TensorStore.getTensor source d)
+
                 for b in bufs do
                     if b.Shape <> ps.ValueArray.[i].Shape || b.Dtype <> ps.ValueArray.[i].Dtype then
-                        raise (StateFormatException(sprintf "%s: buffer for '%s' is %O %s, the parameter is %O %s"
-                                                        source k.Name b.Dtype (Shape.str b.Shape) ps.ValueArray.[i].Dtype (Shape.str ps.ValueArray.[i].Shape)))
+                        raise (
+                            StateFormatException(
+                                sprintf
+                                    "%s: buffer for '%s' is %O %s, the parameter is %O %s"
+                                    source
+                                    k.Name
+                                    b.Dtype
+                                    (Shape.str b.Shape)
+                                    ps.ValueArray.[i].Dtype
+                                    (Shape.str ps.ValueArray.[i].Shape)
+                            )
+                        )
+
                 buffers.[k] <- bufs
             elif present.Length > 0 then
                 raise (StateFormatException(sprintf "%s: incomplete buffers for '%s'" source k.Name))
+
         buffers
 
     /// Parses a saved rule state for these parameters; changes nothing itself.
-    let parseState (source: string) (d: IReadOnlyDictionary<string, StoreValue>) (ps: Parameters) (rule: UpdateRule) (groups: ParamGroup[]) =
+    let parseState
+        (source: string)
+        (d: IReadOnlyDictionary<string, StoreValue>)
+        (ps: Parameters)
+        (rule: UpdateRule)
+        (groups: ParamGroup[])
+        =
         checkKind source d rule.Name
         let step = TensorStore.getInt source d "step"
         let lrs = groups |> Array.map (fun g -> g, TensorStore.getFloat source d ("group." + g.Name + ".lr"))
@@ -222,5 +273,8 @@ type FirstOrderOptimizer(initial: Parameters, groups: ParamGroup[], rule: Update
 
     override o.RestoreState(source, entries) =
         let parsed, lrs = OptimizerSupport.parseState source entries o.Parameters rule o.Groups
-        for g, lr in lrs do g.LearningRate <- lr
+
+        for g, lr in lrs do
+            g.LearningRate <- lr
+
         state <- parsed

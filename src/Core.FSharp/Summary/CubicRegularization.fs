@@ -19,27 +19,29 @@ type SolverPath =
     | Failed
 
 /// The solution of the anisotropic cubic-regularised model and how it was found.
-type CubicSolution =
-    { /// One learning rate per subset (empty when Failed).
-      Eta: float[]
-      /// r = ‖Dη‖.
-      Radius: float
-      Converged: bool
-      Path: SolverPath
-      /// Left end of the admissible interval (smallest x with M(x) ⪰ 0).
-      X0: float
-      /// Right end of the final bracket.
-      X1: float
-      Iterations: int
-      /// ‖M(r)η − ḡ‖.
-      Residual: float
-      Message: string }
+type CubicSolution = {
+    /// One learning rate per subset (empty when Failed).
+    Eta: float[]
+    /// r = ‖Dη‖.
+    Radius: float
+    Converged: bool
+    Path: SolverPath
+    /// Left end of the admissible interval (smallest x with M(x) ⪰ 0).
+    X0: float
+    /// Right end of the final bracket.
+    X1: float
+    Iterations: int
+    /// ‖M(r)η − ḡ‖.
+    Residual: float
+    Message: string
+}
 
-type CubicOptions =
-    { /// d_s ≤ threshold · max(d) counts as zero; relative, so the result stays invariant
-      /// under per-subset rescaling. 0: only exact zeros.
-      SingularThreshold: float
-      MaxIterations: int }
+type CubicOptions = {
+    /// d_s ≤ threshold · max(d) counts as zero; relative, so the result stays invariant
+    /// under per-subset rescaling. 0: only exact zeros.
+    SingularThreshold: float
+    MaxIterations: int
+} with
 
     static member Defaults = { SingularThreshold = 0.0; MaxIterations = 200 }
 
@@ -48,95 +50,191 @@ type CubicOptions =
 /// η = (H̄ + (λ/2)‖Dη‖D²)⁻¹ḡ, i.e. the r ≥ x0 with r = ‖D M(r)⁻¹ ḡ‖, M(r) = H̄ + (λ/2) r D²,
 /// for which M(r) ⪰ 0 (the global minimiser of T). All in float64.
 module CubicRegularization =
-    let private fail path x0 x1 iters msg =
-        { Eta = [||]; Radius = nan; Converged = false; Path = path; X0 = x0; X1 = x1; Iterations = iters; Residual = nan; Message = msg }
+    let private fail path x0 x1 iters msg = {
+        Eta = [||]
+        Radius = nan
+        Converged = false
+        Path = path
+        X0 = x0
+        X1 = x1
+        Iterations = iters
+        Residual = nan
+        Message = msg
+    }
 
     let private validate (h: float[,]) (g: float[]) (d: float[]) (lambda: float) =
         let n = g.Length
+
         if Array2D.length1 h <> n || Array2D.length2 h <> n then
             invalidArg "h" (sprintf "cubic solver: H̄ is %dx%d but ḡ has %d entries" (Array2D.length1 h) (Array2D.length2 h) n)
-        if d.Length <> n then invalidArg "d" (sprintf "cubic solver: d has %d entries, ḡ has %d" d.Length n)
+
+        if d.Length <> n then
+            invalidArg "d" (sprintf "cubic solver: d has %d entries, ḡ has %d" d.Length n)
+
         for i in 0 .. n - 1 do
-            if not (Double.IsFinite g.[i]) then invalidArg "g" (sprintf "cubic solver: ḡ[%d] = %g is not finite" i g.[i])
-            if not (Double.IsFinite d.[i]) || d.[i] < 0.0 then invalidArg "d" (sprintf "cubic solver: d[%d] = %g must be finite and non-negative" i d.[i])
+            if not (Double.IsFinite g.[i]) then
+                invalidArg "g" (sprintf "cubic solver: ḡ[%d] = %g is not finite" i g.[i])
+
+            if not (Double.IsFinite d.[i]) || d.[i] < 0.0 then
+                invalidArg "d" (sprintf "cubic solver: d[%d] = %g must be finite and non-negative" i d.[i])
+
             for j in 0 .. n - 1 do
-                if not (Double.IsFinite h.[i, j]) then invalidArg "h" (sprintf "cubic solver: H̄[%d, %d] = %g is not finite" i j h.[i, j])
-        if not (Double.IsFinite lambda) || lambda < 0.0 then invalidArg "lambda" (sprintf "cubic solver: λ = %g must be finite and non-negative" lambda)
+                if not (Double.IsFinite h.[i, j]) then
+                    invalidArg "h" (sprintf "cubic solver: H̄[%d, %d] = %g is not finite" i j h.[i, j])
+
+        if not (Double.IsFinite lambda) || lambda < 0.0 then
+            invalidArg "lambda" (sprintf "cubic solver: λ = %g must be finite and non-negative" lambda)
 
     let private solveCore (options: CubicOptions) (h: float[,]) (g: float[]) (d: float[]) (lambda: float) : CubicSolution =
         let n = g.Length
         let h = Array2D.init n n (fun i j -> 0.5 * (h.[i, j] + h.[j, i]))
         let dmax = if n = 0 then 0.0 else Array.max d
         let m (x: float) = Array2D.init n n (fun i j -> h.[i, j] + (if i = j then 0.5 * lambda * x * d.[i] * d.[i] else 0.0))
-        let scale = max 1e-300 (Seq.max (seq { yield 0.0; for i in 0 .. n - 1 do for j in 0 .. n - 1 -> abs h.[i, j] }))
+
+        let scale =
+            max
+                1e-300
+                (Seq.max (
+                    seq {
+                        yield 0.0
+
+                        for i in 0 .. n - 1 do
+                            for j in 0 .. n - 1 -> abs h.[i, j]
+                    }
+                ))
+
         let solveM (x: float) =
             let mx = m x
+
             match DenseAlgebra.tryCholeskySolve mx g with
             | Some eta -> eta
             | None -> DenseAlgebra.eigenSolve mx g (1e-13 * (scale + 0.5 * lambda * x * dmax * dmax))
+
         let dnorm (eta: float[]) = sqrt (Array.fold2 (fun acc di ei -> acc + (di * ei) * (di * ei)) 0.0 d eta)
-        let residual (x: float) (eta: float[]) =
-            DenseAlgebra.norm (Array.map2 (-) (DenseAlgebra.matVec (m x) eta) g)
+        let residual (x: float) (eta: float[]) = DenseAlgebra.norm (Array.map2 (-) (DenseAlgebra.matVec (m x) eta) g)
+
         let finish path x0 x1 iters (r: float) (eta: float[]) msg =
             if eta |> Array.forall Double.IsFinite && Double.IsFinite r then
-                { Eta = eta; Radius = r; Converged = true; Path = path; X0 = x0; X1 = x1; Iterations = iters; Residual = residual r eta; Message = msg }
-            else fail SolverPath.Failed x0 x1 iters (sprintf "%s: the solution is not finite" msg)
+                {
+                    Eta = eta
+                    Radius = r
+                    Converged = true
+                    Path = path
+                    X0 = x0
+                    X1 = x1
+                    Iterations = iters
+                    Residual = residual r eta
+                    Message = msg
+                }
+            else
+                fail SolverPath.Failed x0 x1 iters (sprintf "%s: the solution is not finite" msg)
+
         let hPd = (DenseAlgebra.tryCholeskySolve h g).IsSome
-        if n = 0 then { Eta = [||]; Radius = 0.0; Converged = true; Path = SolverPath.Newton; X0 = 0.0; X1 = 0.0; Iterations = 0; Residual = 0.0; Message = "no subsets" }
+
+        if n = 0 then
+            {
+                Eta = [||]
+                Radius = 0.0
+                Converged = true
+                Path = SolverPath.Newton
+                X0 = 0.0
+                X1 = 0.0
+                Iterations = 0
+                Residual = 0.0
+                Message = "no subsets"
+            }
         elif lambda = 0.0 || dmax = 0.0 then
             if hPd then
                 let eta = (DenseAlgebra.tryCholeskySolve h g).Value
                 finish SolverPath.Newton 0.0 0.0 0 (dnorm eta) eta "Newton step (no cubic term)"
-            else fail SolverPath.Failed 0.0 0.0 0 "H̄ is not positive definite and there is no cubic term (λ = 0 or D̄ = 0): the model has no minimiser"
+            else
+                fail
+                    SolverPath.Failed
+                    0.0
+                    0.0
+                    0
+                    "H̄ is not positive definite and there is no cubic term (λ = 0 or D̄ = 0): the model has no minimiser"
         else
             let singular = d |> Array.map (fun di -> di <= options.SingularThreshold * dmax)
             // ---- x0: the smallest x with M(x) ⪰ 0
             let x0r =
-                if hPd then Ok (0.0, SolverPath.Direct, 0)
+                if hPd then
+                    Ok(0.0, SolverPath.Direct, 0)
                 elif not (Array.contains true singular) then
                     let k = Array2D.init n n (fun i j -> h.[i, j] / (d.[i] * d.[j]))
-                    Ok ((2.0 / lambda) * max 0.0 (-(DenseAlgebra.minEigenvalue k)), SolverPath.Analytical, 0)
+                    Ok((2.0 / lambda) * max 0.0 (-(DenseAlgebra.minEigenvalue k)), SolverPath.Analytical, 0)
                 else
                     // D singular: M(x) ⪰ 0 iff H̄_KK ≻ 0 (K: subsets with d = 0) and the Schur
                     // complement Sc = H̄_RR − H̄_RK H̄_KK⁻¹ H̄_KR satisfies Sc + (λ/2) x D_R² ⪰ 0,
                     // so x0 = (2/λ)·max(0, −λmin(D_R⁻¹ Sc D_R⁻¹)): exact, no root finding (whose
                     // answer is ill-determined when the critical direction lies near ker D)
-                    let kernel = [| for i in 0 .. n - 1 do if singular.[i] then yield i |]
-                    let range = [| for i in 0 .. n - 1 do if not singular.[i] then yield i |]
+                    let kernel = [|
+                        for i in 0 .. n - 1 do
+                            if singular.[i] then
+                                yield i
+                    |]
+
+                    let range = [|
+                        for i in 0 .. n - 1 do
+                            if not singular.[i] then
+                                yield i
+                    |]
+
                     let hkk = Array2D.init kernel.Length kernel.Length (fun a b -> h.[kernel.[a], kernel.[b]])
-                    let cols = range |> Array.map (fun r -> DenseAlgebra.tryCholeskySolve hkk (kernel |> Array.map (fun k -> h.[k, r])))
+
+                    let cols =
+                        range
+                        |> Array.map (fun r -> DenseAlgebra.tryCholeskySolve hkk (kernel |> Array.map (fun k -> h.[k, r])))
+
                     if cols |> Array.exists Option.isNone then
                         Error "the model is unbounded below: H̄ restricted to the subsets with D̄ = 0 is not positive definite"
                     else
-                        let x = cols |> Array.map Option.get   // x.[j] = H̄_KK⁻¹ H̄_K,r_j
-                        let sc = Array2D.init range.Length range.Length (fun a b ->
-                            h.[range.[a], range.[b]] - Array.fold2 (fun acc k xk -> acc + h.[range.[a], k] * xk) 0.0 kernel x.[b])
-                        let kr = Array2D.init range.Length range.Length (fun a b ->
-                            0.5 * (sc.[a, b] + sc.[b, a]) / (d.[range.[a]] * d.[range.[b]]))
-                        Ok ((2.0 / lambda) * max 0.0 (-(DenseAlgebra.minEigenvalue kr)), SolverPath.Numerical, 0)
+                        let x = cols |> Array.map Option.get // x.[j] = H̄_KK⁻¹ H̄_K,r_j
+
+                        let sc =
+                            Array2D.init range.Length range.Length (fun a b ->
+                                h.[range.[a], range.[b]]
+                                - Array.fold2 (fun acc k xk -> acc + h.[range.[a], k] * xk) 0.0 kernel x.[b])
+
+                        let kr =
+                            Array2D.init range.Length range.Length (fun a b ->
+                                0.5 * (sc.[a, b] + sc.[b, a]) / (d.[range.[a]] * d.[range.[b]]))
+
+                        Ok((2.0 / lambda) * max 0.0 (-(DenseAlgebra.minEigenvalue kr)), SolverPath.Numerical, 0)
+
             match x0r with
             | Error msg -> fail SolverPath.Failed nan nan 0 msg
-            | Ok (x0, path, iters0) ->
+            | Ok(x0, path, iters0) ->
                 let f x = dnorm (solveM x) - x
                 // the first point right of x0 where M is numerically positive definite: f is
                 // evaluated there without truncating the near-null direction (truncating it
                 // would drop the component that makes f large and fake a boundary case)
                 let mutable xs = if x0 = 0.0 then 0.0 else x0 * (1.0 + 1e-12)
                 let mutable tries = 0
+
                 while x0 > 0.0 && tries < 60 && (DenseAlgebra.tryCholeskySolve (m xs) g).IsNone do
                     xs <- x0 + 4.0 * (xs - x0)
                     tries <- tries + 1
+
                 let fxs = f xs
                 // the boundary solution r = x0: the minimum-norm solution of M(x0)η = ḡ plus
                 // the null-space component that makes ‖Dη‖ = x0
                 let gnorm = DenseAlgebra.norm g
+
                 let nullData () =
                     let mx = m x0
                     let w, v = DenseAlgebra.symmetricEigen mx
                     let cutoff = 1e-9 * (scale + 0.5 * lambda * x0 * dmax * dmax)
                     let eta0 = DenseAlgebra.eigenSolve mx g cutoff
-                    let nullIdx = [| for k in 0 .. n - 1 do if abs w.[k] <= cutoff then yield k |]
-                    eta0, (if nullIdx.Length = 0 then None else Some (Array.init n (fun i -> v.[i, nullIdx.[0]])))
+
+                    let nullIdx = [|
+                        for k in 0 .. n - 1 do
+                            if abs w.[k] <= cutoff then
+                                yield k
+                    |]
+
+                    eta0, (if nullIdx.Length = 0 then None else Some(Array.init n (fun i -> v.[i, nullIdx.[0]])))
+
                 let boundary () =
                     match nullData () with
                     | _, None -> fail SolverPath.Failed x0 x0 iters0 "hard case without a null space (numerical trouble)"
@@ -146,7 +244,9 @@ module CubicRegularization =
                         let a = DenseAlgebra.dot dz dz
                         let b = 2.0 * DenseAlgebra.dot de dz
                         let c = DenseAlgebra.dot de de - x0 * x0
-                        if a <= 1e-300 then fail SolverPath.Failed x0 x0 iters0 "hard case whose null direction lies in ker D"
+
+                        if a <= 1e-300 then
+                            fail SolverPath.Failed x0 x0 iters0 "hard case whose null direction lies in ker D"
                         else
                             let disc = max 0.0 (b * b - 4.0 * a * c)
                             let tPlus, tMinus = (-b + sqrt disc) / (2.0 * a), (-b - sqrt disc) / (2.0 * a)
@@ -155,10 +255,12 @@ module CubicRegularization =
                             // rescaling: use it when it carries signal; at rounding level take the
                             // smaller |τ| (their order is also preserved by rescaling)
                             let gz = DenseAlgebra.dot g z
+
                             let tau =
                                 if abs gz > 1e-12 * gnorm then (if gz > 0.0 then tPlus else tMinus)
                                 elif abs tPlus <= abs tMinus then tPlus
                                 else tMinus
+
                             let eta = Array.map2 (fun e zi -> e + tau * zi) eta0 z
                             finish SolverPath.HardCase x0 x0 iters0 (dnorm eta) eta "boundary solution completed in the null space of M(x0)"
                 // boundary when f is not positive just right of x0, or when the interior root
@@ -167,16 +269,21 @@ module CubicRegularization =
                     if x0 = 0.0 then
                         let eta = solveM 0.0
                         finish path x0 x0 iters0 (dnorm eta) eta "the root is at 0"
-                    else boundary ()
+                    else
+                        boundary ()
                 else
                     let mutable x1 = xs + max 1.0 xs
                     let mutable it = 0
+
                     while f x1 >= 0.0 && it < options.MaxIterations do
                         x1 <- xs + 3.0 * (x1 - xs)
                         it <- it + 1
-                    if f x1 >= 0.0 then fail SolverPath.Failed x0 x1 (iters0 + it) "could not bracket the root"
+
+                    if f x1 >= 0.0 then
+                        fail SolverPath.Failed x0 x1 (iters0 + it) "could not bracket the root"
                     else
                         let r, iters, ok = DenseAlgebra.brent f xs x1 0.0 options.MaxIterations
+
                         if not ok then fail SolverPath.Failed x0 x1 (iters0 + it + iters) "root finding did not converge"
                         // a root within rounding of x0 cannot resolve M(r)⁻¹ḡ: take its limit,
                         // the boundary solution
@@ -191,6 +298,7 @@ module CubicRegularization =
     let private canonicalScale (h: float[,]) (g: float[]) (d: float[]) =
         Array.init g.Length (fun i ->
             let hii = abs h.[i, i]
+
             if hii > 0.0 then 1.0 / sqrt hii
             elif d.[i] > 0.0 then 1.0 / d.[i]
             elif g.[i] <> 0.0 then 1.0 / abs g.[i]
@@ -202,10 +310,15 @@ module CubicRegularization =
         let e = canonicalScale h g d
         let hn = Array2D.init n n (fun i j -> e.[i] * 0.5 * (h.[i, j] + h.[j, i]) * e.[j])
         let sol = solveCore options hn (Array.map2 (*) e g) (Array.map2 (*) e d) lambda
-        if not sol.Converged then sol
+
+        if not sol.Converged then
+            sol
         else
             let eta = Array.map2 (*) e sol.Eta
-            let m = Array2D.init n n (fun i j -> h.[i, j] + (if i = j then 0.5 * lambda * sol.Radius * d.[i] * d.[i] else 0.0))
+
+            let m =
+                Array2D.init n n (fun i j -> h.[i, j] + (if i = j then 0.5 * lambda * sol.Radius * d.[i] * d.[i] else 0.0))
+
             let res = DenseAlgebra.norm (Array.map2 (-) (DenseAlgebra.matVec m eta) g)
             { sol with Eta = eta; Residual = res }
 

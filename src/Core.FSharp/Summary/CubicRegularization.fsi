@@ -17,28 +17,30 @@ type SolverPath =
     | Failed
 
 /// <summary>The solution of the anisotropic cubic-regularised model and how it was found.</summary>
-type CubicSolution =
-    { /// <summary>One learning rate per subset (empty when Failed).</summary>
-      Eta: float[]
-      /// <summary>r = ‖Dη‖.</summary>
-      Radius: float
-      Converged: bool
-      Path: SolverPath
-      /// <summary>Left end of the admissible interval (smallest x with M(x) ⪰ 0).</summary>
-      X0: float
-      /// <summary>Right end of the final bracket.</summary>
-      X1: float
-      Iterations: int
-      /// <summary>‖M(r)η − ḡ‖.</summary>
-      Residual: float
-      Message: string }
+type CubicSolution = {
+    /// <summary>One learning rate per subset (empty when Failed).</summary>
+    Eta: float[]
+    /// <summary>r = ‖Dη‖.</summary>
+    Radius: float
+    Converged: bool
+    Path: SolverPath
+    /// <summary>Left end of the admissible interval (smallest x with M(x) ⪰ 0).</summary>
+    X0: float
+    /// <summary>Right end of the final bracket.</summary>
+    X1: float
+    Iterations: int
+    /// <summary>‖M(r)η − ḡ‖.</summary>
+    Residual: float
+    Message: string
+}
 
 /// <summary>Solver settings.</summary>
-type CubicOptions =
-    { /// <summary>d_s ≤ threshold · max(d) counts as zero (relative, so invariant under rescaling); 0: exact zeros only.</summary>
-      SingularThreshold: float
-      /// <summary>Bound on bracketing and root-finding iterations.</summary>
-      MaxIterations: int }
+type CubicOptions = {
+    /// <summary>d_s ≤ threshold · max(d) counts as zero (relative, so invariant under rescaling); 0: exact zeros only.</summary>
+    SingularThreshold: float
+    /// <summary>Bound on bracketing and root-finding iterations.</summary>
+    MaxIterations: int
+} with
 
     static member Defaults: CubicOptions
 

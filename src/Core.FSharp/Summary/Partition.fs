@@ -13,20 +13,34 @@ type PartitionException(message: string) =
 [<Sealed>]
 type Partition internal (names: string[], subsets: ParameterKey[][]) =
     let index = Dictionary<ParameterKey, int>(HashIdentity.Reference)
-    do subsets |> Array.iteri (fun s keys -> for k in keys do index.[k] <- s)
+
+    do
+        subsets
+        |> Array.iteri (fun s keys ->
+            for k in keys do
+                index.[k] <- s)
+
     /// Number of subsets S.
     member _.Count = subsets.Length
     member _.Names = Array.copy names
     /// The keys of subset s.
     member _.Subset(s: int) = Array.copy subsets.[s]
     member internal _.SubsetArray = subsets
+
     /// Index of the subset holding a parameter.
     member _.SubsetOf(key: ParameterKey) =
         match index.TryGetValue key with
         | true, s -> s
         | _ -> raise (PartitionException(sprintf "parameter '%s' is in no subset of this partition" key.Name))
+
     override _.ToString() =
-        String.Join("; ", Array.map2 (fun (n: string) (ks: ParameterKey[]) -> sprintf "%s = {%s}" n (String.Join(", ", ks |> Array.map (fun k -> k.Name)))) names subsets)
+        String.Join(
+            "; ",
+            Array.map2
+                (fun (n: string) (ks: ParameterKey[]) -> sprintf "%s = {%s}" n (String.Join(", ", ks |> Array.map (fun k -> k.Name))))
+                names
+                subsets
+        )
 
 [<RequireQualifiedAccess; CompilationRepresentation(CompilationRepresentationFlags.ModuleSuffix)>]
 module Partition =
@@ -35,26 +49,42 @@ module Partition =
     /// A partition from named subsets of keys, validated against the parameters: every
     /// parameter in exactly one subset, no empty subset, no foreign key.
     let ofKeys (ps: Parameters) (subsets: (string * ParameterKey list) list) : Partition =
-        if subsets.IsEmpty then fail "a partition needs at least one subset"
+        if subsets.IsEmpty then
+            fail "a partition needs at least one subset"
+
         let seen = Dictionary<ParameterKey, string>(HashIdentity.Reference)
+
         for name, keys in subsets do
-            if keys.IsEmpty then fail (sprintf "subset '%s' is empty" name)
+            if keys.IsEmpty then
+                fail (sprintf "subset '%s' is empty" name)
+
             for k in keys do
-                if not (ps.Contains k) then fail (sprintf "subset '%s' holds '%s', which is not among the parameters" name k.Name)
+                if not (ps.Contains k) then
+                    fail (sprintf "subset '%s' holds '%s', which is not among the parameters" name k.Name)
+
                 match seen.TryGetValue k with
                 | true, other -> fail (sprintf "parameter '%s' is in both subset '%s' and subset '%s'" k.Name other name)
                 | _ -> seen.[k] <- name
+
         for k in ps.KeyArray do
-            if not (seen.ContainsKey k) then fail (sprintf "parameter '%s' is in no subset" k.Name)
+            if not (seen.ContainsKey k) then
+                fail (sprintf "parameter '%s' is in no subset" k.Name)
+
         let names = subsets |> List.map fst |> Array.ofList
-        if names |> Array.distinct |> Array.length <> names.Length then fail "subset names must be distinct"
+
+        if names |> Array.distinct |> Array.length <> names.Length then
+            fail "subset names must be distinct"
+
         Partition(names, subsets |> List.map (snd >> Array.ofList) |> Array.ofList)
 
     /// Named subsets of parameter names; an unknown name is rejected by name.
     let byNames (ps: Parameters) (subsets: (string * string list) list) =
         let key (subset: string) (n: string) =
-            if ps.Contains n then ps.Key n
-            else fail (sprintf "subset '%s' names '%s', which is not a parameter (known: %s)" subset n (String.Join(", ", ps.Names)))
+            if ps.Contains n then
+                ps.Key n
+            else
+                fail (sprintf "subset '%s' names '%s', which is not a parameter (known: %s)" subset n (String.Join(", ", ps.Names)))
+
         ofKeys ps (subsets |> List.map (fun (s, names) -> s, names |> List.map (key s)))
 
     /// Named lists of parameter names plus a subset "rest" for every parameter not listed
@@ -70,16 +100,27 @@ module Partition =
     /// A single subset: the step becomes an exact line search along u.
     let trivial (ps: Parameters) = ofKeys ps [ "all", List.ofArray ps.KeyArray ]
 
-    let private suffix (name: string) = match name.LastIndexOf '.' with -1 -> name | i -> name.Substring(i + 1)
-    let private layerOf (name: string) = match name.LastIndexOf '.' with -1 -> name | i -> name.Substring(0, i)
+    let private suffix (name: string) =
+        match name.LastIndexOf '.' with
+        | -1 -> name
+        | i -> name.Substring(i + 1)
+
+    let private layerOf (name: string) =
+        match name.LastIndexOf '.' with
+        | -1 -> name
+        | i -> name.Substring(0, i)
 
     /// Subsets by name suffix ("weight", "bias", ...), in the order given, plus "rest";
     /// empty subsets are dropped.
     let bySuffix (ps: Parameters) (suffixes: string list) =
-        let groups =
-            [ for sfx in suffixes do
+        let groups = [
+            for sfx in suffixes do
                 let ks = ps.KeyArray |> Array.filter (fun k -> suffix k.Name = sfx) |> List.ofArray
-                if not ks.IsEmpty then yield sfx, ks ]
+
+                if not ks.IsEmpty then
+                    yield sfx, ks
+        ]
+
         let used = groups |> List.collect snd |> HashSet<ParameterKey>
         let rest = ps.KeyArray |> Array.filter (used.Contains >> not) |> List.ofArray
         ofKeys ps (if rest.IsEmpty then groups else groups @ [ "rest", rest ])
@@ -89,7 +130,9 @@ module Partition =
 
     /// The layers in order: parameters whose names share the prefix before the last '.'.
     let private layers (ps: Parameters) =
-        ps.KeyArray |> Array.map (fun k -> layerOf k.Name) |> Array.distinct
+        ps.KeyArray
+        |> Array.map (fun k -> layerOf k.Name)
+        |> Array.distinct
         |> Array.map (fun l -> l, ps.KeyArray |> Array.filter (fun k -> layerOf k.Name = l) |> List.ofArray)
 
     /// One subset per layer ("0.weight" and "0.bias" together).
@@ -99,23 +142,43 @@ module Partition =
     /// (2n subsets, empty ones dropped); a tensor that is neither is rejected.
     let blocks (n: int) (ps: Parameters) =
         let ls = layers ps
-        if n < 1 || n > ls.Length then fail (sprintf "blocks-%d: n must be between 1 and the number of layers (%d)" n ls.Length)
+
+        if n < 1 || n > ls.Length then
+            fail (sprintf "blocks-%d: n must be between 1 and the number of layers (%d)" n ls.Length)
+
         for k in ps.KeyArray do
             let s = suffix k.Name
-            if s <> "weight" && s <> "bias" then fail (sprintf "blocks-%d: parameter '%s' is neither a weight nor a bias" n k.Name)
-        ofKeys ps
-            [ for b in 0 .. n - 1 do
+
+            if s <> "weight" && s <> "bias" then
+                fail (sprintf "blocks-%d: parameter '%s' is neither a weight nor a bias" n k.Name)
+
+        ofKeys ps [
+            for b in 0 .. n - 1 do
                 let lo, hi = b * ls.Length / n, (b + 1) * ls.Length / n
                 let keys = ls.[lo .. hi - 1] |> Seq.collect snd |> List.ofSeq
+
                 for sfx in [ "weight"; "bias" ] do
                     let ks = keys |> List.filter (fun k -> suffix k.Name = sfx)
-                    if not ks.IsEmpty then yield sprintf "block%d.%s" b sfx, ks ]
+
+                    if not ks.IsEmpty then
+                        yield sprintf "block%d.%s" b sfx, ks
+        ]
 
     /// Layers i with i mod n = r together (n subsets).
     let alternate (n: int) (ps: Parameters) =
         let ls = layers ps
-        if n < 1 || n > ls.Length then fail (sprintf "alternate-%d: n must be between 1 and the number of layers (%d)" n ls.Length)
-        ofKeys ps [ for r in 0 .. n - 1 -> sprintf "alternate%d" r, [ for i in r .. n .. ls.Length - 1 do yield! snd ls.[i] ] ]
+
+        if n < 1 || n > ls.Length then
+            fail (sprintf "alternate-%d: n must be between 1 and the number of layers (%d)" n ls.Length)
+
+        ofKeys ps [
+            for r in 0 .. n - 1 ->
+                sprintf "alternate%d" r,
+                [
+                    for i in r..n .. ls.Length - 1 do
+                        yield! snd ls.[i]
+                ]
+        ]
 
     /// The names `parse` accepts, as shown in messages and help texts.
     let grammar = "canonical, trivial, weights-biases (wb), per-layer (layers), blocks-N, alternate-N"
@@ -125,13 +188,20 @@ module Partition =
     /// so callers can check a name before building a model.
     let checkName (name: string) : string =
         let n = name.Trim().ToLowerInvariant()
+
         let numbered (prefix: string) =
             n.StartsWith prefix
             && (match Int32.TryParse(n.Substring prefix.Length) with
                 | true, v -> v >= 0
                 | _ -> false)
+
         match n with
-        | "canonical" | "trivial" | "weights-biases" | "wb" | "per-layer" | "layers" -> n
+        | "canonical"
+        | "trivial"
+        | "weights-biases"
+        | "wb"
+        | "per-layer"
+        | "layers" -> n
         | _ when numbered "blocks-" || numbered "alternate-" -> n
         | _ -> fail (sprintf "unknown partition '%s' (expected %s)" name grammar)
 
@@ -141,7 +211,9 @@ module Partition =
         match checkName name with
         | "canonical" -> canonical ps
         | "trivial" -> trivial ps
-        | "weights-biases" | "wb" -> weightsBiases ps
-        | "per-layer" | "layers" -> perLayer ps
+        | "weights-biases"
+        | "wb" -> weightsBiases ps
+        | "per-layer"
+        | "layers" -> perLayer ps
         | s when s.StartsWith "blocks-" -> blocks (int (s.Substring 7)) ps
         | s -> alternate (int (s.Substring 10)) ps

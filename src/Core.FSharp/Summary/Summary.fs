@@ -5,22 +5,24 @@ open GroupedNewton.Autodiff
 
 /// The derivatives of a loss along a direction u according to a partition (float64):
 /// ḡ_s = ⟨∇_{T_s}L, u_s⟩, H̄_st = u_sᵀ H u_t (exactly symmetric), D̄_sss = D³L[u_s, u_s, u_s].
-type PartitionSummary =
-    { Gradient: float[]
-      Hessian: float[,]
-      /// D̄_sss (empty when the third order was not requested).
-      ThirdDiagonal: float[]
-      /// The loss at θ.
-      Loss: float
-      /// Reverse sweeps spent (the reference spends 1 + 2S; this computes 1 + S).
-      ReversePasses: int }
+type PartitionSummary = {
+    Gradient: float[]
+    Hessian: float[,]
+    /// D̄_sss (empty when the third order was not requested).
+    ThirdDiagonal: float[]
+    /// The loss at θ.
+    Loss: float
+    /// Reverse sweeps spent (the reference spends 1 + 2S; this computes 1 + S).
+    ReversePasses: int
+}
 
 /// What a summary computes.
-type SummaryOptions =
-    { /// Compute D̄ (off: H̄ and ḡ only).
-      ThirdOrder: bool
-      /// Keep only the diagonal of H̄.
-      DiagonalOnly: bool }
+type SummaryOptions = {
+    /// Compute D̄ (off: H̄ and ḡ only).
+    ThirdOrder: bool
+    /// Keep only the diagonal of H̄.
+    DiagonalOnly: bool
+} with
 
     static member Defaults = { ThirdOrder = true; DiagonalOnly = false }
 
@@ -41,40 +43,49 @@ module Summary =
     /// for the kernels queued before it, so a summary reads its scalars in two batches
     /// (loss and ḡ; then H̄ and D̄) rather than one by one between its passes.
     let private readScalars (xs: Tensor[]) : float[] =
-        if xs.Length = 0 then [||]
-        else Tensor.toArray (Tensor.cat 0 [ for x in xs -> Tensor.view [| 1 |] x ])
+        if xs.Length = 0 then
+            [||]
+        else
+            Tensor.toArray (Tensor.cat 0 [ for x in xs -> Tensor.view [| 1 |] x ])
 
     /// η·w for a one-element η and a constant tensor w, without broadcasting η: at η = 1
     /// (a tangent seed) the result is w itself.
     let rec private scaleConst (w: RawTensor) (eta: Dual) : Dual =
         Dispatch.apply
-            { new Op("scale") with
-                member _.Raw rs =
-                    match Shift.scalarValue rs.[0] with
-                    | 1.0 -> w
-                    | 0.0 -> w.Backend.Zeros(w.Shape, w.Dtype)
-                    | e -> w.Backend.MulScalar(w, e)
-                member _.Jvp(_, t, _) = scaleConst w t.[0].Value
-                member _.Vjp(_, _, adj, _) = Layout.sum (Elementwise.mulS adj (Const w)) }
+            {
+                new Op("scale") with
+                    member _.Raw rs =
+                        match Shift.scalarValue rs.[0] with
+                        | 1.0 -> w
+                        | 0.0 -> w.Backend.Zeros(w.Shape, w.Dtype)
+                        | e -> w.Backend.MulScalar(w, e)
+
+                    member _.Jvp(_, t, _) = scaleConst w t.[0].Value
+                    member _.Vjp(_, _, adj, _) = Layout.sum (Elementwise.mulS adj (Const w))
+            }
             [| eta |]
 
     /// p + η·w for constant p and w: at η = 0 the result is p itself, and the derivative
     /// along η is w.
     let private shift (p: RawTensor) (w: RawTensor) (eta: Dual) : Dual =
         Dispatch.apply
-            { new Op("shift") with
-                member _.Raw rs =
-                    match Shift.scalarValue rs.[0] with
-                    | 0.0 -> p
-                    | e -> p.Backend.AddScaled(p, w, e)
-                member _.Jvp(_, t, _) = scaleConst w t.[0].Value
-                member _.Vjp(_, _, adj, _) = Layout.sum (Elementwise.mulS adj (Const w)) }
+            {
+                new Op("shift") with
+                    member _.Raw rs =
+                        match Shift.scalarValue rs.[0] with
+                        | 0.0 -> p
+                        | e -> p.Backend.AddScaled(p, w, e)
+
+                    member _.Jvp(_, t, _) = scaleConst w t.[0].Value
+                    member _.Vjp(_, _, adj, _) = Layout.sum (Elementwise.mulS adj (Const w))
+            }
             [| eta |]
 
     /// The restricted function on nesting-level values of η (one scalar per subset).
     let private phi (loss: Parameters -> Tensor) (ps: Parameters) (subsetOf: int[]) (negU: Tensor[]) (etas: Dual[]) : Dual =
         let values =
-            ps.ValueArray |> Array.mapi (fun i p ->
+            ps.ValueArray
+            |> Array.mapi (fun i p ->
                 match etas.[subsetOf.[i]], p.Node, negU.[i].Node with
                 | Const _, Const pr, Const wr ->
                     // η_s = 0 carries no derivative here: the tensor is unchanged (marked
@@ -83,13 +94,21 @@ module Summary =
                 | Const _, _, _ -> p
                 | e, Const pr, Const wr when e.Shape.Length = 0 -> Tensor(shift pr wr e, ValueSome { Base = pr; Direction = wr; Eta = e })
                 | e, pn, wn -> Tensor(Elementwise.add pn (Elementwise.mul e wn)))
+
         (loss (ps.WithValues values)).Node
 
     let private prepare (ps: Parameters) (partition: Partition) (u: Parameters) =
         let dirs = Parameters.align ps u |> Array.map (fun d -> Tensor.detach (-d))
-        ps.ValueArray |> Array.iteri (fun i p ->
+
+        ps.ValueArray
+        |> Array.iteri (fun i p ->
             if dirs.[i].Dtype <> p.Dtype then
-                raise (DtypeMismatchException(sprintf "summary: the direction of '%s' is %O, the parameter is %O" ps.KeyArray.[i].Name dirs.[i].Dtype p.Dtype)))
+                raise (
+                    DtypeMismatchException(
+                        sprintf "summary: the direction of '%s' is %O, the parameter is %O" ps.KeyArray.[i].Name dirs.[i].Dtype p.Dtype
+                    )
+                ))
+
         let subsetOf = ps.KeyArray |> Array.map partition.SubsetOf
         let dtype = if ps.Count = 0 then Dtype.Float64 else ps.ValueArray.[0].Dtype
         let zero = (Tensor.cast dtype (Tensor.scalar 0.0)).Node
@@ -98,7 +117,13 @@ module Summary =
 
     /// ḡ, H̄ and (optionally) the third-order rows for a loss closure, parameters, a
     /// partition and a direction u (keyed like the parameters, by identity or by name).
-    let computeWith (options: SummaryOptions) (loss: Parameters -> Tensor) (ps: Parameters) (partition: Partition) (u: Parameters) : PartitionSummary =
+    let computeWith
+        (options: SummaryOptions)
+        (loss: Parameters -> Tensor)
+        (ps: Parameters)
+        (partition: Partition)
+        (u: Parameters)
+        : PartitionSummary =
         let dirs, subsetOf, zero, one = prepare ps partition u
         let S = partition.Count
         let passes0 = Dispatch.sweepCount ()
@@ -108,81 +133,116 @@ module Summary =
         // direction at η = 0 leaves a tensor as it is). Recording one plain evaluation lets
         // the passes find that primal instead of recomputing it 1 + S times.
         let memo = PrimalMemo()
-        for d in dirs do memo.MarkPrimal d.Raw
+
+        for d in dirs do
+            memo.MarkPrimal d.Raw
+
         Dispatch.withMemo memo (fun () ->
-        f (Array.create S zero) |> ignore
-        memo.Recording <- false
-        // ḡ: one reverse pass over all η_s
-        let sweeps0 = Dispatch.sweepCount ()
-        let value, pull = Ad.reverse f (Array.create S zero)
-        let grads = pull one
-        let sweeps = [| Dispatch.sweepCount () - sweeps0 |]
-        memo.EndPass()
-        let first = readScalars (Array.append [| Tensor value |] (grads |> Array.map Tensor))
-        let lossValue = first.[0]
-        let g = Array.init S (fun s -> -first.[s + 1])
-        g |> Array.iteri (fun s v -> checkFinite "ḡ" v s)
-        // H̄_ts (s ≥ t) and D̄_ttt as one-element tensors, read together after the passes
-        let hCells : Tensor[,] = Array2D.zeroCreate S S
-        let d3Cells : Tensor[] = Array.zeroCreate S
-        let rowPass (t: int) =
-            // H̄_ts for s ≥ t (only η_t when the diagonal suffices): reverse over those η_s of
-            // the directional derivative Dφ[e_t]; with the third order an outer forward along
-            // e_t differentiates the row once more, giving D̄_tts
-            let first = t
-            let last = if options.DiagonalOnly then t else S - 1
-            let row (etaT: Dual) =
-                let _, pullRow =
-                    Ad.reverse (fun rs ->
-                        let tag = Tags.next ()
-                        let all = Array.init S (fun s -> if s >= first && s <= last then rs.[s - first] else zero)
-                        all.[t] <- Dispatch.makeFwd tag one all.[t]
-                        snd (Dispatch.tangentAt tag (fun d -> OpDefs.zerosOf d d.Shape) (f all)))
-                        (Array.init (last - first + 1) (fun i -> if first + i = t then etaT else zero))
-                pullRow one
-            if options.ThirdOrder then
-                let tag = Tags.next ()
-                let r = row (Dispatch.makeFwd tag one zero)
-                for s in first .. last do
-                    let p, tg = Dispatch.tangentAt tag (fun d -> OpDefs.zerosOf d d.Shape) r.[s - first]
-                    hCells.[t, s] <- Tensor p
-                    if s = t then d3Cells.[t] <- Tensor tg
+            f (Array.create S zero) |> ignore
+            memo.Recording <- false
+            // ḡ: one reverse pass over all η_s
+            let sweeps0 = Dispatch.sweepCount ()
+            let value, pull = Ad.reverse f (Array.create S zero)
+            let grads = pull one
+            let sweeps = [| Dispatch.sweepCount () - sweeps0 |]
+            memo.EndPass()
+            let first = readScalars (Array.append [| Tensor value |] (grads |> Array.map Tensor))
+            let lossValue = first.[0]
+            let g = Array.init S (fun s -> -first.[s + 1])
+            g |> Array.iteri (fun s v -> checkFinite "ḡ" v s)
+            // H̄_ts (s ≥ t) and D̄_ttt as one-element tensors, read together after the passes
+            let hCells: Tensor[,] = Array2D.zeroCreate S S
+            let d3Cells: Tensor[] = Array.zeroCreate S
+
+            let rowPass (t: int) =
+                // H̄_ts for s ≥ t (only η_t when the diagonal suffices): reverse over those η_s of
+                // the directional derivative Dφ[e_t]; with the third order an outer forward along
+                // e_t differentiates the row once more, giving D̄_tts
+                let first = t
+                let last = if options.DiagonalOnly then t else S - 1
+
+                let row (etaT: Dual) =
+                    let _, pullRow =
+                        Ad.reverse
+                            (fun rs ->
+                                let tag = Tags.next ()
+                                let all = Array.init S (fun s -> if s >= first && s <= last then rs.[s - first] else zero)
+                                all.[t] <- Dispatch.makeFwd tag one all.[t]
+                                snd (Dispatch.tangentAt tag (fun d -> OpDefs.zerosOf d d.Shape) (f all)))
+                            (Array.init (last - first + 1) (fun i -> if first + i = t then etaT else zero))
+
+                    pullRow one
+
+                if options.ThirdOrder then
+                    let tag = Tags.next ()
+                    let r = row (Dispatch.makeFwd tag one zero)
+
+                    for s in first..last do
+                        let p, tg = Dispatch.tangentAt tag (fun d -> OpDefs.zerosOf d d.Shape) r.[s - first]
+                        hCells.[t, s] <- Tensor p
+
+                        if s = t then
+                            d3Cells.[t] <- Tensor tg
+                else
+                    let r = row zero
+
+                    for s in first..last do
+                        hCells.[t, s] <- Tensor r.[s - first]
+            // The row passes are independent: on the managed backend they run side by side on
+            // the worker team (each pass's own kernels then run on its thread alone), each with
+            // its own pass memo over the shared, now read-only, primal table. Pass t writes only
+            // the cells (t, s) and (s, t), s ≥ t, so no two passes write one cell.
+            let sideBySide = ps.Count > 0 && ps.ValueArray.[0].Backend.Name = "managed"
+
+            let runPass (t: int) =
+                let before = Dispatch.sweepCount ()
+                Dispatch.withMemo (memo.Fork()) (fun () -> rowPass t)
+                System.Threading.Interlocked.Add(&sweeps.[0], Dispatch.sweepCount () - before) |> ignore
+
+            if sideBySide then
+                BackendRegistry.forParts S runPass
             else
-                let r = row zero
-                for s in first .. last do
-                    hCells.[t, s] <- Tensor r.[s - first]
-        // The row passes are independent: on the managed backend they run side by side on
-        // the worker team (each pass's own kernels then run on its thread alone), each with
-        // its own pass memo over the shared, now read-only, primal table. Pass t writes only
-        // the cells (t, s) and (s, t), s ≥ t, so no two passes write one cell.
-        let sideBySide = ps.Count > 0 && ps.ValueArray.[0].Backend.Name = "managed"
-        let runPass (t: int) =
-            let before = Dispatch.sweepCount ()
-            Dispatch.withMemo (memo.Fork()) (fun () -> rowPass t)
-            System.Threading.Interlocked.Add(&sweeps.[0], Dispatch.sweepCount () - before) |> ignore
-        if sideBySide then BackendRegistry.forParts S runPass
-        else for t in 0 .. S - 1 do runPass t
-        let cells = [| for t in 0 .. S - 1 do
-                         for s in t .. S - 1 do
-                             if not (isNull (box hCells.[t, s])) then yield (t, s) |]
-        let values =
-            readScalars (Array.append (cells |> Array.map (fun (t, s) -> hCells.[t, s]))
-                                      (if options.ThirdOrder then d3Cells else [||]))
-        let hs = Array2D.zeroCreate S S
-        cells |> Array.iteri (fun k (t, s) ->
-            hs.[t, s] <- values.[k]
-            hs.[s, t] <- values.[k])
-        let d3 = Array2D.zeroCreate S S
-        if options.ThirdOrder then
-            for s in 0 .. S - 1 do d3.[s, s] <- -values.[cells.Length + s]
-        for s in 0 .. S - 1 do
-            checkFinite "H̄ diagonal" hs.[s, s] s
-            if options.ThirdOrder then checkFinite "D̄ diagonal" d3.[s, s] s
-        { Gradient = g
-          Hessian = hs
-          ThirdDiagonal = (if options.ThirdOrder then Array.init S (fun s -> d3.[s, s]) else [||])
-          Loss = lossValue
-          ReversePasses = sweeps.[0] })
+                for t in 0 .. S - 1 do
+                    runPass t
+
+            let cells = [|
+                for t in 0 .. S - 1 do
+                    for s in t .. S - 1 do
+                        if not (isNull (box hCells.[t, s])) then
+                            yield (t, s)
+            |]
+
+            let values =
+                readScalars (
+                    Array.append (cells |> Array.map (fun (t, s) -> hCells.[t, s])) (if options.ThirdOrder then d3Cells else [||])
+                )
+
+            let hs = Array2D.zeroCreate S S
+
+            cells
+            |> Array.iteri (fun k (t, s) ->
+                hs.[t, s] <- values.[k]
+                hs.[s, t] <- values.[k])
+
+            let d3 = Array2D.zeroCreate S S
+
+            if options.ThirdOrder then
+                for s in 0 .. S - 1 do
+                    d3.[s, s] <- -values.[cells.Length + s]
+
+            for s in 0 .. S - 1 do
+                checkFinite "H̄ diagonal" hs.[s, s] s
+
+                if options.ThirdOrder then
+                    checkFinite "D̄ diagonal" d3.[s, s] s
+
+            {
+                Gradient = g
+                Hessian = hs
+                ThirdDiagonal = (if options.ThirdOrder then Array.init S (fun s -> d3.[s, s]) else [||])
+                Loss = lossValue
+                ReversePasses = sweeps.[0]
+            })
 
     /// ḡ, H̄ and the diagonal of D̄.
     let compute loss ps partition u = computeWith SummaryOptions.Defaults loss ps partition u
@@ -190,14 +250,21 @@ module Summary =
     /// The full symmetric tensor of order n ≥ 1 (shape S^n, row-major, float64):
     /// entry (s1, …, sn) = Dⁿ L[u_s1, …, u_sn], by nested Jacobians of φ.
     let tensor (order: int) (loss: Parameters -> Tensor) (ps: Parameters) (partition: Partition) (u: Parameters) : float[] =
-        if order < 1 then invalidArg "order" (sprintf "summary tensor: the order must be at least 1, got %d" order)
+        if order < 1 then
+            invalidArg "order" (sprintf "summary tensor: the order must be at least 1, got %d" order)
+
         let dirs, subsetOf, zero, _ = prepare ps partition u
         let S = partition.Count
+
         let f (eta: Tensor) =
             Tensor(phi loss ps subsetOf dirs (Array.init S (fun s -> (Tensor.narrow 0 s 1 eta |> Tensor.view [||]).Node)))
+
         let rec nth (k: int) : Tensor -> Tensor =
-            if k = 1 then Ad.grad f
-            else fun eta -> Ad.jacobian (fun e -> nth (k - 1) e |> Tensor.flatten) eta |> Tensor.flatten
+            if k = 1 then
+                Ad.grad f
+            else
+                fun eta -> Ad.jacobian (fun e -> nth (k - 1) e |> Tensor.flatten) eta |> Tensor.flatten
+
         let eta0 = Tensor(Layout.cast zero.Dtype (Tensor.zeros [| S |]).Node)
         let sign = if order % 2 = 0 then 1.0 else -1.0
         Tensor.toArray (nth order eta0) |> Array.map (fun v -> sign * v)

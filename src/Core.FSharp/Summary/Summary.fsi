@@ -1,24 +1,26 @@
 namespace GroupedNewton
 
 /// <summary>The derivatives of a loss along a direction u according to a partition, in float64.</summary>
-type PartitionSummary =
-    { /// <summary>ḡ_s = ⟨∇_{T_s}L, u_s⟩.</summary>
-      Gradient: float[]
-      /// <summary>H̄_st = u_sᵀ H u_t, exactly symmetric.</summary>
-      Hessian: float[,]
-      /// <summary>D̄_sss = D³L[u_s, u_s, u_s]; empty when the third order was not requested.</summary>
-      ThirdDiagonal: float[]
-      /// <summary>The loss at θ.</summary>
-      Loss: float
-      /// <summary>Reverse sweeps spent: 1 + S (the reference spends 1 + 2S).</summary>
-      ReversePasses: int }
+type PartitionSummary = {
+    /// <summary>ḡ_s = ⟨∇_{T_s}L, u_s⟩.</summary>
+    Gradient: float[]
+    /// <summary>H̄_st = u_sᵀ H u_t, exactly symmetric.</summary>
+    Hessian: float[,]
+    /// <summary>D̄_sss = D³L[u_s, u_s, u_s]; empty when the third order was not requested.</summary>
+    ThirdDiagonal: float[]
+    /// <summary>The loss at θ.</summary>
+    Loss: float
+    /// <summary>Reverse sweeps spent: 1 + S (the reference spends 1 + 2S).</summary>
+    ReversePasses: int
+}
 
 /// <summary>What a summary computes.</summary>
-type SummaryOptions =
-    { /// <summary>Compute the diagonal of D̄ (off: ḡ and H̄ only, about half the cost).</summary>
-      ThirdOrder: bool
-      /// <summary>Keep only the diagonal of H̄ (each pass then differentiates one η_s).</summary>
-      DiagonalOnly: bool }
+type SummaryOptions = {
+    /// <summary>Compute the diagonal of D̄ (off: ḡ and H̄ only, about half the cost).</summary>
+    ThirdOrder: bool
+    /// <summary>Keep only the diagonal of H̄ (each pass then differentiates one η_s).</summary>
+    DiagonalOnly: bool
+} with
 
     /// <summary>ḡ, the full H̄ and the diagonal of D̄.</summary>
     static member Defaults: SummaryOptions
@@ -37,7 +39,13 @@ module Summary =
     /// <summary>ḡ, H̄ and (optionally) diag D̄ for a loss closure, parameters, a partition and a direction.</summary>
     /// <exception cref="GroupedNewton.OptimizationException">a summary entry is not finite.</exception>
     /// <exception cref="GroupedNewton.DtypeMismatchException">the direction's dtype differs from a parameter's.</exception>
-    val computeWith: options: SummaryOptions -> loss: (Parameters -> Tensor) -> ps: Parameters -> partition: Partition -> u: Parameters -> PartitionSummary
+    val computeWith:
+        options: SummaryOptions ->
+        loss: (Parameters -> Tensor) ->
+        ps: Parameters ->
+        partition: Partition ->
+        u: Parameters ->
+            PartitionSummary
 
     /// <summary>ḡ, H̄ and the diagonal of D̄.</summary>
     /// <example><code lang="fsharp">

@@ -5,12 +5,24 @@ open System
 /// Elementwise unary kernels of the raw interface.
 [<RequireQualifiedAccess>]
 type UnaryKind =
-    | Neg | Exp | Log | Tanh | Sigmoid | Softplus | Relu | Sqrt | Abs | Sign
+    | Neg
+    | Exp
+    | Log
+    | Tanh
+    | Sigmoid
+    | Softplus
+    | Relu
+    | Sqrt
+    | Abs
+    | Sign
 
 /// Elementwise binary kernels of the raw interface (operands of one shape and dtype).
 [<RequireQualifiedAccess>]
 type BinaryKind =
-    | Add | Sub | Mul | Div
+    | Add
+    | Sub
+    | Mul
+    | Div
 
 /// A dense, row-major, immutable tensor owned by a backend. Raw tensors carry no
 /// derivatives: the differentiable `Tensor` sits on top of them.

@@ -8,9 +8,15 @@ type Dtype =
     | Float64
     | Int32
 
-    member d.IsFloat = match d with Dtype.Int32 -> false | _ -> true
+    member d.IsFloat =
+        match d with
+        | Dtype.Int32 -> false
+        | _ -> true
 
-    member d.ByteSize = match d with Dtype.Float64 -> 8 | _ -> 4
+    member d.ByteSize =
+        match d with
+        | Dtype.Float64 -> 8
+        | _ -> 4
 
     override d.ToString() =
         match d with

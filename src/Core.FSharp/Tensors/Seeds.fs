@@ -19,11 +19,13 @@ module internal Seeds =
     let permutation (seed: int) (n: int) : int[] =
         let p = Array.init n id
         let rng = Random(seed)
+
         for i in n - 1 .. -1 .. 1 do
             let j = rng.Next(i + 1)
             let t = p.[i]
             p.[i] <- p.[j]
             p.[j] <- t
+
         p
 
     /// A standard normal value from two uniforms (Box-Muller).

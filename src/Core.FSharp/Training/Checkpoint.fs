@@ -7,20 +7,17 @@ open System.IO
 /// What a checkpoint records about its run beside parameters and optimizer state: the run's
 /// configuration (name → value, as the writer chooses to spell them; compared on resume),
 /// the position of the curvature stream and the loss the divergence guard measures against.
-type RunRecord =
-    { Settings: (string * string) list
-      CurvaturePosition: int64 option
-      /// The first training step's loss of the run (None before the first step).
-      ReferenceLoss: float option }
+type RunRecord = {
+    Settings: (string * string) list
+    CurvaturePosition: int64 option
+    /// The first training step's loss of the run (None before the first step).
+    ReferenceLoss: float option
+} with
 
     static member Empty = { Settings = []; CurvaturePosition = None; ReferenceLoss = None }
 
 /// What `Checkpoint.readInfo` finds in a checkpoint file.
-type CheckpointInfo =
-    { Path: string
-      Epoch: int
-      Model: string
-      Run: RunRecord }
+type CheckpointInfo = { Path: string; Epoch: int; Model: string; Run: RunRecord }
 
 /// A training checkpoint: the epoch reached, the parameter values, the optimizer state and
 /// the run record, in one file written atomically (temporary file, then rename). One format
@@ -34,26 +31,27 @@ module Checkpoint =
     let private referenceLoss = "run.reference_loss"
 
     /// The entries of a checkpoint.
-    let entries (epoch: int) (model: Model) (optimizer: Optimizer) (run: RunRecord) : (string * StoreValue) list =
-        [ yield "kind", StoreValue.Text "checkpoint"
-          yield "model", StoreValue.Text model.Name
-          yield "epoch", StoreValue.Int epoch
-          for k in optimizer.Parameters.KeyArray do
-              yield paramPrefix + k.Name, StoreValue.Tensor optimizer.Parameters.[k]
-          for name, v in optimizer.StateEntries() do
-              yield optPrefix + name, v
-          for name, v in run.Settings do
-              yield settingPrefix + name, StoreValue.Text v
-          match run.CurvaturePosition with
-          | Some p ->
-              // the store has 32-bit integers: the position is kept as two halves
-              yield curvatureHigh, StoreValue.Int(int (p >>> 32))
-              yield curvatureLow, StoreValue.Int(int (p &&& 0xFFFFFFFFL))
-          | None -> ()
-          match run.ReferenceLoss with
-          | Some l -> yield referenceLoss, StoreValue.Float l
-          | None -> ()
-          yield! Distributed.checkpointEntries () ]  // data-parallel hook: the number of ranks
+    let entries (epoch: int) (model: Model) (optimizer: Optimizer) (run: RunRecord) : (string * StoreValue) list = [
+        yield "kind", StoreValue.Text "checkpoint"
+        yield "model", StoreValue.Text model.Name
+        yield "epoch", StoreValue.Int epoch
+        for k in optimizer.Parameters.KeyArray do
+            yield paramPrefix + k.Name, StoreValue.Tensor optimizer.Parameters.[k]
+        for name, v in optimizer.StateEntries() do
+            yield optPrefix + name, v
+        for name, v in run.Settings do
+            yield settingPrefix + name, StoreValue.Text v
+        match run.CurvaturePosition with
+        | Some p ->
+            // the store has 32-bit integers: the position is kept as two halves
+            yield curvatureHigh, StoreValue.Int(int (p >>> 32))
+            yield curvatureLow, StoreValue.Int(int (p &&& 0xFFFFFFFFL))
+        | None -> ()
+        match run.ReferenceLoss with
+        | Some l -> yield referenceLoss, StoreValue.Float l
+        | None -> ()
+        yield! Distributed.checkpointEntries ()
+    ] // data-parallel hook: the number of ranks
 
     /// Writes a checkpoint of (epoch, parameters, optimizer state, run record) to `path`.
     let saveRun (path: string) (epoch: int) (model: Model) (optimizer: Optimizer) (run: RunRecord) =
@@ -64,25 +62,37 @@ module Checkpoint =
 
     let private checkKind (path: string) (d: IReadOnlyDictionary<string, StoreValue>) =
         let kind = TensorStore.getText path d "kind"
-        if kind <> "checkpoint" then raise (StateFormatException(sprintf "%s: a '%s' file, not a checkpoint" path kind))
+
+        if kind <> "checkpoint" then
+            raise (StateFormatException(sprintf "%s: a '%s' file, not a checkpoint" path kind))
 
     let private runOf (path: string) (d: IReadOnlyDictionary<string, StoreValue>) : RunRecord =
         let settings =
-            [ for kv in d do
-                if kv.Key.StartsWith settingPrefix then
-                    match kv.Value with
-                    | StoreValue.Text v -> yield kv.Key.Substring settingPrefix.Length, v
-                    | _ -> raise (StateFormatException(sprintf "%s: entry '%s' is not text" path kv.Key)) ]
+            [
+                for kv in d do
+                    if kv.Key.StartsWith settingPrefix then
+                        match kv.Value with
+                        | StoreValue.Text v -> yield kv.Key.Substring settingPrefix.Length, v
+                        | _ -> raise (StateFormatException(sprintf "%s: entry '%s' is not text" path kv.Key))
+            ]
             |> List.sortBy fst
+
         let position =
             if d.ContainsKey curvatureHigh || d.ContainsKey curvatureLow then
                 let high = TensorStore.getInt path d curvatureHigh
                 let low = TensorStore.getInt path d curvatureLow
                 let p = (int64 high <<< 32) ||| int64 (uint32 low)
-                if p < 0L then raise (StateFormatException(sprintf "%s: negative curvature position %d" path p))
+
+                if p < 0L then
+                    raise (StateFormatException(sprintf "%s: negative curvature position %d" path p))
+
                 Some p
-            else None
-        let reference = if d.ContainsKey referenceLoss then Some(TensorStore.getFloat path d referenceLoss) else None
+            else
+                None
+
+        let reference =
+            if d.ContainsKey referenceLoss then Some(TensorStore.getFloat path d referenceLoss) else None
+
         { Settings = settings; CurvaturePosition = position; ReferenceLoss = reference }
 
     /// The epoch, model name and run record of a checkpoint (the file is fully verified).
@@ -90,19 +100,37 @@ module Checkpoint =
         let d = TensorStore.load path
         checkKind path d
         let epoch = TensorStore.getInt path d "epoch"
-        if epoch < 0 then raise (StateFormatException(sprintf "%s: negative epoch %d" path epoch))
+
+        if epoch < 0 then
+            raise (StateFormatException(sprintf "%s: negative epoch %d" path epoch))
+
         { Path = path; Epoch = epoch; Model = TensorStore.getText path d "model"; Run = runOf path d }
 
     let private parametersFrom (path: string) (d: IReadOnlyDictionary<string, StoreValue>) (model: Model) (current: Parameters) =
         let name = TensorStore.getText path d "model"
+
         if name <> model.Name then
             raise (StateFormatException(sprintf "%s: written for model '%s', not '%s'" path name model.Name))
-        current.KeyArray |> Array.mapi (fun i k ->
+
+        current.KeyArray
+        |> Array.mapi (fun i k ->
             let v = TensorStore.getTensor path d (paramPrefix + k.Name)
             let p = current.ValueArray.[i]
+
             if v.Shape <> p.Shape || v.Dtype <> p.Dtype then
-                raise (StateFormatException(sprintf "%s: parameter '%s' is %O %s in the file, %O %s in the model"
-                                                path k.Name v.Dtype (Shape.str v.Shape) p.Dtype (Shape.str p.Shape)))
+                raise (
+                    StateFormatException(
+                        sprintf
+                            "%s: parameter '%s' is %O %s in the file, %O %s in the model"
+                            path
+                            k.Name
+                            v.Dtype
+                            (Shape.str v.Shape)
+                            p.Dtype
+                            (Shape.str p.Shape)
+                    )
+                )
+
             v)
 
     /// The parameter values stored in a checkpoint, for a model of the same name and shapes.
@@ -119,24 +147,34 @@ module Checkpoint =
         let d = TensorStore.load path
         checkKind path d
         let epoch = TensorStore.getInt path d "epoch"
-        if epoch < 0 then raise (StateFormatException(sprintf "%s: negative epoch %d" path epoch))
-        Distributed.checkCheckpoint path d  // data-parallel hook: refuses another number of ranks
+
+        if epoch < 0 then
+            raise (StateFormatException(sprintf "%s: negative epoch %d" path epoch))
+
+        Distributed.checkCheckpoint path d // data-parallel hook: refuses another number of ranks
         let run = runOf path d
         let current = optimizer.Parameters
         let values = parametersFrom path d model current
+
         let optEntries =
-            d |> Seq.filter (fun kv -> kv.Key.StartsWith optPrefix)
-              |> Seq.map (fun kv -> kv.Key.Substring optPrefix.Length, kv.Value)
-              |> dict
+            d
+            |> Seq.filter (fun kv -> kv.Key.StartsWith optPrefix)
+            |> Seq.map (fun kv -> kv.Key.Substring optPrefix.Length, kv.Value)
+            |> dict
+
         let before = optimizer.Parameters
         optimizer.SetParameters(current.WithValues values)
-        try optimizer.RestoreState(path, System.Collections.ObjectModel.ReadOnlyDictionary(optEntries))
+
+        try
+            optimizer.RestoreState(path, System.Collections.ObjectModel.ReadOnlyDictionary(optEntries))
         with _ ->
             optimizer.SetParameters before
             reraise ()
+
         match curvature, run.CurvaturePosition with
         | Some c, Some p -> c.Position <- p
         | _ -> ()
+
         { Path = path; Epoch = epoch; Model = model.Name; Run = run }
 
     /// Restores a checkpoint into the optimizer (parameters and state) and returns the
@@ -149,18 +187,25 @@ module Checkpoint =
 
     /// The epoch a checkpoint file name stands for ("epoch-0012.ckpt" → 12), if it is one.
     let epochOfName (path: string) : int option =
-        let name = match Path.GetFileName path with null -> "" | n -> n
+        let name =
+            match Path.GetFileName path with
+            | null -> ""
+            | n -> n
+
         if name.StartsWith "epoch-" && name.EndsWith ".ckpt" then
             let digits = name.Substring(6, name.Length - 11)
+
             match Int32.TryParse(digits, Globalization.NumberStyles.None, Globalization.CultureInfo.InvariantCulture) with
             | true, e when digits.Length > 0 -> Some e
             | _ -> None
-        else None
+        else
+            None
 
     /// The checkpoint files in a folder, newest epoch first (by the number in the name, so
     /// the order holds for any epoch count).
     let all (folder: string) : string list =
-        if not (Directory.Exists folder) then []
+        if not (Directory.Exists folder) then
+            []
         else
             Directory.GetFiles(folder, "epoch-*.ckpt")
             |> Array.choose (fun f -> epochOfName f |> Option.map (fun e -> e, f))
@@ -174,14 +219,28 @@ module Checkpoint =
     /// Removes the checkpoints of epochs before `epoch` except the newest `keep` of them (the
     /// checkpoint of `epoch` itself and later ones are never touched).
     let prune (folder: string) (epoch: int) (keep: int) =
-        let older = all folder |> List.filter (fun f -> match epochOfName f with Some e -> e < epoch | None -> false)
-        for f in older |> List.skip (min keep older.Length) do File.Delete f
+        let older =
+            all folder
+            |> List.filter (fun f ->
+                match epochOfName f with
+                | Some e -> e < epoch
+                | None -> false)
+
+        for f in older |> List.skip (min keep older.Length) do
+            File.Delete f
 
     /// Removes the temporary files an interrupted checkpoint write left in a folder (only
     /// the atomic-write temporaries of checkpoint files); returns their names.
     let removeTemporaries (folder: string) : string list =
-        if not (Directory.Exists folder) then []
+        if not (Directory.Exists folder) then
+            []
         else
-            [ for f in Directory.GetFiles(folder, "epoch-*.ckpt.*.tmp") do
-                File.Delete f
-                yield (match Path.GetFileName f with null -> f | n -> n) ]
+            [
+                for f in Directory.GetFiles(folder, "epoch-*.ckpt.*.tmp") do
+                    File.Delete f
+
+                    yield
+                        (match Path.GetFileName f with
+                         | null -> f
+                         | n -> n)
+            ]

@@ -10,8 +10,12 @@ open GroupedNewton.Data
 [<Sealed>]
 type CurvatureStream(model: Model, objective: Objective, data: Dataset, batchSize: int, dtype: Dtype) =
     do
-        if batchSize < 1 then invalidArg "batchSize" (sprintf "CurvatureStream: batchSize must be at least 1, got %d" batchSize)
-        if data.Count < 1 then invalidArg "data" (sprintf "CurvatureStream: data set '%s' is empty" data.Name)
+        if batchSize < 1 then
+            invalidArg "batchSize" (sprintf "CurvatureStream: batchSize must be at least 1, got %d" batchSize)
+
+        if data.Count < 1 then
+            invalidArg "data" (sprintf "CurvatureStream: data set '%s' is empty" data.Name)
+
     let options = { BatchSize = batchSize; Shuffle = false; Seed = 0; DropLast = false; Dtype = dtype }
     let batches = int ((int64 data.Count + int64 batchSize - 1L) / int64 batchSize)
     let mutable position = 0L
@@ -20,7 +24,9 @@ type CurvatureStream(model: Model, objective: Objective, data: Dataset, batchSiz
     member _.Position
         with get () = position
         and set (v: int64) =
-            if v < 0L then invalidArg "value" (sprintf "CurvatureStream: the position must be non-negative, got %d" v)
+            if v < 0L then
+                invalidArg "value" (sprintf "CurvatureStream: the position must be non-negative, got %d" v)
+
             position <- v
 
     /// Batches in one pass over the data.
@@ -33,9 +39,10 @@ type CurvatureStream(model: Model, objective: Objective, data: Dataset, batchSiz
         let start = int (int64 k * int64 batchSize)
         let len = min batchSize (data.Count - start)
         let b = Loader.batch options data (Array.init len (fun i -> start + i))
+
         if Distributed.isActive () then
             // data-parallel hook: this rank's rows, its loss scaled by their share of the batch
             let local, share = Distributed.shardBatch b
             fun (ps: Parameters) -> share * Objective.loss objective (model.Forward(ps, local.Inputs)) local
         else
-        fun (ps: Parameters) -> Objective.loss objective (model.Forward(ps, b.Inputs)) b
+            fun (ps: Parameters) -> Objective.loss objective (model.Forward(ps, b.Inputs)) b

@@ -12,7 +12,8 @@ module internal DataParallel =
     /// This rank's inputs of a training batch and the loss closure of its rows, scaled by
     /// their share of the batch (the whole batch and its plain loss with one rank).
     let stepShard (objective: Objective) (b: Batch) : Tensor * (Tensor -> Tensor) =
-        if not (Distributed.isActive ()) then b.Inputs, (fun out -> Objective.loss objective out b)
+        if not (Distributed.isActive ()) then
+            b.Inputs, (fun out -> Objective.loss objective out b)
         else
             let local, share = Distributed.shardBatch b
             local.Inputs, (fun out -> share * Objective.loss objective out local)
@@ -22,9 +23,16 @@ module internal DataParallel =
 
     /// Sums of (loss·rows, accuracy·rows, rows) over the ranks.
     let sumEvaluation (loss: float) (acc: float) (n: int) =
-        if not (Distributed.isActive ()) then loss, acc, n
+        if not (Distributed.isActive ()) then
+            loss, acc, n
         else
-            let sums = [| loss; (if System.Double.IsNaN acc then 0.0 else acc); float n; (if System.Double.IsNaN acc then 1.0 else 0.0) |]
+            let sums = [|
+                loss
+                (if System.Double.IsNaN acc then 0.0 else acc)
+                float n
+                (if System.Double.IsNaN acc then 1.0 else 0.0)
+            |]
+
             Distributed.allReduceSum sums
             sums.[0], (if sums.[3] > 0.0 then nan else sums.[1]), int sums.[2]
 
@@ -33,10 +41,22 @@ module internal DataParallel =
     let checkStart (model: Model) (optimizer: Optimizer) (batchSize: int) (trainCount: int) (startEpoch: int) (options: string) =
         if Distributed.isActive () then
             Distributed.checkBatches "the batch size" batchSize trainCount
-            let shapes = optimizer.Parameters.ValueArray |> Array.map (fun v -> Shape.str v.Shape) |> String.concat ","
-            Distributed.checkSame "run configuration (trainer options, model, optimizer, data size, start epoch)"
-                (sprintf "%s|%s|%s|%s|%d|%d|%A" options model.Name optimizer.Name shapes trainCount startEpoch
+
+            let shapes =
+                optimizer.Parameters.ValueArray |> Array.map (fun v -> Shape.str v.Shape) |> String.concat ","
+
+            Distributed.checkSame
+                "run configuration (trainer options, model, optimizer, data size, start epoch)"
+                (sprintf
+                    "%s|%s|%s|%s|%d|%d|%A"
+                    options
+                    model.Name
+                    optimizer.Name
+                    shapes
+                    trainCount
+                    startEpoch
                     (optimizer.Groups |> Array.map (fun g -> g.Name, g.LearningRate)))
+
             Distributed.checkIdenticalParameters "at the start of the run" optimizer.Parameters
 
     /// With GROUPEDNEWTON_MPI_VERIFY=1: raises unless the parameters are bit-identical on
@@ -49,12 +69,15 @@ module internal DataParallel =
     /// the same step.
     type StopAgreement(cancel: CancellationToken) =
         let mutable agreed = false
+
         /// Whether to stop now (a collective with several ranks: every rank calls it at the
         /// same point).
         member _.Check() =
             if Distributed.isActive () then
                 agreed <- agreed || Distributed.anyRank cancel.IsCancellationRequested
                 agreed
-            else cancel.IsCancellationRequested
+            else
+                cancel.IsCancellationRequested
+
         /// The answer of the last Check (the token itself with one rank).
         member _.Stopped = if Distributed.isActive () then agreed else cancel.IsCancellationRequested

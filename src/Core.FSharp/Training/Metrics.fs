@@ -5,22 +5,24 @@ open System.IO
 open System.Text.Json
 
 /// Loss and accuracy of a model on one data set.
-type Evaluation =
-    { Loss: float
-      /// NaN when the objective has no accuracy.
-      Accuracy: float }
+type Evaluation = {
+    Loss: float
+    /// NaN when the objective has no accuracy.
+    Accuracy: float
+}
 
 /// What one epoch produced.
-type EpochMetrics =
-    { Epoch: int
-      Steps: int
-      Train: Evaluation
-      Validation: Evaluation option
-      Test: Evaluation option
-      /// Seconds since the run (or the resumed run) started.
-      WallSeconds: float
-      /// Learning rate of each optimizer group at the end of the epoch.
-      LearningRates: (string * float)[] }
+type EpochMetrics = {
+    Epoch: int
+    Steps: int
+    Train: Evaluation
+    Validation: Evaluation option
+    Test: Evaluation option
+    /// Seconds since the run (or the resumed run) started.
+    WallSeconds: float
+    /// Learning rate of each optimizer group at the end of the epoch.
+    LearningRates: (string * float)[]
+}
 
 /// Appends metrics as JSON lines (one object per epoch). JSON has no number for NaN or
 /// infinity: such a value is written as the string "NaN", "Infinity" or "-Infinity" (a
@@ -49,12 +51,15 @@ module Metrics =
         match e with
         | Some e ->
             writeFloat w (prefix + "_loss") e.Loss
-            if not (Double.IsNaN e.Accuracy) then writeFloat w (prefix + "_accuracy") e.Accuracy
+
+            if not (Double.IsNaN e.Accuracy) then
+                writeFloat w (prefix + "_accuracy") e.Accuracy
         | None -> ()
 
     /// One JSON object for an epoch.
     let toJson (m: EpochMetrics) =
         use ms = new MemoryStream()
+
         (use w = new Utf8JsonWriter(ms)
          w.WriteStartObject()
          w.WriteNumber("epoch", m.Epoch)
@@ -64,33 +69,45 @@ module Metrics =
          evalJson w "test" m.Test
          writeFloat w "wall_seconds" m.WallSeconds
          w.WriteStartObject("learning_rates")
-         for name, lr in m.LearningRates do writeFloat w name lr
+
+         for name, lr in m.LearningRates do
+             writeFloat w name lr
+
          w.WriteEndObject()
          w.WriteEndObject())
+
         Text.Encoding.UTF8.GetString(ms.ToArray())
 
     /// Appends one line to a JSON-lines file (creating its folder).
     let append (path: string) (m: EpochMetrics) =
         match Path.GetDirectoryName(Path.GetFullPath path) with
-        | null | "" -> ()
+        | null
+        | "" -> ()
         | dir -> Directory.CreateDirectory dir |> ignore
+
         File.AppendAllText(path, toJson m + "\n")
 
     /// Keeps the lines of a JSON-lines metrics file whose "epoch" is at most `epoch` (and
     /// drops a torn last line), so that a resumed run holds each completed epoch once.
     /// Returns the number of lines removed.
     let truncateTo (path: string) (epoch: int) : int =
-        if not (File.Exists path) then 0
+        if not (File.Exists path) then
+            0
         else
             let lines = File.ReadAllLines path
+
             let keep =
-                lines |> Array.filter (fun l ->
+                lines
+                |> Array.filter (fun l ->
                     try
                         use d = JsonDocument.Parse l
                         d.RootElement.GetProperty("epoch").GetInt32() <= epoch
-                    with _ -> false)
+                    with _ ->
+                        false)
+
             if keep.Length <> lines.Length then
                 let tmp = path + ".truncate.tmp"
                 File.WriteAllLines(tmp, keep)
                 File.Move(tmp, path, true)
+
             lines.Length - keep.Length

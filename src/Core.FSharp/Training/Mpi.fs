@@ -15,20 +15,22 @@ type DistributedException(message: string) =
     inherit Exception(message)
 
 /// How this process was started, read from the launcher's environment.
-type internal Launch =
-    { Size: int
-      Rank: int
-      /// Ranks on this host (0 when the launcher does not say).
-      LocalRanks: int
-      /// The variable the size was read from, for messages.
-      Source: string }
+type internal Launch = {
+    Size: int
+    Rank: int
+    /// Ranks on this host (0 when the launcher does not say).
+    LocalRanks: int
+    /// The variable the size was read from, for messages.
+    Source: string
+}
 
 /// Time and volume of the collective calls made so far by this rank.
-type CommunicationStatistics =
-    { Calls: int64
-      /// Bytes this rank contributed (its send buffers).
-      Bytes: int64
-      Seconds: float }
+type CommunicationStatistics = {
+    Calls: int64
+    /// Bytes this rank contributed (its send buffers).
+    Bytes: int64
+    Seconds: float
+}
 
 /// The MPI binding underneath Distributed: MPI.NET's raw entry points (built against MS-MPI's
 /// msmpi.dll) bound to the platform's MPI library of the same ABI (MPICH, Intel MPI), a
@@ -41,16 +43,26 @@ module internal Mpi =
         | v -> Some(v.Trim())
 
     let private intEnv (name: string) =
-        env name |> Option.bind (fun v -> match Int32.TryParse v with | true, n -> Some n | _ -> None)
+        env name
+        |> Option.bind (fun v ->
+            match Int32.TryParse v with
+            | true, n -> Some n
+            | _ -> None)
 
     /// The launcher's view of this process: MPICH's Hydra and MS-MPI set PMI_RANK/PMI_SIZE
     /// (Hydra also MPI_LOCALNRANKS); Open MPI sets OMPI_COMM_WORLD_SIZE, refused (other ABI).
     let launch () : Launch =
         match intEnv "OMPI_COMM_WORLD_SIZE" with
         | Some n when n > 1 ->
-            raise (DistributedException(
-                sprintf "started by Open MPI's mpiexec with %d ranks (OMPI_COMM_WORLD_SIZE): Open MPI has another binary interface and is not supported; install MPICH (Debian/Ubuntu: apt-get install mpich libmpich-dev) and start with mpiexec.mpich" n))
+            raise (
+                DistributedException(
+                    sprintf
+                        "started by Open MPI's mpiexec with %d ranks (OMPI_COMM_WORLD_SIZE): Open MPI has another binary interface and is not supported; install MPICH (Debian/Ubuntu: apt-get install mpich libmpich-dev) and start with mpiexec.mpich"
+                        n
+                )
+            )
         | _ -> ()
+
         let size, source =
             match intEnv "PMI_SIZE" with
             | Some n -> n, "PMI_SIZE"
@@ -58,10 +70,13 @@ module internal Mpi =
                 match intEnv "MPI_LOCALNRANKS", env "PMI_RANK" with
                 | Some n, Some _ -> n, "MPI_LOCALNRANKS"
                 | _ -> 1, "(no launcher)"
-        { Size = max 1 size
-          Rank = defaultArg (intEnv "PMI_RANK") 0
-          LocalRanks = defaultArg (intEnv "MPI_LOCALNRANKS") 0
-          Source = source }
+
+        {
+            Size = max 1 size
+            Rank = defaultArg (intEnv "PMI_RANK") 0
+            LocalRanks = defaultArg (intEnv "MPI_LOCALNRANKS") 0
+            Source = source
+        }
 
     let private candidates () =
         match env "GROUPEDNEWTON_MPI_LIBRARY" with
@@ -87,7 +102,9 @@ module internal Mpi =
     let abort (code: int) (reason: string) =
         eprintfn "%s" reason
         Console.Error.Flush()
-        if multiple then MPI.Unsafe.MPI_Abort(comm, code) |> ignore
+
+        if multiple then
+            MPI.Unsafe.MPI_Abort(comm, code) |> ignore
         // without MPI_THREAD_MULTIPLE another thread may not call MPI: end this process, and
         // the launcher ends the others
         Process.GetCurrentProcess().Kill()
@@ -96,19 +113,31 @@ module internal Mpi =
     type private Watch() =
         [<VolatileField>]
         let mutable started = 0L
+
         [<VolatileField>]
         let mutable what = ""
+
         member _.Enter(name: string) =
             what <- name
             started <- Stopwatch.GetTimestamp()
+
         member _.Leave() = started <- 0L
+
         member _.Check(rank: int) =
             let s = started
+
             if s <> 0L then
                 let waited = float (Stopwatch.GetTimestamp() - s) / float Stopwatch.Frequency
+
                 if waited > timeoutSeconds then
-                    abort 75 (sprintf "error: rank %d waited %.0f s in %s for the other ranks (GROUPEDNEWTON_MPI_TIMEOUT is %g s): a rank has hung or died; ending the job"
-                                  rank waited what timeoutSeconds)
+                    abort
+                        75
+                        (sprintf
+                            "error: rank %d waited %.0f s in %s for the other ranks (GROUPEDNEWTON_MPI_TIMEOUT is %g s): a rank has hung or died; ending the job"
+                            rank
+                            waited
+                            what
+                            timeoutSeconds)
 
     let private watch = Watch()
     let mutable private calls = 0L
@@ -123,13 +152,20 @@ module internal Mpi =
         ticks <- 0L
 
     let private check (what: string) (rc: int) =
-        if rc <> 0 then raise (DistributedException(sprintf "MPI %s failed with error code %d" what rc))
+        if rc <> 0 then
+            raise (DistributedException(sprintf "MPI %s failed with error code %d" what rc))
 
     /// Runs one collective under the watchdog and counts it.
     let collective (what: string) (sent: int64) (f: unit -> int) =
         watch.Enter what
         let t0 = Stopwatch.GetTimestamp()
-        let rc = try f () finally watch.Leave()
+
+        let rc =
+            try
+                f ()
+            finally
+                watch.Leave()
+
         ticks <- ticks + (Stopwatch.GetTimestamp() - t0)
         calls <- calls + 1L
         bytes <- bytes + sent
@@ -140,28 +176,45 @@ module internal Mpi =
             finished <- true
             let mutable fin = 0
             MPI.Unsafe.MPI_Finalized(&fin) |> ignore
-            if fin = 0 then MPI.Unsafe.MPI_Finalize() |> ignore
+
+            if fin = 0 then
+                MPI.Unsafe.MPI_Finalize() |> ignore
 
     /// Loads the MPI library, initialises MPI and starts the watchdog; returns (rank, size)
     /// as MPI reports them.
     let initialise (l: Launch) : int * int =
         let tried = candidates ()
+
         let handle =
-            tried |> List.tryPick (fun name ->
+            tried
+            |> List.tryPick (fun name ->
                 match NativeLibrary.TryLoad name with
                 | true, h -> Some h
                 | _ -> None)
+
         match handle with
         | None ->
-            raise (DistributedException(
-                sprintf "started under mpiexec with %d ranks (%s), but no MPI library could be loaded (tried %s): install MPICH (Debian/Ubuntu: apt-get install mpich libmpich-dev; other systems: MPICH, Intel MPI or, on Windows, MS-MPI), or name the library in GROUPEDNEWTON_MPI_LIBRARY"
-                    l.Size l.Source (String.Join(", ", tried))))
+            raise (
+                DistributedException(
+                    sprintf
+                        "started under mpiexec with %d ranks (%s), but no MPI library could be loaded (tried %s): install MPICH (Debian/Ubuntu: apt-get install mpich libmpich-dev; other systems: MPICH, Intel MPI or, on Windows, MS-MPI), or name the library in GROUPEDNEWTON_MPI_LIBRARY"
+                        l.Size
+                        l.Source
+                        (String.Join(", ", tried))
+                )
+            )
         | Some h ->
             let asm = typeof<MPI.Unsafe>.Assembly
+
             try
-                NativeLibrary.SetDllImportResolver(asm, DllImportResolver(fun name _ _ ->
-                    if name.StartsWith("msmpi", StringComparison.OrdinalIgnoreCase) then h else IntPtr.Zero))
-            with :? InvalidOperationException -> ()  // a resolver is already set (initialised before)
+                NativeLibrary.SetDllImportResolver(
+                    asm,
+                    DllImportResolver(fun name _ _ ->
+                        if name.StartsWith("msmpi", StringComparison.OrdinalIgnoreCase) then h else IntPtr.Zero)
+                )
+            with :? InvalidOperationException ->
+                () // a resolver is already set (initialised before)
+
             let mutable argc = 0
             let mutable argv = NativePtr.nullPtr<nativeptr<byte>>
             let mutable provided = 0
@@ -172,10 +225,17 @@ module internal Mpi =
             check "MPI_Comm_rank" (MPI.Unsafe.MPI_Comm_rank(comm, &rank))
             check "MPI_Comm_size" (MPI.Unsafe.MPI_Comm_size(comm, &size))
             AppDomain.CurrentDomain.ProcessExit.Add(fun _ -> finalize ())
-            let t = Thread((fun () ->
+
+            let t =
+                Thread(
+                    (fun () ->
                         while not finished do
                             Thread.Sleep 250
-                            watch.Check rank), IsBackground = true, Name = "mpi-watchdog")
+                            watch.Check rank),
+                    IsBackground = true,
+                    Name = "mpi-watchdog"
+                )
+
             t.Start()
             rank, size
 
@@ -184,6 +244,7 @@ module internal Mpi =
     let private allReduceWith (what: string) (datatype: int) (op: int) (elementBytes: int) (send: Array) (recv: Array) (count: int) =
         let hs = pin send
         let hr = pin recv
+
         try
             collective what (int64 count * int64 elementBytes) (fun () ->
                 MPI.Unsafe.MPI_Allreduce(hs.AddrOfPinnedObject(), hr.AddrOfPinnedObject(), count, datatype, op, comm))
@@ -220,32 +281,57 @@ module internal Mpi =
         let recv = Array.zeroCreate<int64> size
         let hs = pin send
         let hr = pin recv
+
         try
             collective "all-gather (int64)" 8L (fun () ->
-                MPI.Unsafe.MPI_Allgather(hs.AddrOfPinnedObject(), 1, MPI.Unsafe.MPI_LONG_LONG, hr.AddrOfPinnedObject(), 1, MPI.Unsafe.MPI_LONG_LONG, comm))
+                MPI.Unsafe.MPI_Allgather(
+                    hs.AddrOfPinnedObject(),
+                    1,
+                    MPI.Unsafe.MPI_LONG_LONG,
+                    hr.AddrOfPinnedObject(),
+                    1,
+                    MPI.Unsafe.MPI_LONG_LONG,
+                    comm
+                ))
         finally
             hs.Free()
             hr.Free()
+
         recv
 
     /// Concatenation of every rank's buffer (rank order); counts.[r] elements from rank r.
     let allGatherV (datatype: int) (elementBytes: int) (send: Array) (sendCount: int) (recv: Array) (counts: int[]) =
         let displs = Array.zeroCreate<int> counts.Length
-        for r in 1 .. counts.Length - 1 do displs.[r] <- displs.[r - 1] + counts.[r - 1]
+
+        for r in 1 .. counts.Length - 1 do
+            displs.[r] <- displs.[r - 1] + counts.[r - 1]
+
         let hs = pin send
         let hr = pin recv
+
         try
             collective "all-gather of layer statistics" (int64 sendCount * int64 elementBytes) (fun () ->
-                MPI.Unsafe.MPI_Allgatherv(hs.AddrOfPinnedObject(), sendCount, datatype, hr.AddrOfPinnedObject(), counts, displs, datatype, comm))
+                MPI.Unsafe.MPI_Allgatherv(
+                    hs.AddrOfPinnedObject(),
+                    sendCount,
+                    datatype,
+                    hr.AddrOfPinnedObject(),
+                    counts,
+                    displs,
+                    datatype,
+                    comm
+                ))
         finally
             hs.Free()
             hr.Free()
 
     let broadcast64 (a: float[]) (root: int) =
         let h = pin a
+
         try
             collective "broadcast (float64)" (int64 a.Length * 8L) (fun () ->
                 MPI.Unsafe.MPI_Bcast(h.AddrOfPinnedObject(), a.Length, MPI.Unsafe.MPI_DOUBLE, root, comm))
-        finally h.Free()
+        finally
+            h.Free()
 
     let barrier () = collective "barrier" 0L (fun () -> MPI.Unsafe.MPI_Barrier comm)

@@ -25,8 +25,7 @@ module Objective =
             match batch.Targets with
             | Some y -> Losses.mse output (Tensor.view output.Shape y)
             | None -> invalidArg "batch" "a regression objective needs a data set with real-valued targets"
-        | Objective.Reconstruction ->
-            Losses.bceWithLogits output (Tensor.view output.Shape batch.Inputs)
+        | Objective.Reconstruction -> Losses.bceWithLogits output (Tensor.view output.Shape batch.Inputs)
 
     /// Accuracy of a model output on a batch (NaN when the objective has none).
     let accuracy (objective: Objective) (output: Tensor) (batch: Batch) : float =

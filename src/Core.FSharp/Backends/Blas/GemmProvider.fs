@@ -34,12 +34,11 @@ module GemmProvider =
         | Null -> BlasSetting.Auto
         | NonNull v ->
             match v.Trim().ToLowerInvariant() with
-            | "" | "auto" -> BlasSetting.Auto
+            | ""
+            | "auto" -> BlasSetting.Auto
             | "managed" -> BlasSetting.Managed
             | "openblas" -> BlasSetting.OpenBlas
-            | _ ->
-                raise (BackendException(
-                        sprintf "GROUPEDNEWTON_BLAS must be 'managed', 'openblas' or 'auto', got '%s'" v))
+            | _ -> raise (BackendException(sprintf "GROUPEDNEWTON_BLAS must be 'managed', 'openblas' or 'auto', got '%s'" v))
 
     /// Whether a setting selects OpenBLAS. Only Auto and OpenBlas ever load the library.
     let internal resolve (setting: BlasSetting) : bool =
@@ -47,10 +46,13 @@ module GemmProvider =
         | BlasSetting.Managed -> false
         | BlasSetting.Auto -> OpenBlas.isAvailable ()
         | BlasSetting.OpenBlas ->
-            if OpenBlas.isAvailable () then true
+            if OpenBlas.isAvailable () then
+                true
             else
-                raise (BackendException
-                        "GROUPEDNEWTON_BLAS=openblas but OpenBLAS could not be loaded: apt-get install libopenblas0-pthread, or set GROUPEDNEWTON_BLAS=managed")
+                raise (
+                    BackendException
+                        "GROUPEDNEWTON_BLAS=openblas but OpenBLAS could not be loaded: apt-get install libopenblas0-pthread, or set GROUPEDNEWTON_BLAS=managed"
+                )
 
     // 0 = not decided yet, 1 = managed, 2 = OpenBLAS. A failed decision is not cached, so a
     // bad setting raises on every GEMM until it is fixed or overridden.
@@ -81,11 +83,26 @@ module GemmProvider =
     /// OpenBLAS always runs single-threaded here: a product is split into column (or row)
     /// blocks over the managed backend's worker team, so OpenBLAS's own threads, which spin
     /// long after each call, never compete with the team for the cores.
-    let inline private splitOpenBlas ([<InlineIfLambda>] single: bool * bool * int * int * int * 'T[] * int * int * 'T[] * int * int * 'T[] * int * int * int -> unit)
-                                     (transA: bool, transB: bool, m: int, n: int, k: int,
-                                      a: 'T[], aOff: int, lda: int, b: 'T[], bOff: int, ldb: int,
-                                      c: 'T[], cOff: int, ldc: int) =
+    let inline private splitOpenBlas
+        ([<InlineIfLambda>] single: bool * bool * int * int * int * 'T[] * int * int * 'T[] * int * int * 'T[] * int * int * int -> unit)
+        (
+            transA: bool,
+            transB: bool,
+            m: int,
+            n: int,
+            k: int,
+            a: 'T[],
+            aOff: int,
+            lda: int,
+            b: 'T[],
+            bOff: int,
+            ldb: int,
+            c: 'T[],
+            cOff: int,
+            ldc: int
+        ) =
         let t = Threading.get ()
+
         if t <= 1 || int64 m * int64 n * int64 k < ParallelWork then
             single (transA, transB, m, n, k, a, aOff, lda, b, bOff, ldb, c, cOff, ldc, 1)
         else
@@ -94,9 +111,11 @@ module GemmProvider =
             let len = if splitN then n else m
             let chunk = ((len + t - 1) / t + 15) / 16 * 16
             let parts = (len + chunk - 1) / chunk
+
             Threading.forParts parts (fun p ->
                 let lo = p * chunk
                 let w = min len (lo + chunk) - lo
+
                 if splitN then
                     let bo = if transB then bOff + lo * ldb else bOff + lo
                     single (transA, transB, m, w, k, a, aOff, lda, b, bo, ldb, c, cOff + lo, ldc, 1)
@@ -106,18 +125,46 @@ module GemmProvider =
 
     /// C = op(A)·op(B), row-major, C overwritten, on the selected implementation with
     /// Threading.get () threads.
-    let sgemm (transA: bool, transB: bool, m: int, n: int, k: int,
-               a: float32[], aOff: int, lda: int, b: float32[], bOff: int, ldb: int,
-               c: float32[], cOff: int, ldc: int) : unit =
+    let sgemm
+        (
+            transA: bool,
+            transB: bool,
+            m: int,
+            n: int,
+            k: int,
+            a: float32[],
+            aOff: int,
+            lda: int,
+            b: float32[],
+            bOff: int,
+            ldb: int,
+            c: float32[],
+            cOff: int,
+            ldc: int
+        ) : unit =
         if useOpenBlas () && int64 m * int64 n * int64 k >= TinyWork then
             splitOpenBlas OpenBlas.sgemm (transA, transB, m, n, k, a, aOff, lda, b, bOff, ldb, c, cOff, ldc)
         else
             Gemm.sgemm (transA, transB, m, n, k, a, aOff, lda, b, bOff, ldb, c, cOff, ldc, Threading.get ())
 
     /// Same as sgemm for float64.
-    let dgemm (transA: bool, transB: bool, m: int, n: int, k: int,
-               a: float[], aOff: int, lda: int, b: float[], bOff: int, ldb: int,
-               c: float[], cOff: int, ldc: int) : unit =
+    let dgemm
+        (
+            transA: bool,
+            transB: bool,
+            m: int,
+            n: int,
+            k: int,
+            a: float[],
+            aOff: int,
+            lda: int,
+            b: float[],
+            bOff: int,
+            ldb: int,
+            c: float[],
+            cOff: int,
+            ldc: int
+        ) : unit =
         if useOpenBlas () && int64 m * int64 n * int64 k >= TinyWork then
             splitOpenBlas OpenBlas.dgemm (transA, transB, m, n, k, a, aOff, lda, b, bOff, ldb, c, cOff, ldc)
         else

@@ -12,13 +12,41 @@ open GroupedNewton.Backends.Managed
 
 [<UnmanagedFunctionPointer(CallingConvention.Cdecl)>]
 type internal CblasSgemm =
-    delegate of order: int * transA: int * transB: int * m: int * n: int * k: int * alpha: float32 *
-                a: nativeint * lda: int * b: nativeint * ldb: int * beta: float32 * c: nativeint * ldc: int -> unit
+    delegate of
+        order: int *
+        transA: int *
+        transB: int *
+        m: int *
+        n: int *
+        k: int *
+        alpha: float32 *
+        a: nativeint *
+        lda: int *
+        b: nativeint *
+        ldb: int *
+        beta: float32 *
+        c: nativeint *
+        ldc: int ->
+            unit
 
 [<UnmanagedFunctionPointer(CallingConvention.Cdecl)>]
 type internal CblasDgemm =
-    delegate of order: int * transA: int * transB: int * m: int * n: int * k: int * alpha: float *
-                a: nativeint * lda: int * b: nativeint * ldb: int * beta: float * c: nativeint * ldc: int -> unit
+    delegate of
+        order: int *
+        transA: int *
+        transB: int *
+        m: int *
+        n: int *
+        k: int *
+        alpha: float *
+        a: nativeint *
+        lda: int *
+        b: nativeint *
+        ldb: int *
+        beta: float *
+        c: nativeint *
+        ldc: int ->
+            unit
 
 [<UnmanagedFunctionPointer(CallingConvention.Cdecl)>]
 type internal OpenBlasSetNumThreads = delegate of n: int -> unit
@@ -33,37 +61,56 @@ module OpenBlas =
 
     [<Literal>]
     let private RowMajor = 101
+
     [<Literal>]
     let private NoTrans = 111
+
     [<Literal>]
     let private Trans = 112
 
-    type private Api =
-        { Library: string
-          Sgemm: CblasSgemm
-          Dgemm: CblasDgemm
-          SetNumThreads: OpenBlasSetNumThreads option
-          CoreName: string
-          Config: string }
+    type private Api = {
+        Library: string
+        Sgemm: CblasSgemm
+        Dgemm: CblasDgemm
+        SetNumThreads: OpenBlasSetNumThreads option
+        CoreName: string
+        Config: string
+    }
 
     /// Library names tried in order (the pthread, OpenMP and serial Debian/Ubuntu/Fedora
     /// builds all export the LP64 CBLAS symbols used here), then the usual full paths.
-    let private candidates =
-        [ "libopenblas.so.0"; "libopenblas.so"; "libopenblasp.so.0"; "libopenblasp.so"
-          "libopenblaso.so.0"; "libopenblas.so.3"; "libopenblas.dylib"; "libopenblas.dll"; "openblas"
-          "/usr/lib/x86_64-linux-gnu/openblas-pthread/libopenblas.so.0"
-          "/usr/lib/aarch64-linux-gnu/openblas-pthread/libopenblas.so.0"
-          "/usr/lib64/libopenblasp.so.0"; "/usr/lib64/libopenblas.so.0"
-          "/opt/homebrew/opt/openblas/lib/libopenblas.dylib"; "/usr/local/opt/openblas/lib/libopenblas.dylib" ]
+    let private candidates = [
+        "libopenblas.so.0"
+        "libopenblas.so"
+        "libopenblasp.so.0"
+        "libopenblasp.so"
+        "libopenblaso.so.0"
+        "libopenblas.so.3"
+        "libopenblas.dylib"
+        "libopenblas.dll"
+        "openblas"
+        "/usr/lib/x86_64-linux-gnu/openblas-pthread/libopenblas.so.0"
+        "/usr/lib/aarch64-linux-gnu/openblas-pthread/libopenblas.so.0"
+        "/usr/lib64/libopenblasp.so.0"
+        "/usr/lib64/libopenblas.so.0"
+        "/opt/homebrew/opt/openblas/lib/libopenblas.dylib"
+        "/usr/local/opt/openblas/lib/libopenblas.dylib"
+    ]
 
     let private readString (lib: nativeint) (name: string) =
         match NativeLibrary.TryGetExport(lib, name) with
         | true, f when f <> 0n ->
             try
                 let s = Marshal.GetDelegateForFunctionPointer<OpenBlasGetString>(f).Invoke()
-                if s = 0n then "unknown"
-                else match Marshal.PtrToStringAnsi s with null -> "unknown" | str -> str.Trim()
-            with _ -> "unknown"
+
+                if s = 0n then
+                    "unknown"
+                else
+                    match Marshal.PtrToStringAnsi s with
+                    | null -> "unknown"
+                    | str -> str.Trim()
+            with _ ->
+                "unknown"
         | _ -> "unknown"
 
     let private tryBind (name: string) (lib: nativeint) : Api option =
@@ -73,13 +120,15 @@ module OpenBlas =
                 match NativeLibrary.TryGetExport(lib, "openblas_set_num_threads") with
                 | true, f when f <> 0n -> Some(Marshal.GetDelegateForFunctionPointer<OpenBlasSetNumThreads> f)
                 | _ -> None
-            Some
-                { Library = name
-                  Sgemm = Marshal.GetDelegateForFunctionPointer<CblasSgemm> s
-                  Dgemm = Marshal.GetDelegateForFunctionPointer<CblasDgemm> d
-                  SetNumThreads = setThreads
-                  CoreName = readString lib "openblas_get_corename"
-                  Config = readString lib "openblas_get_config" }
+
+            Some {
+                Library = name
+                Sgemm = Marshal.GetDelegateForFunctionPointer<CblasSgemm> s
+                Dgemm = Marshal.GetDelegateForFunctionPointer<CblasDgemm> d
+                SetNumThreads = setThreads
+                CoreName = readString lib "openblas_get_corename"
+                Config = readString lib "openblas_get_config"
+            }
         | _ -> None
 
     let private load () : Api option =
@@ -93,15 +142,25 @@ module OpenBlas =
                         | true, lib when lib <> 0n ->
                             match tryBind name lib with
                             | Some api -> Some api
-                            | None -> NativeLibrary.Free lib; None
+                            | None ->
+                                NativeLibrary.Free lib
+                                None
                         | _ -> None
-                    with _ -> None
+                    with _ ->
+                        None
+
                 match found with
                 | Some _ -> found
                 | None -> go rest
+
         go candidates
 
-    let private api = lazy (try load () with _ -> None)
+    let private api =
+        lazy
+            (try
+                load ()
+             with _ ->
+                 None)
 
     /// The thread count last handed to openblas_set_num_threads (0: never set).
     let mutable private lastThreads = 0
@@ -109,46 +168,84 @@ module OpenBlas =
     /// True when an OpenBLAS library with the CBLAS entry points could be loaded. Loads it on
     /// first call; never throws.
     let isAvailable () : bool =
-        try api.Force().IsSome with _ -> false
+        try
+            api.Force().IsSome
+        with _ ->
+            false
 
     /// The kernel family OpenBLAS picked (openblas_get_corename, e.g. "Haswell", "Zen"), or "unknown".
     let coreName () : string =
-        try match api.Force() with Some a -> a.CoreName | None -> "unknown" with _ -> "unknown"
+        try
+            match api.Force() with
+            | Some a -> a.CoreName
+            | None -> "unknown"
+        with _ ->
+            "unknown"
 
     /// The build configuration string (openblas_get_config), or "unknown".
     let config () : string =
-        try match api.Force() with Some a -> a.Config | None -> "unknown" with _ -> "unknown"
+        try
+            match api.Force() with
+            | Some a -> a.Config
+            | None -> "unknown"
+        with _ ->
+            "unknown"
 
     /// The library name that was loaded, or "none".
     let libraryName () : string =
-        try match api.Force() with Some a -> a.Library | None -> "none" with _ -> "none"
+        try
+            match api.Force() with
+            | Some a -> a.Library
+            | None -> "none"
+        with _ ->
+            "none"
 
     let private get () =
         match api.Force() with
         | Some a -> a
         | None ->
-            raise (GroupedNewton.BackendException
-                    "OpenBLAS could not be loaded: apt-get install libopenblas0-pthread, or set GROUPEDNEWTON_BLAS=managed")
+            raise (
+                GroupedNewton.BackendException
+                    "OpenBLAS could not be loaded: apt-get install libopenblas0-pthread, or set GROUPEDNEWTON_BLAS=managed"
+            )
 
     let private setThreads (a: Api) (threads: int) =
         if threads <> lastThreads then
             match a.SetNumThreads with
             | Some f -> f.Invoke threads
             | None -> ()
+
             lastThreads <- threads
 
     /// CBLAS wants ld ≥ max(1, row length) even where a single row makes it irrelevant.
     let inline private fixLd (rows: int) (cols: int) (ld: int) = if rows <= 1 then max ld (max 1 cols) else ld
 
     /// Same contract as Gemm.sgemm (C = op(A)·op(B), row-major, overwritten), through cblas_sgemm.
-    let sgemm (transA: bool, transB: bool, m: int, n: int, k: int,
-               a: float32[], aOff: int, lda: int, b: float32[], bOff: int, ldb: int,
-               c: float32[], cOff: int, ldc: int, threads: int) : unit =
+    let sgemm
+        (
+            transA: bool,
+            transB: bool,
+            m: int,
+            n: int,
+            k: int,
+            a: float32[],
+            aOff: int,
+            lda: int,
+            b: float32[],
+            bOff: int,
+            ldb: int,
+            c: float32[],
+            cOff: int,
+            ldc: int,
+            threads: int
+        ) : unit =
         Gemm.validate transA transB m n k a.Length aOff lda b.Length bOff ldb c.Length cOff ldc threads
         let api = get ()
+
         if m > 0 && n > 0 then
             if k = 0 then
-                for i in 0 .. m - 1 do Span<float32>(c, cOff + i * ldc, n).Clear()
+                for i in 0 .. m - 1 do
+                    Span<float32>(c, cOff + i * ldc, n).Clear()
             else
                 setThreads api threads
                 let lda = if transA then fixLd k m lda else fixLd m k lda
@@ -157,21 +254,50 @@ module OpenBlas =
                 use pa = fixed a
                 use pb = fixed b
                 use pc = fixed c
-                api.Sgemm.Invoke(RowMajor, (if transA then Trans else NoTrans), (if transB then Trans else NoTrans),
-                                 m, n, k, 1.0f,
-                                 NativePtr.toNativeInt (NativePtr.add pa aOff), lda,
-                                 NativePtr.toNativeInt (NativePtr.add pb bOff), ldb, 0.0f,
-                                 NativePtr.toNativeInt (NativePtr.add pc cOff), ldc)
+
+                api.Sgemm.Invoke(
+                    RowMajor,
+                    (if transA then Trans else NoTrans),
+                    (if transB then Trans else NoTrans),
+                    m,
+                    n,
+                    k,
+                    1.0f,
+                    NativePtr.toNativeInt (NativePtr.add pa aOff),
+                    lda,
+                    NativePtr.toNativeInt (NativePtr.add pb bOff),
+                    ldb,
+                    0.0f,
+                    NativePtr.toNativeInt (NativePtr.add pc cOff),
+                    ldc
+                )
 
     /// Same contract as Gemm.dgemm, through cblas_dgemm.
-    let dgemm (transA: bool, transB: bool, m: int, n: int, k: int,
-               a: float[], aOff: int, lda: int, b: float[], bOff: int, ldb: int,
-               c: float[], cOff: int, ldc: int, threads: int) : unit =
+    let dgemm
+        (
+            transA: bool,
+            transB: bool,
+            m: int,
+            n: int,
+            k: int,
+            a: float[],
+            aOff: int,
+            lda: int,
+            b: float[],
+            bOff: int,
+            ldb: int,
+            c: float[],
+            cOff: int,
+            ldc: int,
+            threads: int
+        ) : unit =
         Gemm.validate transA transB m n k a.Length aOff lda b.Length bOff ldb c.Length cOff ldc threads
         let api = get ()
+
         if m > 0 && n > 0 then
             if k = 0 then
-                for i in 0 .. m - 1 do Span<float>(c, cOff + i * ldc, n).Clear()
+                for i in 0 .. m - 1 do
+                    Span<float>(c, cOff + i * ldc, n).Clear()
             else
                 setThreads api threads
                 let lda = if transA then fixLd k m lda else fixLd m k lda
@@ -180,8 +306,20 @@ module OpenBlas =
                 use pa = fixed a
                 use pb = fixed b
                 use pc = fixed c
-                api.Dgemm.Invoke(RowMajor, (if transA then Trans else NoTrans), (if transB then Trans else NoTrans),
-                                 m, n, k, 1.0,
-                                 NativePtr.toNativeInt (NativePtr.add pa aOff), lda,
-                                 NativePtr.toNativeInt (NativePtr.add pb bOff), ldb, 0.0,
-                                 NativePtr.toNativeInt (NativePtr.add pc cOff), ldc)
+
+                api.Dgemm.Invoke(
+                    RowMajor,
+                    (if transA then Trans else NoTrans),
+                    (if transB then Trans else NoTrans),
+                    m,
+                    n,
+                    k,
+                    1.0,
+                    NativePtr.toNativeInt (NativePtr.add pa aOff),
+                    lda,
+                    NativePtr.toNativeInt (NativePtr.add pb bOff),
+                    ldb,
+                    0.0,
+                    NativePtr.toNativeInt (NativePtr.add pc cOff),
+                    ldc
+                )

@@ -21,7 +21,7 @@ type internal Storage =
         | F64 a -> a.Length
         | I32 a -> a.Length
 
-    member s.AsArray : Array =
+    member s.AsArray: Array =
         match s with
         | F32 a -> a :> Array
         | F64 a -> a :> Array
@@ -36,9 +36,9 @@ type internal Storage =
 
     static member Zeros(dtype: Dtype, n: int) =
         match dtype with
-        | Dtype.Float32 -> F32 (StoragePool.zeros n)
-        | Dtype.Float64 -> F64 (StoragePool.zeros n)
-        | Dtype.Int32 -> I32 (StoragePool.zeros n)
+        | Dtype.Float32 -> F32(StoragePool.zeros n)
+        | Dtype.Float64 -> F64(StoragePool.zeros n)
+        | Dtype.Int32 -> I32(StoragePool.zeros n)
 
 /// A managed tensor: a shape and a flat array it never mutates after construction. Its
 /// array returns to StoragePool once no tensor holds its storage object: code that takes
@@ -59,8 +59,11 @@ module internal Strided =
     let copy (src: 'T[]) (srcOff: int) (srcSt: int[]) (dst: 'T[]) (dstOff: int) (dstSt: int[]) (shape: int[]) =
         let r = shape.Length
         let n = Shape.numel shape
-        if n = 0 then ()
-        elif r = 0 then dst.[dstOff] <- src.[srcOff]
+
+        if n = 0 then
+            ()
+        elif r = 0 then
+            dst.[dstOff] <- src.[srcOff]
         else
             let inner = shape.[r - 1]
             let sIn = srcSt.[r - 1]
@@ -69,30 +72,46 @@ module internal Strided =
             let idx = Array.zeroCreate (max 0 (r - 1))
             let mutable so = srcOff
             let mutable d0 = dstOff
+
             for _ in 0 .. outer - 1 do
-                if sIn = 1 && dIn = 1 then Array.Copy(src, so, dst, d0, inner)
+                if sIn = 1 && dIn = 1 then
+                    Array.Copy(src, so, dst, d0, inner)
                 elif sIn = 0 then
                     let v = src.[so]
-                    if dIn = 1 then Array.Fill(dst, v, d0, inner)
-                    else for j in 0 .. inner - 1 do dst.[d0 + j * dIn] <- v
+
+                    if dIn = 1 then
+                        Array.Fill(dst, v, d0, inner)
+                    else
+                        for j in 0 .. inner - 1 do
+                            dst.[d0 + j * dIn] <- v
                 else
-                    for j in 0 .. inner - 1 do dst.[d0 + j * dIn] <- src.[so + j * sIn]
+                    for j in 0 .. inner - 1 do
+                        dst.[d0 + j * dIn] <- src.[so + j * sIn]
+
                 let mutable k = r - 2
                 let mutable carry = true
+
                 while carry && k >= 0 do
                     idx.[k] <- idx.[k] + 1
                     so <- so + srcSt.[k]
                     d0 <- d0 + dstSt.[k]
+
                     if idx.[k] = shape.[k] then
                         so <- so - srcSt.[k] * shape.[k]
                         d0 <- d0 - dstSt.[k] * shape.[k]
                         idx.[k] <- 0
                         k <- k - 1
-                    else carry <- false
+                    else
+                        carry <- false
 
     /// Applies a dtype-generic array function to whichever array the storage holds.
-    let inline mapStorage ([<InlineIfLambda>] f32: float32[] -> float32[]) ([<InlineIfLambda>] f64: float[] -> float[]) ([<InlineIfLambda>] i32: int[] -> int[]) (s: Storage) =
+    let inline mapStorage
+        ([<InlineIfLambda>] f32: float32[] -> float32[])
+        ([<InlineIfLambda>] f64: float[] -> float[])
+        ([<InlineIfLambda>] i32: int[] -> int[])
+        (s: Storage)
+        =
         match s with
-        | F32 a -> F32 (f32 a)
-        | F64 a -> F64 (f64 a)
-        | I32 a -> I32 (i32 a)
+        | F32 a -> F32(f32 a)
+        | F64 a -> F64(f64 a)
+        | I32 a -> I32(i32 a)

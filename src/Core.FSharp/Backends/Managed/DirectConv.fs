@@ -53,14 +53,20 @@ module internal DirectConv =
         member _.Fill(src: float32[], srcOff: int, dst: float32[], at: int) =
             for c in 0 .. cin - 1 do
                 let p0 = at + c * plane
+
                 if ph > 0 then
                     Span<float32>(dst, p0, ph * wq).Clear()
                     Span<float32>(dst, p0 + (ph + h) * wq, ph * wq).Clear()
+
                 for y in 0 .. h - 1 do
                     let r = p0 + (y + ph) * wq
-                    if pw > 0 then Span<float32>(dst, r, pw).Clear()
+
+                    if pw > 0 then
+                        Span<float32>(dst, r, pw).Clear()
+
                     Array.Copy(src, srcOff + (c * h + y) * w, dst, r + pw, w)
                     Span<float32>(dst, r + pw + w, wq - pw - w).Clear()
+
             Span<float32>(dst, at + cin * plane, size - cin * plane).Clear()
 
     /// Weights as [⌈cout/4⌉][cin·kh·kw][4] (zeros past cout), from w(co, ci, ki, kj).
@@ -68,11 +74,13 @@ module internal DirectConv =
         let groups = (cout + 3) / 4
         let taps = cin * kh * kw
         let packed = Array.zeroCreate (groups * taps * 4)
+
         for co in 0 .. cout - 1 do
             for ci in 0 .. cin - 1 do
                 for ki in 0 .. kh - 1 do
                     for kj in 0 .. kw - 1 do
                         packed.[((co / 4) * taps + (ci * kh + ki) * kw + kj) * 4 + co % 4] <- w co ci ki kj
+
         packed
 
     /// The first index of `buffer` (pinned at p) at a 32-byte boundary.
@@ -82,9 +90,19 @@ module internal DirectConv =
 
     /// wide[kk][j] = Σ_taps w[tap][kk]·x[j + ci·plane + ki·Wq + kj] for j in [0, lw), four
     /// output channels kk.
-    let private kernel4 (x: nativeptr<float32>) (w: nativeptr<float32>) (wide: nativeptr<float32>)
-                        (cin: int) (kh: int) (kw: int) (plane: int) (wq: int) (lw: int) =
+    let private kernel4
+        (x: nativeptr<float32>)
+        (w: nativeptr<float32>)
+        (wide: nativeptr<float32>)
+        (cin: int)
+        (kh: int)
+        (kw: int)
+        (plane: int)
+        (wq: int)
+        (lw: int)
+        =
         let mutable jb = 0
+
         while jb < lw do
             let mutable a0 = Vector256<float32>.Zero
             let mutable a1 = Vector256<float32>.Zero
@@ -95,9 +113,11 @@ module internal DirectConv =
             let mutable a6 = Vector256<float32>.Zero
             let mutable a7 = Vector256<float32>.Zero
             let mutable pw = w
+
             for ci in 0 .. cin - 1 do
                 for ki in 0 .. kh - 1 do
                     let mutable px = NativePtr.add x (ci * plane + ki * wq + jb)
+
                     for _ in 0 .. kw - 1 do
                         let x0 = Avx.LoadVector256 px
                         let x1 = Avx.LoadVector256(NativePtr.add px 8)
@@ -115,6 +135,7 @@ module internal DirectConv =
                         a7 <- Fma.MultiplyAdd(b3, x1, a7)
                         px <- NativePtr.add px 1
                         pw <- NativePtr.add pw 4
+
             Avx.StoreAligned(NativePtr.add wide jb, a0)
             Avx.StoreAligned(NativePtr.add wide (jb + 8), a1)
             Avx.StoreAligned(NativePtr.add wide (lw + jb), a2)
@@ -131,22 +152,36 @@ module internal DirectConv =
         let l = Layout(cin, h, w, ph, pw, kh, kw)
         let oh, ow, lw = l.Oh, l.Ow, l.Lw
         let groups = (cout + 3) / 4
-        let out : float32[] = StoragePool.rent (n * cout * oh * ow)
+        let out: float32[] = StoragePool.rent (n * cout * oh * ow)
+
         Threading.forRanges n (int64 n * int64 groups * 4L * int64 (cin * kh * kw) * int64 lw) (fun lo hi ->
             let scratch = Buffers<float32>.Get(8 + l.Size + 4 * lw)
             use p = fixed scratch
             use pwk = fixed packed
             let at = aligned p
             let wideAt = at + l.Size
+
             for img in lo .. hi - 1 do
                 l.Fill(src, img * cin * h * w, scratch, at)
+
                 for g in 0 .. groups - 1 do
-                    kernel4 (NativePtr.add p at) (NativePtr.add pwk (g * cin * kh * kw * 4)) (NativePtr.add p wideAt)
-                            cin kh kw l.Plane l.Wq lw
+                    kernel4
+                        (NativePtr.add p at)
+                        (NativePtr.add pwk (g * cin * kh * kw * 4))
+                        (NativePtr.add p wideAt)
+                        cin
+                        kh
+                        kw
+                        l.Plane
+                        l.Wq
+                        lw
+
                     for kk in 0 .. min 4 (cout - 4 * g) - 1 do
                         let dst = (img * cout + 4 * g + kk) * oh * ow
+
                         for oy in 0 .. oh - 1 do
                             Span<float32>(scratch, wideAt + kk * lw + oy * l.Wq, ow).CopyTo(Span<float32>(out, dst + oy * ow, ow)))
+
         out
 
     /// conv2d, stride 1: x [n, c, h, w], weight [k, c, kh, kw].
@@ -162,7 +197,10 @@ module internal DirectConv =
         let n, c = xShape.[0], xShape.[1]
         let k, kh, kw = wShape.[0], wShape.[2], wShape.[3]
         let oh, ow = xShape.[2] + 2 * ph - kh + 1, xShape.[3] + 2 * pw - kw + 1
-        let packed = packWeights c k kh kw (fun co ci ki kj -> wt.[((ci * c + co) * kh + (kh - 1 - ki)) * kw + (kw - 1 - kj)])
+
+        let packed =
+            packWeights c k kh kw (fun co ci ki kj -> wt.[((ci * c + co) * kh + (kh - 1 - ki)) * kw + (kw - 1 - kj)])
+
         correlate g n k oh ow (kh - 1 - ph) (kw - 1 - pw) packed c kh kw
 
     /// The sum of a vector's 8 lanes.
@@ -183,24 +221,32 @@ module internal DirectConv =
         let kwChunks = (kw + 3) / 4
         let size = k * c * kh * kw
         let add (total: float32[]) (x: float32[]) = Numerics.Tensors.TensorPrimitives.Add(ReadOnlySpan total, ReadOnlySpan x, Span total)
+
         Threading.partialSums n size (int64 n * int64 size * int64 lw) add (fun acc lo hi ->
             let scratch = Buffers<float32>.Get(8 + l.Size + 2 * kPairs * lw)
             use p = fixed scratch
             let at = aligned p
-            let gw = at + l.Size   // wide output gradient: [2·kPairs][lw], zeros past k and in discarded columns
+            let gw = at + l.Size // wide output gradient: [2·kPairs][lw], zeros past k and in discarded columns
+
             for img in lo .. hi - 1 do
                 l.Fill(x, img * c * h * w, scratch, at)
+
                 for kk in 0 .. 2 * kPairs - 1 do
                     let row = gw + kk * lw
+
                     if kk < k then
                         for oy in 0 .. oh - 1 do
                             Span<float32>(g, ((img * k + kk) * oh + oy) * ow, ow).CopyTo(Span<float32>(scratch, row + oy * wq, ow))
                             Span<float32>(scratch, row + oy * wq + ow, wq - ow).Clear()
+
                         Span<float32>(scratch, row + oh * wq, lw - oh * wq).Clear()
-                    elif img = lo then Span<float32>(scratch, row, lw).Clear()
+                    elif img = lo then
+                        Span<float32>(scratch, row, lw).Clear()
+
                 for kp in 0 .. kPairs - 1 do
                     let g0 = NativePtr.add p (gw + 2 * kp * lw)
                     let g1 = NativePtr.add p (gw + (2 * kp + 1) * lw)
+
                     for ci in 0 .. c - 1 do
                         for ki in 0 .. kh - 1 do
                             for q in 0 .. kwChunks - 1 do
@@ -216,6 +262,7 @@ module internal DirectConv =
                                 let mutable s12 = Vector256<float32>.Zero
                                 let mutable s13 = Vector256<float32>.Zero
                                 let mutable j = 0
+
                                 while j < lw do
                                     let a0 = Avx.LoadAlignedVector256(NativePtr.add g0 j)
                                     let a1 = Avx.LoadAlignedVector256(NativePtr.add g1 j)
@@ -232,10 +279,19 @@ module internal DirectConv =
                                     s03 <- Fma.MultiplyAdd(a0, x3, s03)
                                     s13 <- Fma.MultiplyAdd(a1, x3, s13)
                                     j <- j + 8
+
                                 let put kk d (v: Vector256<float32>) =
                                     let kj = 4 * q + d
+
                                     if kk < k && kj < kw then
                                         let at = ((kk * c + ci) * kh + ki) * kw + kj
                                         acc.[at] <- acc.[at] + hsum v
-                                put (2 * kp) 0 s00; put (2 * kp) 1 s01; put (2 * kp) 2 s02; put (2 * kp) 3 s03
-                                put (2 * kp + 1) 0 s10; put (2 * kp + 1) 1 s11; put (2 * kp + 1) 2 s12; put (2 * kp + 1) 3 s13)
+
+                                put (2 * kp) 0 s00
+                                put (2 * kp) 1 s01
+                                put (2 * kp) 2 s02
+                                put (2 * kp) 3 s03
+                                put (2 * kp + 1) 0 s10
+                                put (2 * kp + 1) 1 s11
+                                put (2 * kp + 1) 2 s12
+                                put (2 * kp + 1) 3 s13)

@@ -33,6 +33,7 @@ type internal GemmBuffers =
             | null -> GemmBuffers.Grow(bytes, 0)
             | b when b.Length < bytes + 64 -> GemmBuffers.Grow(bytes, b.Length)
             | b -> b
+
         let p = Marshal.UnsafeAddrOfPinnedArrayElement(b, 0)
         (p + 63n) &&& ~~~63n
 
@@ -46,47 +47,64 @@ type internal GemmTiles =
     static member inline Prefetch(pc: nativeint, ldcBytes: int, rowBytes: int, rows: int) =
         if Sse.IsSupported then
             let mutable r = pc
-            for _ in 1 .. rows do
+
+            for _ in 1..rows do
                 Sse.Prefetch0(NativePtr.toVoidPtr (NativePtr.ofNativeInt<byte> r))
-                Sse.Prefetch0(NativePtr.toVoidPtr (NativePtr.ofNativeInt<byte> (r + nativeint (rowBytes - 1))))
+                Sse.Prefetch0(NativePtr.toVoidPtr (NativePtr.ofNativeInt<byte>(r + nativeint (rowBytes - 1))))
                 r <- r + nativeint ldcBytes
 
-    static member ScalarF32(nr: int, kc: int, pa: nativeptr<float32>, pb: nativeptr<float32>, pc: nativeptr<float32>, ldc: int, accumulate: bool) =
-        for r in 0 .. 5 do
+    static member ScalarF32
+        (nr: int, kc: int, pa: nativeptr<float32>, pb: nativeptr<float32>, pc: nativeptr<float32>, ldc: int, accumulate: bool)
+        =
+        for r in 0..5 do
             for c in 0 .. nr - 1 do
                 let mutable s = 0.0f
+
                 for p in 0 .. kc - 1 do
                     s <- s + NativePtr.get pa (p * 6 + r) * NativePtr.get pb (p * nr + c)
+
                 let i = r * ldc + c
                 NativePtr.set pc i (if accumulate then NativePtr.get pc i + s else s)
 
-    static member ScalarF64(nr: int, kc: int, pa: nativeptr<float>, pb: nativeptr<float>, pc: nativeptr<float>, ldc: int, accumulate: bool) =
-        for r in 0 .. 5 do
+    static member ScalarF64
+        (nr: int, kc: int, pa: nativeptr<float>, pb: nativeptr<float>, pc: nativeptr<float>, ldc: int, accumulate: bool)
+        =
+        for r in 0..5 do
             for c in 0 .. nr - 1 do
                 let mutable s = 0.0
+
                 for p in 0 .. kc - 1 do
                     s <- s + NativePtr.get pa (p * 6 + r) * NativePtr.get pb (p * nr + c)
+
                 let i = r * ldc + c
                 NativePtr.set pc i (if accumulate then NativePtr.get pc i + s else s)
 
     /// Copies the top-left rows×cols corner of a packed tile (row stride nr) into C.
-    static member StoreEdgeF32(tile: nativeptr<float32>, nr: int, pc: nativeptr<float32>, ldc: int, rows: int, cols: int, accumulate: bool) =
+    static member StoreEdgeF32
+        (tile: nativeptr<float32>, nr: int, pc: nativeptr<float32>, ldc: int, rows: int, cols: int, accumulate: bool)
+        =
         for r in 0 .. rows - 1 do
             let src = NativePtr.add tile (r * nr)
             let dst = NativePtr.add pc (r * ldc)
+
             if accumulate then
-                for c in 0 .. cols - 1 do NativePtr.set dst c (NativePtr.get dst c + NativePtr.get src c)
+                for c in 0 .. cols - 1 do
+                    NativePtr.set dst c (NativePtr.get dst c + NativePtr.get src c)
             else
-                for c in 0 .. cols - 1 do NativePtr.set dst c (NativePtr.get src c)
+                for c in 0 .. cols - 1 do
+                    NativePtr.set dst c (NativePtr.get src c)
 
     static member StoreEdgeF64(tile: nativeptr<float>, nr: int, pc: nativeptr<float>, ldc: int, rows: int, cols: int, accumulate: bool) =
         for r in 0 .. rows - 1 do
             let src = NativePtr.add tile (r * nr)
             let dst = NativePtr.add pc (r * ldc)
+
             if accumulate then
-                for c in 0 .. cols - 1 do NativePtr.set dst c (NativePtr.get dst c + NativePtr.get src c)
+                for c in 0 .. cols - 1 do
+                    NativePtr.set dst c (NativePtr.get dst c + NativePtr.get src c)
             else
-                for c in 0 .. cols - 1 do NativePtr.set dst c (NativePtr.get src c)
+                for c in 0 .. cols - 1 do
+                    NativePtr.set dst c (NativePtr.get src c)
 
 /// A micro-kernel with its tile width and cache blocking. Implemented by empty structs so
 /// that the generic driver (Gemm.fs) is specialised (and the calls inlined) per kernel.

@@ -17,34 +17,39 @@ open System.IO
 open System.Text
 
 /// An instruction set: how its vectors are named, loaded, broadcast, fused and stored.
-type Isa =
-    { Title: string
-      Bits: int
-      Load: string -> string
-      Broadcast: string -> string
-      Fma: string -> string -> string -> string
-      Add: string -> string -> string
-      Store: string -> string -> string
-      /// Bytes of each C row the prefetch touches.
-      PrefetchBytes: int }
+type Isa = {
+    Title: string
+    Bits: int
+    Load: string -> string
+    Broadcast: string -> string
+    Fma: string -> string -> string -> string
+    Add: string -> string -> string
+    Store: string -> string -> string
+    /// Bytes of each C row the prefetch touches.
+    PrefetchBytes: int
+}
 
-let avx2 =
-    { Title = "AVX2 + FMA"; Bits = 256
-      Load = sprintf "Avx.LoadVector256(%s)"
-      Broadcast = sprintf "Avx.BroadcastScalarToVector256(%s)"
-      Fma = sprintf "Fma.MultiplyAdd(%s, %s, %s)"
-      Add = sprintf "Avx.Add(%s, %s)"
-      Store = fun p v -> sprintf "Avx.Store(%s, %s)" p v
-      PrefetchBytes = 64 }
+let avx2 = {
+    Title = "AVX2 + FMA"
+    Bits = 256
+    Load = sprintf "Avx.LoadVector256(%s)"
+    Broadcast = sprintf "Avx.BroadcastScalarToVector256(%s)"
+    Fma = sprintf "Fma.MultiplyAdd(%s, %s, %s)"
+    Add = sprintf "Avx.Add(%s, %s)"
+    Store = fun p v -> sprintf "Avx.Store(%s, %s)" p v
+    PrefetchBytes = 64
+}
 
-let avx512 =
-    { Title = "AVX-512"; Bits = 512
-      Load = sprintf "Vector512.Load(%s)"
-      Broadcast = sprintf "Vector512.Create(NativePtr.read %s)"
-      Fma = sprintf "Vector512.FusedMultiplyAdd(%s, %s, %s)"
-      Add = sprintf "Vector512.Add(%s, %s)"
-      Store = fun p v -> sprintf "Vector512.Store(%s, %s)" v p
-      PrefetchBytes = 128 }
+let avx512 = {
+    Title = "AVX-512"
+    Bits = 512
+    Load = sprintf "Vector512.Load(%s)"
+    Broadcast = sprintf "Vector512.Create(NativePtr.read %s)"
+    Fma = sprintf "Vector512.FusedMultiplyAdd(%s, %s, %s)"
+    Add = sprintf "Vector512.Add(%s, %s)"
+    Store = fun p v -> sprintf "Vector512.Store(%s, %s)" v p
+    PrefetchBytes = 128
+}
 
 /// An element type: its F# name, size and the suffix of the kernel names.
 type Element = { Name: string; Bytes: int; Tag: string }
@@ -53,8 +58,7 @@ let f32 = { Name = "float32"; Bytes = 4; Tag = "F32" }
 let f64 = { Name = "float"; Bytes = 8; Tag = "F64" }
 
 let lanes (isa: Isa) (e: Element) = isa.Bits / 8 / e.Bytes
-let kernelName (isa: Isa) (e: Element) (rows: int) =
-    sprintf "%sx%d%s" e.Tag (2 * lanes isa e) (if rows = 6 then "" else sprintf "R%d" rows)
+let kernelName (isa: Isa) (e: Element) (rows: int) = sprintf "%sx%d%s" e.Tag (2 * lanes isa e) (if rows = 6 then "" else sprintf "R%d" rows)
 
 let offset (p: string) (n: int) = if n = 0 then p else sprintf "(NativePtr.add %s %d)" p n
 
@@ -63,9 +67,20 @@ let kernel (isa: Isa) (e: Element) (rows: int) =
     let sb = StringBuilder()
     let line (s: string) = sb.Append(s).Append('\n') |> ignore
     let t = e.Name
-    line (sprintf "    static member %s(kc: int, pa: nativeptr<%s>, pb: nativeptr<%s>, pc: nativeptr<%s>, ldc: int, accumulate: bool) =" (kernelName isa e rows) t t t)
+
+    line (
+        sprintf
+            "    static member %s(kc: int, pa: nativeptr<%s>, pb: nativeptr<%s>, pc: nativeptr<%s>, ldc: int, accumulate: bool) ="
+            (kernelName isa e rows)
+            t
+            t
+            t
+    )
+
     for r in 0 .. rows - 1 do
-        for j in 0 .. 1 do line (sprintf "        let mutable c%d%d = Vector%d<%s>.Zero" r j isa.Bits t)
+        for j in 0..1 do
+            line (sprintf "        let mutable c%d%d = Vector%d<%s>.Zero" r j isa.Bits t)
+
     line "        // pull the C tile towards L1 while the k loop runs (it is only touched at the end)"
     line (sprintf "        GemmTiles.Prefetch(NativePtr.toNativeInt pc, ldc * %d, %d, %d)" e.Bytes isa.PrefetchBytes rows)
     line "        let mutable a = pa"
@@ -73,23 +88,35 @@ let kernel (isa: Isa) (e: Element) (rows: int) =
     line "        let mutable p = kc"
     line "        while p > 0 do"
     line (sprintf "            let b0 = %s" (isa.Load "b"))
-    line (sprintf "            let b1 = %s" (isa.Load (offset "b" l)))
+    line (sprintf "            let b1 = %s" (isa.Load(offset "b" l)))
+
     for r in 0 .. rows - 1 do
-        line (sprintf "            let x%d = %s" r (isa.Broadcast (offset "a" r)))
-        for j in 0 .. 1 do line (sprintf "            c%d%d <- %s" r j (isa.Fma (sprintf "x%d" r) (sprintf "b%d" j) (sprintf "c%d%d" r j)))
+        line (sprintf "            let x%d = %s" r (isa.Broadcast(offset "a" r)))
+
+        for j in 0..1 do
+            line (sprintf "            c%d%d <- %s" r j (isa.Fma (sprintf "x%d" r) (sprintf "b%d" j) (sprintf "c%d%d" r j)))
+
     line "            a <- NativePtr.add a 6"
     line (sprintf "            b <- NativePtr.add b %d" (2 * l))
     line "            p <- p - 1"
     line "        let r0 = pc"
-    for r in 1 .. rows - 1 do line (sprintf "        let r%d = NativePtr.add r%d ldc" r (r - 1))
+
+    for r in 1 .. rows - 1 do
+        line (sprintf "        let r%d = NativePtr.add r%d ldc" r (r - 1))
+
     line "        if accumulate then"
+
     for r in 0 .. rows - 1 do
-        for j in 0 .. 1 do
+        for j in 0..1 do
             let p = offset (sprintf "r%d" r) (j * l)
             line (sprintf "            %s" (isa.Store p (isa.Add (isa.Load p) (sprintf "c%d%d" r j))))
+
     line "        else"
+
     for r in 0 .. rows - 1 do
-        for j in 0 .. 1 do line (sprintf "            %s" (isa.Store (offset (sprintf "r%d" r) (j * l)) (sprintf "c%d%d" r j)))
+        for j in 0..1 do
+            line (sprintf "            %s" (isa.Store (offset (sprintf "r%d" r) (j * l)) (sprintf "c%d%d" r j)))
+
     sb.ToString()
 
 /// The struct binding a kernel family to IMicroKernel.
@@ -105,14 +132,22 @@ let binding (structName: string) (e: Element) (nr: int) (mc: int) (run: string) 
     line "        member _.Kc = 256"
     line "        member _.Nc = 4096"
     line (sprintf "        member _.Run(kc, pa, pb, pc, ldc, acc) = %s" run)
+
     match edges with
     | [] -> line "        member _.RunRows(_, _, _, _, _, _, _) = false"
     | _ ->
         line "        member _.RunRows(rows, kc, pa, pb, pc, ldc, acc) ="
         line "            match rows with"
-        for rows, name in edges do line (sprintf "            | %d -> %s(kc, pa, pb, pc, ldc, acc); true" rows name)
+
+        for rows, name in edges do
+            line (sprintf "            | %d -> %s(kc, pa, pb, pc, ldc, acc); true" rows name)
+
         line "            | _ -> false"
-    line (sprintf "        member _.StoreEdge(t, pc, ldc, rows, cols, acc) = GemmTiles.StoreEdge%s(t, %d, pc, ldc, rows, cols, acc)" e.Tag nr)
+
+    line (
+        sprintf "        member _.StoreEdge(t, pc, ldc, rows, cols, acc) = GemmTiles.StoreEdge%s(t, %d, pc, ldc, rows, cols, acc)" e.Tag nr
+    )
+
     sb.ToString()
 
 /// One generated file: the kernels of one instruction set as static members of `typeName`,
@@ -132,21 +167,35 @@ let generate (isa: Isa) (typeName: string) =
     add "/// through the same operations wherever its tile lies and however work is split.\n"
     add (sprintf "[<AbstractClass; Sealed>]\ntype internal %s =\n" typeName)
     // AVX2 also has the bottom-edge kernels (1..5 rows); AVX-512 goes through a scratch tile
-    let rowsList = if isa.Bits = 256 then [ 6 .. -1 .. 1 ] else [ 6 ]
+    let rowsList = if isa.Bits = 256 then [ 6..-1..1 ] else [ 6 ]
+
     for e in [ f32; f64 ] do
-        add (sprintf "\n    // ---------------- %s, %s: tiles of 6 (or fewer) rows × %d ----------------\n" isa.Title e.Name (2 * lanes isa e))
+        add (
+            sprintf
+                "\n    // ---------------- %s, %s: tiles of 6 (or fewer) rows × %d ----------------\n"
+                isa.Title
+                e.Name
+                (2 * lanes isa e)
+        )
+
         for rows in rowsList do
             add "\n"
             add ((kernel isa e rows).Replace("GemmKernels.", typeName + "."))
+
     for e, mc in [ f32, 144; f64, 72 ] do
         let nr = 2 * lanes isa e
-        let edges = if isa.Bits = 256 then [ for r in 1 .. 5 -> r, typeName + "." + kernelName isa e r ] else []
+        let edges = if isa.Bits = 256 then [ for r in 1..5 -> r, typeName + "." + kernelName isa e r ] else []
         let structName = sprintf "Kernel%s%s" e.Tag (if isa.Bits = 256 then "Avx2" else "Avx512")
         add "\n"
         add (binding structName e nr mc (sprintf "%s.%s(kc, pa, pb, pc, ldc, acc)" typeName (kernelName isa e 6)) edges)
+
     sb.ToString()
 
-for isa, typeName, file in [ avx2, "GemmKernelsAvx2", "Gemm.Kernels.Avx2.Generated.fs"; avx512, "GemmKernelsAvx512", "Gemm.Kernels.Avx512.Generated.fs" ] do
+for isa, typeName, file in
+    [
+        avx2, "GemmKernelsAvx2", "Gemm.Kernels.Avx2.Generated.fs"
+        avx512, "GemmKernelsAvx512", "Gemm.Kernels.Avx512.Generated.fs"
+    ] do
     let target = Path.Combine(__SOURCE_DIRECTORY__, file)
     File.WriteAllText(target, generate isa typeName)
     printfn "wrote %s" target

@@ -20,8 +20,22 @@ type internal GemmDriver<'T, 'K when 'T: unmanaged and 'K: struct and 'K :> IMic
     static member inline private Align64(bytes: int) = (bytes + 63) &&& ~~~63
 
     /// Computes the C block rows [i0, i1) × columns [j0, j1) on the calling thread.
-    static member Block(transA: bool, transB: bool, k: int, a: nativeptr<'T>, lda: int, b: nativeptr<'T>, ldb: int,
-                        c: nativeptr<'T>, ldc: int, i0: int, i1: int, j0: int, j1: int) =
+    static member Block
+        (
+            transA: bool,
+            transB: bool,
+            k: int,
+            a: nativeptr<'T>,
+            lda: int,
+            b: nativeptr<'T>,
+            ldb: int,
+            c: nativeptr<'T>,
+            ldc: int,
+            i0: int,
+            i1: int,
+            j0: int,
+            j1: int
+        ) =
         let mutable kern = Unchecked.defaultof<'K>
         let nr = kern.Nr
         let mcB = kern.Mc
@@ -36,55 +50,80 @@ type internal GemmDriver<'T, 'K when 'T: unmanaged and 'K: struct and 'K :> IMic
         let tBytes = 6 * nr * sz
         let buf = GemmBuffers.Get(aBytes + bBytes + tBytes)
         let packA = NativePtr.ofNativeInt<'T> buf
-        let packB = NativePtr.ofNativeInt<'T> (buf + nativeint aBytes)
-        let tile = NativePtr.ofNativeInt<'T> (buf + nativeint (aBytes + bBytes))
+        let packB = NativePtr.ofNativeInt<'T>(buf + nativeint aBytes)
+        let tile = NativePtr.ofNativeInt<'T>(buf + nativeint (aBytes + bBytes))
         // Blocks of (nearly) equal size rather than full blocks and a thin remainder: k = 784
         // runs as 4 × 196 instead of 3 × 256 + 16. The k blocks depend on k alone, so the
         // operations applied to a C element never depend on the thread split.
         let balanced (len: int) (block: int) (multiple: int) =
             let count = (len + block - 1) / block
             ((len + count - 1) / count + multiple - 1) / multiple * multiple
+
         let kcStep = balanced k kcB 8
         let mcStep = balanced (i1 - i0) mcB 6
         let ncStep = balanced (j1 - j0) ncB nr
         let mutable jc = j0
+
         while jc < j1 do
             let nc = min ncStep (j1 - jc)
             let mutable pc = 0
+
             while pc < k do
                 let kc = min kcStep (k - pc)
                 let accumulate = pc > 0
                 GemmPack.B<'T>(transB, b, ldb, pc, kc, jc, nc, nr, packB)
                 let mutable ic = i0
+
                 while ic < i1 do
                     let mc = min mcStep (i1 - ic)
                     GemmPack.A<'T>(transA, a, lda, ic, mc, pc, kc, packA)
                     let mutable jr = 0
+
                     while jr < nc do
                         let cols = min nr (nc - jr)
                         let pb = NativePtr.add packB (jr * kc)
                         let cBase = NativePtr.add c (ic * ldc + jc + jr)
                         let mutable ir = 0
+
                         while ir < mc do
                             let rows = min 6 (mc - ir)
                             let pa = NativePtr.add packA (ir * kc)
                             let pcT = NativePtr.add cBase (ir * ldc)
+
                             if rows = 6 && cols = nr then
                                 kern.Run(kc, pa, pb, pcT, ldc, accumulate)
                             elif cols < nr || not (kern.RunRows(rows, kc, pa, pb, pcT, ldc, accumulate)) then
                                 kern.Run(kc, pa, pb, tile, nr, false)
                                 kern.StoreEdge(tile, pcT, ldc, rows, cols, accumulate)
+
                             ir <- ir + 6
+
                         jr <- jr + nr
+
                     ic <- ic + mcStep
+
                 pc <- pc + kcStep
+
             jc <- jc + ncStep
 
     /// C = op(A)·op(B) for k ≥ 1, split over `threads` when the product is big enough. The
     /// split is along n (chunks of whole Nr tiles) when n ≥ m, else along m (whole 6-row
     /// tiles); chunk bounds depend only on the sizes and the thread count.
-    static member Run(transA: bool, transB: bool, m: int, n: int, k: int, a: nativeptr<'T>, lda: int,
-                      b: nativeptr<'T>, ldb: int, c: nativeptr<'T>, ldc: int, threads: int) =
+    static member Run
+        (
+            transA: bool,
+            transB: bool,
+            m: int,
+            n: int,
+            k: int,
+            a: nativeptr<'T>,
+            lda: int,
+            b: nativeptr<'T>,
+            ldb: int,
+            c: nativeptr<'T>,
+            ldc: int,
+            threads: int
+        ) =
         let nr = Unchecked.defaultof<'K>.Nr
         let work = int64 m * int64 n * int64 k
         let splitN = n >= m
@@ -92,16 +131,22 @@ type internal GemmDriver<'T, 'K when 'T: unmanaged and 'K: struct and 'K :> IMic
         let len = if splitN then n else m
         let tiles = (len + unit - 1) / unit
         let t = min threads tiles
+
         if t <= 1 || work < 64L * 64L * 64L then
             GemmDriver<'T, 'K>.Block(transA, transB, k, a, lda, b, ldb, c, ldc, 0, m, 0, n)
         else
             let chunk = (tiles + t - 1) / t * unit
             let parts = (len + chunk - 1) / chunk
+
             let body (part: int) =
                 let lo = part * chunk
                 let hi = min len (lo + chunk)
-                if splitN then GemmDriver<'T, 'K>.Block(transA, transB, k, a, lda, b, ldb, c, ldc, 0, m, lo, hi)
-                else GemmDriver<'T, 'K>.Block(transA, transB, k, a, lda, b, ldb, c, ldc, lo, hi, 0, n)
+
+                if splitN then
+                    GemmDriver<'T, 'K>.Block(transA, transB, k, a, lda, b, ldb, c, ldc, 0, m, lo, hi)
+                else
+                    GemmDriver<'T, 'K>.Block(transA, transB, k, a, lda, b, ldb, c, ldc, lo, hi, 0, n)
+
             Threading.forParts parts body
 
 /// Managed GEMM: C = op(A)·op(B), row-major, C overwritten (not accumulated).
@@ -135,26 +180,39 @@ module internal Gemm =
     /// hardware lacks it, which is slow but exact; "avx2" needs FMA; "auto" restores detection.
     let internal setKernel (name: string) =
         match name with
-        | "" | "auto" -> kernelChoice <- detectedKernel
-        | "avx512" | "scalar" -> kernelChoice <- name
+        | ""
+        | "auto" -> kernelChoice <- detectedKernel
+        | "avx512"
+        | "scalar" -> kernelChoice <- name
         | "avx2" when Fma.IsSupported -> kernelChoice <- name
         | _ -> invalidArg "name" (sprintf "unsupported GEMM kernel '%s' on this machine" name)
 
     let private check (name: string) (len: int) (off: int) (rows: int) (cols: int) (ld: int) =
-        if off < 0 then invalidArg name (sprintf "gemm: negative offset %d" off)
+        if off < 0 then
+            invalidArg name (sprintf "gemm: negative offset %d" off)
+
         if rows > 0 && cols > 0 then
             if rows > 1 && ld < cols then
                 invalidArg name (sprintf "gemm: leading dimension %d is smaller than the row length %d" ld cols)
+
             let last = int64 off + int64 (rows - 1) * int64 ld + int64 cols
+
             if last > int64 len then
-                invalidArg name (sprintf "gemm: a %dx%d operand with stride %d at offset %d does not fit in %d elements" rows cols ld off len)
+                invalidArg
+                    name
+                    (sprintf "gemm: a %dx%d operand with stride %d at offset %d does not fit in %d elements" rows cols ld off len)
 
     let internal validate transA transB m n k (aLen: int) aOff lda (bLen: int) bOff ldb (cLen: int) cOff ldc threads =
-        if m < 0 || n < 0 || k < 0 then invalidArg "m" (sprintf "gemm: negative size m=%d n=%d k=%d" m n k)
-        if threads < 1 then invalidArg "threads" (sprintf "gemm: thread count must be at least 1, got %d" threads)
+        if m < 0 || n < 0 || k < 0 then
+            invalidArg "m" (sprintf "gemm: negative size m=%d n=%d k=%d" m n k)
+
+        if threads < 1 then
+            invalidArg "threads" (sprintf "gemm: thread count must be at least 1, got %d" threads)
+
         if m > 0 && n > 0 && k > 0 then
             if transA then check "a" aLen aOff k m lda else check "a" aLen aOff m k lda
             if transB then check "b" bLen bOff n k ldb else check "b" bLen bOff k n ldb
+
         check "c" cLen cOff m n ldc
 
     let private zeroC<'T> (c: 'T[]) (cOff: int) (ldc: int) (m: int) (n: int) =
@@ -164,12 +222,29 @@ module internal Gemm =
     /// C = op(A)·op(B), row-major, C overwritten (not accumulated). op = transpose when the flag is set.
     /// A is m×k (k×m when transA) with row stride lda starting at aOff; B is k×n (n×k when transB)
     /// with row stride ldb; C is m×n with row stride ldc. Up to `threads` threads are used.
-    let sgemm (transA: bool, transB: bool, m: int, n: int, k: int,
-               a: float32[], aOff: int, lda: int, b: float32[], bOff: int, ldb: int,
-               c: float32[], cOff: int, ldc: int, threads: int) : unit =
+    let sgemm
+        (
+            transA: bool,
+            transB: bool,
+            m: int,
+            n: int,
+            k: int,
+            a: float32[],
+            aOff: int,
+            lda: int,
+            b: float32[],
+            bOff: int,
+            ldb: int,
+            c: float32[],
+            cOff: int,
+            ldc: int,
+            threads: int
+        ) : unit =
         validate transA transB m n k a.Length aOff lda b.Length bOff ldb c.Length cOff ldc threads
+
         if m > 0 && n > 0 then
-            if k = 0 then zeroC c cOff ldc m n
+            if k = 0 then
+                zeroC c cOff ldc m n
             else
                 use pa0 = fixed a
                 use pb0 = fixed b
@@ -177,18 +252,36 @@ module internal Gemm =
                 let pa = NativePtr.add pa0 aOff
                 let pb = NativePtr.add pb0 bOff
                 let pc = NativePtr.add pc0 cOff
+
                 match kernelChoice with
                 | "avx2" -> GemmDriver<float32, KernelF32Avx2>.Run(transA, transB, m, n, k, pa, lda, pb, ldb, pc, ldc, threads)
                 | "avx512" -> GemmDriver<float32, KernelF32Avx512>.Run(transA, transB, m, n, k, pa, lda, pb, ldb, pc, ldc, threads)
                 | _ -> GemmDriver<float32, KernelF32Scalar>.Run(transA, transB, m, n, k, pa, lda, pb, ldb, pc, ldc, threads)
 
     /// Same as sgemm for float64.
-    let dgemm (transA: bool, transB: bool, m: int, n: int, k: int,
-               a: float[], aOff: int, lda: int, b: float[], bOff: int, ldb: int,
-               c: float[], cOff: int, ldc: int, threads: int) : unit =
+    let dgemm
+        (
+            transA: bool,
+            transB: bool,
+            m: int,
+            n: int,
+            k: int,
+            a: float[],
+            aOff: int,
+            lda: int,
+            b: float[],
+            bOff: int,
+            ldb: int,
+            c: float[],
+            cOff: int,
+            ldc: int,
+            threads: int
+        ) : unit =
         validate transA transB m n k a.Length aOff lda b.Length bOff ldb c.Length cOff ldc threads
+
         if m > 0 && n > 0 then
-            if k = 0 then zeroC c cOff ldc m n
+            if k = 0 then
+                zeroC c cOff ldc m n
             else
                 use pa0 = fixed a
                 use pb0 = fixed b
@@ -196,6 +289,7 @@ module internal Gemm =
                 let pa = NativePtr.add pa0 aOff
                 let pb = NativePtr.add pb0 bOff
                 let pc = NativePtr.add pc0 cOff
+
                 match kernelChoice with
                 | "avx2" -> GemmDriver<float, KernelF64Avx2>.Run(transA, transB, m, n, k, pa, lda, pb, ldb, pc, ldc, threads)
                 | "avx512" -> GemmDriver<float, KernelF64Avx512>.Run(transA, transB, m, n, k, pa, lda, pb, ldb, pc, ldc, threads)

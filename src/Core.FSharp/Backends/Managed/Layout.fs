@@ -18,27 +18,41 @@ module internal Layout =
     let private expandArr (src: 'T[]) (shape: int[]) (outShape: int[]) =
         let off = outShape.Length - shape.Length
         let st = Shape.strides shape
-        let srcSt = Array.init outShape.Length (fun i -> if i < off || shape.[i - off] = 1 then 0 else st.[i - off])
-        let dst = Storage.Uninit (Shape.numel outShape)
+
+        let srcSt =
+            Array.init outShape.Length (fun i -> if i < off || shape.[i - off] = 1 then 0 else st.[i - off])
+
+        let dst = Storage.Uninit(Shape.numel outShape)
         Strided.copy src 0 srcSt dst 0 (Shape.strides outShape) outShape
         dst
 
     let expand (s: Storage) (shape: int[]) (outShape: int[]) =
-        Strided.mapStorage (fun a -> expandArr a shape outShape) (fun a -> expandArr a shape outShape) (fun a -> expandArr a shape outShape) s
+        Strided.mapStorage
+            (fun a -> expandArr a shape outShape)
+            (fun a -> expandArr a shape outShape)
+            (fun a -> expandArr a shape outShape)
+            s
 
     let private offsetOf (st: int[]) (starts: int[]) =
         let mutable o = 0
-        for i in 0 .. st.Length - 1 do o <- o + st.[i] * starts.[i]
+
+        for i in 0 .. st.Length - 1 do
+            o <- o + st.[i] * starts.[i]
+
         o
 
     let private sliceArr (src: 'T[]) (shape: int[]) (starts: int[]) (lengths: int[]) =
         let st = Shape.strides shape
-        let dst = Storage.Uninit (Shape.numel lengths)
+        let dst = Storage.Uninit(Shape.numel lengths)
         Strided.copy src (offsetOf st starts) st dst 0 (Shape.strides lengths) lengths
         dst
 
     let slice (s: Storage) (shape: int[]) (starts: int[]) (lengths: int[]) =
-        Strided.mapStorage (fun a -> sliceArr a shape starts lengths) (fun a -> sliceArr a shape starts lengths) (fun a -> sliceArr a shape starts lengths) s
+        Strided.mapStorage
+            (fun a -> sliceArr a shape starts lengths)
+            (fun a -> sliceArr a shape starts lengths)
+            (fun a -> sliceArr a shape starts lengths)
+            s
 
     let private padArr (src: 'T[]) (shape: int[]) (starts: int[]) (outShape: int[]) =
         let ost = Shape.strides outShape
@@ -47,19 +61,55 @@ module internal Layout =
         dst
 
     let pad (s: Storage) (shape: int[]) (starts: int[]) (outShape: int[]) =
-        Strided.mapStorage (fun a -> padArr a shape starts outShape) (fun a -> padArr a shape starts outShape) (fun a -> padArr a shape starts outShape) s
+        Strided.mapStorage
+            (fun a -> padArr a shape starts outShape)
+            (fun a -> padArr a shape starts outShape)
+            (fun a -> padArr a shape starts outShape)
+            s
 
     let private catArr (srcs: 'T[][]) (shapes: int[][]) (dim: int) (outShape: int[]) =
         let ost = Shape.strides outShape
-        let dst = Storage.Uninit (Shape.numel outShape)
+        let dst = Storage.Uninit(Shape.numel outShape)
         let mutable at = 0
+
         for i in 0 .. srcs.Length - 1 do
             Strided.copy srcs.[i] 0 (Shape.strides shapes.[i]) dst (at * ost.[dim]) ost shapes.[i]
             at <- at + shapes.[i].[dim]
+
         dst
 
     let cat (ss: Storage[]) (shapes: int[][]) (dim: int) (outShape: int[]) =
         match ss.[0] with
-        | F32 _ -> F32 (catArr (ss |> Array.map (function F32 a -> a | _ -> failwith "cat: mixed dtypes")) shapes dim outShape)
-        | F64 _ -> F64 (catArr (ss |> Array.map (function F64 a -> a | _ -> failwith "cat: mixed dtypes")) shapes dim outShape)
-        | I32 _ -> I32 (catArr (ss |> Array.map (function I32 a -> a | _ -> failwith "cat: mixed dtypes")) shapes dim outShape)
+        | F32 _ ->
+            F32(
+                catArr
+                    (ss
+                     |> Array.map (function
+                         | F32 a -> a
+                         | _ -> failwith "cat: mixed dtypes"))
+                    shapes
+                    dim
+                    outShape
+            )
+        | F64 _ ->
+            F64(
+                catArr
+                    (ss
+                     |> Array.map (function
+                         | F64 a -> a
+                         | _ -> failwith "cat: mixed dtypes"))
+                    shapes
+                    dim
+                    outShape
+            )
+        | I32 _ ->
+            I32(
+                catArr
+                    (ss
+                     |> Array.map (function
+                         | I32 a -> a
+                         | _ -> failwith "cat: mixed dtypes"))
+                    shapes
+                    dim
+                    outShape
+            )

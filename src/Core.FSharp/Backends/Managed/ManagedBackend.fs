@@ -14,8 +14,16 @@ type internal ManagedBackend() as this =
     // mk for an op's result, keeping the op's inputs reachable until the result exists:
     // StoragePool recycles an array once no tensor holds it, and the kernel that has taken
     // an input's raw array may itself ask the pool for memory
-    let mk1 (a: RawTensor) shape s = let r = mk shape s in GC.KeepAlive a; r
-    let mk2 (a: RawTensor) (b: RawTensor) shape s = let r = mk shape s in GC.KeepAlive a; GC.KeepAlive b; r
+    let mk1 (a: RawTensor) shape s =
+        let r = mk shape s in
+        GC.KeepAlive a
+        r
+
+    let mk2 (a: RawTensor) (b: RawTensor) shape s =
+        let r = mk shape s in
+        GC.KeepAlive a
+        GC.KeepAlive b
+        r
 
     let st (t: RawTensor) =
         match t with
@@ -30,22 +38,44 @@ type internal ManagedBackend() as this =
 
     override _.Full(shape, value, dtype) =
         let n = Shape.numel shape
+
         let s =
             match dtype with
-            | Dtype.Float32 -> let a = Storage.Uninit n in Array.Fill(a, float32 value); F32 a
-            | Dtype.Float64 -> let a = Storage.Uninit n in Array.Fill(a, value); F64 a
-            | Dtype.Int32 -> let a = Storage.Uninit n in Array.Fill(a, int value); I32 a
+            | Dtype.Float32 ->
+                let a = Storage.Uninit n in
+                Array.Fill(a, float32 value)
+                F32 a
+            | Dtype.Float64 ->
+                let a = Storage.Uninit n in
+                Array.Fill(a, value)
+                F64 a
+            | Dtype.Int32 ->
+                let a = Storage.Uninit n in
+                Array.Fill(a, int value)
+                I32 a
+
         mk (Array.copy shape) s
 
     override _.OfArray(data, shape) =
         let s =
             match data with
-            | :? (float32[]) as a -> let c = Storage.Uninit a.Length in Array.Copy(a, c, a.Length); F32 c
-            | :? (float[]) as a -> let c = Storage.Uninit a.Length in Array.Copy(a, c, a.Length); F64 c
-            | :? (int[]) as a -> let c = Storage.Uninit a.Length in Array.Copy(a, c, a.Length); I32 c
+            | :? (float32[]) as a ->
+                let c = Storage.Uninit a.Length in
+                Array.Copy(a, c, a.Length)
+                F32 c
+            | :? (float[]) as a ->
+                let c = Storage.Uninit a.Length in
+                Array.Copy(a, c, a.Length)
+                F64 c
+            | :? (int[]) as a ->
+                let c = Storage.Uninit a.Length in
+                Array.Copy(a, c, a.Length)
+                I32 c
             | _ -> Fail.dtype "ofArray" (sprintf "unsupported element type %s (use float32, float or int)" (data.GetType().Name))
+
         if s.Length <> Shape.numel shape then
             Fail.shape "ofArray" (sprintf "%d values do not fill shape %s" s.Length (Shape.str shape))
+
         mk (Array.copy shape) s
 
     override _.ToArray t =
@@ -56,17 +86,20 @@ type internal ManagedBackend() as this =
 
     override _.Cast(t, dtype) =
         let s = st t
-        if s.Dtype = dtype then t
+
+        if s.Dtype = dtype then
+            t
         else
             let r =
                 match s, dtype with
-                | F32 a, Dtype.Float64 -> F64 (Array.map float a)
-                | F32 a, Dtype.Int32 -> I32 (Array.map int a)
-                | F64 a, Dtype.Float32 -> F32 (Array.map float32 a)
-                | F64 a, Dtype.Int32 -> I32 (Array.map int a)
-                | I32 a, Dtype.Float32 -> F32 (Array.map float32 a)
-                | I32 a, Dtype.Float64 -> F64 (Array.map float a)
+                | F32 a, Dtype.Float64 -> F64(Array.map float a)
+                | F32 a, Dtype.Int32 -> I32(Array.map int a)
+                | F64 a, Dtype.Float32 -> F32(Array.map float32 a)
+                | F64 a, Dtype.Int32 -> I32(Array.map int a)
+                | I32 a, Dtype.Float32 -> F32(Array.map float32 a)
+                | I32 a, Dtype.Float64 -> F64(Array.map float a)
                 | _ -> s
+
             mk1 t t.Shape r
 
     override _.View(t, shape) = mk (Array.copy shape) (st t)
@@ -95,31 +128,30 @@ type internal ManagedBackend() as this =
 
     override _.Sum t = mk1 t [||] (Reductions.sum (st t))
 
-    override _.SumDim(t, dim, keepDim) =
-        mk1 t (ManagedBackend.ReducedShape(t.Shape, dim, keepDim)) (Reductions.sumDim (st t) t.Shape dim)
+    override _.SumDim(t, dim, keepDim) = mk1 t (ManagedBackend.ReducedShape(t.Shape, dim, keepDim)) (Reductions.sumDim (st t) t.Shape dim)
 
-    override _.MaxDim(t, dim, keepDim) =
-        mk1 t (ManagedBackend.ReducedShape(t.Shape, dim, keepDim)) (Reductions.maxDim (st t) t.Shape dim)
+    override _.MaxDim(t, dim, keepDim) = mk1 t (ManagedBackend.ReducedShape(t.Shape, dim, keepDim)) (Reductions.maxDim (st t) t.Shape dim)
 
-    override _.ArgMaxDim(t, dim) =
-        mk1 t (ManagedBackend.ReducedShape(t.Shape, dim, false)) (Reductions.argMaxDim (st t) t.Shape dim)
+    override _.ArgMaxDim(t, dim) = mk1 t (ManagedBackend.ReducedShape(t.Shape, dim, false)) (Reductions.argMaxDim (st t) t.Shape dim)
 
     override _.MatMul(a, b, transA, transB) =
         let m = if transA then a.Shape.[1] else a.Shape.[0]
         let k = if transA then a.Shape.[0] else a.Shape.[1]
         let n = if transB then b.Shape.[0] else b.Shape.[1]
         let lda, ldb = a.Shape.[1], b.Shape.[1]
+
         let s =
             match st a, st b with
             | F32 x, F32 y ->
-                let c = Storage.Uninit (m * n)
+                let c = Storage.Uninit(m * n)
                 GemmProvider.sgemm (transA, transB, m, n, k, x, 0, lda, y, 0, ldb, c, 0, n)
                 F32 c
             | F64 x, F64 y ->
-                let c = Storage.Uninit (m * n)
+                let c = Storage.Uninit(m * n)
                 GemmProvider.dgemm (transA, transB, m, n, k, x, 0, lda, y, 0, ldb, c, 0, n)
                 F64 c
             | x, y -> Fail.dtype "matmul" (sprintf "operands of dtypes %O and %O" x.Dtype y.Dtype)
+
         mk2 a b [| m; n |] s
 
     override _.Unfold2d(x, kh, kw, sh, sw, ph, pw) =
@@ -160,5 +192,7 @@ type internal ManagedBackend() as this =
         | s -> Fail.dtype "scatterAdd" (sprintf "indices must be int32, got %O" s.Dtype)
 
     static member ReducedShape(shape: int[], dim: int, keepDim: bool) =
-        if keepDim then shape |> Array.mapi (fun i d -> if i = dim then 1 else d)
-        else Array.append shape.[.. dim - 1] shape.[dim + 1 ..]
+        if keepDim then
+            shape |> Array.mapi (fun i d -> if i = dim then 1 else d)
+        else
+            Array.append shape.[.. dim - 1] shape.[dim + 1 ..]

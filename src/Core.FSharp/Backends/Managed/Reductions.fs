@@ -19,54 +19,90 @@ module internal Reductions =
 
     /// Row-wise combination of [outer, d, inner] into [outer, inner].
     let inline private reduceDim
-        (a: 'T[]) (outer: int) (d: int) (inner: int)
+        (a: 'T[])
+        (outer: int)
+        (d: int)
+        (inner: int)
         ([<InlineIfLambda>] rowAll: 'T[] -> int -> int -> 'T)
-        ([<InlineIfLambda>] combine: 'T[] -> 'T[] -> int -> int -> int -> unit) =
+        ([<InlineIfLambda>] combine: 'T[] -> 'T[] -> int -> int -> int -> unit)
+        =
         // rowAll src offset length; combine acc src accOffset srcOffset length (acc <- acc ⊕ src)
-        let r : 'T[] = if d = 0 then StoragePool.zeros (outer * inner) else Storage.Uninit (outer * inner)
+        let r: 'T[] = if d = 0 then StoragePool.zeros (outer * inner) else Storage.Uninit(outer * inner)
+
         if d > 0 then
             Threading.forRanges outer (int64 a.Length) (fun lo hi ->
                 for o in lo .. hi - 1 do
-                    if inner = 1 then r.[o] <- rowAll a (o * d) d
+                    if inner = 1 then
+                        r.[o] <- rowAll a (o * d) d
                     else
                         Array.Copy(a, o * d * inner, r, o * inner, inner)
+
                         for j in 1 .. d - 1 do
                             combine r a (o * inner) ((o * d + j) * inner) inner)
+
         r
 
     let sumDim (s: Storage) (shape: int[]) (dim: int) =
         let outer, d, inner = split shape dim
+
         match s with
-        | F32 a -> F32 (reduceDim a outer d inner (fun x o n -> TensorPrimitives.Sum(ReadOnlySpan(x, o, n))) (fun acc x ao xo n -> TensorPrimitives.Add(ReadOnlySpan(acc, ao, n), ReadOnlySpan(x, xo, n), Span(acc, ao, n))))
-        | F64 a -> F64 (reduceDim a outer d inner (fun x o n -> TensorPrimitives.Sum(ReadOnlySpan(x, o, n))) (fun acc x ao xo n -> TensorPrimitives.Add(ReadOnlySpan(acc, ao, n), ReadOnlySpan(x, xo, n), Span(acc, ao, n))))
+        | F32 a ->
+            F32(
+                reduceDim a outer d inner (fun x o n -> TensorPrimitives.Sum(ReadOnlySpan(x, o, n))) (fun acc x ao xo n ->
+                    TensorPrimitives.Add(ReadOnlySpan(acc, ao, n), ReadOnlySpan(x, xo, n), Span(acc, ao, n)))
+            )
+        | F64 a ->
+            F64(
+                reduceDim a outer d inner (fun x o n -> TensorPrimitives.Sum(ReadOnlySpan(x, o, n))) (fun acc x ao xo n ->
+                    TensorPrimitives.Add(ReadOnlySpan(acc, ao, n), ReadOnlySpan(x, xo, n), Span(acc, ao, n)))
+            )
         | I32 _ -> Fail.dtype "sumDim" "int32 tensors cannot be summed here"
 
     let maxDim (s: Storage) (shape: int[]) (dim: int) =
         let outer, d, inner = split shape dim
-        if d = 0 then Fail.shape "maxDim" (sprintf "cannot take the max over an empty dimension %d of %s" dim (Shape.str shape))
+
+        if d = 0 then
+            Fail.shape "maxDim" (sprintf "cannot take the max over an empty dimension %d of %s" dim (Shape.str shape))
+
         match s with
-        | F32 a -> F32 (reduceDim a outer d inner (fun x o n -> TensorPrimitives.Max(ReadOnlySpan(x, o, n))) (fun acc x ao xo n -> TensorPrimitives.Max(ReadOnlySpan(acc, ao, n), ReadOnlySpan(x, xo, n), Span(acc, ao, n))))
-        | F64 a -> F64 (reduceDim a outer d inner (fun x o n -> TensorPrimitives.Max(ReadOnlySpan(x, o, n))) (fun acc x ao xo n -> TensorPrimitives.Max(ReadOnlySpan(acc, ao, n), ReadOnlySpan(x, xo, n), Span(acc, ao, n))))
+        | F32 a ->
+            F32(
+                reduceDim a outer d inner (fun x o n -> TensorPrimitives.Max(ReadOnlySpan(x, o, n))) (fun acc x ao xo n ->
+                    TensorPrimitives.Max(ReadOnlySpan(acc, ao, n), ReadOnlySpan(x, xo, n), Span(acc, ao, n)))
+            )
+        | F64 a ->
+            F64(
+                reduceDim a outer d inner (fun x o n -> TensorPrimitives.Max(ReadOnlySpan(x, o, n))) (fun acc x ao xo n ->
+                    TensorPrimitives.Max(ReadOnlySpan(acc, ao, n), ReadOnlySpan(x, xo, n), Span(acc, ao, n)))
+            )
         | I32 _ -> Fail.dtype "maxDim" "int32 tensors are not supported"
 
     let inline private argmaxArr (a: 'T[]) (outer: int) (d: int) (inner: int) =
         let r = Array.zeroCreate (outer * inner)
+
         for o in 0 .. outer - 1 do
             for i in 0 .. inner - 1 do
                 let mutable best = a.[o * d * inner + i]
                 let mutable bi = 0
+
                 for j in 1 .. d - 1 do
                     let v = a.[(o * d + j) * inner + i]
+
                     if v > best then
                         best <- v
                         bi <- j
+
                 r.[o * inner + i] <- bi
+
         r
 
     let argMaxDim (s: Storage) (shape: int[]) (dim: int) =
         let outer, d, inner = split shape dim
-        if d = 0 then Fail.shape "argMaxDim" (sprintf "empty dimension %d of %s" dim (Shape.str shape))
+
+        if d = 0 then
+            Fail.shape "argMaxDim" (sprintf "empty dimension %d of %s" dim (Shape.str shape))
+
         match s with
-        | F32 a -> I32 (argmaxArr a outer d inner)
-        | F64 a -> I32 (argmaxArr a outer d inner)
-        | I32 a -> I32 (argmaxArr a outer d inner)
+        | F32 a -> I32(argmaxArr a outer d inner)
+        | F64 a -> I32(argmaxArr a outer d inner)
+        | I32 a -> I32(argmaxArr a outer d inner)

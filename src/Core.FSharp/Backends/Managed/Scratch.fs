@@ -12,8 +12,10 @@ type internal Buffers<'T> =
     /// A per-thread array of at least n elements (contents undefined).
     static member Get(n: int) : 'T[] =
         let b = Buffers<'T>.buf
+
         if obj.ReferenceEquals(b, null) || b.Length < n then
             let nb = GC.AllocateUninitializedArray<'T>(n)
             Buffers<'T>.buf <- nb
             nb
-        else b
+        else
+            b

@@ -39,9 +39,12 @@ module internal StoragePool =
         do holders.Add(WeakReference holder)
         member _.Array = array
         member _.Bytes = bytes
+
         member _.Add(h: obj) =
             // a view wraps the same storage object: one weak reference per object suffices
-            if not (obj.ReferenceEquals(holders.[holders.Count - 1].Target, h)) then holders.Add(WeakReference h)
+            if not (obj.ReferenceEquals(holders.[holders.Count - 1].Target, h)) then
+                holders.Add(WeakReference h)
+
         /// Drops the holders that were collected; true when none is left.
         member _.Dead() =
             holders.RemoveAll(fun w -> isNull w.Target) |> ignore
@@ -59,9 +62,11 @@ module internal StoragePool =
     let mutable private fresh = 0L
     let mutable private forced = 0L
     let mutable private forcedTicks = 0L
+
     let mutable private enabled =
         match Environment.GetEnvironmentVariable "GROUPEDNEWTON_STORAGE_POOL" with
-        | "0" | "off" -> false
+        | "0"
+        | "off" -> false
         | _ -> true
 
     let private bytesOf (a: Array) = int64 (Buffer.ByteLength a)
@@ -73,11 +78,15 @@ module internal StoragePool =
         | :? (float[]) -> struct (1, a.Length)
         | _ -> struct (2, a.Length)
 
-    let private kindOf<'T> = if typeof<'T> = typeof<float32> then 0 elif typeof<'T> = typeof<float> then 1 else 2
+    let private kindOf<'T> =
+        if typeof<'T> = typeof<float32> then 0
+        elif typeof<'T> = typeof<float> then 1
+        else 2
 
     /// Puts an array no tensor holds on its free list (under the gate).
     let private push (a: Array) =
         let key = keyOf a
+
         let stack =
             match free.TryGetValue key with
             | true, s -> s
@@ -85,6 +94,7 @@ module internal StoragePool =
                 let s = Stack<Array>()
                 free.[key] <- s
                 s
+
         stack.Push a
         freeBytes <- freeBytes + bytesOf a
 
@@ -95,17 +105,22 @@ module internal StoragePool =
         // GroupedNewton summary every few steps) finds its arrays again next time
         peakHeld <- max heldBytes (peakHeld - peakHeld / 64L)
         let dead = ResizeArray<Lease>()
-        for KeyValue (_, l: Lease) in leased do
-            if l.Dead() then dead.Add l
+
+        for KeyValue(_, l: Lease) in leased do
+            if l.Dead() then
+                dead.Add l
+
         for l in dead do
             leased.Remove l.Array |> ignore
             heldBytes <- heldBytes - l.Bytes
             push l.Array
+
         liveBytes <- heldBytes
         // free arrays beyond what recent cycles have used go back to the GC
         let cap = peakHeld - liveBytes + margin
+
         if freeBytes > cap then
-            for KeyValue (_, s) in free do
+            for KeyValue(_, s) in free do
                 while freeBytes > cap && s.Count > 0 do
                     let a = s.Pop()
                     freeBytes <- freeBytes - bytesOf a
@@ -121,15 +136,19 @@ module internal StoragePool =
 
     /// An array of n elements whose contents are undefined (the caller overwrites them all).
     let rent<'T> (n: int) : 'T[] =
-        if n < MinLength || not enabled then GC.AllocateUninitializedArray<'T> n
+        if n < MinLength || not enabled then
+            GC.AllocateUninitializedArray<'T> n
         else
             let key = struct (kindOf<'T>, n)
+
             let found =
                 lock gate (fun () ->
                     let mutable a = tryPop key
+
                     if isNull a && GC.CollectionCount 0 <> lastCount then
                         scan ()
                         a <- tryPop key
+
                     if isNull a && heldBytes > liveBytes + max margin (liveBytes / 2L) then
                         let t0 = Diagnostics.Stopwatch.GetTimestamp()
                         GC.Collect(1, GCCollectionMode.Forced, true)
@@ -137,7 +156,9 @@ module internal StoragePool =
                         forcedTicks <- forcedTicks + Diagnostics.Stopwatch.GetTimestamp() - t0
                         scan ()
                         a <- tryPop key
+
                     a)
+
             match found with
             | :? ('T[]) as a -> a
             | _ ->
@@ -148,7 +169,8 @@ module internal StoragePool =
 
     /// An array of n zeros.
     let zeros<'T> (n: int) : 'T[] =
-        if n < MinLength || not enabled then Array.zeroCreate n
+        if n < MinLength || not enabled then
+            Array.zeroCreate n
         else
             let a = rent<'T> n
             Array.Clear a
@@ -159,7 +181,8 @@ module internal StoragePool =
     let release (array: Array) =
         if array.Length >= MinLength && enabled then
             lock gate (fun () ->
-                if not (leased.ContainsKey array) then push array)
+                if not (leased.ContainsKey array) then
+                    push array)
 
     /// Registers the array wrapped by a new storage object (called by every managed tensor).
     let track (holder: obj) (array: Array) =
@@ -173,29 +196,35 @@ module internal StoragePool =
                     heldBytes <- heldBytes + l.Bytes)
 
     /// What the pool has done so far.
-    type Statistics =
-        { /// Requests served from a free list.
-          Recycled: int64
-          /// Requests served by a new array.
-          Fresh: int64
-          /// Collections the pool asked for, and the milliseconds they took.
-          Collections: int64
-          CollectionMs: float
-          /// Bytes of arrays held by tensors (as of the last check) and on the free lists.
-          HeldBytes: int64
-          FreeBytes: int64 }
+    type Statistics = {
+        /// Requests served from a free list.
+        Recycled: int64
+        /// Requests served by a new array.
+        Fresh: int64
+        /// Collections the pool asked for, and the milliseconds they took.
+        Collections: int64
+        CollectionMs: float
+        /// Bytes of arrays held by tensors (as of the last check) and on the free lists.
+        HeldBytes: int64
+        FreeBytes: int64
+    }
 
     let statistics () =
-        lock gate (fun () ->
-            { Recycled = recycled; Fresh = fresh; Collections = forced
-              CollectionMs = float forcedTicks * 1000.0 / float Diagnostics.Stopwatch.Frequency
-              HeldBytes = heldBytes; FreeBytes = freeBytes })
+        lock gate (fun () -> {
+            Recycled = recycled
+            Fresh = fresh
+            Collections = forced
+            CollectionMs = float forcedTicks * 1000.0 / float Diagnostics.Stopwatch.Frequency
+            HeldBytes = heldBytes
+            FreeBytes = freeBytes
+        })
 
     /// Turns recycling on or off (off: every request is a fresh array); returns the previous setting.
     let setEnabled (on: bool) =
         lock gate (fun () ->
             let was = enabled
             enabled <- on
+
             if not on then
                 leased.Clear()
                 free.Clear()
@@ -203,4 +232,5 @@ module internal StoragePool =
                 liveBytes <- 0L
                 freeBytes <- 0L
                 peakHeld <- 0L
+
             was)

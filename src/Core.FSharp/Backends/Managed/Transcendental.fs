@@ -41,7 +41,10 @@ module internal Transcendental =
         let s1 = Vector256.ShiftLeft(half + Vector256.Create 127, 23).AsSingle()
         let s2 = Vector256.ShiftLeft(ni - half + Vector256.Create 127, 23).AsSingle()
         let y = p * s1 * s2
-        let y = Vector256.ConditionalSelect(Vector256.GreaterThan(x, hiLimit), Vector256.Create Single.PositiveInfinity, y)
+
+        let y =
+            Vector256.ConditionalSelect(Vector256.GreaterThan(x, hiLimit), Vector256.Create Single.PositiveInfinity, y)
+
         Vector256.ConditionalSelect(Vector256.LessThan(x, loLimit), Vector256<float32>.Zero, y)
 
     let inline private tanhSmall (x: float32) =
@@ -65,14 +68,22 @@ module internal Transcendental =
         let one = Vector256.Create 1.0f
         one / (one + exp8 (-x))
 
-    let inline private apply ([<InlineIfLambda>] f8: Vector256<float32> -> Vector256<float32>) ([<InlineIfLambda>] f1: float32 -> float32)
-                              (src: float32[]) (dst: float32[]) (offset: int) (count: int) =
+    let inline private apply
+        ([<InlineIfLambda>] f8: Vector256<float32> -> Vector256<float32>)
+        ([<InlineIfLambda>] f1: float32 -> float32)
+        (src: float32[])
+        (dst: float32[])
+        (offset: int)
+        (count: int)
+        =
         let mutable i = offset
         let stop = offset + count
+
         if Vector256.IsHardwareAccelerated then
             while i + 8 <= stop do
                 (f8 (Vector256.Create(src, i))).CopyTo(dst, i)
                 i <- i + 8
+
         while i < stop do
             dst.[i] <- f1 src.[i]
             i <- i + 1
@@ -82,5 +93,4 @@ module internal Transcendental =
     let tanh32 src dst offset count =
         apply tanh8 (fun x -> if MathF.Abs x < 0.3f then tanhSmall x else MathF.Tanh x) src dst offset count
 
-    let sigmoid32 src dst offset count =
-        apply sigmoid8 (fun x -> 1.0f / (1.0f + MathF.Exp -x)) src dst offset count
+    let sigmoid32 src dst offset count = apply sigmoid8 (fun x -> 1.0f / (1.0f + MathF.Exp -x)) src dst offset count

@@ -18,19 +18,34 @@ type TorchBackend private (device: TorchDevice) as this =
     inherit Backend()
 
     let devType, devIndex = device.Code
-    let name = match device with TorchDevice.Cpu -> "torch" | TorchDevice.Cuda i -> sprintf "torch:cuda:%d" i
+
+    let name =
+        match device with
+        | TorchDevice.Cpu -> "torch"
+        | TorchDevice.Cuda i -> sprintf "torch:cuda:%d" i
 
     static let instances = ConcurrentDictionary<TorchDevice, TorchBackend>()
 
-    let dtypeCode (d: Dtype) = match d with Dtype.Float32 -> 0 | Dtype.Float64 -> 1 | Dtype.Int32 -> 2
+    let dtypeCode (d: Dtype) =
+        match d with
+        | Dtype.Float32 -> 0
+        | Dtype.Float64 -> 1
+        | Dtype.Int32 -> 2
 
-    let describe (ts: RawTensor list) =
-        String.Join(", ", ts |> List.map (fun t -> sprintf "%O %s" t.Dtype (Shape.str t.Shape)))
+    let describe (ts: RawTensor list) = String.Join(", ", ts |> List.map (fun t -> sprintf "%O %s" t.Dtype (Shape.str t.Shape)))
 
     let h (t: RawTensor) =
         match t with
         | :? TorchTensor as tt when Object.ReferenceEquals(tt.Backend, this) -> tt.Handle
-        | _ -> Fail.backend (sprintf "the %s backend was given a tensor of backend '%s' (%O %s); move it first (Tensor.toBackend)" name t.Backend.Name t.Dtype (Shape.str t.Shape))
+        | _ ->
+            Fail.backend (
+                sprintf
+                    "the %s backend was given a tensor of backend '%s' (%O %s); move it first (Tensor.toBackend)"
+                    name
+                    t.Backend.Name
+                    t.Dtype
+                    (Shape.str t.Shape)
+            )
 
     /// Turns a handle returned by the shim into a tensor (or the shim's error into a
     /// BackendException naming the op and its operands). `owns`: the result has its own
@@ -38,13 +53,17 @@ type TorchBackend private (device: TorchDevice) as this =
     let make (op: string) (inputs: RawTensor list) (owns: bool) (r: TorchHandle) : RawTensor =
         if r.IsInvalid then
             Fail.backend (sprintf "torch %s on %s (%s): %s" op (describe inputs) name (TorchNative.lastError ()))
+
         let mutable shape = Array.zeroCreate 8
         let mutable code = 0
         let mutable rank = gn_meta (r, shape, shape.Length, &code)
+
         if rank > shape.Length then
             shape <- Array.zeroCreate rank
             rank <- gn_meta (r, shape, shape.Length, &code)
+
         let shape = if rank = shape.Length then shape else Array.sub shape 0 rank
+
         let dtype =
             match code with
             | 0 -> Dtype.Float32
@@ -52,12 +71,20 @@ type TorchBackend private (device: TorchDevice) as this =
             | 2 -> Dtype.Int32
             | _ ->
                 r.Dispose()
-                Fail.dtype ("torch " + op) (sprintf "libtorch returned a tensor of an unsupported dtype (code %d) for %s" code (describe inputs))
-        let dtypeT : Dtype = dtype
-        if owns then r.SetPressure(int64 (Shape.numel shape) * int64 dtypeT.ByteSize)
+
+                Fail.dtype
+                    ("torch " + op)
+                    (sprintf "libtorch returned a tensor of an unsupported dtype (code %d) for %s" code (describe inputs))
+
+        let dtypeT: Dtype = dtype
+
+        if owns then
+            r.SetPressure(int64 (Shape.numel shape) * int64 dtypeT.ByteSize)
+
         match TorchScope.Current with
         | null -> ()
         | s -> s.Add r
+
         new TorchTensor(this, r, shape, dtypeT) :> RawTensor
 
     /// The value as stored in a one-element tensor of this dtype (None for int32).
@@ -72,27 +99,40 @@ type TorchBackend private (device: TorchDevice) as this =
         match r, v with
         | :? TorchTensor as tt, ValueSome x when r.Numel = 1 -> tt.Known <- storedAs r.Dtype x
         | _ -> ()
+
         r
 
     /// The backend on this device (one instance per device); loads the shim on first use
     /// and fails with a BackendException that says how to build it when it is missing.
     static member Get(device: TorchDevice) =
         TorchNative.ensure ()
+
         match device with
         | TorchDevice.Cuda i ->
             let n = gn_cuda_device_count ()
+
             if i >= n then
-                Fail.backend (sprintf "torch device cuda:%d was requested but libtorch sees %d CUDA device(s)%s" i n
-                                  (if n = 0 then " (a CPU-only libtorch, such as Debian's, has none)" else ""))
+                Fail.backend (
+                    sprintf
+                        "torch device cuda:%d was requested but libtorch sees %d CUDA device(s)%s"
+                        i
+                        n
+                        (if n = 0 then " (a CPU-only libtorch, such as Debian's, has none)" else "")
+                )
         | TorchDevice.Cpu -> ()
-        instances.GetOrAdd(device, fun d ->
-            // libtorch follows the library's thread count (GROUPEDNEWTON_THREADS, setThreads)
-            gn_set_num_threads (Threading.get ())
-            // float32 products and convolutions at full precision, as on the CPU (PyTorch's
-            // own default lets cuDNN use TF32, about 3 decimal digits)
-            if d <> TorchDevice.Cpu && gn_set_allow_tf32 0 <> 0 then
-                Fail.backend (sprintf "torch %O: could not turn TF32 off: %s" d (TorchNative.lastError ()))
-            TorchBackend d)
+
+        instances.GetOrAdd(
+            device,
+            fun d ->
+                // libtorch follows the library's thread count (GROUPEDNEWTON_THREADS, setThreads)
+                gn_set_num_threads (Threading.get ())
+                // float32 products and convolutions at full precision, as on the CPU (PyTorch's
+                // own default lets cuDNN use TF32, about 3 decimal digits)
+                if d <> TorchDevice.Cpu && gn_set_allow_tf32 0 <> 0 then
+                    Fail.backend (sprintf "torch %O: could not turn TF32 off: %s" d (TorchNative.lastError ()))
+
+                TorchBackend d
+        )
 
     /// The backend on a device named "cpu", "cuda" or "cuda:N".
     static member Get(device: string) = TorchBackend.Get(TorchDevice.Parse device)
@@ -108,9 +148,13 @@ type TorchBackend private (device: TorchDevice) as this =
 
     /// Threads libtorch uses for its CPU kernels.
     static member Threads
-        with get () = TorchNative.ensure (); gn_get_num_threads ()
+        with get () =
+            TorchNative.ensure ()
+            gn_get_num_threads ()
         and set (n: int) =
-            if n < 1 then Fail.backend (sprintf "thread count must be at least 1, got %d" n)
+            if n < 1 then
+                Fail.backend (sprintf "thread count must be at least 1, got %d" n)
+
             TorchNative.ensure ()
             gn_set_num_threads n
 
@@ -121,7 +165,10 @@ type TorchBackend private (device: TorchDevice) as this =
     /// The libtorch version the shim was compiled against.
     static member TorchVersion =
         TorchNative.ensure ()
-        match Marshal.PtrToStringUTF8(gn_torch_version ()) with null -> "unknown" | v -> v
+
+        match Marshal.PtrToStringUTF8(gn_torch_version ()) with
+        | null -> "unknown"
+        | v -> v
 
     member _.Device = device
 
@@ -139,7 +186,8 @@ type TorchBackend private (device: TorchDevice) as this =
     override _.Zeros(shape, dtype) = make "zeros" [] true (gn_zeros (shape, shape.Length, dtypeCode dtype, devType, devIndex))
 
     override _.Full(shape, value, dtype) =
-        make "full" [] true (gn_full (shape, shape.Length, value, dtypeCode dtype, devType, devIndex)) |> knowing (ValueSome value)
+        make "full" [] true (gn_full (shape, shape.Length, value, dtypeCode dtype, devType, devIndex))
+        |> knowing (ValueSome value)
 
     override _.OfArray(data, shape) =
         let dtype =
@@ -148,49 +196,65 @@ type TorchBackend private (device: TorchDevice) as this =
             | :? (float[]) -> Dtype.Float64
             | :? (int[]) -> Dtype.Int32
             | _ -> Fail.dtype "ofArray" (sprintf "unsupported element type %s (use float32, float or int)" (data.GetType().Name))
+
         if data.Length <> Shape.numel shape then
             Fail.shape "ofArray" (sprintf "%d values do not fill shape %s" data.Length (Shape.str shape))
+
         let first =
             match data with
             | :? (float32[]) as a when a.Length = 1 -> ValueSome(float a.[0])
             | :? (float[]) as a when a.Length = 1 -> ValueSome a.[0]
             | _ -> ValueNone
+
         let pin = GCHandle.Alloc(data, GCHandleType.Pinned)
+
         try
             make "ofArray" [] true (gn_from_data (pin.AddrOfPinnedObject(), shape, shape.Length, dtypeCode dtype, devType, devIndex))
             |> knowing first
-        finally pin.Free()
+        finally
+            pin.Free()
 
     override _.ToArray t =
         let hd = h t
         let tt = t :?> TorchTensor
+
         match tt.Known with
         | ValueSome v ->
-            if hd.IsClosed then raise (ObjectDisposedException("TorchTensor", "this torch tensor was disposed"))
+            if hd.IsClosed then
+                raise (ObjectDisposedException("TorchTensor", "this torch tensor was disposed"))
+
             match t.Dtype with
             | Dtype.Float32 -> [| float32 v |] :> Array
             | _ -> [| v |] :> Array
         | ValueNone ->
-            let out : Array =
+            let out: Array =
                 match t.Dtype with
                 | Dtype.Float32 -> Array.zeroCreate<float32> t.Numel
                 | Dtype.Float64 -> Array.zeroCreate<float> t.Numel
                 | Dtype.Int32 -> Array.zeroCreate<int> t.Numel
+
             let pin = GCHandle.Alloc(out, GCHandleType.Pinned)
+
             try
                 System.Threading.Interlocked.Increment(&TorchNative.deviceReads.[0]) |> ignore
+
                 if gn_to_data (hd, pin.AddrOfPinnedObject(), int64 t.Numel * int64 t.Dtype.ByteSize) <> 0 then
                     Fail.backend (sprintf "torch toArray on %s (%s): %s" (describe [ t ]) name (TorchNative.lastError ()))
-            finally pin.Free()
+            finally
+                pin.Free()
+
             match out with
             | :? (float32[]) as a when a.Length = 1 -> tt.Known <- ValueSome(float a.[0])
             | :? (float[]) as a when a.Length = 1 -> tt.Known <- ValueSome a.[0]
             | _ -> ()
+
             out
 
     override _.Cast(t, dtype) =
-        if t.Dtype = dtype then t
-        else make "cast" [ t ] true (gn_cast (h t, dtypeCode dtype)) |> knowing (t :?> TorchTensor).Known
+        if t.Dtype = dtype then
+            t
+        else
+            make "cast" [ t ] true (gn_cast (h t, dtypeCode dtype)) |> knowing (t :?> TorchTensor).Known
 
     /// A copy of a tensor of any backend on this backend's device.
     member b.MoveFrom(t: RawTensor) : RawTensor =
@@ -210,30 +274,44 @@ type TorchBackend private (device: TorchDevice) as this =
     override _.Cat(ts, dim) =
         let handles = ts |> Array.map h
         let refs = Array.zeroCreate handles.Length
+
         try
             for i in 0 .. handles.Length - 1 do
                 handles.[i].DangerousAddRef(&refs.[i])
+
             let ptrs = handles |> Array.map (fun x -> x.DangerousGetHandle())
             make "cat" (List.ofArray ts) true (gn_cat (ptrs, ptrs.Length, dim))
         finally
             for i in 0 .. handles.Length - 1 do
-                if refs.[i] then handles.[i].DangerousRelease()
+                if refs.[i] then
+                    handles.[i].DangerousRelease()
 
     // ---- elementwise ----
 
     override _.Unary(kind, t) =
         let k, op =
             match kind with
-            | UnaryKind.Neg -> 0, "neg" | UnaryKind.Exp -> 1, "exp" | UnaryKind.Log -> 2, "log"
-            | UnaryKind.Tanh -> 3, "tanh" | UnaryKind.Sigmoid -> 4, "sigmoid" | UnaryKind.Softplus -> 5, "softplus"
-            | UnaryKind.Relu -> 6, "relu" | UnaryKind.Sqrt -> 7, "sqrt" | UnaryKind.Abs -> 8, "abs"
+            | UnaryKind.Neg -> 0, "neg"
+            | UnaryKind.Exp -> 1, "exp"
+            | UnaryKind.Log -> 2, "log"
+            | UnaryKind.Tanh -> 3, "tanh"
+            | UnaryKind.Sigmoid -> 4, "sigmoid"
+            | UnaryKind.Softplus -> 5, "softplus"
+            | UnaryKind.Relu -> 6, "relu"
+            | UnaryKind.Sqrt -> 7, "sqrt"
+            | UnaryKind.Abs -> 8, "abs"
             | UnaryKind.Sign -> 9, "sign"
+
         make op [ t ] true (gn_unary (k, h t))
 
     override _.Binary(kind, a, b) =
         let k, op =
             match kind with
-            | BinaryKind.Add -> 0, "add" | BinaryKind.Sub -> 1, "sub" | BinaryKind.Mul -> 2, "mul" | BinaryKind.Div -> 3, "div"
+            | BinaryKind.Add -> 0, "add"
+            | BinaryKind.Sub -> 1, "sub"
+            | BinaryKind.Mul -> 2, "mul"
+            | BinaryKind.Div -> 3, "div"
+
         make op [ a; b ] true (gn_binary (k, h a, h b))
 
     override _.AddBroadcast(a, b) = make "addBroadcast" [ a; b ] true (gn_binary (0, h a, h b))

@@ -16,7 +16,10 @@ type TorchDevice =
         | Cpu -> "cpu"
         | Cuda i -> sprintf "cuda:%d" i
 
-    member internal d.Code = match d with Cpu -> 0, 0 | Cuda i -> 1, i
+    member internal d.Code =
+        match d with
+        | Cpu -> 0, 0
+        | Cuda i -> 1, i
 
     /// Parses "cpu", "cuda" (device 0) or "cuda:N".
     static member Parse(s: string) =
@@ -38,17 +41,20 @@ type TorchTensor internal (backend: Backend, handle: TorchHandle, shape: int[], 
     // cast from a known one, or read once). Raw tensors are never changed in place, so it
     // stays true; reading it needs no device-to-host copy, which on a GPU would wait for
     // every queued kernel (the summaries read their one-element η seeds in every op).
-    let mutable known : float voption = ValueNone
+    let mutable known: float voption = ValueNone
     member internal _.Handle = handle
+
     member internal _.Known
         with get () = known
         and set (v: float voption) = known <- v
+
     override _.Shape = shape
     override _.Dtype = dtype
     override _.Backend = backend
     /// True once the native tensor has been freed.
     member _.IsDisposed = handle.IsClosed
     member _.Dispose() = handle.Dispose()
+
     interface IDisposable with
         member _.Dispose() = handle.Dispose()
 
@@ -61,6 +67,7 @@ type TorchTensor internal (backend: Backend, handle: TorchHandle, shape: int[], 
 type TorchScope private (parent: TorchScope) =
     [<ThreadStatic; DefaultValue>]
     static val mutable private current: TorchScope
+
     let owned = List<TorchHandle>()
     let kept = HashSet<TorchHandle>(HashIdentity.Reference)
     let mutable disposed = false
@@ -84,17 +91,22 @@ type TorchScope private (parent: TorchScope) =
     member _.Keep(t: RawTensor) =
         match t with
         | :? TorchTensor as tt ->
-            if kept.Add tt.Handle && not (isNull parent) then parent.Add tt.Handle
+            if kept.Add tt.Handle && not (isNull parent) then
+                parent.Add tt.Handle
         | _ -> ()
 
     member s.Dispose() =
         if not disposed then
             disposed <- true
+
             for h in owned do
-                if not (kept.Contains h) then h.Dispose()
+                if not (kept.Contains h) then
+                    h.Dispose()
+
             owned.Clear()
             // scopes close innermost first; tolerate a scope disposed out of order
-            if Object.ReferenceEquals(TorchScope.current, s) then TorchScope.current <- parent
+            if Object.ReferenceEquals(TorchScope.current, s) then
+                TorchScope.current <- parent
 
     interface IDisposable with
         member s.Dispose() = s.Dispose()
