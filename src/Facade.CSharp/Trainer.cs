@@ -35,6 +35,16 @@ namespace GroupedNewton.CSharp
         /// "diverged: …" when a step's loss is NaN or infinite, exceeds this factor times the first step's loss,
         /// or an evaluation gives a non-finite loss (default 1000; null turns the guard off).</summary>
         public double? DivergenceFactor { get; set; } = D.DivergenceFactor is { } f ? f.Value : null;
+        /// <summary>At most this many steps per epoch (the first batches of the epoch's shuffled order), or null
+        /// for every batch of the training set (default null; ≥ 1 when set).</summary>
+        public int? MaxStepsPerEpoch { get; set; }
+        /// <summary>Whether the training set is evaluated after every epoch (a full pass for its accuracy; default true).
+        /// When false, <see cref="EpochMetrics.TrainAccuracy"/> is NaN; <see cref="EpochMetrics.TrainLoss"/> is the mean
+        /// of the epoch's step losses either way.</summary>
+        public bool EvaluateTrainingSet { get; set; } = D.EvaluateTrainingSet;
+        /// <summary>A per-step learning-rate schedule applied before every step, or null to leave the rates alone
+        /// (default null). Not for GroupedNewton, whose rates are computed at every step.</summary>
+        public LearningRateSchedule? Schedule { get; set; }
 
         /// <summary>Throws <see cref="ArgumentOutOfRangeException"/> naming the first invalid setting.</summary>
         public void Validate()
@@ -46,6 +56,8 @@ namespace GroupedNewton.CSharp
             if (!Enum.IsDefined(Objective)) throw new ArgumentOutOfRangeException(nameof(Objective), Objective, "unknown objective");
             if (DivergenceFactor is { } f && !(double.IsFinite(f) && f > 1))
                 throw new ArgumentOutOfRangeException(nameof(DivergenceFactor), f, "must be a finite number above 1, or null for no guard");
+            if (MaxStepsPerEpoch is { } n && n < 1)
+                throw new ArgumentOutOfRangeException(nameof(MaxStepsPerEpoch), n, "must be at least 1, or null for every batch");
         }
 
         internal global::GroupedNewton.TrainerOptions ToCore(int epochs, global::GroupedNewton.CurvatureStream? curvature, double? referenceLoss) =>
@@ -55,7 +67,11 @@ namespace GroupedNewton.CSharp
                 DivergenceFactor is { } f ? FSharpOption<double>.Some(f) : FSharpOption<double>.None,
                 referenceLoss is { } r ? FSharpOption<double>.Some(r) : FSharpOption<double>.None,
                 curvature is null ? FSharpOption<global::GroupedNewton.CurvatureStream>.None : FSharpOption<global::GroupedNewton.CurvatureStream>.Some(curvature),
-                Microsoft.FSharp.Collections.FSharpList<Tuple<string, string>>.Empty);
+                Microsoft.FSharp.Collections.FSharpList<Tuple<string, string>>.Empty,
+                MaxStepsPerEpoch is { } n ? FSharpOption<int>.Some(n) : FSharpOption<int>.None,
+                EvaluateTrainingSet,
+                Schedule is null ? FSharpOption<global::GroupedNewton.LearningRateSchedule>.None
+                                 : FSharpOption<global::GroupedNewton.LearningRateSchedule>.Some(Schedule.Core));
     }
 
     /// <summary>What one epoch produced.</summary>
@@ -79,7 +95,8 @@ namespace GroupedNewton.CSharp
         public int Steps { get; }
         /// <summary>Mean training loss over the epoch's steps.</summary>
         public double TrainLoss { get; }
-        /// <summary>Accuracy on the training set at the end of the epoch (NaN without labels).</summary>
+        /// <summary>Accuracy on the training set at the end of the epoch (NaN without labels, or when
+        /// <see cref="TrainerOptions.EvaluateTrainingSet"/> is false).</summary>
         public double TrainAccuracy { get; }
         /// <summary>Loss and accuracy on the validation set, or null.</summary>
         public Evaluation? Validation { get; }
