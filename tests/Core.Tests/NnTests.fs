@@ -218,7 +218,7 @@ let ``default dtypes: creators make float64, default models float32, and a model
 
     let m = Models.mlp [ 4; 3; 2 ] Activation.Tanh (Init.reference 0)
     Assert.That(m.Parameters.Values |> Array.map (fun v -> v.Dtype), Is.All.EqualTo Dtype.Float32)
-    Assert.That((Models.mlp [ 4; 2 ] Activation.Tanh (Init.pytorch 0)).Parameters.["0.weight"].Dtype, equalTo Dtype.Float32)
+    Assert.That((Models.mlp [ 4; 2 ] Activation.Tanh (Init.pytorch 0)).Parameters.["1.weight"].Dtype, equalTo Dtype.Float32)
     let x = Tensor.randn 1 [| 5; 4 |]
     let e = Assert.Throws<DtypeMismatchException>(fun () -> m.Forward(m.Parameters, x) |> ignore)
     Assert.That(e.Message, Does.Contain m.Name)
