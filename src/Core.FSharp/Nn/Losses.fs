@@ -29,13 +29,21 @@ module Losses =
         let d = output - targets
         0.5 * Tensor.sum (d * d) / float output.Shape.[0]
 
-    /// Fraction of rows whose largest logit is at the label.
+    /// Fraction of rows whose largest logit is at the label. Labels outside [0, classes) raise
+    /// IndexOutOfRangeTensorException, as in crossEntropy.
     let accuracy (logits: Tensor) (labels: Tensor) =
         let pred = Tensor.toInts (Tensor.argMax 1 logits)
         let y = Tensor.toInts labels
 
         if pred.Length <> y.Length then
             raise (ShapeMismatchException(sprintf "accuracy: %d predictions for %d labels" pred.Length y.Length))
+
+        let classes = logits.Shape.[1]
+
+        y
+        |> Array.iteri (fun i label ->
+            if label < 0 || label >= classes then
+                Fail.index "accuracy" (sprintf "label %d of sample %d out of range [0, %d)" label i classes))
 
         if y.Length = 0 then
             0.0
