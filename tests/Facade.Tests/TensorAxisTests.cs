@@ -115,6 +115,19 @@ namespace GroupedNewton.CSharp.Tests
         }
 
         [Test]
+        public void ACustomLossWrittenWithAxisOpsIsCrossEntropy()
+        {
+            // the README's line: -(logits.LogSoftmax(1) * oneHot).Sum(1).Mean()
+            var logits = X();
+            var labels = new[] { 2, 0 };
+            var oneHot = Tensor.FromArray(new[] { 0.0, 0, 1, 1, 0, 0 }, 2, 3);
+            Tensor Custom(Tensor z) => -(z.LogSoftmax(1) * oneHot).Sum(1).Mean();
+            Tensor Library(Tensor z) => Loss.CrossEntropy(z, Tensor.FromLabels(labels));
+            Assert.That(Custom(logits).ToScalar(), Is.EqualTo(Library(logits).ToScalar()).Within(1e-14));
+            Assert.That(Gradient(logits, Custom), Is.EqualTo(Gradient(logits, Library)).Within(1e-12));
+        }
+
+        [Test]
         public void BadAxesAndIndicesThrowStandardExceptions()
         {
             var x = X();
