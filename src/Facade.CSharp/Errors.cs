@@ -129,13 +129,13 @@ namespace GroupedNewton.CSharp
 
         /// <summary>Runs a core validation whose ArgumentException says a setting is out of its range, and
         /// throws it as the <see cref="ArgumentOutOfRangeException"/> the facade documents (same parameter
-        /// name and message).</summary>
-        public static void OutOfRange(Action validate)
+        /// name, or <paramref name="paramName"/> where the facade's parameter is named otherwise, and message).</summary>
+        public static void OutOfRange(Action validate, string? paramName = null)
         {
             try { validate(); }
             catch (ArgumentException a) when (a.GetType() == typeof(ArgumentException))
             {
-                throw new ArgumentOutOfRangeException(a.ParamName, Notation(StripParam(a)));
+                throw new ArgumentOutOfRangeException(paramName ?? a.ParamName, Notation(StripParam(a)));
             }
         }
 

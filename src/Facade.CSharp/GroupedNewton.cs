@@ -301,21 +301,14 @@ namespace GroupedNewton.CSharp
         {
             if (subset < 0 || subset >= gn.Partition.Count)
                 throw new ArgumentOutOfRangeException(nameof(subset), subset, $"must be in 0 .. {gn.Partition.Count - 1}");
-            if (!(value >= 0) || double.IsInfinity(value))
-                throw new ArgumentOutOfRangeException(nameof(value), value, "the damping must be finite and non-negative");
-            Guard.Run(() => gn.SetDamping(subset, value));
+            Guard.OutOfRange(() => gn.SetDamping(subset, value), nameof(value));
         }
 
         /// <summary>λ_int, the weight of the cubic term (finite, ≥ 0).</summary>
         public double LambdaInt
         {
             get => gn.LambdaInt;
-            set
-            {
-                if (!(value >= 0) || double.IsInfinity(value))
-                    throw new ArgumentOutOfRangeException(nameof(value), value, "λ_int must be finite and non-negative");
-                gn.LambdaInt = value;
-            }
+            set => Guard.OutOfRange(() => gn.LambdaInt = value, nameof(value));
         }
 
         /// <summary>Every curvature update so far, oldest first.</summary>

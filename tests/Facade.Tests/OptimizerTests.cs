@@ -156,6 +156,10 @@ namespace GroupedNewton.CSharp.Tests
             Assert.That(gn.LambdaInt, Is.EqualTo(2.0));
             Assert.Throws<ArgumentOutOfRangeException>(() => gn.SetDamping(9, 1));
             Assert.Throws<ArgumentOutOfRangeException>(() => gn.LambdaInt = -1);
+            // the core checks the values (once); the facade reports them as out of range, naming the argument
+            Assert.That(Assert.Throws<ArgumentOutOfRangeException>(() => gn.SetDamping(0, double.NaN))!.ParamName, Is.EqualTo("value"));
+            Assert.That(Assert.Throws<ArgumentOutOfRangeException>(() => gn.LambdaInt = double.PositiveInfinity)!.Message, Does.Contain("λ_int"));
+            Assert.That((gn.Damping[0], gn.LambdaInt), Is.EqualTo((0.25, 2.0)));
         }
 
         [Test]
