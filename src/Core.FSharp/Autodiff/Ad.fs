@@ -7,7 +7,7 @@ module Ad =
     let private zerosLike (d: Dual) = OpDefs.zerosOf d d.Shape
 
     let private checkInput op (x: Tensor) =
-        if isNull x then
+        if isNull (box x) then
             invalidArg "x" (sprintf "%s: the input tensor is null" op)
 
         if not x.Dtype.IsFloat then

@@ -28,6 +28,13 @@ module Losses =
         if pred.Length <> y.Length then
             raise (ShapeMismatchException(sprintf "accuracy: %d predictions for %d labels" pred.Length y.Length))
 
+        let classes = logits.Shape.[1]
+
+        y
+        |> Array.iteri (fun i label ->
+            if label < 0 || label >= classes then
+                Fail.index "accuracy" (sprintf "label %d of sample %d out of range [0, %d)" label i classes))
+
         if y.Length = 0 then
             0.0
         else

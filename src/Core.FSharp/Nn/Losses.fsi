@@ -29,4 +29,5 @@ module Losses =
 
     /// <summary>Fraction (0 to 1, a float64 number) of the rows of logits [N; K] whose largest entry is at the label; 0 for N = 0.</summary>
     /// <exception cref="GroupedNewton.ShapeMismatchException">the numbers of rows and labels differ.</exception>
+    /// <exception cref="GroupedNewton.IndexOutOfRangeTensorException">a label is outside [0, K), as in crossEntropy.</exception>
     val accuracy: logits: Tensor -> labels: Tensor -> float
