@@ -1,5 +1,3 @@
-using System;
-
 namespace GroupedNewton.CSharp
 {
     /// <summary>
