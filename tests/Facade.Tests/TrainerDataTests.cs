@@ -201,6 +201,43 @@ namespace GroupedNewton.CSharp.Tests
         }
 
         [Test]
+        public void ResumedGroupedNewtonFollowsTheUninterruptedRun()
+        {
+            // 12 steps an epoch, a curvature batch every 3rd: epoch 1 ends at batch 4 of the
+            // source's 6, so a resumed run is right only if the checkpoint restored that position
+            static (Model, Optimizer) Create(Dataset data, int seed)
+            {
+                var model = Fixtures.Mlp(seed: seed);
+                var gn = Optimizer.Create(model, new GroupedNewtonOptions
+                {
+                    Curvature = CurvatureSource.Cycle(model, data, batchSize: 100),
+                    Variant = GroupedNewtonVariant.UniformAverage, Damping = 0.3, CurvaturePeriod = 3, AveragePeriod = 2,
+                });
+                return (model, gn);
+            }
+            var data = Fixtures.Task(600);
+            var folder = Path.Combine(Path.GetTempPath(), "facade-gn-resume-" + Guid.NewGuid().ToString("N"));
+            try
+            {
+                var (model, gn) = Create(data, 0);
+                var full = new Trainer(model, gn, new TrainerOptions { Epochs = 2, BatchSize = 50, CheckpointFolder = folder }).Train(data);
+
+                var (model2, gn2) = Create(data, 7);
+                var trainer2 = new Trainer(model2, gn2, new TrainerOptions { Epochs = 1, BatchSize = 50 });
+                Assert.That(trainer2.LoadCheckpoint(Path.Combine(folder, "epoch-0001.ckpt")), Is.EqualTo(1));
+                Assert.That(gn2.LearningRates.Values, Has.Some.Not.EqualTo(0.0));
+                var resumed = trainer2.Train(data);
+                Assert.That(resumed.Single().TrainLoss, Is.EqualTo(full[1].TrainLoss));
+                Assert.That(Fixtures.Flat(model2.Parameters), Is.EqualTo(Fixtures.Flat(model.Parameters)));
+                Assert.That(gn2.LearningRates, Is.EqualTo(gn.LearningRates));
+            }
+            finally
+            {
+                if (Directory.Exists(folder)) Directory.Delete(folder, true);
+            }
+        }
+
+        [Test]
         public async Task CancellationStopsBetweenStepsAndLeavesAUsableModel()
         {
             var model = Fixtures.Mlp();
