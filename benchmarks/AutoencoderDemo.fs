@@ -1,4 +1,4 @@
-/// The K-BFGS authors' MNIST autoencoder demo (spec kbfgs.md §9.1) run on Fashion-MNIST:
+/// The K-BFGS authors' MNIST autoencoder demo (docs/kbfgs.md, "Defaults" and "The K-FAC baseline") run on Fashion-MNIST:
 /// 784-1000-500-250-30-250-500-1000-784 (ReLU, linear code and output), sigmoid BCE summed
 /// over the 784 outputs and averaged over the batch, batch 1000, seed 9999, K-FAC with the
 /// authors' baseline settings at α = 1, λ = 3. Writes JSON lines: per-N-step training loss,

@@ -1,4 +1,4 @@
-/// Laws of the cubic-regularisation solver on random instances (spec §2.2, §7.B).
+/// Laws of the cubic-regularisation solver on random instances (docs/derivatives.md, "The solver").
 module GroupedNewton.PropertyTests.SolverLaws
 
 open System

@@ -1,4 +1,4 @@
-/// Laws of the derivatives according to a partition (spec §4, §7.A) on random small MLPs
+/// Laws of the derivatives according to a partition (docs/derivatives.md, "Laws") on random small MLPs
 /// and directions: symmetry, homogeneity, coarsening, independence from the order of the
 /// subsets, and invariance under per-subset orthogonal maps.
 module GroupedNewton.PropertyTests.SummaryLaws

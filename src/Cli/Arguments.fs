@@ -46,7 +46,8 @@ type TrainArgs =
         member a.Usage =
             match a with
             | Model _ -> "mlp | lenet | vgg11 | autoencoder (default mlp)"
-            | Dataset _ -> "fashion-mnist | mnist | cifar10 | synthetic (default: fashion-mnist when installed, else synthetic)"
+            | Dataset _ ->
+                "fashion-mnist | fashion-mnist-mini | mnist | cifar10 | synthetic (default: fashion-mnist when installed, else the bundled fashion-mnist-mini)"
             | Optimizer _ -> "sgd | adam | grouped-newton | grouped-newton-avg | sofim | kfac | kbfgs | kbfgs-l (default grouped-newton)"
             | Partition _ ->
                 "GroupedNewton partition: canonical | trivial | weights-biases | per-layer | blocks-N | alternate-N (default canonical)"
@@ -110,7 +111,8 @@ type CompareArgs =
             | Optimizers _ -> "optimizers to compare, comma separated, each NAME or NAME@LR (default sgd,adam,grouped-newton)"
             | Seeds _ -> "seeds, comma separated (default 0,1)"
             | Model _ -> "mlp | lenet | vgg11 | autoencoder (default mlp)"
-            | Dataset _ -> "fashion-mnist | mnist | cifar10 | synthetic (default: fashion-mnist when installed, else synthetic)"
+            | Dataset _ ->
+                "fashion-mnist | fashion-mnist-mini | mnist | cifar10 | synthetic (default: fashion-mnist when installed, else the bundled fashion-mnist-mini)"
             | Partition _ -> "GroupedNewton partition (default canonical)"
             | Hidden _ -> "hidden sizes of the MLP, comma separated (default 1024,200,100)"
             | Epochs _ -> "number of epochs (default 2)"
@@ -159,7 +161,7 @@ type SummaryArgs =
             | Activation _ -> activationUsage
             | Init _ -> initUsage
             | Model _ -> "mlp | lenet | vgg11 | autoencoder (default mlp)"
-            | Dataset _ -> "fashion-mnist | mnist | cifar10 | synthetic"
+            | Dataset _ -> "fashion-mnist | fashion-mnist-mini | mnist | cifar10 | synthetic"
             | Partition _ -> "partition (default canonical)"
             | Hidden _ -> "hidden sizes of the MLP"
             | Checkpoint _ -> "a checkpoint written by train (default: the model at initialisation)"

@@ -15,7 +15,7 @@ type Hyper = OptimizerOverrides
 /// The task: model, data and how it is cut into batches.
 type TaskSettings = {
     Model: string
-    /// None: Fashion-MNIST when installed, else synthetic.
+    /// None: Fashion-MNIST when installed, else the bundled fashion-mnist-mini (else synthetic).
     Dataset: string option
     Partition: string
     Hidden: int list
@@ -89,7 +89,7 @@ type SummarySettings = {
 }
 
 let models = [ "mlp"; "lenet"; "vgg11"; "autoencoder" ]
-let datasets = [ "fashion-mnist"; "mnist"; "cifar10"; "synthetic" ]
+let datasets = [ "fashion-mnist"; "fashion-mnist-mini"; "mnist"; "cifar10"; "synthetic" ]
 let activations = [ "tanh"; "relu"; "elu"; "sigmoid"; "softplus" ]
 let inits = [ "reference"; "pytorch" ]
 

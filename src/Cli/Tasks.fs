@@ -9,7 +9,7 @@ open GroupedNewton.Cli.Settings
 
 /// The data of a task, ready for the trainer.
 type TaskData = {
-    /// The data set name as resolved ("synthetic" when the default fell back).
+    /// The data set name as resolved ("fashion-mnist-mini" or "synthetic" when the default fell back).
     Dataset: string
     Data: TrainingData
     Objective: Objective
@@ -28,25 +28,53 @@ let SyntheticDataSeed = 1
 [<Literal>]
 let SyntheticDefaultSamples = 5000
 
-/// The data set actually used: the requested one, or Fashion-MNIST when installed, else
-/// the synthetic task.
+/// The data set actually used: the requested one; else Fashion-MNIST when it is found (in
+/// GROUPEDNEWTON_DATA when set, else where the Debian package puts it) or only partly there (then
+/// the loader refuses it, naming what is missing); else the bundled fashion-mnist-mini subset
+/// when it is found; else the synthetic task.
 let resolveDataset (task: TaskSettings) =
     let explicitFolder = Environment.GetEnvironmentVariable Datasets.EnvironmentVariable
+    let fromEnv = not (String.IsNullOrWhiteSpace explicitFolder)
+
+    let install =
+        sprintf
+            "To train on the whole of Fashion-MNIST, run `apt-get install dataset-fashion-mnist` or set %s to a folder holding its IDX files."
+            Datasets.EnvironmentVariable
+
+    let where =
+        if fromEnv then sprintf "in %s (%s)" explicitFolder Datasets.EnvironmentVariable else "installed"
 
     match task.Dataset with
     | Some d -> d, None
-    | None when not (String.IsNullOrWhiteSpace explicitFolder) ->
-        // an explicit data folder is used or refused (Datasets.locate names what is missing)
-        "fashion-mnist",
-        Some(sprintf "no --dataset given: using Fashion-MNIST from %s (%s)" (Datasets.locate "fashion-mnist") Datasets.EnvironmentVariable)
     | None when Datasets.isAvailable "fashion-mnist" ->
-        "fashion-mnist", Some(sprintf "no --dataset given: using Fashion-MNIST from %s" (Datasets.locate "fashion-mnist"))
+        let from = Datasets.locate "fashion-mnist"
+
+        "fashion-mnist",
+        Some(
+            if fromEnv then
+                sprintf "no --dataset given: using Fashion-MNIST from %s (%s)" from Datasets.EnvironmentVariable
+            else
+                sprintf "no --dataset given: using Fashion-MNIST from %s" from
+        )
+    | None when Datasets.isPartlyPresent "fashion-mnist" ->
+        // a partial copy is an error to report (Datasets.locate names what is missing), not a reason to switch
+        "fashion-mnist", None
+    | None when Datasets.isAvailable Datasets.FashionMnistMini ->
+        Datasets.FashionMnistMini,
+        Some(
+            sprintf
+                "no --dataset given and Fashion-MNIST is not %s: using fashion-mnist-mini, the class-balanced subset of it that ships with the tool, from %s. %s"
+                where
+                (Datasets.locate Datasets.FashionMnistMini)
+                install
+        )
     | None ->
         "synthetic",
         Some(
             sprintf
-                "no --dataset given and Fashion-MNIST is not installed: using the synthetic teacher task. To train on Fashion-MNIST, run `apt-get install dataset-fashion-mnist` or set %s to a folder holding its IDX files."
-                Datasets.EnvironmentVariable
+                "no --dataset given, Fashion-MNIST is not %s and fashion-mnist-mini is not found: using the synthetic teacher task. %s"
+                where
+                install
         )
 
 let private syntheticShape (model: string) =

@@ -1,9 +1,3 @@
-using System;
-using System.Collections.Generic;
-using System.IO;
-using System.Linq;
-using System.Threading;
-using System.Threading.Tasks;
 using CoreBatch = global::GroupedNewton.Data.Batch;
 using CoreDataset = global::GroupedNewton.Data.Dataset;
 using CoreDatasets = global::GroupedNewton.Data.Datasets;
@@ -200,7 +194,7 @@ namespace GroupedNewton.CSharp
         {
             if (batchSize < 1) throw new ArgumentOutOfRangeException(nameof(batchSize), batchSize, "must be at least 1");
             if (dtype == DType.Int32) throw new ArgumentOutOfRangeException(nameof(dtype), dtype, "inputs must be Float32 or Float64");
-            return new CoreLoaderOptions(batchSize, shuffle, seed, false, dtype.ToCore());
+            return new CoreLoaderOptions(batchSize: batchSize, shuffle: shuffle, seed: seed, dropLast: false, dtype: dtype.ToCore());
         }
 
         internal static IEnumerable<Batch> Enumerate(IEnumerable<CoreBatch> seq)
@@ -210,7 +204,7 @@ namespace GroupedNewton.CSharp
         }
 
         /// <summary>Name, size, sample shape and targets.</summary>
-        public override string ToString() => Core.ToString();
+        public override string ToString() => Guard.Notation(Core.ToString());
     }
 
     /// <summary>One mini-batch of a data set.</summary>

@@ -1,4 +1,3 @@
-using System;
 using D = global::GroupedNewton.Distributed;
 
 namespace GroupedNewton.CSharp

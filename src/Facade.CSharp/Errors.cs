@@ -1,9 +1,4 @@
-using System;
-using System.IO;
 using System.Runtime.ExceptionServices;
-using Microsoft.FSharp.Core;
-using CoreParameters = global::GroupedNewton.Parameters;
-using CoreTensor = global::GroupedNewton.Tensor;
 
 namespace GroupedNewton.CSharp
 {
@@ -54,9 +49,10 @@ namespace GroupedNewton.CSharp
         static readonly System.Reflection.Assembly FSharpAssembly = typeof(FSharpFunc<int, int>).Assembly;
 
         static readonly System.Text.RegularExpressions.Regex CoreShape =
-            new(@"\[((?:N|-?\d+)(?:; (?:N|-?\d+))+)\]", System.Text.RegularExpressions.RegexOptions.Compiled);
+            new(@"\[((?:[A-Za-z]\w*|-?\d+)(?:; (?:[A-Za-z]\w*|-?\d+))+)\]", System.Text.RegularExpressions.RegexOptions.Compiled);
 
-        /// <summary>A core message with its shapes in C# notation: <c>[100; 1; 28; 28]</c> becomes <c>[100, 1, 28, 28]</c>.</summary>
+        /// <summary>A core message with its shapes in C# notation: <c>[100; 1; 28; 28]</c> becomes <c>[100, 1, 28, 28]</c>,
+        /// <c>[N; classes]</c> becomes <c>[N, classes]</c>.</summary>
         internal static string Notation(string message) =>
             CoreShape.Replace(message, m => "[" + m.Groups[1].Value.Replace("; ", ", ") + "]");
 
@@ -129,6 +125,18 @@ namespace GroupedNewton.CSharp
         {
             try { f(); }
             catch (Exception e) { throw Rethrow(e); }
+        }
+
+        /// <summary>Runs a core validation whose ArgumentException says a setting is out of its range, and
+        /// throws it as the <see cref="ArgumentOutOfRangeException"/> the facade documents (same parameter
+        /// name, or <paramref name="paramName"/> where the facade's parameter is named otherwise, and message).</summary>
+        public static void OutOfRange(Action validate, string? paramName = null)
+        {
+            try { validate(); }
+            catch (ArgumentException a) when (a.GetType() == typeof(ArgumentException))
+            {
+                throw new ArgumentOutOfRangeException(paramName ?? a.ParamName, Notation(StripParam(a)));
+            }
         }
 
         /// <summary>Runs user code inside the core, marking its exceptions so they come out unchanged.</summary>

@@ -1,13 +1,5 @@
-using System;
-using System.Collections.Generic;
-using System.Linq;
-using Microsoft.FSharp.Core;
 using CoreGN = global::GroupedNewton.GroupedNewtonOptimizer;
 using CoreGNOptions = global::GroupedNewton.GroupedNewtonOptions;
-using CoreGroup = global::GroupedNewton.ParamGroup;
-using CoreOptimizer = global::GroupedNewton.Optimizer;
-using CoreParameters = global::GroupedNewton.Parameters;
-using CoreTensor = global::GroupedNewton.Tensor;
 
 namespace GroupedNewton.CSharp
 {
@@ -100,6 +92,50 @@ namespace GroupedNewton.CSharp
     }
 
     /// <summary>
+    /// The partition GroupedNewton computes one rate per subset for: a name of the partition
+    /// grammar (<c>"per-layer"</c>, <c>"blocks-3"</c>, …) or a <see cref="CSharp.Partition"/> made on the
+    /// parameters the optimizer is created for. A string or a partition converts to it implicitly.
+    /// </summary>
+    public sealed class PartitionChoice
+    {
+        PartitionChoice(string? name, Partition? subsets) { Name = name; Subsets = subsets; }
+
+        /// <summary>The partition's name, or null when it is a <see cref="CSharp.Partition"/>.</summary>
+        public string? Name { get; }
+
+        /// <summary>The partition itself, or null when it is given by name.</summary>
+        public Partition? Subsets { get; }
+
+        /// <summary>A partition by name (checked when the optimizer is created).</summary>
+        /// <param name="name">canonical, trivial, weights-biases, per-layer, blocks-N or alternate-N.</param>
+        public static implicit operator PartitionChoice(string name) => new(Guard.NotNull(name, nameof(name)), null);
+
+        /// <summary>A partition of the optimizer's parameters.</summary>
+        /// <param name="subsets">The partition, made on the parameters the optimizer will be created for.</param>
+        public static implicit operator PartitionChoice(Partition subsets) => new(null, Guard.NotNull(subsets, nameof(subsets)));
+
+        /// <summary>The name, or the subsets and their parameters.</summary>
+        public override string ToString() => Name ?? Subsets!.ToString();
+
+        /// <summary>Throws ArgumentException naming <paramref name="property"/> for a name outside the grammar.</summary>
+        internal void Validate(string property)
+        {
+            if (Name is null) return;
+            try { global::GroupedNewton.PartitionModule.checkName(Name); }
+            catch (global::GroupedNewton.PartitionException e) { throw new ArgumentException(e.Message, property, e); }
+        }
+
+        /// <summary>The core partition of <paramref name="parameters"/>.</summary>
+        internal global::GroupedNewton.Partition Resolve(ParameterSet parameters, string property)
+        {
+            if (Subsets is null) return global::GroupedNewton.PartitionModule.parse(parameters.Current, Name!);
+            if (!ReferenceEquals(Subsets.Set, parameters))
+                throw new ArgumentException("the partition was made for another parameter set than the optimizer's", property);
+            return Subsets.Core;
+        }
+    }
+
+    /// <summary>
     /// GroupedNewton (Wolinski, arXiv 2312.03885): a first-order direction u, and every
     /// <see cref="CurvaturePeriod"/> steps one learning rate per subset of a partition from the
     /// derivatives of the loss according to that partition, by a cubic-regularised Newton
@@ -113,7 +149,7 @@ namespace GroupedNewton.CSharp
 
         GroupedNewtonOptions(CoreGNOptions d)
         {
-            Variant = d.Variant.IsUniformAverage ? GroupedNewtonVariant.UniformAverage : GroupedNewtonVariant.NewtonSummary;
+            Variant = CoreCases.FromCore<GroupedNewtonVariant, global::GroupedNewton.GroupedNewtonVariant>(d.Variant);
             Damping = d.Damping; Cubic = d.Cubic; LambdaInt = d.LambdaInt; CurvaturePeriod = d.CurvaturePeriod;
             RateMomentum = d.RateMomentum; SummaryMomentum = d.SummaryMomentum; ThirdOrderMomentum = d.ThirdOrderMomentum;
             AveragePeriod = d.AveragePeriod; Warmup = d.Warmup; ClipNegativeRates = d.ClipNegativeRates;
@@ -131,15 +167,23 @@ namespace GroupedNewton.CSharp
         /// <summary>Where curvature batches come from (required).</summary>
         public CurvatureSource? Curvature { get; set; }
 
-        /// <summary>The partition of the parameters into subsets: <c>canonical</c> (one per tensor,
-        /// the default), <c>trivial</c>, <c>weights-biases</c>, <c>per-layer</c>, <c>blocks-N</c>, <c>alternate-N</c>.</summary>
-        public string Partition { get; set; } = "canonical";
+        /// <summary>The partition of the parameters into subsets: a name, <c>canonical</c> (one per tensor,
+        /// the default), <c>trivial</c>, <c>weights-biases</c>, <c>per-layer</c>, <c>blocks-N</c>, <c>alternate-N</c>;
+        /// or a <see cref="CSharp.Partition"/> made on the model's parameters, e.g. with
+        /// <see cref="CSharp.Partition.ByNames"/>. Both convert implicitly.</summary>
+        public PartitionChoice Partition
+        {
+            get => partition;
+            set => partition = Guard.NotNull(value, nameof(Partition));
+        }
+
+        PartitionChoice partition = "canonical";
 
         /// <summary>The direction u (default SGD with momentum).</summary>
         public GroupedNewtonDirection Direction { get; set; } = GroupedNewtonDirection.SgdMomentum;
 
-        /// <summary>Momentum of the SGD direction (default 0.9).</summary>
-        public double Momentum { get; set; } = 0.9;
+        /// <summary>Momentum of the SGD direction, in [0, 1) (default 0.9).</summary>
+        public double Momentum { get; set; } = global::GroupedNewton.OptimizerCatalog.DefaultMomentum;
 
         /// <summary>The procedure.</summary>
         public GroupedNewtonVariant Variant { get; set; }
@@ -191,39 +235,35 @@ namespace GroupedNewton.CSharp
         private protected override double DefaultLearningRate => 0.0;
 
         internal CoreGNOptions ToCore() =>
-            new(Variant switch
-                {
-                    GroupedNewtonVariant.NewtonSummary => global::GroupedNewton.GroupedNewtonVariant.NewtonSummary,
-                    GroupedNewtonVariant.UniformAverage => global::GroupedNewton.GroupedNewtonVariant.UniformAverage,
-                    _ => throw new ArgumentOutOfRangeException(nameof(Variant), Variant, "unknown variant"),
-                },
-                Damping, Cubic, LambdaInt, CurvaturePeriod, RateMomentum, SummaryMomentum, ThirdOrderMomentum, AveragePeriod, Warmup,
-                ClipNegativeRates, ClipAfterRateMomentum, Ridge, SecondOrderOnly, DiagonalOnly, SingularThreshold, MaxRateGrowth,
-                RaiseOnCurvatureFailure ? global::GroupedNewton.CurvatureFailure.Raise : global::GroupedNewton.CurvatureFailure.Fallback);
+            new(variant: CoreCases.ToCore<GroupedNewtonVariant, global::GroupedNewton.GroupedNewtonVariant>(Variant, nameof(Variant)),
+                damping: Damping, cubic: Cubic, lambdaInt: LambdaInt, curvaturePeriod: CurvaturePeriod, rateMomentum: RateMomentum,
+                summaryMomentum: SummaryMomentum, thirdOrderMomentum: ThirdOrderMomentum, averagePeriod: AveragePeriod, warmup: Warmup,
+                clipNegativeRates: ClipNegativeRates, clipAfterRateMomentum: ClipAfterRateMomentum, ridge: Ridge,
+                secondOrderOnly: SecondOrderOnly, diagonalOnly: DiagonalOnly, singularThreshold: SingularThreshold,
+                maxRateGrowth: MaxRateGrowth,
+                onCurvatureFailure: RaiseOnCurvatureFailure ? global::GroupedNewton.CurvatureFailure.Raise : global::GroupedNewton.CurvatureFailure.Fallback);
 
         private protected override void ValidateCore()
         {
             ToCore().Validate();
+            CoreGNOptions.ValidateMomentum(Momentum);
+            if (!Enum.IsDefined(Direction))
+                throw new ArgumentOutOfRangeException(nameof(Direction), Direction, $"{Direction} is not a {nameof(GroupedNewtonDirection)}");
+            partition.Validate(nameof(Partition));
             if (Curvature is null)
                 throw new ArgumentException("GroupedNewton needs a curvature source (CurvatureSource.Cycle or FromClosures)", nameof(Curvature));
-            if (string.IsNullOrWhiteSpace(Partition))
-                throw new ArgumentException("the partition name is empty", nameof(Partition));
-            if (!(Momentum >= 0 && Momentum < 1))
-                throw new ArgumentOutOfRangeException(nameof(Momentum), Momentum, "GroupedNewton: Momentum must be in [0, 1)");
-            if (Direction is not (GroupedNewtonDirection.SgdMomentum or GroupedNewtonDirection.Adam))
-                throw new ArgumentOutOfRangeException(nameof(Direction), Direction, "unknown direction");
         }
 
         internal override CoreOptimizer Build(ParameterSet parameters, Model? model, CoreGroup[]? groups)
         {
             var ps = parameters.Current;
-            var partition = global::GroupedNewton.PartitionModule.parse(ps, Partition);
+            var subsets = partition.Resolve(parameters, nameof(Partition));
             var curvature = Curvature!.ToCore(parameters);
             var options = ToCore();
             return Direction == GroupedNewtonDirection.Adam
                 ? global::GroupedNewton.GroupedNewtonOptimizerModule.createWith(options,
-                    new global::GroupedNewton.AdamRule(global::GroupedNewton.AdamOptions.Defaults), partition, curvature, ps)
-                : global::GroupedNewton.GroupedNewtonOptimizerModule.create(options, Momentum, partition, curvature, ps);
+                    new global::GroupedNewton.AdamRule(global::GroupedNewton.AdamOptions.Defaults), subsets, curvature, ps)
+                : global::GroupedNewton.GroupedNewtonOptimizerModule.create(options, Momentum, subsets, curvature, ps);
         }
 
         internal override Optimizer Wrap(CoreOptimizer core, ParameterSet parameters, Model? model) =>
@@ -261,21 +301,14 @@ namespace GroupedNewton.CSharp
         {
             if (subset < 0 || subset >= gn.Partition.Count)
                 throw new ArgumentOutOfRangeException(nameof(subset), subset, $"must be in 0 .. {gn.Partition.Count - 1}");
-            if (!(value >= 0) || double.IsInfinity(value))
-                throw new ArgumentOutOfRangeException(nameof(value), value, "the damping must be finite and non-negative");
-            Guard.Run(() => gn.SetDamping(subset, value));
+            Guard.OutOfRange(() => gn.SetDamping(subset, value), nameof(value));
         }
 
         /// <summary>λ_int, the weight of the cubic term (finite, ≥ 0).</summary>
         public double LambdaInt
         {
             get => gn.LambdaInt;
-            set
-            {
-                if (!(value >= 0) || double.IsInfinity(value))
-                    throw new ArgumentOutOfRangeException(nameof(value), value, "λ_int must be finite and non-negative");
-                gn.LambdaInt = value;
-            }
+            set => Guard.OutOfRange(() => gn.LambdaInt = value, nameof(value));
         }
 
         /// <summary>Every curvature update so far, oldest first.</summary>

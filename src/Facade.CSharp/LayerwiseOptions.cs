@@ -1,9 +1,3 @@
-using System;
-using Microsoft.FSharp.Core;
-using CoreGroup = global::GroupedNewton.ParamGroup;
-using CoreOptimizer = global::GroupedNewton.Optimizer;
-using CoreTensor = global::GroupedNewton.Tensor;
-
 namespace GroupedNewton.CSharp
 {
     /// <summary>How K-FAC shares the damping between its two Kronecker factors.</summary>
@@ -50,7 +44,7 @@ namespace GroupedNewton.CSharp
         /// <summary>λ &gt; 0; each factor is damped by √λ (default 0.1).</summary>
         public double Damping { get; set; } = D.Damping;
         /// <summary>How the damping is split between the factors (default <see cref="KfacDampingSplit.Pi"/>).</summary>
-        public KfacDampingSplit DampingSplit { get; set; } = KfacDampingSplit.Pi;
+        public KfacDampingSplit DampingSplit { get; set; } = CoreCases.FromCore<KfacDampingSplit, global::GroupedNewton.KfacDampingSplit>(D.DampingSplit);
         /// <summary>β of the gradient momentum, in [0, 1) (default 0.9).</summary>
         public double Momentum { get; set; } = D.Momentum;
         /// <summary>Coupled L2 (default 1e-5).</summary>
@@ -64,9 +58,9 @@ namespace GroupedNewton.CSharp
         /// <summary>Inversions at each of the first steps (≥ 0, default 20).</summary>
         public int InverseWarmup { get; set; } = D.InverseWarmup;
         /// <summary>KL clipping κ &gt; 0, or null for none.</summary>
-        public double? KlClip { get; set; }
+        public double? KlClip { get; set; } = CoreOption.ToNullable(D.KlClip);
         /// <summary>Conv statistics scaling.</summary>
-        public KfacConvScaling ConvScaling { get; set; } = KfacConvScaling.AverageActivations;
+        public KfacConvScaling ConvScaling { get; set; } = CoreCases.FromCore<KfacConvScaling, global::GroupedNewton.KfacConvScaling>(D.ConvScaling);
         /// <summary>Empirical or sampled (true) Fisher.</summary>
         public KfacFisher Fisher { get; set; } = KfacFisher.Empirical;
         /// <summary>Layers with a larger factor fall back to SGD with momentum (≥ 1, default 4096).</summary>
@@ -83,29 +77,20 @@ namespace GroupedNewton.CSharp
                 FuncConvert.FromFunc<CoreTensor, CoreTensor>(z => f(seed, z)));
 
         internal global::GroupedNewton.KfacOptions ToCore() =>
-            new(LearningRate, Damping,
-                DampingSplit switch
-                {
-                    KfacDampingSplit.Pi => global::GroupedNewton.KfacDampingSplit.Pi,
-                    KfacDampingSplit.Plain => global::GroupedNewton.KfacDampingSplit.Plain,
-                    _ => throw new ArgumentOutOfRangeException(nameof(DampingSplit), DampingSplit, "unknown damping split"),
-                },
-                Momentum, WeightDecay, StatDecay, CovarianceInterval, InverseInterval, InverseWarmup,
-                KlClip is double k ? FSharpOption<double>.Some(k) : FSharpOption<double>.None,
-                ConvScaling switch
-                {
-                    KfacConvScaling.AverageActivations => global::GroupedNewton.KfacConvScaling.AverageActivations,
-                    KfacConvScaling.SumActivations => global::GroupedNewton.KfacConvScaling.SumActivations,
-                    _ => throw new ArgumentOutOfRangeException(nameof(ConvScaling), ConvScaling, "unknown conv scaling"),
-                },
-                Fisher switch
-                {
-                    KfacFisher.Empirical => global::GroupedNewton.KfacFisher.Empirical,
-                    KfacFisher.SampledCategorical => global::GroupedNewton.KfacFisher.NewSampled(Sampler(global::GroupedNewton.KfacSamplers.categorical)),
-                    KfacFisher.SampledBernoulli => global::GroupedNewton.KfacFisher.NewSampled(Sampler(global::GroupedNewton.KfacSamplers.bernoulliLogits)),
-                    _ => throw new ArgumentOutOfRangeException(nameof(Fisher), Fisher, "unknown Fisher"),
-                },
-                MaxFactorSize, Seed);
+            new(learningRate: LearningRate, damping: Damping,
+                dampingSplit: CoreCases.ToCore<KfacDampingSplit, global::GroupedNewton.KfacDampingSplit>(DampingSplit, nameof(DampingSplit)),
+                momentum: Momentum, weightDecay: WeightDecay, statDecay: StatDecay, covarianceInterval: CovarianceInterval,
+                inverseInterval: InverseInterval, inverseWarmup: InverseWarmup, klClip: CoreOption.OfValue(KlClip),
+                convScaling: CoreCases.ToCore<KfacConvScaling, global::GroupedNewton.KfacConvScaling>(ConvScaling, nameof(ConvScaling)),
+                fisher: CoreFisher(), maxFactorSize: MaxFactorSize, seed: Seed);
+
+        global::GroupedNewton.KfacFisher CoreFisher() => Fisher switch
+        {
+            KfacFisher.Empirical => global::GroupedNewton.KfacFisher.Empirical,
+            KfacFisher.SampledCategorical => global::GroupedNewton.KfacFisher.NewSampled(Sampler(global::GroupedNewton.KfacSamplers.categorical)),
+            KfacFisher.SampledBernoulli => global::GroupedNewton.KfacFisher.NewSampled(Sampler(global::GroupedNewton.KfacSamplers.bernoulliLogits)),
+            _ => throw new ArgumentOutOfRangeException(nameof(Fisher), Fisher, $"{Fisher} is not a {nameof(KfacFisher)}"),
+        };
 
         private protected override void ValidateCore() => ToCore().Validate();
 
@@ -176,15 +161,15 @@ namespace GroupedNewton.CSharp
         KbfgsOptions(global::GroupedNewton.KbfgsOptions d)
         {
             LearningRate = d.LearningRate; Lambda = d.Lambda; Mu1 = d.Mu1;
-            SecondStage = d.SecondStage.IsPowell ? KbfgsSecondStage.Powell : KbfgsSecondStage.LevenbergMarquardt;
+            SecondStage = CoreCases.FromCore<KbfgsSecondStage, global::GroupedNewton.SecondStageDamping>(d.SecondStage);
             GradientMomentum = d.GradientMomentum;
-            MomentumForm = d.MomentumForm.IsAverage ? KbfgsMomentum.Average : KbfgsMomentum.HeavyBall;
+            MomentumForm = CoreCases.FromCore<KbfgsMomentum, global::GroupedNewton.KbfgsMomentum>(d.MomentumForm);
             PairMomentum = d.PairMomentum; AMomentum = d.AMomentum;
-            AStatistic = d.AStatistic.IsMovingAverage ? KbfgsAStatistic.MovingAverage : KbfgsAStatistic.MiniBatch;
+            AStatistic = CoreCases.FromCore<KbfgsAStatistic, global::GroupedNewton.KbfgsAStatistic>(d.AStatistic);
             MlpRulesForLinear = d.MlpRulesForLinear;
-            InitialHa = d.InitialHa.IsInverse ? KbfgsInitialHa.Inverse : KbfgsInitialHa.Identity;
+            InitialHa = CoreCases.FromCore<KbfgsInitialHa, global::GroupedNewton.KbfgsInitialHa>(d.InitialHa);
             WeightDecay = d.WeightDecay; GateTolerance = d.GateTolerance; UpdateEvery = d.UpdateEvery; Memory = d.Memory;
-            FactorProducts = d.FactorProducts.IsModelDtype ? KbfgsPrecision.ModelDtype : KbfgsPrecision.Float64;
+            FactorProducts = CoreCases.FromCore<KbfgsPrecision, global::GroupedNewton.KbfgsPrecision>(d.FactorProducts);
             MaxFactorSize = d.MaxFactorSize;
         }
 
@@ -237,42 +222,17 @@ namespace GroupedNewton.CSharp
         private protected override double DefaultLearningRate => LearningRate;
 
         internal global::GroupedNewton.KbfgsOptions ToCore() =>
-            new(LearningRate, Lambda, Mu1,
-                SecondStage switch
-                {
-                    KbfgsSecondStage.Powell => global::GroupedNewton.SecondStageDamping.Powell,
-                    KbfgsSecondStage.LevenbergMarquardt => global::GroupedNewton.SecondStageDamping.LevenbergMarquardt,
-                    _ => throw new ArgumentOutOfRangeException(nameof(SecondStage), SecondStage, "unknown second stage"),
-                },
-                GradientMomentum,
-                MomentumForm switch
-                {
-                    KbfgsMomentum.Average => global::GroupedNewton.KbfgsMomentum.Average,
-                    KbfgsMomentum.HeavyBall => global::GroupedNewton.KbfgsMomentum.HeavyBall,
-                    _ => throw new ArgumentOutOfRangeException(nameof(MomentumForm), MomentumForm, "unknown momentum form"),
-                },
-                PairMomentum, AMomentum,
-                AStatistic switch
-                {
-                    KbfgsAStatistic.MovingAverage => global::GroupedNewton.KbfgsAStatistic.MovingAverage,
-                    KbfgsAStatistic.MiniBatch => global::GroupedNewton.KbfgsAStatistic.MiniBatch,
-                    _ => throw new ArgumentOutOfRangeException(nameof(AStatistic), AStatistic, "unknown A statistic"),
-                },
-                MlpRulesForLinear,
-                InitialHa switch
-                {
-                    KbfgsInitialHa.Inverse => global::GroupedNewton.KbfgsInitialHa.Inverse,
-                    KbfgsInitialHa.Identity => global::GroupedNewton.KbfgsInitialHa.Identity,
-                    _ => throw new ArgumentOutOfRangeException(nameof(InitialHa), InitialHa, "unknown initial H_a"),
-                },
-                WeightDecay, GateTolerance, UpdateEvery, Memory,
-                FactorProducts switch
-                {
-                    KbfgsPrecision.ModelDtype => global::GroupedNewton.KbfgsPrecision.ModelDtype,
-                    KbfgsPrecision.Float64 => global::GroupedNewton.KbfgsPrecision.Float64,
-                    _ => throw new ArgumentOutOfRangeException(nameof(FactorProducts), FactorProducts, "unknown precision"),
-                },
-                MaxFactorSize);
+            new(learningRate: LearningRate, lambda: Lambda, mu1: Mu1,
+                secondStage: CoreCases.ToCore<KbfgsSecondStage, global::GroupedNewton.SecondStageDamping>(SecondStage, nameof(SecondStage)),
+                gradientMomentum: GradientMomentum,
+                momentumForm: CoreCases.ToCore<KbfgsMomentum, global::GroupedNewton.KbfgsMomentum>(MomentumForm, nameof(MomentumForm)),
+                pairMomentum: PairMomentum, aMomentum: AMomentum,
+                aStatistic: CoreCases.ToCore<KbfgsAStatistic, global::GroupedNewton.KbfgsAStatistic>(AStatistic, nameof(AStatistic)),
+                mlpRulesForLinear: MlpRulesForLinear,
+                initialHa: CoreCases.ToCore<KbfgsInitialHa, global::GroupedNewton.KbfgsInitialHa>(InitialHa, nameof(InitialHa)),
+                weightDecay: WeightDecay, gateTolerance: GateTolerance, updateEvery: UpdateEvery, memory: Memory,
+                factorProducts: CoreCases.ToCore<KbfgsPrecision, global::GroupedNewton.KbfgsPrecision>(FactorProducts, nameof(FactorProducts)),
+                maxFactorSize: MaxFactorSize);
 
         private protected override void ValidateCore() => ToCore().Validate();
 

@@ -1,6 +1,3 @@
-using System;
-using System.Collections.Generic;
-using System.Linq;
 using Microsoft.FSharp.Collections;
 using CoreActivation = global::GroupedNewton.Activation;
 using CoreInit = global::GroupedNewton.InitOptions;
@@ -73,7 +70,7 @@ namespace GroupedNewton.CSharp
                 InitScheme.ScaledNormal => CoreInitScheme.NewScaledNormal(SigmaWeight, SigmaBias),
                 _ => throw new ArgumentOutOfRangeException(nameof(Scheme), Scheme, "unknown scheme"),
             };
-            return new CoreInit(scheme, DType.ToCore(), Seed);
+            return new CoreInit(scheme: scheme, dtype: DType.ToCore(), seed: Seed);
         }
     }
 

@@ -1,11 +1,4 @@
-using System;
-using System.Collections.Generic;
-using System.Linq;
 using Microsoft.FSharp.Control;
-using Microsoft.FSharp.Core;
-using CoreGroup = global::GroupedNewton.ParamGroup;
-using CoreOptimizer = global::GroupedNewton.Optimizer;
-using CoreTensor = global::GroupedNewton.Tensor;
 
 namespace GroupedNewton.CSharp
 {
@@ -102,7 +95,7 @@ namespace GroupedNewton.CSharp
             Parameters = parameters;
             this.model = model;
             groups = core.Groups.Select(g => new ParamGroup(g)).ToArray();
-            core.Warning += new FSharpHandler<string>((_, message) => warning?.Invoke(this, message));
+            core.Warning += new FSharpHandler<string>((_, message) => warning?.Invoke(this, Guard.Notation(message)));
         }
 
         /// <summary>An optimizer for a model's parameters.</summary>

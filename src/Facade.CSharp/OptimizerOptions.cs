@@ -1,8 +1,3 @@
-using System;
-using CoreGroup = global::GroupedNewton.ParamGroup;
-using CoreOptimizer = global::GroupedNewton.Optimizer;
-using CoreParameters = global::GroupedNewton.Parameters;
-
 namespace GroupedNewton.CSharp
 {
     /// <summary>
@@ -67,7 +62,7 @@ namespace GroupedNewton.CSharp
         private protected override double DefaultLearningRate => LearningRate;
 
         internal global::GroupedNewton.SgdOptions ToCore() =>
-            new(LearningRate, Momentum, Dampening, Nesterov, WeightDecay);
+            new(learningRate: LearningRate, momentum: Momentum, dampening: Dampening, nesterov: Nesterov, weightDecay: WeightDecay);
 
         private protected override void ValidateCore() => ToCore().Validate();
 
@@ -81,34 +76,38 @@ namespace GroupedNewton.CSharp
     /// <summary>Adam, and the K-BFGS authors' variant (second moment of the momentum).</summary>
     public sealed class AdamOptions : OptimizerOptions
     {
-        static readonly global::GroupedNewton.AdamOptions D = global::GroupedNewton.AdamOptions.Defaults;
+        /// <summary>The core's defaults.</summary>
+        public AdamOptions() : this(global::GroupedNewton.AdamOptions.Defaults) { }
 
-        /// <summary>The learning rate (default 1e-3).</summary>
-        public double LearningRate { get; set; } = D.LearningRate;
-        /// <summary>β₁ in [0, 1) (default 0.9).</summary>
-        public double Beta1 { get; set; } = D.Beta1;
-        /// <summary>β₂ in [0, 1) (default 0.999).</summary>
-        public double Beta2 { get; set; } = D.Beta2;
-        /// <summary>ε &gt; 0 (default 1e-8).</summary>
-        public double Epsilon { get; set; } = D.Epsilon;
-        /// <summary>L2 weight decay added to the gradient (default 0).</summary>
-        public double WeightDecay { get; set; } = D.WeightDecay;
-        /// <summary>The K-BFGS authors' variant: the second moment averages the squared first moment.</summary>
-        public bool SecondMomentOfMomentum { get; set; } = D.SecondMomentOfMomentum;
+        AdamOptions(global::GroupedNewton.AdamOptions d)
+        {
+            LearningRate = d.LearningRate; Beta1 = d.Beta1; Beta2 = d.Beta2; Epsilon = d.Epsilon;
+            WeightDecay = d.WeightDecay; SecondMomentOfMomentum = d.SecondMomentOfMomentum;
+        }
 
         /// <summary>The K-BFGS authors' settings: β₂ = 0.9, ε = 1e-4, second moment of the momentum.</summary>
-        public static AdamOptions KbfgsAuthors()
-        {
-            var k = global::GroupedNewton.AdamOptions.KbfgsAuthors;
-            return new AdamOptions { Beta1 = k.Beta1, Beta2 = k.Beta2, Epsilon = k.Epsilon, SecondMomentOfMomentum = k.SecondMomentOfMomentum };
-        }
+        public static AdamOptions KbfgsAuthors() => new(global::GroupedNewton.AdamOptions.KbfgsAuthors);
+
+        /// <summary>The learning rate (default 1e-3).</summary>
+        public double LearningRate { get; set; }
+        /// <summary>β₁ in [0, 1) (default 0.9).</summary>
+        public double Beta1 { get; set; }
+        /// <summary>β₂ in [0, 1) (default 0.999).</summary>
+        public double Beta2 { get; set; }
+        /// <summary>ε &gt; 0 (default 1e-8).</summary>
+        public double Epsilon { get; set; }
+        /// <summary>L2 weight decay added to the gradient (default 0).</summary>
+        public double WeightDecay { get; set; }
+        /// <summary>The K-BFGS authors' variant: the second moment averages the squared first moment.</summary>
+        public bool SecondMomentOfMomentum { get; set; }
 
         /// <inheritdoc/>
         public override string Name => SecondMomentOfMomentum ? "adam-kbfgs" : "adam";
         private protected override double DefaultLearningRate => LearningRate;
 
         internal global::GroupedNewton.AdamOptions ToCore() =>
-            new(LearningRate, Beta1, Beta2, Epsilon, WeightDecay, SecondMomentOfMomentum);
+            new(learningRate: LearningRate, beta1: Beta1, beta2: Beta2, epsilon: Epsilon, weightDecay: WeightDecay,
+                secondMomentOfMomentum: SecondMomentOfMomentum);
 
         private protected override void ValidateCore() => ToCore().Validate();
 
@@ -153,9 +152,9 @@ namespace GroupedNewton.CSharp
         /// <summary>Bias-correct the moment (default true).</summary>
         public bool BiasCorrection { get; set; } = D.BiasCorrection;
         /// <summary>Which vector F⁻¹ is applied to (default <see cref="SofimDirection.Momentum"/>).</summary>
-        public SofimDirection Direction { get; set; } = SofimDirection.Momentum;
+        public SofimDirection Direction { get; set; } = CoreCases.FromCore<SofimDirection, global::GroupedNewton.SofimDirection>(D.Direction);
         /// <summary>One F per model, layer or tensor (default <see cref="SofimScope.Model"/>).</summary>
-        public SofimScope Scope { get; set; } = SofimScope.Model;
+        public SofimScope Scope { get; set; } = CoreCases.FromCore<SofimScope, global::GroupedNewton.SofimScope>(D.Scope);
         /// <summary>Coupled L2 weight decay (default 0).</summary>
         public double WeightDecay { get; set; } = D.WeightDecay;
 
@@ -163,23 +162,11 @@ namespace GroupedNewton.CSharp
         public override string Name => "sofim";
         private protected override double DefaultLearningRate => LearningRate;
 
-        internal global::GroupedNewton.SofimOptions ToCore()
-        {
-            var dir = Direction switch
-            {
-                SofimDirection.Momentum => global::GroupedNewton.SofimDirection.Momentum,
-                SofimDirection.Gradient => global::GroupedNewton.SofimDirection.Gradient,
-                _ => throw new ArgumentOutOfRangeException(nameof(Direction), Direction, "unknown SOFIM direction"),
-            };
-            var scope = Scope switch
-            {
-                SofimScope.Model => global::GroupedNewton.SofimScope.Model,
-                SofimScope.Layer => global::GroupedNewton.SofimScope.Layer,
-                SofimScope.Tensor => global::GroupedNewton.SofimScope.Tensor,
-                _ => throw new ArgumentOutOfRangeException(nameof(Scope), Scope, "unknown SOFIM scope"),
-            };
-            return new(LearningRate, Beta, Rho, BiasCorrection, dir, scope, WeightDecay);
-        }
+        internal global::GroupedNewton.SofimOptions ToCore() =>
+            new(learningRate: LearningRate, beta: Beta, rho: Rho, biasCorrection: BiasCorrection,
+                direction: CoreCases.ToCore<SofimDirection, global::GroupedNewton.SofimDirection>(Direction, nameof(Direction)),
+                scope: CoreCases.ToCore<SofimScope, global::GroupedNewton.SofimScope>(Scope, nameof(Scope)),
+                weightDecay: WeightDecay);
 
         private protected override void ValidateCore() => ToCore().Validate();
 

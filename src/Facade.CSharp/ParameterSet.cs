@@ -1,10 +1,3 @@
-using System;
-using System.Collections.Generic;
-using System.Linq;
-using Microsoft.FSharp.Core;
-using CoreParameters = global::GroupedNewton.Parameters;
-using CoreTensor = global::GroupedNewton.Tensor;
-
 namespace GroupedNewton.CSharp
 {
     /// <summary>
@@ -117,6 +110,6 @@ namespace GroupedNewton.CSharp
         }
 
         /// <summary>Names and shapes, e.g. <c>0.weight [6, 1, 5, 5], 0.bias [6]</c>.</summary>
-        public override string ToString() => Current.ToString();
+        public override string ToString() => Guard.Notation(Current.ToString());
     }
 }

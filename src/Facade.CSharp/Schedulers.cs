@@ -1,5 +1,3 @@
-using System;
-
 namespace GroupedNewton.CSharp
 {
     /// <summary>
@@ -105,5 +103,94 @@ namespace GroupedNewton.CSharp
             if (double.IsNaN(epochLoss)) throw new ArgumentOutOfRangeException(nameof(epochLoss), epochLoss, "the loss is NaN");
             Guard.Run(() => core.Step(epochLoss));
         }
+    }
+}
+
+namespace GroupedNewton.CSharp
+{
+    /// <summary>
+    /// A per-step learning-rate schedule: a factor of the step t (the steps the optimizer has
+    /// completed, from 0); before step t every group's rate becomes its initial rate times
+    /// <see cref="Factor"/>(t). Stateless, so a resumed optimizer gets the rates of an
+    /// uninterrupted run. Compose with <see cref="Times"/> (product of factors) and
+    /// <see cref="Then"/> (one schedule for some steps, then another from its own step 0).
+    /// Use it through <see cref="TrainerOptions.Schedule"/> or call <see cref="ApplyTo"/>
+    /// before each step. It replaces what <see cref="StepLR"/> or <see cref="ReduceLROnPlateau"/>
+    /// set on the same optimizer. GroupedNewton, whose rates are computed, is refused.
+    /// </summary>
+    /// <example><code>
+    /// // 100 warm-up steps from 0, then a cosine decay to 1% over 900 steps
+    /// var schedule = LearningRateSchedule.LinearWarmup(100).Then(100, LearningRateSchedule.Cosine(900, minFactor: 0.01));
+    /// </code></example>
+    public sealed class LearningRateSchedule
+    {
+        internal global::GroupedNewton.LearningRateSchedule Core { get; }
+
+        LearningRateSchedule(global::GroupedNewton.LearningRateSchedule core)
+        {
+            Guard.Run(() => { global::GroupedNewton.LearningRateScheduleModule.validate(core); return 0; });
+            Core = core;
+        }
+
+        /// <summary>Factor 1 at every step.</summary>
+        public static LearningRateSchedule Constant { get; } = new(global::GroupedNewton.LearningRateSchedule.Constant);
+
+        /// <summary>A linear warm-up: factor start + (1 − start)·min(t, steps)/steps, from <paramref name="startFactor"/>
+        /// at step 0 to 1 at step <paramref name="steps"/>, then 1.</summary>
+        /// <param name="steps">The warm-up length (≥ 1).</param>
+        /// <param name="startFactor">The factor at step 0, in [0, 1].</param>
+        /// <exception cref="ArgumentException">A value is out of range.</exception>
+        public static LearningRateSchedule LinearWarmup(int steps, double startFactor = 0.0) =>
+            new(global::GroupedNewton.LearningRateScheduleModule.linearWarmup(steps, startFactor));
+
+        /// <summary>A cosine decay: factor min + (1 − min)·(1 + cos(π·min(t, steps)/steps))/2, from 1 at step 0 to
+        /// <paramref name="minFactor"/> at step <paramref name="steps"/>, then <paramref name="minFactor"/>.</summary>
+        /// <param name="steps">The decay length (≥ 1).</param>
+        /// <param name="minFactor">The final factor, in [0, 1].</param>
+        /// <exception cref="ArgumentException">A value is out of range.</exception>
+        public static LearningRateSchedule Cosine(int steps, double minFactor = 0.0) =>
+            new(global::GroupedNewton.LearningRateScheduleModule.cosine(steps, minFactor));
+
+        /// <summary>The product of this schedule's factor and another's, step by step.</summary>
+        /// <param name="other">The other schedule.</param>
+        public LearningRateSchedule Times(LearningRateSchedule other)
+        {
+            Guard.NotNull(other, nameof(other));
+            return new(global::GroupedNewton.LearningRateScheduleModule.times(Core, other.Core));
+        }
+
+        /// <summary>This schedule for the first <paramref name="steps"/> steps, then <paramref name="next"/> from its step 0.</summary>
+        /// <param name="steps">Steps of this schedule (≥ 1).</param>
+        /// <param name="next">The schedule after them.</param>
+        /// <exception cref="ArgumentException"><paramref name="steps"/> is below 1.</exception>
+        public LearningRateSchedule Then(int steps, LearningRateSchedule next)
+        {
+            Guard.NotNull(next, nameof(next));
+            return new(global::GroupedNewton.LearningRateScheduleModule.andThen(Core, steps, next.Core));
+        }
+
+        /// <summary>The factor before step <paramref name="step"/> (from 0).</summary>
+        /// <param name="step">The step, ≥ 0.</param>
+        /// <exception cref="ArgumentOutOfRangeException">The step is negative.</exception>
+        public double Factor(int step)
+        {
+            if (step < 0) throw new ArgumentOutOfRangeException(nameof(step), step, "must be non-negative");
+            return global::GroupedNewton.LearningRateScheduleModule.factor(Core, step);
+        }
+
+        /// <summary>Sets every group's rate to its initial rate times <see cref="Factor"/>(optimizer.StepCount): the rates
+        /// of the optimizer's next step.</summary>
+        /// <param name="optimizer">The optimizer (not GroupedNewton).</param>
+        /// <exception cref="ArgumentException">The optimizer computes its own rates (GroupedNewton).</exception>
+        public void ApplyTo(Optimizer optimizer)
+        {
+            Guard.NotNull(optimizer, nameof(optimizer));
+            optimizer.SyncIn();
+            Guard.Run(() => { global::GroupedNewton.LearningRateScheduleModule.apply(Core, optimizer.Core); return 0; });
+            optimizer.SyncOut();
+        }
+
+        /// <inheritdoc/>
+        public override string ToString() => Core.ToString();
     }
 }

@@ -1,12 +1,6 @@
-using System;
-using System.Collections.Generic;
-using System.Linq;
 using Microsoft.FSharp.Collections;
-using Microsoft.FSharp.Core;
-using CoreParameters = global::GroupedNewton.Parameters;
 using CorePartition = global::GroupedNewton.Partition;
 using CoreSummary = global::GroupedNewton.PartitionSummary;
-using CoreTensor = global::GroupedNewton.Tensor;
 using PM = global::GroupedNewton.PartitionModule;
 
 namespace GroupedNewton.CSharp
@@ -196,7 +190,7 @@ namespace GroupedNewton.CSharp
             var ps = parameters.Current;
             var closure = Guard.Closure(parameters, loss);
             var u = direction is null ? Gradient(ps, closure) : Direction(direction);
-            var options = new global::GroupedNewton.SummaryOptions(thirdOrder, false);
+            var options = new global::GroupedNewton.SummaryOptions(thirdOrder: thirdOrder, diagonalOnly: false);
             var core = Guard.Run(() => global::GroupedNewton.Summary.computeWith(options, closure, ps, part.Core, u));
             return new PartitionSummary(core, part.Names, part);
         }

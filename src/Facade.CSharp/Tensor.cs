@@ -1,6 +1,4 @@
-using System;
 using CoreDtype = global::GroupedNewton.Dtype;
-using CoreTensor = global::GroupedNewton.Tensor;
 using T = global::GroupedNewton.TensorModule;
 
 namespace GroupedNewton.CSharp
@@ -219,6 +217,85 @@ namespace GroupedNewton.CSharp
         public Tensor Sum() => Op(this, "this", T.sum);
         /// <summary>The mean of all elements (a scalar).</summary>
         public Tensor Mean() => Op(this, "this", T.mean);
+        // ---- along an axis (negative axes count from the last one, -1) ----
+
+        /// <summary>The sum along an axis.</summary>
+        /// <param name="axis">The axis (negative: from the end).</param>
+        /// <param name="keepDims">Keep the axis with size 1 (default: remove it).</param>
+        public Tensor Sum(int axis, bool keepDims = false) => Op(this, "this", x => T.sumDim(axis, keepDims, x));
+
+        /// <summary>The mean along an axis.</summary>
+        /// <param name="axis">The axis (negative: from the end).</param>
+        /// <param name="keepDims">Keep the axis with size 1 (default: remove it).</param>
+        public Tensor Mean(int axis, bool keepDims = false) => Op(this, "this", x => T.meanDim(axis, keepDims, x));
+
+        /// <summary>The largest entry along an axis. Differentiable: the derivative goes to the largest
+        /// entry (the first one where several are equal), as in PyTorch.</summary>
+        /// <param name="axis">The axis (negative: from the end).</param>
+        /// <param name="keepDims">Keep the axis with size 1 (default: remove it).</param>
+        public Tensor Max(int axis, bool keepDims = false) => Op(this, "this", x =>
+        {
+            var at = T.argMax(axis, x);
+            var d = axis < 0 ? axis + x.Rank : axis;
+            var picked = T.gather(d, T.unsqueeze(d, at), x);
+            return keepDims ? picked : T.squeeze(d, picked);
+        });
+
+        /// <summary>The index of the largest entry along an axis (the first one where several are
+        /// equal), as int32 without derivatives; the axis is removed.</summary>
+        /// <param name="axis">The axis (negative: from the end).</param>
+        public Tensor ArgMax(int axis) => Op(this, "this", x => T.argMax(axis, x));
+
+        /// <summary>exp(x) / Σ exp(x) along an axis, computed stably; differentiable.</summary>
+        /// <param name="axis">The axis whose entries sum to 1 (negative: from the end).</param>
+        public Tensor Softmax(int axis) => Op(this, "this", x => T.exp(T.logSoftmax(axis, x)));
+
+        /// <summary>x − log Σ exp(x) along an axis, computed stably; differentiable.</summary>
+        /// <param name="axis">The axis (negative: from the end).</param>
+        public Tensor LogSoftmax(int axis) => Op(this, "this", x => T.logSoftmax(axis, x));
+
+        /// <summary>The entries <paramref name="start"/> .. <paramref name="start"/> + <paramref name="length"/> − 1
+        /// along an axis (the other axes whole); differentiable.</summary>
+        /// <param name="axis">The axis (negative: from the end).</param>
+        /// <param name="start">The first index kept.</param>
+        /// <param name="length">How many indices are kept.</param>
+        public Tensor Slice(int axis, int start, int length) => Op(this, "this", x => T.narrow(axis, start, length, x));
+
+        /// <summary>Entry <paramref name="index"/> along the first axis, which is removed: <c>batch[0]</c> is the
+        /// first sample, <c>batch[^1]</c> the last; differentiable.</summary>
+        /// <param name="index">The index (from the end with <c>^</c>).</param>
+        /// <exception cref="ArgumentException">The tensor is a scalar, or the index is outside the first axis.</exception>
+        public Tensor this[Index index]
+        {
+            get
+            {
+                var n = FirstAxis();
+                var i = index.GetOffset(n);
+                if (i < 0 || i >= n)
+                    throw new ArgumentOutOfRangeException(nameof(index), index.ToString(), $"index outside the first axis of {this}");
+                return Op(this, "this", x => T.squeeze(0, T.narrow(0, i, 1, x)));
+            }
+        }
+
+        /// <summary>A range along the first axis, which is kept: <c>batch[10..20]</c> are samples 10 to 19;
+        /// differentiable.</summary>
+        /// <param name="range">The range (ends from the end with <c>^</c>).</param>
+        /// <exception cref="ArgumentException">The tensor is a scalar, or the range is outside the first axis.</exception>
+        public Tensor this[Range range]
+        {
+            get
+            {
+                var n = FirstAxis();
+                int start, length;
+                try { (start, length) = range.GetOffsetAndLength(n); }
+                catch (ArgumentOutOfRangeException) { throw new ArgumentOutOfRangeException(nameof(range), range.ToString(), $"range outside the first axis of {this}"); }
+                return Op(this, "this", x => T.narrow(0, start, length, x));
+            }
+        }
+
+        int FirstAxis() =>
+            Rank > 0 ? Core.Shape[0] : throw new ArgumentException($"a scalar has no axis to index ({this})", "this");
+
         /// <summary>Matrix product (2-D operands).</summary>
         /// <param name="other">The right operand.</param>
         public Tensor MatMul(Tensor other) => Op(this, other, "this", nameof(other), T.matmul);

@@ -1,9 +1,3 @@
-using System;
-using System.Collections.Generic;
-using System.Linq;
-using System.Threading;
-using System.Threading.Tasks;
-using Microsoft.FSharp.Core;
 using CoreEvent = global::GroupedNewton.TrainingEvent;
 using CoreMetrics = global::GroupedNewton.EpochMetrics;
 
@@ -21,7 +15,7 @@ namespace GroupedNewton.CSharp
         /// <summary>Seed of the batch order (epoch e uses a permutation derived from (Seed, e)).</summary>
         public int Seed { get; set; } = D.Seed;
         /// <summary>Dtype of the input batches (match the model's parameters; default Float32).</summary>
-        public DType DType { get; set; } = DType.Float32;
+        public DType DType { get; set; } = DTypes.FromCore(D.Dtype);
         /// <summary>Batch size of the evaluation passes (≥ 1, default 1000).</summary>
         public int EvalBatchSize { get; set; } = D.EvalBatchSize;
         /// <summary>The loss (default classification).</summary>
@@ -34,28 +28,33 @@ namespace GroupedNewton.CSharp
         /// <summary>The divergence guard: the run stops with an <see cref="InvalidOperationException"/> saying
         /// "diverged: …" when a step's loss is NaN or infinite, exceeds this factor times the first step's loss,
         /// or an evaluation gives a non-finite loss (default 1000; null turns the guard off).</summary>
-        public double? DivergenceFactor { get; set; } = D.DivergenceFactor is { } f ? f.Value : null;
+        public double? DivergenceFactor { get; set; } = CoreOption.ToNullable(D.DivergenceFactor);
+        /// <summary>At most this many steps per epoch (the first batches of the epoch's shuffled order), or null
+        /// for every batch of the training set (default null; ≥ 1 when set).</summary>
+        public int? MaxStepsPerEpoch { get; set; }
+        /// <summary>Whether the training set is evaluated after every epoch (a full pass for its accuracy; default true).
+        /// When false, <see cref="EpochMetrics.TrainAccuracy"/> is NaN; <see cref="EpochMetrics.TrainLoss"/> is the mean
+        /// of the epoch's step losses either way.</summary>
+        public bool EvaluateTrainingSet { get; set; } = D.EvaluateTrainingSet;
+        /// <summary>A per-step learning-rate schedule applied before every step, or null to leave the rates alone
+        /// (default null). Not for GroupedNewton, whose rates are computed at every step.</summary>
+        public LearningRateSchedule? Schedule { get; set; }
 
         /// <summary>Throws <see cref="ArgumentOutOfRangeException"/> naming the first invalid setting.</summary>
         public void Validate()
         {
-            if (Epochs < 0) throw new ArgumentOutOfRangeException(nameof(Epochs), Epochs, "must be non-negative");
-            if (BatchSize < 1) throw new ArgumentOutOfRangeException(nameof(BatchSize), BatchSize, "must be at least 1");
-            if (EvalBatchSize < 1) throw new ArgumentOutOfRangeException(nameof(EvalBatchSize), EvalBatchSize, "must be at least 1");
             if (DType == DType.Int32) throw new ArgumentOutOfRangeException(nameof(DType), DType, "inputs must be Float32 or Float64");
-            if (!Enum.IsDefined(Objective)) throw new ArgumentOutOfRangeException(nameof(Objective), Objective, "unknown objective");
-            if (DivergenceFactor is { } f && !(double.IsFinite(f) && f > 1))
-                throw new ArgumentOutOfRangeException(nameof(DivergenceFactor), f, "must be a finite number above 1, or null for no guard");
+            if (!Enum.IsDefined(Objective)) throw new ArgumentOutOfRangeException(nameof(Objective), Objective, $"{Objective} is not an {nameof(CSharp.Objective)}");
+            Guard.OutOfRange(() => global::GroupedNewton.Trainer.validateOptions(ToCore(Epochs, null, null)));
         }
 
         internal global::GroupedNewton.TrainerOptions ToCore(int epochs, global::GroupedNewton.CurvatureStream? curvature, double? referenceLoss) =>
-            new(epochs, BatchSize, Seed, DType.ToCore(), EvalBatchSize, Objective.ToCore(),
-                MetricsPath is null ? FSharpOption<string>.None : FSharpOption<string>.Some(MetricsPath),
-                CheckpointFolder is null ? FSharpOption<string>.None : FSharpOption<string>.Some(CheckpointFolder),
-                DivergenceFactor is { } f ? FSharpOption<double>.Some(f) : FSharpOption<double>.None,
-                referenceLoss is { } r ? FSharpOption<double>.Some(r) : FSharpOption<double>.None,
-                curvature is null ? FSharpOption<global::GroupedNewton.CurvatureStream>.None : FSharpOption<global::GroupedNewton.CurvatureStream>.Some(curvature),
-                Microsoft.FSharp.Collections.FSharpList<Tuple<string, string>>.Empty);
+            new(epochs: epochs, batchSize: BatchSize, seed: Seed, dtype: DType.ToCore(), evalBatchSize: EvalBatchSize,
+                objective: Objective.ToCore(), metricsPath: CoreOption.Of(MetricsPath), checkpointFolder: CoreOption.Of(CheckpointFolder),
+                divergenceFactor: CoreOption.OfValue(DivergenceFactor), referenceLoss: CoreOption.OfValue(referenceLoss),
+                curvature: CoreOption.Of(curvature), runSettings: Microsoft.FSharp.Collections.FSharpList<Tuple<string, string>>.Empty,
+                maxStepsPerEpoch: CoreOption.OfValue(MaxStepsPerEpoch), evaluateTrainingSet: EvaluateTrainingSet,
+                schedule: CoreOption.Of(Schedule?.Core));
     }
 
     /// <summary>What one epoch produced.</summary>
@@ -79,7 +78,8 @@ namespace GroupedNewton.CSharp
         public int Steps { get; }
         /// <summary>Mean training loss over the epoch's steps.</summary>
         public double TrainLoss { get; }
-        /// <summary>Accuracy on the training set at the end of the epoch (NaN without labels).</summary>
+        /// <summary>Accuracy on the training set at the end of the epoch (NaN without labels, or when
+        /// <see cref="TrainerOptions.EvaluateTrainingSet"/> is false).</summary>
         public double TrainAccuracy { get; }
         /// <summary>Loss and accuracy on the validation set, or null.</summary>
         public Evaluation? Validation { get; }
@@ -185,9 +185,7 @@ namespace GroupedNewton.CSharp
                 throw new InvalidOperationException("this trainer is already running");
             try
             {
-                var data = new global::GroupedNewton.TrainingData(train.Core,
-                    validation is null ? FSharpOption<global::GroupedNewton.Data.Dataset>.None : FSharpOption<global::GroupedNewton.Data.Dataset>.Some(validation.Core),
-                    test is null ? FSharpOption<global::GroupedNewton.Data.Dataset>.None : FSharpOption<global::GroupedNewton.Data.Dataset>.Some(test.Core));
+                var data = new global::GroupedNewton.TrainingData(train: train.Core, validation: CoreOption.Of(validation?.Core), test: CoreOption.Of(test?.Core));
                 var start = CompletedEpochs;
                 var coreOptions = options.ToCore(start + options.Epochs, optimizer.Curvature, referenceLoss);
                 var onEvent = FuncConvert.FromAction<CoreEvent>(e =>
@@ -200,7 +198,7 @@ namespace GroupedNewton.CSharp
                         CoreEvent.StepCompleted s => new TrainingProgress(TrainingProgressKind.StepCompleted, s.epoch, s.step, s.loss, null, null),
                         CoreEvent.EpochCompleted m => new TrainingProgress(TrainingProgressKind.EpochCompleted, m.Item.Epoch, 0, m.Item.Train.Loss, new EpochMetrics(m.Item), null),
                         CoreEvent.CheckpointWritten c => new TrainingProgress(TrainingProgressKind.CheckpointWritten, CompletedEpochs, 0, double.NaN, null, c.path),
-                        CoreEvent.Warning w => new TrainingProgress(TrainingProgressKind.Warning, CompletedEpochs, 0, double.NaN, null, null) { Message = w.message },
+                        CoreEvent.Warning w => new TrainingProgress(TrainingProgressKind.Warning, CompletedEpochs, 0, double.NaN, null, null) { Message = Guard.Notation(w.message) },
                         _ => null,
                     };
                     if (report is not null) Guard.User(() => { progress.Report(report); return 0; });
@@ -230,9 +228,8 @@ namespace GroupedNewton.CSharp
         {
             Guard.NotNull(path, nameof(path));
             optimizer.SyncIn();
-            var run = new global::GroupedNewton.RunRecord(Microsoft.FSharp.Collections.FSharpList<Tuple<string, string>>.Empty,
-                optimizer.Curvature is { } c ? FSharpOption<long>.Some(c.Position) : FSharpOption<long>.None,
-                referenceLoss is { } r ? FSharpOption<double>.Some(r) : FSharpOption<double>.None);
+            var run = new global::GroupedNewton.RunRecord(settings: Microsoft.FSharp.Collections.FSharpList<Tuple<string, string>>.Empty,
+                curvaturePosition: CoreOption.OfValue(optimizer.Curvature?.Position), referenceLoss: CoreOption.OfValue(referenceLoss));
             Guard.Run(() => { global::GroupedNewton.Checkpoint.saveRun(path, CompletedEpochs, model.Core, optimizer.Core, run); return 0; });
         }
 
@@ -247,10 +244,7 @@ namespace GroupedNewton.CSharp
         {
             Guard.NotNull(path, nameof(path));
             optimizer.SyncIn();
-            var curvature = optimizer.Curvature is { } c
-                ? FSharpOption<global::GroupedNewton.CurvatureStream>.Some(c)
-                : FSharpOption<global::GroupedNewton.CurvatureStream>.None;
-            var info = Guard.Run(() => global::GroupedNewton.Checkpoint.restore(path, model.Core, optimizer.Core, curvature));
+            var info = Guard.Run(() => global::GroupedNewton.Checkpoint.restore(path, model.Core, optimizer.Core, CoreOption.Of(optimizer.Curvature)));
             optimizer.SyncOut();
             CompletedEpochs = info.Epoch;
             if (info.Run.ReferenceLoss is { } r) referenceLoss = r.Value;

@@ -141,7 +141,7 @@ let ``without --dataset the task says which data it uses and how to install Fash
         Assert.That(name, Is.EqualTo "fashion-mnist")
         Assert.That(note.Value, Does.Contain "using Fashion-MNIST from")
     else
-        Assert.That(name, Is.EqualTo "synthetic")
+        Assert.That(name, Is.EqualTo "fashion-mnist-mini")
         Assert.That(note.Value, Does.Contain "apt-get install dataset-fashion-mnist")
         Assert.That(note.Value, Does.Contain "GROUPEDNEWTON_DATA")
     // an explicit data set is used as given, without a note
@@ -170,3 +170,56 @@ let ``resuming K-FAC after epoch 1 of 2 gives the uninterrupted run bit for bit`
 
 [<Test>]
 let ``resuming K-BFGS(L) after epoch 1 of 2 gives the uninterrupted run bit for bit`` () = resumeMatches "kbfgs-l" []
+
+/// Runs `f` with GROUPEDNEWTON_DATA set to `value`, restoring it afterwards.
+let private withData (value: string) (f: unit -> 'a) =
+    let saved = System.Environment.GetEnvironmentVariable "GROUPEDNEWTON_DATA"
+
+    try
+        System.Environment.SetEnvironmentVariable("GROUPEDNEWTON_DATA", value)
+        f ()
+    finally
+        System.Environment.SetEnvironmentVariable("GROUPEDNEWTON_DATA", saved)
+
+[<Test>]
+let ``without Fashion-MNIST the default is the bundled fashion-mnist-mini, and a partial copy is still refused`` () =
+    let empty = tempFolder ()
+    let name, note = withData empty (fun () -> Tasks.resolveDataset Settings.TaskSettings.Defaults)
+    Assert.That(name, Is.EqualTo "fashion-mnist-mini")
+    Assert.That(note.Value, Does.Contain "fashion-mnist-mini")
+    Assert.That(note.Value, Does.Contain(Path.Combine(System.AppContext.BaseDirectory, "data", "fashion-mnist-mini")))
+    // a folder holding some of Fashion-MNIST's files is an install to fix, not a reason to switch
+    let partial = tempFolder ()
+    File.WriteAllBytes(Path.Combine(partial, "train-images-idx3-ubyte.gz"), [| 0x1Fuy; 0x8Buy |])
+    let name, _ = withData partial (fun () -> Tasks.resolveDataset Settings.TaskSettings.Defaults)
+    Assert.That(name, Is.EqualTo "fashion-mnist")
+
+[<Test>]
+let ``a short default run on fashion-mnist-mini trains on its 5400 images and beats chance on its test set`` () =
+    let dir = tempFolder ()
+    let empty = tempFolder ()
+
+    let r =
+        withData empty (fun () ->
+            run [
+                "train"
+                "--optimizer"
+                "adam"
+                "--hidden"
+                "32"
+                "--epochs"
+                "1"
+                "--max-steps"
+                "20"
+                "--threads"
+                "1"
+                "--out"
+                dir
+            ])
+
+    Assert.That(r.Code, Is.EqualTo 0, r.Err)
+    Assert.That(r.Out, Does.Contain "data: fashion-mnist-mini, 2000 train / 600 validation / 1000 test samples of shape [1; 28; 28]")
+    let line = (jsonLines (Path.Combine(dir, "metrics.jsonl"))).[0]
+    Assert.That(line.GetProperty("steps").GetInt32(), Is.EqualTo 20)
+    // ten balanced classes: chance is 0.1; 20 Adam steps on real images reach far more
+    Assert.That(line.GetProperty("test_accuracy").GetDouble(), Is.GreaterThan 0.5)

@@ -93,3 +93,38 @@ let ``a failed op leaves its operands untouched`` () =
     Assert.Throws<ShapeMismatchException>(fun () -> a + Tensor.zeros [| 3 |] |> ignore) |> ignore
     Assert.That(Tensor.toArray a, equalTo [| 1.0; 2.0 |])
     Assert.That(Tensor.toArray (a * a), equalTo [| 1.0; 4.0 |])
+
+[<Test>]
+let ``accuracy rejects a label outside the classes, as crossEntropy does`` () =
+    let logits = Tensor.ofArray2D (array2D [ [ 0.0; 1.0 ]; [ 2.0; 0.0 ] ])
+
+    for bad in [ [| 1; 2 |]; [| -1; 0 |] ] do
+        let labels = Tensor.ofInts bad
+
+        Assert.Throws<IndexOutOfRangeTensorException>(fun () -> Losses.crossEntropy logits labels |> ignore)
+        |> ignore
+
+        let label = bad |> Array.find (fun l -> l < 0 || l >= 2)
+
+        throwsWith<IndexOutOfRangeTensorException> [ "accuracy"; sprintf "label %d" label; "[0, 2)" ] (fun () ->
+            box (Losses.accuracy logits labels))
+
+[<Test>]
+let ``a bad GROUPEDNEWTON_THREADS is a BackendException at first use, and a count set in code wins`` () =
+    let before = BackendRegistry.threads ()
+    let saved = System.Environment.GetEnvironmentVariable "GROUPEDNEWTON_THREADS"
+
+    try
+        System.Environment.SetEnvironmentVariable("GROUPEDNEWTON_THREADS", "abc")
+        GroupedNewton.Backends.Managed.Threading.reset ()
+        throwsWith<BackendException> [ "GROUPEDNEWTON_THREADS"; "'abc'" ] (fun () -> box (BackendRegistry.threads ()))
+        // still the same clear error on the next read, not a broken type initialiser
+        throwsWith<BackendException> [ "GROUPEDNEWTON_THREADS" ] (fun () -> box (BackendRegistry.threads ()))
+        BackendRegistry.setThreads 3
+        Assert.That(BackendRegistry.threads (), Is.EqualTo 3)
+        System.Environment.SetEnvironmentVariable("GROUPEDNEWTON_THREADS", "2")
+        GroupedNewton.Backends.Managed.Threading.reset ()
+        Assert.That(BackendRegistry.threads (), Is.EqualTo 2)
+    finally
+        System.Environment.SetEnvironmentVariable("GROUPEDNEWTON_THREADS", saved)
+        BackendRegistry.setThreads before

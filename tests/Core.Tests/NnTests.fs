@@ -201,3 +201,32 @@ let ``autoencoder losses: BCE with logits and half squared error`` () =
 
     assertClose 1e-14 "half squared error" hse (Tensor.toScalar (Losses.halfSquaredError z y))
     assertClose 0.0 "accuracy" 0.5 (Losses.accuracy z (Tensor.ofInts [| 0; 1 |]))
+
+[<Test>]
+let ``default dtypes: creators make float64, default models float32, and a model names a mismatched input`` () =
+    Assert.That(
+        [
+            Tensor.zeros [| 2 |]
+            Tensor.ones [| 2 |]
+            Tensor.randn 0 [| 2 |]
+            Tensor.ofArray [| 1.0 |]
+            Tensor.scalar 1.0
+        ]
+        |> List.map (fun x -> x.Dtype),
+        Is.All.EqualTo Dtype.Float64
+    )
+
+    let m = Models.mlp [ 4; 3; 2 ] Activation.Tanh (Init.reference 0)
+    Assert.That(m.Parameters.Values |> Array.map (fun v -> v.Dtype), Is.All.EqualTo Dtype.Float32)
+    Assert.That((Models.mlp [ 4; 2 ] Activation.Tanh (Init.pytorch 0)).Parameters.["1.weight"].Dtype, equalTo Dtype.Float32)
+    let x = Tensor.randn 1 [| 5; 4 |]
+    let e = Assert.Throws<DtypeMismatchException>(fun () -> m.Forward(m.Parameters, x) |> ignore)
+    Assert.That(e.Message, Does.Contain m.Name)
+    Assert.That(e.Message, Does.Contain "float32")
+    Assert.That(e.Message, Does.Contain "float64")
+    // converted, the same input runs, and a float64 model takes it as it is
+    let y = m.Forward(m.Parameters, Tensor.cast Dtype.Float32 x)
+    Assert.That(y.Shape, equalTo [| 5; 2 |])
+    Assert.That(y.Dtype, equalTo Dtype.Float32)
+    let m64 = Models.mlp [ 4; 3; 2 ] Activation.Tanh { Init.reference 0 with Dtype = Dtype.Float64 }
+    Assert.That((m64.Forward(m64.Parameters, x)).Dtype, equalTo Dtype.Float64)

@@ -1,4 +1,4 @@
-/// SOFIM (spec sofim.md §8): the closed form against Sherman–Morrison and an explicit solve,
+/// SOFIM: its closed form F⁻¹m̂ = m̂/(ρ + ‖m̂‖²) for F = m̂m̂ᵀ + ρI against Sherman–Morrison and an explicit solve,
 /// the three-step trajectory, limits, scopes, float32 robustness, training.
 module GroupedNewton.Tests.SofimTests
 
@@ -21,10 +21,10 @@ let private m4 = [| 0.3; -1.2; 0.5; 2.0 |]
 let private plainOptions = { SofimOptions.Defaults with Beta = 0.0; BiasCorrection = false; Rho = 0.5 }
 
 [<Test>]
-let ``F⁻¹m by the closed form equals Sherman–Morrison, an explicit solve and the spec's values`` () =
+let ``F⁻¹m by the closed form equals Sherman–Morrison, an explicit solve and hand-computed values`` () =
     let expected = [| 0.047770700637; -0.191082802548; 0.079617834395; 0.318471337580 |]
     let d = direction plainOptions None m4
-    assertAllClose 1e-11 "spec values" expected d
+    assertAllClose 1e-11 "hand-computed values" expected d
     let s2 = m4 |> Array.sumBy (fun v -> v * v)
     let sm = m4 |> Array.map (fun v -> v / 0.5 - v * s2 / (0.25 * (1.0 + s2 / 0.5)))
     assertAllClose 3e-15 "Sherman–Morrison" sm d
@@ -40,12 +40,12 @@ let ``the gradient variant applies F(m)⁻¹ to g`` () =
     // β = 0.5 without bias correction: the new moment is m when mPrev = 2m − g
     let mPrev = Array.map2 (fun m gi -> 2.0 * m - gi) m4 g
     let d = direction { plainOptions with Beta = 0.5; Direction = SofimDirection.Gradient } (Some mPrev) g
-    assertAllClose 1e-11 "spec values" [| 1.947452229299; 0.210191082803; -1.087579617834; 0.149681528662 |] d
+    assertAllClose 1e-11 "hand-computed values" [| 1.947452229299; 0.210191082803; -1.087579617834; 0.149681528662 |] d
     let f = Array2D.init 4 4 (fun i j -> m4.[i] * m4.[j] + (if i = j then 0.5 else 0.0))
     assertAllClose 1e-14 "explicit solve" (DenseAlgebra.trySolve f g).Value d
 
 [<Test>]
-let ``three-step trajectory of the spec`` () =
+let ``a three-step trajectory matches values computed by hand from the closed form`` () =
     let ps = Parameters.ofSeq [ "w", vec [| 1.0; -2.0; 0.5 |] ]
     let grads = [| [| 0.2; -0.4; 1.0 |]; [| 0.1; 0.3; -0.2 |]; [| -0.5; 0.2; 0.4 |] |]
     let opt = Sofim.create { SofimOptions.Defaults with Beta = 0.9; LearningRate = 0.1; Rho = 0.5 } ps

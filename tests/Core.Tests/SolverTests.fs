@@ -1,4 +1,4 @@
-/// The anisotropic cubic-regularisation solver (spec §7.B).
+/// The anisotropic cubic-regularisation solver: its worked example, paths and laws (docs/derivatives.md, "The solver").
 module GroupedNewton.Tests.SolverTests
 
 open System
@@ -26,7 +26,7 @@ let private check (h: float[,]) (g: float[]) (d: float[]) (lambda: float) (sol: 
     res, DenseAlgebra.minEigenvalue m, r
 
 [<Test>]
-let ``the example of the spec at λ = 1, λ = 10 and without the cubic term`` () =
+let ``the worked example at λ = 1, λ = 10 and without the cubic term`` () =
     let s1 = CubicRegularization.solve h0 g0 d0 1.0
     assertAllClose 1e-14 "η (λ = 1)" [| 0.6019379274520991; 0.8018138212319642 |] s1.Eta
     assertClose 1e-12 "r (λ = 1)" 1.642555549637 s1.Radius

@@ -1,4 +1,4 @@
-/// Derivatives according to a partition (spec §7.A): analytic values, full-derivative and
+/// Derivatives according to a partition (docs/derivatives.md): the worked example's analytic values, full-derivative and
 /// finite-difference oracles, structure laws, pass counts and partitions.
 module GroupedNewton.Tests.SummaryTests
 

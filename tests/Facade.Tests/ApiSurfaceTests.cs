@@ -79,6 +79,90 @@ namespace GroupedNewton.CSharp.Tests
             }
         }
 
+        static readonly NullabilityInfoContext Nullability = new();
+
+        /// <summary>A type as the listing writes it: generic arguments spelled out, and <c>?</c> where
+        /// C# callers see a nullable reference (so the nullness annotations are pinned too).</summary>
+        static string TypeName(Type t, NullabilityInfo? n = null)
+        {
+            var q = n is { ReadState: NullabilityState.Nullable } && !t.IsValueType ? "?" : "";
+            if (t.IsGenericParameter) return t.Name + q;
+            if (t.IsArray) return TypeName(t.GetElementType()!, n?.ElementType) + "[" + new string(',', t.GetArrayRank() - 1) + "]" + q;
+            if (t.IsByRef) return TypeName(t.GetElementType()!) + "&";
+            if (t.IsGenericType)
+            {
+                var name = (t.GetGenericTypeDefinition().FullName ?? t.Name).Split('`')[0];
+                var args = t.GetGenericArguments();
+                var infos = n?.GenericTypeArguments;
+                return $"{name}<{string.Join(", ", args.Select((a, i) => TypeName(a, infos is { } ns && ns.Length == args.Length ? ns[i] : null)))}>" + q;
+            }
+            return (t.FullName ?? t.Name) + q;
+        }
+
+        static string? MemberLine(MemberInfo m)
+        {
+            static string Params(ParameterInfo[] ps) =>
+                string.Join(", ", ps.Select(p => TypeName(p.ParameterType, p.ParameterType.IsByRef ? null : Nullability.Create(p))
+                                                 + (p.HasDefaultValue ? " = " + (p.DefaultValue ?? "null") : "")));
+            return m switch
+            {
+                ConstructorInfo c => $"  new({Params(c.GetParameters())})",
+                MethodInfo mi when !mi.IsSpecialName || mi.Name.StartsWith("op_") =>
+                    $"  {(mi.IsStatic ? "static " : "")}{mi.Name}({Params(mi.GetParameters())}) : {TypeName(mi.ReturnType, Nullability.Create(mi.ReturnParameter))}",
+                PropertyInfo pi => $"  property {pi.Name}{(pi.GetIndexParameters() is { Length: > 0 } ix ? $"[{Params(ix)}]" : "")} : {TypeName(pi.PropertyType, Nullability.Create(pi))}"
+                                   + (pi.SetMethod is { IsPublic: true } ? " { set; }" : ""),
+                FieldInfo fi => $"  field {fi.Name} : {TypeName(fi.FieldType, Nullability.Create(fi))}",
+                EventInfo ei => $"  event {ei.Name} : {TypeName(ei.EventHandlerType!, Nullability.Create(ei))}",
+                _ => null,
+            };
+        }
+
+        /// <summary>The facade's public surface as text: types sorted by name, members sorted within each type.</summary>
+        static string[] Surface()
+        {
+            const BindingFlags flags = BindingFlags.Public | BindingFlags.Instance | BindingFlags.Static | BindingFlags.DeclaredOnly;
+            return Facade.GetExportedTypes().OrderBy(t => t.FullName, StringComparer.Ordinal).SelectMany(t =>
+            {
+                var kind = t.IsInterface ? "interface" : t.IsEnum ? "enum" : t.IsValueType ? "struct" : t.IsAbstract && t.IsSealed ? "static class" : "class";
+                var members = t.IsEnum
+                    ? Enum.GetNames(t).Select(n => "  " + n).ToArray()
+                    : t.GetMembers(flags).Select(MemberLine).OfType<string>().Distinct().OrderBy(l => l, StringComparer.Ordinal).ToArray();
+                return new[] { $"{kind} {TypeName(t)}" }.Concat(members);
+            }).ToArray();
+        }
+
+        static string BaselinePath([System.Runtime.CompilerServices.CallerFilePath] string here = "") =>
+            System.IO.Path.Combine(System.IO.Path.GetDirectoryName(here)!, "PublicSurface.txt");
+
+        [Test]
+        public void ThePublicSurfaceMatchesItsCheckedInBaseline()
+        {
+            // a change of the C# surface shows up as a diff of PublicSurface.txt; regenerate it
+            // deliberately with GROUPEDNEWTON_UPDATE_SURFACE=1
+            var current = Surface();
+            if (Environment.GetEnvironmentVariable("GROUPEDNEWTON_UPDATE_SURFACE") == "1")
+                System.IO.File.WriteAllLines(BaselinePath(), current);
+            var baseline = System.IO.File.ReadAllLines(BaselinePath());
+            var added = current.Except(baseline).ToArray();
+            var removed = baseline.Except(current).ToArray();
+            Assert.That(added.Length + removed.Length, Is.Zero,
+                "the public surface changed (regenerate PublicSurface.txt with GROUPEDNEWTON_UPDATE_SURFACE=1 if intended):\nadded:\n"
+                + string.Join("\n", added) + "\nremoved:\n" + string.Join("\n", removed));
+        }
+
+        [Test]
+        public void TheSurfaceListingSeesTypesMembersAndSignatures()
+        {
+            var s = Surface();
+            Assert.That(s, Does.Contain("class GroupedNewton.CSharp.Tensor"));
+            Assert.That(s, Does.Contain("  property Shape : System.Int32[]"));
+            Assert.That(s, Does.Contain("static class GroupedNewton.CSharp.Backend"));
+            Assert.That(s, Has.Some.StartsWith("  static op_Addition(GroupedNewton.CSharp.Tensor, GroupedNewton.CSharp.Tensor)"));
+            Assert.That(s, Has.Some.Contains("property Threads : System.Int32 { set; }"));
+            Assert.That(s, Has.Some.Contains("property Validation : GroupedNewton.CSharp.Evaluation?"));
+            Assert.That(s, Has.Some.Contains("property Hessian : System.Double[,]"));
+        }
+
         [Test]
         public void NoPublicSignatureExposesFSharpOrCoreTypes()
         {

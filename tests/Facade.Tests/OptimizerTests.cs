@@ -156,6 +156,55 @@ namespace GroupedNewton.CSharp.Tests
             Assert.That(gn.LambdaInt, Is.EqualTo(2.0));
             Assert.Throws<ArgumentOutOfRangeException>(() => gn.SetDamping(9, 1));
             Assert.Throws<ArgumentOutOfRangeException>(() => gn.LambdaInt = -1);
+            // the core checks the values (once); the facade reports them as out of range, naming the argument
+            Assert.That(Assert.Throws<ArgumentOutOfRangeException>(() => gn.SetDamping(0, double.NaN))!.ParamName, Is.EqualTo("value"));
+            Assert.That(Assert.Throws<ArgumentOutOfRangeException>(() => gn.LambdaInt = double.PositiveInfinity)!.Message, Does.Contain("λ_int"));
+            Assert.That((gn.Damping[0], gn.LambdaInt), Is.EqualTo((0.25, 2.0)));
+        }
+
+        [Test]
+        public void GroupedNewtonTakesAPartitionObjectAsWellAsAName()
+        {
+            (double[] Losses, GroupedNewtonOptimizer Optimizer) Run(Func<Model, PartitionChoice> partition)
+            {
+                var model = Fixtures.Mlp();
+                var data = Fixtures.Task(200);
+                var loss = Fixtures.LossOn(model, Fixtures.All(data));
+                var gn = Optimizer.Create(model, new GroupedNewtonOptions
+                {
+                    Curvature = CurvatureSource.Cycle(model, data, batchSize: 50), Cubic = true, Damping = 0.5, ClipNegativeRates = true,
+                    Partition = partition(model),
+                });
+                return (Enumerable.Range(0, 4).Select(_ => gn.Step(loss)).ToArray(), gn);
+            }
+
+            var byName = Run(_ => "per-layer");
+            var byObject = Run(m => Partition.PerLayer(m.Parameters));
+            var byNames = Run(m => Partition.ByNames(m.Parameters, ("first", new[] { "1.weight", "1.bias" }), ("second", new[] { "3.weight", "3.bias" })));
+            Assert.That(byObject.Losses, Is.EqualTo(byName.Losses));
+            Assert.That(byNames.Losses, Is.EqualTo(byName.Losses));
+            Assert.That(byNames.Optimizer.SubsetNames, Is.EqualTo(new[] { "first", "second" }));
+            Assert.That(byNames.Optimizer.Rates["second"], Is.EqualTo(byName.Optimizer.Rates["3"]));
+            // another grouping of the same tensors is another run
+            var split = Run(m => Partition.ByNames(m.Parameters, ("weights", new[] { "1.weight", "3.weight" }), ("biases", new[] { "1.bias", "3.bias" })));
+            Assert.That(split.Losses[0], Is.EqualTo(byName.Losses[0]));
+            Assert.That(split.Losses.Skip(1), Is.Not.EqualTo(byName.Losses.Skip(1)));
+
+            var options = new GroupedNewtonOptions();
+            Assert.That((options.Partition.Name, options.Partition.Subsets), Is.EqualTo(("canonical", (Partition?)null)));
+            var trivial = Partition.Trivial(Fixtures.Mlp().Parameters);
+            options.Partition = trivial;
+            Assert.That((options.Partition.Name, options.Partition.Subsets), Is.EqualTo(((string?)null, trivial)));
+            Assert.Throws<ArgumentNullException>(() => options.Partition = null!);
+
+            var model = Fixtures.Mlp();
+            var curvature = CurvatureSource.Cycle(model, Fixtures.Task(100));
+            var e = Assert.Throws<ArgumentException>(() => Optimizer.Create(model, new GroupedNewtonOptions { Curvature = curvature, Partition = trivial }))!;
+            Assert.That(e.ParamName, Is.EqualTo("Partition"));
+            Assert.That(e.Message, Does.Contain("another parameter set"));
+            e = Assert.Throws<ArgumentException>(() => Optimizer.Create(model, new GroupedNewtonOptions { Curvature = curvature, Partition = "blocks" }))!;
+            Assert.That(e.ParamName, Is.EqualTo("Partition"));
+            Assert.That(e.Message, Does.Contain("'blocks'").And.Contain("per-layer"));
         }
 
         [Test]

@@ -52,6 +52,22 @@ namespace GroupedNewton.CSharp.Tests
         }
 
         [Test]
+        public void AccuracyRejectsALabelOutsideTheClassesLikeCrossEntropy()
+        {
+            var logits = Tensor.FromArray(new[] { 0.0, 1.0, 2.0, 0.0 }, 2, 2);
+            foreach (var bad in new[] { new[] { 1, 2 }, new[] { -1, 0 } })
+            {
+                var labels = Tensor.FromLabels(bad);
+                var ce = Assert.Throws<ArgumentException>(() => Loss.CrossEntropy(logits, labels))!;
+                var acc = Assert.Throws<ArgumentException>(() => Loss.Accuracy(logits, labels))!;
+                Assert.That(acc.InnerException!.GetType(), Is.EqualTo(ce.InnerException!.GetType()));
+                var label = bad.First(l => l < 0 || l >= 2);
+                Assert.That(acc.Message, Does.Contain($"label {label}").And.Contain("[0, 2)"));
+            }
+            Assert.That(Loss.Accuracy(logits, Tensor.FromLabels(new[] { 1, 0 })), Is.EqualTo(1.0));
+        }
+
+        [Test]
         public void BadInputThrowsStandardExceptions()
         {
             var a = Tensor.FromArray(new[] { 1.0, 2.0, 3.0 });

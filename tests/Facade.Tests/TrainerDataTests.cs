@@ -56,7 +56,7 @@ namespace GroupedNewton.CSharp.Tests
             var e = Assert.ThrowsAsync<FileNotFoundException>(() => Datasets.LoadMnistAsync(dir))!;
             Assert.That(e.Message, Does.Contain(dir));
             Assert.Throws<ArgumentException>(() => Datasets.LoadAsync("imagenet"));
-            Assert.That(Datasets.Names, Is.EquivalentTo(new[] { "fashion-mnist", "mnist", "cifar10" }));
+            Assert.That(Datasets.Names, Is.EquivalentTo(new[] { "fashion-mnist", "mnist", "cifar10", "fashion-mnist-mini" }));
             Assert.Throws<ArgumentException>(() => Datasets.IsAvailable("imagenet"));
             using var cts = new CancellationTokenSource();
             cts.Cancel();

@@ -2,15 +2,12 @@ namespace GroupedNewton
 
 open GroupedNewton.Autodiff
 
-/// Derivatives of functions of tensors, nestable to any depth and order: each call opens
-/// its own nesting level (a fresh tag), and derivatives are extracted by that tag, so a
-/// function that closes over an outer variable is never confused with its own input.
 [<RequireQualifiedAccess>]
 module Ad =
     let private zerosLike (d: Dual) = OpDefs.zerosOf d d.Shape
 
     let private checkInput op (x: Tensor) =
-        if isNull x then
+        if isNull (box x) then
             invalidArg "x" (sprintf "%s: the input tensor is null" op)
 
         if not x.Dtype.IsFloat then
@@ -30,7 +27,6 @@ module Ad =
                 op
                 (sprintf "%s %O %s does not match the input %O %s" what v.Dtype (Shape.str v.Raw.Shape) x.Dtype (Shape.str x.Raw.Shape))
 
-    /// Opens a reverse level: the value of f at xs and its pullback (seed -> adjoints).
     let internal reverse (f: Dual[] -> Dual) (xs: Dual[]) : Dual * (Dual -> Dual[]) =
         let tag = Tags.next ()
         let tape = Tape(tag)
@@ -54,7 +50,6 @@ module Ad =
             n.Primal, pull
         | _ -> y, (fun _ -> xs |> Array.map zerosLike)
 
-    /// Opens a forward level: the value of f at xs and its derivative along vs.
     let internal forward (f: Dual[] -> Dual) (xs: Dual[]) (vs: Dual[]) : Dual * Dual =
         let tag = Tags.next ()
         let y = f (Array.map2 (fun x v -> Dispatch.makeFwd tag v x) xs vs)
@@ -62,7 +57,6 @@ module Ad =
 
     let private onesLike (d: Dual) = let r = d.Raw in Const(r.Backend.Full(r.Shape, 1.0, r.Dtype))
 
-    /// The value of a scalar function and its gradients with respect to several inputs.
     let valueAndGradMany (f: Tensor[] -> Tensor) (xs: Tensor[]) : Tensor * Tensor[] =
         xs |> Array.iter (checkInput "grad")
         let y, pull = reverse (fun ds -> (f (ds |> Array.map Tensor)).Node) (xs |> Array.map (fun x -> x.Node))
@@ -71,15 +65,12 @@ module Ad =
 
     let gradMany f xs = snd (valueAndGradMany f xs)
 
-    /// The value of a scalar function and its gradient.
     let valueAndGrad (f: Tensor -> Tensor) (x: Tensor) : Tensor * Tensor =
         let y, gs = valueAndGradMany (fun xs -> f xs.[0]) [| x |]
         y, gs.[0]
 
-    /// Gradient of a scalar function (reverse mode).
     let grad (f: Tensor -> Tensor) (x: Tensor) : Tensor = snd (valueAndGrad f x)
 
-    /// (f x, J·v): the directional derivative of f at x along v (forward mode).
     let jvpMany (f: Tensor[] -> Tensor) (xs: Tensor[]) (vs: Tensor[]) : Tensor * Tensor =
         if xs.Length <> vs.Length then
             Fail.shape "jvp" (sprintf "%d inputs but %d directions" xs.Length vs.Length)
@@ -96,10 +87,8 @@ module Ad =
 
         Tensor y, Tensor t
 
-    /// (f x, J·v) (forward mode).
     let jvp (f: Tensor -> Tensor) (x: Tensor) (v: Tensor) : Tensor * Tensor = jvpMany (fun xs -> f xs.[0]) [| x |] [| v |]
 
-    /// (f x, vᵀ·J) (reverse mode); v has the shape of f x.
     let vjp (f: Tensor -> Tensor) (x: Tensor) (v: Tensor) : Tensor * Tensor =
         checkInput "vjp" x
         let y, pull = reverse (fun ds -> (f (Tensor ds.[0])).Node) [| x.Node |]
@@ -111,12 +100,10 @@ module Ad =
 
         Tensor y, Tensor (pull v.Node).[0]
 
-    /// Hessian-vector product H·v of a scalar function (reverse over forward).
     let hvp (f: Tensor -> Tensor) (x: Tensor) (v: Tensor) : Tensor =
         checkLike "hvp" "direction" x v
         grad (fun z -> snd (jvp f z v)) x
 
-    /// Hessian-vector product of a scalar function of several inputs, one direction per input.
     let hvpMany (f: Tensor[] -> Tensor) (xs: Tensor[]) (vs: Tensor[]) : Tensor[] =
         if xs.Length <> vs.Length then
             Fail.shape "hvp" (sprintf "%d inputs but %d directions" xs.Length vs.Length)
@@ -130,14 +117,12 @@ module Ad =
         a.[i] <- 1.0
         Tensor.cast x.Dtype (Tensor.ofArrayShape a r.Shape)
 
-    /// Hessian of a scalar function, shape x.Shape @ x.Shape (one hvp per input element).
     let hessian (f: Tensor -> Tensor) (x: Tensor) : Tensor =
         checkInput "hessian" x
         let n = x.Numel
         let rows = Array.init n (fun i -> hvp f x (unit x i) |> Tensor.flatten)
         Tensor.stack 0 rows |> Tensor.view (Array.append x.Raw.Shape x.Raw.Shape)
 
-    /// Jacobian, shape (f x).Shape @ x.Shape: by jvps when x is the smaller side, else by vjps.
     let jacobian (f: Tensor -> Tensor) (x: Tensor) : Tensor =
         checkInput "jacobian" x
         let y = f x
@@ -151,7 +136,6 @@ module Ad =
 
         j |> Tensor.view (Array.append y.Raw.Shape x.Raw.Shape)
 
-    /// Derivative of f at a scalar x (forward mode).
     let diff (f: Tensor -> Tensor) (x: Tensor) : Tensor =
         checkInput "diff" x
 
@@ -162,7 +146,6 @@ module Ad =
 
         snd (jvp f x (Tensor.onesLike x))
 
-    /// n-th derivative of f at a scalar x (n nested forward levels).
     let rec diffn (n: int) (f: Tensor -> Tensor) (x: Tensor) : Tensor =
         if n < 0 then invalidArg "n" (sprintf "diffn: the order must be non-negative, got %d" n)
         elif n = 0 then f x

@@ -7,7 +7,7 @@ open GroupedNewton.Autodiff
 /// A differentiable tensor: a value (on a backend) plus, while it is being differentiated,
 /// its forward tangents and reverse-mode records at every nesting level. Tensors are
 /// immutable; every op returns a new one.
-[<Sealed; AllowNullLiteral>]
+[<Sealed>]
 type Tensor internal (node: Dual, shift: ShiftInfo voption) =
     internal new(node: Dual) = Tensor(node, ValueNone)
     member internal _.Node = node

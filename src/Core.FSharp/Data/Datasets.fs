@@ -4,12 +4,15 @@ open System
 open System.IO
 
 /// Locating and loading the standard data sets by name: "fashion-mnist", "mnist",
-/// "cifar10". Search order: the folder named by the environment variable
+/// "cifar10", and "fashion-mnist-mini" (a class-balanced subset of Fashion-MNIST that ships
+/// with the command-line tool). Search order: the folder named by the environment variable
 /// GROUPEDNEWTON_DATA (its subfolder for the data set, then the folder itself) when it is
 /// set (and then only there: a wrong folder is an error, never replaced), else the
 /// system location of the Debian package (Fashion-MNIST only:
-/// /usr/share/datasets/fashion-mnist from `apt-get install dataset-fashion-mnist`).
-/// IDX files are accepted gzip'd (name.gz, preferred) or raw.
+/// /usr/share/datasets/fashion-mnist from `apt-get install dataset-fashion-mnist`). The mini
+/// set is looked for in GROUPEDNEWTON_DATA/fashion-mnist-mini, then in the copy bundled with
+/// the application (data/fashion-mnist-mini/ next to its assemblies), whether or not the
+/// variable is set. IDX files are accepted gzip'd (name.gz, preferred) or raw.
 [<RequireQualifiedAccess>]
 module Datasets =
 
@@ -52,11 +55,23 @@ module Datasets =
         "t10k-labels-idx1-ubyte"
     ]
 
+    /// Name of the class-balanced Fashion-MNIST subset that ships with the tool.
+    [<Literal>]
+    let FashionMnistMini = "fashion-mnist-mini"
+
+    /// Where an application carries its copy of fashion-mnist-mini:
+    /// data/fashion-mnist-mini/ next to its assemblies.
+    let bundledFashionMnistMiniFolder () = Path.Combine(AppContext.BaseDirectory, "data", FashionMnistMini)
+
     type private Spec = {
         Key: string
         Display: string
         Subfolders: string list
+        /// Whether the GROUPEDNEWTON_DATA folder itself may hold the files (not only a subfolder).
+        InRoot: bool
         SystemFolders: string list
+        /// Searched last whether or not GROUPEDNEWTON_DATA is set: copies that ship with the application.
+        Bundled: unit -> string list
         Files: string list
         Install: string
     }
@@ -73,7 +88,9 @@ module Datasets =
             Key = "fashion-mnist"
             Display = "Fashion-MNIST"
             Subfolders = [ "fashion-mnist"; Path.Combine("FashionMNIST", "raw") ]
+            InRoot = true
             SystemFolders = [ DebianFashionMnistFolder ]
+            Bundled = fun () -> []
             Files = idxFileNames
             Install = "install it with `apt-get install dataset-fashion-mnist`, or " + idxInstall "fashion-mnist"
         }
@@ -81,7 +98,9 @@ module Datasets =
             Key = "mnist"
             Display = "MNIST"
             Subfolders = [ "mnist"; Path.Combine("MNIST", "raw") ]
+            InRoot = true
             SystemFolders = []
+            Bundled = fun () -> []
             Files = idxFileNames
             Install = "download the four MNIST IDX files and " + idxInstall "mnist"
         }
@@ -89,12 +108,29 @@ module Datasets =
             Key = "cifar10"
             Display = "CIFAR-10"
             Subfolders = [ "cifar-10-batches-bin" ]
+            InRoot = true
             SystemFolders = []
+            Bundled = fun () -> []
             Files = Cifar.trainFiles @ [ Cifar.TestFile ]
             Install =
                 sprintf
                     "download the CIFAR-10 binary version (cifar-10-binary.tar.gz) and extract it into the folder named by %s (giving %s/cifar-10-batches-bin/)"
                     EnvironmentVariable
+                    EnvironmentVariable
+        }
+        {
+            Key = FashionMnistMini
+            Display = "fashion-mnist-mini"
+            Subfolders = [ FashionMnistMini ]
+            InRoot = false
+            SystemFolders = []
+            Bundled = fun () -> [ bundledFashionMnistMiniFolder () ]
+            Files = idxFileNames
+            Install =
+                sprintf
+                    "it ships with the groupednewton tool (data/%s/ next to its assemblies) and in the repository's data/%s/; copy that folder into the folder named by %s"
+                    FashionMnistMini
+                    FashionMnistMini
                     EnvironmentVariable
         }
     ]
@@ -107,6 +143,7 @@ module Datasets =
 
         let key =
             if key = "fashionmnist" then "fashion-mnist"
+            elif key = "fashionmnist-mini" || key = "fashion-mnistmini" then FashionMnistMini
             elif key = "cifar-10" then "cifar10"
             else key
 
@@ -123,8 +160,10 @@ module Datasets =
         elif File.Exists raw then Some raw
         else None
 
-    /// Folders to look in below a root: the data set's subfolders, then the root itself.
-    let private under (s: Spec) (root: string) = [ for sub in s.Subfolders -> Path.Combine(root, sub) ] @ [ root ]
+    /// Folders to look in below a root: the data set's subfolders, then the root itself
+    /// (unless the data set lives only in its subfolder).
+    let private under (s: Spec) (root: string) =
+        [ for sub in s.Subfolders -> Path.Combine(root, sub) ] @ (if s.InRoot then [ root ] else [])
 
     /// The folders searched for a data set, in order: below $GROUPEDNEWTON_DATA when set,
     /// then the system folders.
@@ -137,7 +176,8 @@ module Datasets =
         let s = spec name
         let env = envValue ()
         // an explicit data folder is used or refused, never replaced by the system's copy
-        (if String.IsNullOrWhiteSpace env then s.SystemFolders else under s env) |> List.distinct
+        (if String.IsNullOrWhiteSpace env then s.SystemFolders else under s env) @ s.Bundled()
+        |> List.distinct
 
     /// Why a folder does not hold the data set (None when it does).
     let private problem (s: Spec) (folder: string) =
@@ -189,16 +229,25 @@ module Datasets =
         locateIn s (searchPaths name) (envNote ())
 
     /// The folder holding the named data set below an explicit folder (its subfolders for
-    /// the data set, then the folder itself). Raises DataException listing the places.
+    /// the data set, then the folder itself; fashion-mnist-mini: its subfolder, then the
+    /// folder itself). Raises DataException listing the places.
     let locateFrom (name: string) (folder: string) : string =
         let s = spec name
-        locateIn s (under s folder) ""
+        locateIn s ([ for sub in s.Subfolders -> Path.Combine(folder, sub) ] @ [ folder ] |> List.distinct) ""
 
     /// True when the named data set's files are found (see `locate`). Raises
     /// ArgumentException for an unknown name.
     let isAvailable (name: string) : bool =
         let s = spec name
         searchPaths name |> List.exists (fun f -> (problem s f).IsNone)
+
+    /// True when some of the named data set's files are in a searched folder (a partial or
+    /// broken copy, which `locate` refuses naming what is missing); false when none are.
+    let isPartlyPresent (name: string) : bool =
+        let s = spec name
+
+        searchPaths name
+        |> List.exists (fun f -> Directory.Exists f && s.Files |> List.exists (fun file -> (findFile f file).IsSome))
 
     let private loadIdx (display: string) (key: string) (folder: string) =
         let file f =
@@ -231,10 +280,19 @@ module Datasets =
     /// CIFAR-10 from an explicit folder (or its cifar-10-batches-bin/ subfolder).
     let cifar10From (folder: string) : Dataset * Dataset = Cifar.loadFolder (locateFrom "cifar10" folder)
 
-    /// (train, test) of a data set by name ("fashion-mnist", "mnist", "cifar10").
+    /// fashion-mnist-mini (train 6000, test 1000, 600 and 100 per class; samples
+    /// [|1; 28; 28|] in [0, 1]) from the default search paths, the bundled copy last.
+    let fashionMnistMini () : Dataset * Dataset = loadIdx "fashion-mnist-mini" FashionMnistMini (locate FashionMnistMini)
+
+    /// fashion-mnist-mini from an explicit folder (or its fashion-mnist-mini/ subfolder).
+    let fashionMnistMiniFrom (folder: string) : Dataset * Dataset =
+        loadIdx "fashion-mnist-mini" FashionMnistMini (locateFrom FashionMnistMini folder)
+
+    /// (train, test) of a data set by name ("fashion-mnist", "fashion-mnist-mini", "mnist", "cifar10").
     let load (name: string) : Dataset * Dataset =
         match (spec name).Key with
         | "fashion-mnist" -> fashionMnist ()
+        | FashionMnistMini -> fashionMnistMini ()
         | "mnist" -> mnist ()
         | _ -> cifar10 ()
 
@@ -242,5 +300,6 @@ module Datasets =
     let loadFrom (name: string) (folder: string) : Dataset * Dataset =
         match (spec name).Key with
         | "fashion-mnist" -> fashionMnistFrom folder
+        | FashionMnistMini -> fashionMnistMiniFrom folder
         | "mnist" -> mnistFrom folder
         | _ -> cifar10From folder

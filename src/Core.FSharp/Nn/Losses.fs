@@ -1,41 +1,39 @@
 namespace GroupedNewton
 
-/// Training losses on a model output and a target.
 module Losses =
-    /// Mean cross-entropy of int32 labels under logits [N; K] (NLL of log-softmax).
     let crossEntropy (logits: Tensor) (labels: Tensor) = Tensor.crossEntropy logits labels
 
-    /// Mean negative log-likelihood of int32 labels under log-probabilities [N; K].
     let nll (logProbs: Tensor) (labels: Tensor) = Tensor.nll logProbs labels
 
-    /// Mean squared error over all elements (shapes must agree).
     let mse (prediction: Tensor) (target: Tensor) = Tensor.mse prediction target
 
     let private checkSame op (a: Tensor) (b: Tensor) =
         if a.Shape <> b.Shape then
             raise (ShapeMismatchException(sprintf "%s: output %s and target %s differ in shape" op (Shape.str a.Shape) (Shape.str b.Shape)))
 
-    /// Binary cross-entropy of targets in [0, 1] under logits, summed over the features of
-    /// a sample and averaged over the batch (the autoencoder loss of the K-BFGS paper):
-    /// softplus(z) − y·z, computed stably.
     let bceWithLogits (logits: Tensor) (targets: Tensor) =
         checkSame "bceWithLogits" logits targets
         let perElement = Tensor.softplus logits - targets * logits
         Tensor.sum perElement / float logits.Shape.[0]
 
-    /// ½‖output − target‖² summed over the features of a sample, averaged over the batch.
     let halfSquaredError (output: Tensor) (targets: Tensor) =
         checkSame "halfSquaredError" output targets
         let d = output - targets
         0.5 * Tensor.sum (d * d) / float output.Shape.[0]
 
-    /// Fraction of rows whose largest logit is at the label.
     let accuracy (logits: Tensor) (labels: Tensor) =
         let pred = Tensor.toInts (Tensor.argMax 1 logits)
         let y = Tensor.toInts labels
 
         if pred.Length <> y.Length then
             raise (ShapeMismatchException(sprintf "accuracy: %d predictions for %d labels" pred.Length y.Length))
+
+        let classes = logits.Shape.[1]
+
+        y
+        |> Array.iteri (fun i label ->
+            if label < 0 || label >= classes then
+                Fail.index "accuracy" (sprintf "label %d of sample %d out of range [0, %d)" label i classes))
 
         if y.Length = 0 then
             0.0

@@ -2,20 +2,14 @@ namespace GroupedNewton
 
 open System
 
-/// A model: a pure function of (parameters, input). `Parameters` holds the initial values;
-/// the same model evaluates any parameter set with the same keys, including sets whose
-/// values carry derivatives at any nesting depth.
 type Model = {
     Name: string
-    /// Per-sample input shape (the batch dimension comes first at run time).
     InputShape: int[]
-    /// Per-sample output shape.
     OutputShape: int[]
     Layers: Layer[]
     Parameters: Parameters
 } with
 
-    /// Raises ShapeMismatchException unless x is a batch of the model's inputs.
     member m.CheckInput(x: Tensor) =
         if x.Rank <> m.InputShape.Length + 1 || x.Shape.[1..] <> m.InputShape then
             raise (
@@ -24,7 +18,18 @@ type Model = {
                 )
             )
 
-    /// The model's output for a batch x under parameter values ps.
+        if m.Parameters.Count > 0 && x.Dtype <> m.Parameters.ValueArray.[0].Dtype then
+            raise (
+                DtypeMismatchException(
+                    sprintf
+                        "model '%s' has %O parameters, got a %O input %s (convert it with Tensor.cast)"
+                        m.Name
+                        m.Parameters.ValueArray.[0].Dtype
+                        x.Dtype
+                        (Shape.str x.Shape)
+                )
+            )
+
     member m.Forward(ps: Parameters, x: Tensor) : Tensor =
         m.CheckInput x
         let mutable h = x
@@ -36,8 +41,6 @@ type Model = {
 
 [<RequireQualifiedAccess; CompilationRepresentation(CompilationRepresentationFlags.ModuleSuffix)>]
 module Model =
-    /// A sequential model: layer i's parameters are named "i.weight" and "i.bias". Shapes
-    /// are checked through the whole stack when the model is built.
     let sequential (name: string) (inputShape: int[]) (init: InitOptions) (specs: LayerSpec list) : Model =
         let mutable shape = Array.copy inputShape
         let pairs = ResizeArray<string * Tensor>()
@@ -80,8 +83,6 @@ module Model =
             Parameters = ps
         }
 
-    /// The model's output for a batch under parameter values ps.
     let forward (m: Model) (ps: Parameters) (x: Tensor) = m.Forward(ps, x)
 
-    /// The layers that hold parameters (Linear and Conv2d), in order.
     let trainableLayers (m: Model) = m.Layers |> Array.filter (fun l -> l.Weight.IsSome)

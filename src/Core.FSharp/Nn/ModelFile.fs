@@ -3,9 +3,6 @@ namespace GroupedNewton
 open System
 open System.IO
 
-/// A model's parameter values on their own, in the store format of `TensorStore`
-/// (versioned, checksummed): for using a trained model without its optimizer, or loading
-/// it into a freshly built model of the same architecture.
 [<RequireQualifiedAccess>]
 module ModelFile =
     let private kind = "parameters"
@@ -19,21 +16,14 @@ module ModelFile =
             yield prefix + name, StoreValue.Tensor(Tensor.detach v)
     ]
 
-    /// Writes the values `ps` of the model's parameters to a stream.
     let write (stream: Stream) (model: Model) (ps: Parameters) =
         if isNull (box stream) then
             nullArg "stream"
 
         TensorStore.write stream (entries model ps)
 
-    /// Writes the values `ps` of the model's parameters to a file, atomically. The folder
-    /// must exist.
     let save (path: string) (model: Model) (ps: Parameters) = TensorStore.save path (entries model ps)
 
-    /// The model's parameters with the values of a store. Refuses (StateFormatException)
-    /// a store of another kind, one that lacks a parameter of the model or holds one the
-    /// model does not have, and one whose tensor differs in shape or dtype, naming the first
-    /// such parameter and both shapes. Nothing is returned unless every value fits.
     let fromEntries (source: string) (d: Collections.Generic.IReadOnlyDictionary<string, StoreValue>) (model: Model) : Parameters =
         let k = TensorStore.getText source d "kind"
 
@@ -108,17 +98,14 @@ module ModelFile =
 
         ps.WithValues values
 
-    /// Reads saved parameters from a stream (see `fromEntries`); `source` names it in errors.
     let read (source: string) (stream: Stream) (model: Model) : Parameters =
         if isNull (box stream) then
             nullArg "stream"
 
         fromEntries source (TensorStore.read source stream) model
 
-    /// Reads saved parameters from a file (see `fromEntries`).
     let load (path: string) (model: Model) : Parameters = fromEntries path (TensorStore.load path) model
 
-/// Class predictions and probabilities of a classifier (outputs [N, classes] of logits).
 [<RequireQualifiedAccess>]
 module Prediction =
     let private logits (model: Model) (ps: Parameters) (x: Tensor) =
@@ -133,8 +120,6 @@ module Prediction =
 
         y
 
-    /// The class of largest logit for each sample of the batch x.
     let classes (model: Model) (ps: Parameters) (x: Tensor) : int[] = Tensor.toInts (Tensor.argMax 1 (logits model ps x))
 
-    /// The softmax of the logits [N, classes] of the batch x: each row sums to 1.
     let probabilities (model: Model) (ps: Parameters) (x: Tensor) : Tensor = Tensor.exp (Tensor.logSoftmax 1 (logits model ps x))

@@ -4,19 +4,14 @@ open System
 open System.Collections.Generic
 open System.Threading
 
-/// The identity of a parameter: stable across value updates, compared by reference.
-/// Optimizer state, partitions and directions are keyed by it, never by position.
 [<Sealed>]
 type ParameterKey internal (name: string) =
     static let mutable counter = 0L
     let id = Interlocked.Increment(&counter)
     member _.Name = name
-    /// Creation order, for stable display only (identity is the object itself).
     member _.Id = id
     override _.ToString() = name
 
-/// An ordered, named set of parameter values. Immutable: updating values gives a new set
-/// with the same keys. `ps.["name"]` reads a value by name, `ps.[key]` by identity.
 [<Sealed>]
 type Parameters internal (keys: ParameterKey[], values: Tensor[]) =
     let byName = Dictionary<string, int>(StringComparer.Ordinal)
@@ -33,14 +28,10 @@ type Parameters internal (keys: ParameterKey[], values: Tensor[]) =
     member internal _.KeyArray = keys
     member internal _.ValueArray = values
 
-    /// The keys in order.
     member _.Keys: ParameterKey[] = Array.copy keys
-    /// The names in order.
     member _.Names: string[] = keys |> Array.map (fun k -> k.Name)
-    /// The values in order.
     member _.Values: Tensor[] = Array.copy values
     member _.Count = keys.Length
-    /// Total number of scalar parameters.
     member _.NumelTotal = values |> Array.sumBy (fun v -> v.Numel)
 
     member _.Contains(name: string) = byName.ContainsKey name
@@ -72,10 +63,8 @@ type Parameters internal (keys: ParameterKey[], values: Tensor[]) =
     member p.Item
         with get (key: ParameterKey): Tensor = values.[p.IndexOf key]
 
-    /// The key of the parameter with this name.
     member p.Key(name: string) = keys.[p.IndexOf name]
 
-    /// The same keys with new values, given in order; each keeps its shape and dtype.
     member _.WithValues(newValues: Tensor[]) =
         if newValues.Length <> keys.Length then
             invalidArg "newValues" (sprintf "%d values for %d parameters" newValues.Length keys.Length)
@@ -101,16 +90,13 @@ type Parameters internal (keys: ParameterKey[], values: Tensor[]) =
 
         Parameters(keys, Array.copy newValues)
 
-    /// The same keys with values f key value.
     member p.Map(f: ParameterKey -> Tensor -> Tensor) = p.WithValues(Array.map2 f keys values)
 
     override _.ToString() =
         String.Join(", ", Array.map2 (fun (k: ParameterKey) (v: Tensor) -> sprintf "%s %s" k.Name (Shape.str v.Shape)) keys values)
 
-/// Building and combining parameter sets.
 [<RequireQualifiedAccess; CompilationRepresentation(CompilationRepresentationFlags.ModuleSuffix)>]
 module Parameters =
-    /// A new set with fresh keys from (name, value) pairs, in order.
     let ofSeq (pairs: seq<string * Tensor>) =
         let arr = Array.ofSeq pairs
 
@@ -126,7 +112,6 @@ module Parameters =
 
         Parameters(arr |> Array.map (fst >> ParameterKey), arr |> Array.map snd)
 
-    /// Values from the same keys (e.g. a direction or a gradient for these parameters).
     let withValues (values: Tensor[]) (ps: Parameters) = ps.WithValues values
 
     let map (f: Tensor -> Tensor) (ps: Parameters) = ps.Map(fun _ v -> f v)
@@ -135,18 +120,13 @@ module Parameters =
 
     let zerosLike (ps: Parameters) = map Tensor.zerosLike ps
 
-    /// Values without derivatives (constants at every nesting level).
     let detach (ps: Parameters) = map Tensor.detach ps
 
-    /// Σ over parameters of ⟨a, b⟩.
     let dot (a: Parameters) (b: Parameters) =
         Array.fold2 (fun acc (x: Tensor) (k: ParameterKey) -> acc + Tensor.toScalar (Tensor.dot x b.[k])) 0.0 a.ValueArray a.KeyArray
 
-    /// True when every value is finite.
     let allFinite (ps: Parameters) = ps.ValueArray |> Array.forall (fun v -> Tensor.toArray v |> Array.forall Double.IsFinite)
 
-    /// Matches `other` to `ps` by key, else by name: the values of `other` in the order of
-    /// `ps` (used for directions built separately from the parameters).
     let align (ps: Parameters) (other: Parameters) =
         ps.KeyArray
         |> Array.mapi (fun i k ->

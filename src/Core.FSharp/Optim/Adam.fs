@@ -3,9 +3,6 @@ namespace GroupedNewton
 open System
 open System.Collections.Generic
 
-/// Adam hyperparameters. `SecondMomentOfMomentum` is the K-BFGS authors' variant: the
-/// second moment averages the square of the (momentum) first moment instead of the square
-/// of the gradient; they use it with Beta2 = 0.9 and Epsilon = 1e-4.
 type AdamOptions = {
     LearningRate: float
     Beta1: float
@@ -24,7 +21,6 @@ type AdamOptions = {
         SecondMomentOfMomentum = false
     }
 
-    /// The K-BFGS authors' variant with their defaults.
     static member KbfgsAuthors = { AdamOptions.Defaults with Beta2 = 0.9; Epsilon = 1e-4; SecondMomentOfMomentum = true }
 
     member o.Validate() =
@@ -41,8 +37,6 @@ type AdamOptions = {
         if not (Double.IsFinite o.WeightDecay) || o.WeightDecay < 0.0 then
             invalidArg "WeightDecay" (sprintf "Adam: WeightDecay must be non-negative, got %g" o.WeightDecay)
 
-/// The Adam rule: m ← β₁m + (1−β₁)g, v ← β₂v + (1−β₂)g² (or m² in the authors' variant),
-/// direction m̂ / (√v̂ + ε) with bias corrections 1 − βᵗ.
 type AdamRule(options: AdamOptions) =
     inherit UpdateRule()
     do options.Validate()

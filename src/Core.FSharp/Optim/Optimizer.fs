@@ -5,7 +5,7 @@ open System.Collections.Generic
 open System.IO
 
 /// Parameters that share a learning rate. Schedulers change `LearningRate`.
-[<Sealed; AllowNullLiteral>]
+[<Sealed>]
 type ParamGroup(name: string, keys: ParameterKey[], learningRate: float) =
     do
         if Double.IsNaN learningRate || learningRate < 0.0 then

@@ -99,3 +99,105 @@ type ReduceDampingOnPlateau
             else
                 for s in 0 .. optimizer.Partition.Count - 1 do
                     optimizer.SetDamping(s, optimizer.Damping.[s] * factor)
+
+/// A per-step learning-rate schedule: a factor of the step t (the number of steps the
+/// optimizer has completed, from 0); before step t every group's rate becomes its initial
+/// rate times factor(t). Stateless: a resumed optimizer (its step count restored) gets the
+/// rates an uninterrupted run would have. Schedules compose: `Times` multiplies two
+/// factors, `Then` runs one schedule for a number of steps and the next one after it (its
+/// steps counted from 0 again). It sets the rates itself, so it replaces what a per-epoch
+/// scheduler (StepLR, ReduceLROnPlateau) set on the same optimizer. GroupedNewton computes
+/// its rates at every step and is refused (schedule its damping with ReduceDampingOnPlateau).
+[<RequireQualifiedAccess>]
+type LearningRateSchedule =
+    /// factor(t) = 1.
+    | Constant
+    /// factor(t) = start + (1 − start)·min(t, steps)/steps: from `startFactor` at step 0 up
+    /// to 1 at step `steps`, then 1.
+    | LinearWarmup of steps: int * startFactor: float
+    /// factor(t) = min + (1 − min)·(1 + cos(π·min(t, steps)/steps))/2: from 1 at step 0
+    /// down to `minFactor` at step `steps`, then `minFactor`.
+    | Cosine of steps: int * minFactor: float
+    /// factor(t) = first(t) · second(t).
+    | Times of first: LearningRateSchedule * second: LearningRateSchedule
+    /// factor(t) = first(t) for t < firstSteps, else next(t − firstSteps).
+    | Then of first: LearningRateSchedule * firstSteps: int * next: LearningRateSchedule
+
+/// Building, checking and applying per-step learning-rate schedules.
+[<RequireQualifiedAccess; CompilationRepresentation(CompilationRepresentationFlags.ModuleSuffix)>]
+module LearningRateSchedule =
+
+    /// A linear warm-up from `startFactor` (in [0, 1]) to 1 over `steps` (≥ 1) steps.
+    let linearWarmup (steps: int) (startFactor: float) = LearningRateSchedule.LinearWarmup(steps, startFactor)
+
+    /// A cosine decay from 1 to `minFactor` (in [0, 1]) over `steps` (≥ 1) steps.
+    let cosine (steps: int) (minFactor: float) = LearningRateSchedule.Cosine(steps, minFactor)
+
+    /// The product of two schedules' factors.
+    let times (first: LearningRateSchedule) (second: LearningRateSchedule) = LearningRateSchedule.Times(first, second)
+
+    /// `first` for `firstSteps` steps, then `next` from its own step 0: a warm-up followed
+    /// by a cosine decay is `andThen (linearWarmup w 0.0) w (cosine t 0.0)`.
+    let andThen (first: LearningRateSchedule) (firstSteps: int) (next: LearningRateSchedule) =
+        LearningRateSchedule.Then(first, firstSteps, next)
+
+    let private unit (what: string) (name: string) (v: float) =
+        if not (v >= 0.0 && v <= 1.0) then
+            invalidArg name (sprintf "LearningRateSchedule.%s: %s must be in [0, 1], got %g" what name v)
+
+    let private positive (what: string) (name: string) (v: int) =
+        if v < 1 then
+            invalidArg name (sprintf "LearningRateSchedule.%s: %s must be at least 1, got %d" what name v)
+
+    /// Raises ArgumentException naming the first bad value (a step count below 1, a factor
+    /// outside [0, 1]).
+    let rec validate (schedule: LearningRateSchedule) : unit =
+        match schedule with
+        | LearningRateSchedule.Constant -> ()
+        | LearningRateSchedule.LinearWarmup(steps, start) ->
+            positive "LinearWarmup" "steps" steps
+            unit "LinearWarmup" "startFactor" start
+        | LearningRateSchedule.Cosine(steps, minFactor) ->
+            positive "Cosine" "steps" steps
+            unit "Cosine" "minFactor" minFactor
+        | LearningRateSchedule.Times(a, b) ->
+            validate a
+            validate b
+        | LearningRateSchedule.Then(a, n, b) ->
+            positive "Then" "firstSteps" n
+            validate a
+            validate b
+
+    /// The factor before step `step` (from 0). Raises ArgumentException for a negative step.
+    let rec factor (schedule: LearningRateSchedule) (step: int) : float =
+        if step < 0 then
+            invalidArg "step" (sprintf "LearningRateSchedule: the step must be non-negative, got %d" step)
+
+        match schedule with
+        | LearningRateSchedule.Constant -> 1.0
+        | LearningRateSchedule.LinearWarmup(steps, start) -> start + (1.0 - start) * float (min step steps) / float steps
+        | LearningRateSchedule.Cosine(steps, minFactor) ->
+            minFactor
+            + (1.0 - minFactor) * 0.5 * (1.0 + Math.Cos(Math.PI * float (min step steps) / float steps))
+        | LearningRateSchedule.Times(a, b) -> factor a step * factor b step
+        | LearningRateSchedule.Then(a, n, b) -> if step < n then factor a step else factor b (step - n)
+
+    /// Raises ArgumentException for an optimizer whose rates are not set from outside
+    /// (GroupedNewton computes them at every step).
+    let checkOptimizer (_: LearningRateSchedule) (optimizer: Optimizer) =
+        if optimizer :? GroupedNewtonOptimizer then
+            invalidArg
+                "optimizer"
+                (sprintf
+                    "LearningRateSchedule: %s computes its learning rates at every step, so a schedule would be overwritten; schedule its damping with ReduceDampingOnPlateau instead"
+                    optimizer.Name)
+
+    /// Sets every group's rate to its initial rate times factor(optimizer.StepCount): the
+    /// rates of the optimizer's next step. Validates the schedule and the optimizer first.
+    let apply (schedule: LearningRateSchedule) (optimizer: Optimizer) : unit =
+        validate schedule
+        checkOptimizer schedule optimizer
+        let f = factor schedule optimizer.StepCount
+
+        for g in optimizer.Groups do
+            g.LearningRate <- g.InitialLearningRate * f

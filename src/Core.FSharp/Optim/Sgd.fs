@@ -3,7 +3,6 @@ namespace GroupedNewton
 open System
 open System.Collections.Generic
 
-/// SGD hyperparameters (PyTorch semantics).
 type SgdOptions = {
     LearningRate: float
     Momentum: float
@@ -32,8 +31,6 @@ type SgdOptions = {
                 "Nesterov"
                 (sprintf "SGD: Nesterov momentum needs Momentum > 0 and Dampening = 0 (got %g and %g)" o.Momentum o.Dampening)
 
-/// The SGD rule: d = g + wd·θ; with momentum, b ← g on the first step, else
-/// b ← μ·b + (1 − dampening)·d, and the direction is b (or d + μ·b with Nesterov).
 type SgdRule(options: SgdOptions) =
     inherit UpdateRule()
     do options.Validate()
@@ -65,10 +62,8 @@ type SgdRule(options: SgdOptions) =
         dir, { Step = state.Step + 1; Buffers = buffers }
 
 module Sgd =
-    /// An SGD optimizer over all parameters in one group.
     let create (options: SgdOptions) (ps: Parameters) =
         let rule = SgdRule options
         FirstOrderOptimizer(ps, OptimizerSupport.defaultGroups ps options.LearningRate, rule)
 
-    /// An SGD optimizer with explicit groups (each with its own learning rate).
     let createWithGroups (options: SgdOptions) (ps: Parameters) (groups: ParamGroup[]) = FirstOrderOptimizer(ps, groups, SgdRule options)

@@ -2,53 +2,34 @@ namespace GroupedNewton
 
 open System
 
-/// How the solver reached its answer.
 [<RequireQualifiedAccess>]
 type SolverPath =
-    /// No cubic term (λ = 0 or D = 0) and H̄ positive definite: η = H̄⁻¹ḡ.
     | Newton
-    /// H̄ positive definite: the admissible interval starts at 0.
     | Direct
-    /// H̄ indefinite, D invertible: x0 from the smallest eigenvalue of D⁻¹H̄D⁻¹.
     | Analytical
-    /// H̄ indefinite, D singular: x0 from the Schur complement that eliminates ker D.
     | Numerical
-    /// The minimiser lies on the boundary r = x0: completed with a null-space component.
     | HardCase
-    /// No minimiser (the model is unbounded below) or a numerical failure; see Message.
     | Failed
 
-/// The solution of the anisotropic cubic-regularised model and how it was found.
 type CubicSolution = {
-    /// One learning rate per subset (empty when Failed).
     Eta: float[]
-    /// r = ‖Dη‖.
     Radius: float
     Converged: bool
     Path: SolverPath
-    /// Left end of the admissible interval (smallest x with M(x) ⪰ 0).
     X0: float
-    /// Right end of the final bracket.
     X1: float
     Iterations: int
-    /// ‖M(r)η − ḡ‖.
     Residual: float
     Message: string
 }
 
 type CubicOptions = {
-    /// d_s ≤ threshold · max(d) counts as zero; relative, so the result stays invariant
-    /// under per-subset rescaling. 0: only exact zeros.
     SingularThreshold: float
     MaxIterations: int
 } with
 
     static member Defaults = { SingularThreshold = 0.0; MaxIterations = 200 }
 
-/// The anisotropic cubic-regularised Newton step on the S-dimensional model
-/// T(η) = −ḡᵀη + ½ηᵀH̄η + (λ/6)‖Dη‖³, D = Diag(d): the solution of largest ‖Dη‖ of
-/// η = (H̄ + (λ/2)‖Dη‖D²)⁻¹ḡ, i.e. the r ≥ x0 with r = ‖D M(r)⁻¹ ḡ‖, M(r) = H̄ + (λ/2) r D²,
-/// for which M(r) ⪰ 0 (the global minimiser of T). All in float64.
 module CubicRegularization =
     let private fail path x0 x1 iters msg = {
         Eta = [||]
@@ -290,11 +271,11 @@ module CubicRegularization =
                         elif x0 > 0.0 && r - x0 <= 1e-9 * x0 then boundary ()
                         else finish path x0 x1 (iters0 + it + iters) r (solveM r) "converged"
 
-    /// The solution with explicit options. The instance is first brought to a canonical
-    /// scale by the diagonal map e_i = 1/√|H̄_ii| (else 1/d_i, else 1/|ḡ_i|), under which
-    /// H̄ → EH̄E, ḡ → Eḡ, d → Ed and η = Eη′: an instance rescaled per subset (H̄ → AH̄A,
-    /// ḡ → Aḡ, d → Ad) maps to the same canonical instance, so every decision of the solver
-    /// (definiteness, hard case, thresholds) is invariant, as the method's claim requires.
+    // The canonical scale of an instance, to which every solve first brings it: the
+    // diagonal map e_i = 1/√|H̄_ii| (else 1/d_i, else 1/|ḡ_i|), under which
+    // H̄ → EH̄E, ḡ → Eḡ, d → Ed and η = Eη′: an instance rescaled per subset (H̄ → AH̄A,
+    // ḡ → Aḡ, d → Ad) maps to the same canonical instance, so every decision of the solver
+    // (definiteness, hard case, thresholds) is invariant, as the method's claim requires.
     let private canonicalScale (h: float[,]) (g: float[]) (d: float[]) =
         Array.init g.Length (fun i ->
             let hii = abs h.[i, i]
@@ -322,12 +303,8 @@ module CubicRegularization =
             let res = DenseAlgebra.norm (Array.map2 (-) (DenseAlgebra.matVec m eta) g)
             { sol with Eta = eta; Residual = res }
 
-    /// The solution with the default options (exact zeros of d count as singular).
     let solve (h: float[,]) (g: float[]) (d: float[]) (lambda: float) = solveWith CubicOptions.Defaults h g d lambda
 
-    /// η = H̄⁻¹ḡ without any definiteness requirement (the order-2 step), solved at the
-    /// canonical scale so that the singularity decision is invariant under per-subset
-    /// rescaling; None when H̄ is singular.
     let solveLinear (h: float[,]) (g: float[]) : float[] option =
         validate h g (Array.zeroCreate g.Length) 0.0
         let n = g.Length

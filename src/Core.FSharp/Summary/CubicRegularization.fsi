@@ -22,15 +22,19 @@ type CubicSolution = {
     Eta: float[]
     /// <summary>r = ‖Dη‖.</summary>
     Radius: float
+    /// <summary>Whether a solution was found (false exactly when Path is Failed).</summary>
     Converged: bool
+    /// <summary>How it was found.</summary>
     Path: SolverPath
     /// <summary>Left end of the admissible interval (smallest x with M(x) ⪰ 0).</summary>
     X0: float
     /// <summary>Right end of the final bracket.</summary>
     X1: float
+    /// <summary>Bracketing and root-finding iterations spent.</summary>
     Iterations: int
     /// <summary>‖M(r)η − ḡ‖.</summary>
     Residual: float
+    /// <summary>What happened, in words (for Failed: why).</summary>
     Message: string
 }
 
@@ -42,6 +46,7 @@ type CubicOptions = {
     MaxIterations: int
 } with
 
+    /// <summary>Exact zeros of d only (threshold 0), at most 200 iterations.</summary>
     static member Defaults: CubicOptions
 
 /// <summary>
@@ -49,8 +54,12 @@ type CubicOptions = {
 /// T(η) = −ḡᵀη + ½ηᵀH̄η + (λ/6)‖Dη‖³, D = Diag(d): the solution of largest ‖Dη‖ of
 /// η = (H̄ + (λ/2)‖Dη‖D²)⁻¹ḡ, the global minimiser of T, in float64.
 /// </summary>
-/// <remarks>Instances are solved at a canonical diagonal scale, so every decision is
-/// invariant under per-subset rescaling (H̄ → AH̄A, ḡ → Aḡ, d → Ad gives η/A).</remarks>
+/// <remarks>The solution is the r ≥ x0 with r = ‖D M(r)⁻¹ḡ‖, M(r) = H̄ + (λ/2)·r·D², for which
+/// M(r) ⪰ 0. H̄ is symmetrised, and every instance is first brought to a canonical scale by the
+/// diagonal map e_i = 1/√|H̄_ii| (else 1/d_i, else 1/|ḡ_i|): H̄ → EH̄E, ḡ → Eḡ, d → Ed, η = Eη′.
+/// An instance rescaled per subset (H̄ → AH̄A, ḡ → Aḡ, d → Ad) maps to the same canonical
+/// instance, so every decision of the solver (definiteness, hard case, thresholds) is invariant
+/// and the answer is η/A. Worked values and the solver's laws: docs/derivatives.md.</remarks>
 module CubicRegularization =
     /// <summary>The solution with explicit options.</summary>
     /// <exception cref="System.ArgumentException">sizes disagree, an entry is not finite, d is negative or λ is negative.</exception>

@@ -3,13 +3,9 @@ namespace GroupedNewton
 open System
 open System.Collections.Generic
 
-/// A partition is not valid for its parameters (a parameter in no subset or in two, an
-/// empty subset, an unknown name). The message names the offending parameter or subset.
 type PartitionException(message: string) =
     inherit ArgumentException(message)
 
-/// A partition of a parameter set into S non-empty, named subsets, keyed by parameter
-/// identity. Subset s holds whole tensors (every scalar of a tensor is in one subset).
 [<Sealed>]
 type Partition internal (names: string[], subsets: ParameterKey[][]) =
     let index = Dictionary<ParameterKey, int>(HashIdentity.Reference)
@@ -20,14 +16,11 @@ type Partition internal (names: string[], subsets: ParameterKey[][]) =
             for k in keys do
                 index.[k] <- s)
 
-    /// Number of subsets S.
     member _.Count = subsets.Length
     member _.Names = Array.copy names
-    /// The keys of subset s.
     member _.Subset(s: int) = Array.copy subsets.[s]
     member internal _.SubsetArray = subsets
 
-    /// Index of the subset holding a parameter.
     member _.SubsetOf(key: ParameterKey) =
         match index.TryGetValue key with
         | true, s -> s
@@ -46,8 +39,6 @@ type Partition internal (names: string[], subsets: ParameterKey[][]) =
 module Partition =
     let private fail msg = raise (PartitionException msg)
 
-    /// A partition from named subsets of keys, validated against the parameters: every
-    /// parameter in exactly one subset, no empty subset, no foreign key.
     let ofKeys (ps: Parameters) (subsets: (string * ParameterKey list) list) : Partition =
         if subsets.IsEmpty then
             fail "a partition needs at least one subset"
@@ -77,7 +68,6 @@ module Partition =
 
         Partition(names, subsets |> List.map (snd >> Array.ofList) |> Array.ofList)
 
-    /// Named subsets of parameter names; an unknown name is rejected by name.
     let byNames (ps: Parameters) (subsets: (string * string list) list) =
         let key (subset: string) (n: string) =
             if ps.Contains n then
@@ -87,17 +77,13 @@ module Partition =
 
         ofKeys ps (subsets |> List.map (fun (s, names) -> s, names |> List.map (key s)))
 
-    /// Named lists of parameter names plus a subset "rest" for every parameter not listed
-    /// (omitted when there is none).
     let byNamesWithRest (ps: Parameters) (subsets: (string * string list) list) =
         let listed = subsets |> List.collect snd |> HashSet
         let rest = ps.Names |> Array.filter (listed.Contains >> not) |> List.ofArray
         byNames ps (if rest.IsEmpty then subsets else subsets @ [ "rest", rest ])
 
-    /// One subset per tensor, in parameter order (the paper's choice).
     let canonical (ps: Parameters) = ofKeys ps [ for k in ps.KeyArray -> k.Name, [ k ] ]
 
-    /// A single subset: the step becomes an exact line search along u.
     let trivial (ps: Parameters) = ofKeys ps [ "all", List.ofArray ps.KeyArray ]
 
     let private suffix (name: string) =
@@ -110,8 +96,6 @@ module Partition =
         | -1 -> name
         | i -> name.Substring(0, i)
 
-    /// Subsets by name suffix ("weight", "bias", ...), in the order given, plus "rest";
-    /// empty subsets are dropped.
     let bySuffix (ps: Parameters) (suffixes: string list) =
         let groups = [
             for sfx in suffixes do
@@ -125,21 +109,17 @@ module Partition =
         let rest = ps.KeyArray |> Array.filter (used.Contains >> not) |> List.ofArray
         ofKeys ps (if rest.IsEmpty then groups else groups @ [ "rest", rest ])
 
-    /// {all weights}, {all biases}, {anything else}.
     let weightsBiases (ps: Parameters) = bySuffix ps [ "weight"; "bias" ]
 
-    /// The layers in order: parameters whose names share the prefix before the last '.'.
+    // The layers in order: parameters whose names share the prefix before the last '.'.
     let private layers (ps: Parameters) =
         ps.KeyArray
         |> Array.map (fun k -> layerOf k.Name)
         |> Array.distinct
         |> Array.map (fun l -> l, ps.KeyArray |> Array.filter (fun k -> layerOf k.Name = l) |> List.ofArray)
 
-    /// One subset per layer ("0.weight" and "0.bias" together).
     let perLayer (ps: Parameters) = ofKeys ps (layers ps |> List.ofArray)
 
-    /// n consecutive blocks of layers, each split into a weight subset and a bias subset
-    /// (2n subsets, empty ones dropped); a tensor that is neither is rejected.
     let blocks (n: int) (ps: Parameters) =
         let ls = layers ps
 
@@ -164,7 +144,6 @@ module Partition =
                         yield sprintf "block%d.%s" b sfx, ks
         ]
 
-    /// Layers i with i mod n = r together (n subsets).
     let alternate (n: int) (ps: Parameters) =
         let ls = layers ps
 
@@ -180,12 +159,8 @@ module Partition =
                 ]
         ]
 
-    /// The names `parse` accepts, as shown in messages and help texts.
     let grammar = "canonical, trivial, weights-biases (wb), per-layer (layers), blocks-N, alternate-N"
 
-    /// The normalised form of a partition name (trimmed, lower case) when it is in the
-    /// grammar; raises PartitionException naming the value otherwise. Needs no parameters,
-    /// so callers can check a name before building a model.
     let checkName (name: string) : string =
         let n = name.Trim().ToLowerInvariant()
 
@@ -205,8 +180,6 @@ module Partition =
         | _ when numbered "blocks-" || numbered "alternate-" -> n
         | _ -> fail (sprintf "unknown partition '%s' (expected %s)" name grammar)
 
-    /// A partition by name: canonical, trivial, weights-biases (or wb), per-layer,
-    /// blocks-N, alternate-N.
     let parse (ps: Parameters) (name: string) =
         match checkName name with
         | "canonical" -> canonical ps

@@ -3,36 +3,15 @@ namespace GroupedNewton
 open System
 open GroupedNewton.Autodiff
 
-/// The derivatives of a loss along a direction u according to a partition (float64):
-/// ḡ_s = ⟨∇_{T_s}L, u_s⟩, H̄_st = u_sᵀ H u_t (exactly symmetric), D̄_sss = D³L[u_s, u_s, u_s].
-type PartitionSummary = {
-    Gradient: float[]
-    Hessian: float[,]
-    /// D̄_sss (empty when the third order was not requested).
-    ThirdDiagonal: float[]
-    /// The loss at θ.
-    Loss: float
-    /// Reverse sweeps spent (the reference spends 1 + 2S; this computes 1 + S).
-    ReversePasses: int
-}
+type PartitionSummary = { Gradient: float[]; Hessian: float[,]; ThirdDiagonal: float[]; Loss: float; ReversePasses: int }
 
-/// What a summary computes.
 type SummaryOptions = {
-    /// Compute D̄ (off: H̄ and ḡ only).
     ThirdOrder: bool
-    /// Keep only the diagonal of H̄.
     DiagonalOnly: bool
 } with
 
     static member Defaults = { ThirdOrder = true; DiagonalOnly = false }
 
-/// Derivatives according to a partition, by composed nested differentiation of the
-/// restricted function φ(η) = L(θ − Σ_s η_s u_s) at η = 0: ḡ = −∇φ, H̄ = ∇²φ, D̄ = −∇³φ.
-/// Each η_s is its own scalar, so a derivative along e_t perturbs only subset t's tensors:
-/// the others stay constants at that level and cost nothing. One reverse pass gives ḡ;
-/// one forward∘reverse∘forward pass per subset t gives H̄_ts for s ≥ t (the rest by
-/// symmetry) and D̄_ttt; the reverse level covers only η_{s≥t}, so subsets before t, and
-/// the layers only they feed, are never differentiated in that pass.
 module Summary =
     let private checkFinite (what: string) (v: float) (s: int) =
         if not (Double.IsFinite v) then
@@ -115,8 +94,6 @@ module Summary =
         let one = (Tensor.cast dtype (Tensor.scalar 1.0)).Node
         dirs, subsetOf, zero, one
 
-    /// ḡ, H̄ and (optionally) the third-order rows for a loss closure, parameters, a
-    /// partition and a direction u (keyed like the parameters, by identity or by name).
     let computeWith
         (options: SummaryOptions)
         (loss: Parameters -> Tensor)
@@ -244,11 +221,8 @@ module Summary =
                 ReversePasses = sweeps.[0]
             })
 
-    /// ḡ, H̄ and the diagonal of D̄.
     let compute loss ps partition u = computeWith SummaryOptions.Defaults loss ps partition u
 
-    /// The full symmetric tensor of order n ≥ 1 (shape S^n, row-major, float64):
-    /// entry (s1, …, sn) = Dⁿ L[u_s1, …, u_sn], by nested Jacobians of φ.
     let tensor (order: int) (loss: Parameters -> Tensor) (ps: Parameters) (partition: Partition) (u: Parameters) : float[] =
         if order < 1 then
             invalidArg "order" (sprintf "summary tensor: the order must be at least 1, got %d" order)

@@ -31,13 +31,19 @@ type SummaryOptions = {
 /// </summary>
 /// <remarks>
 /// Each η_s is its own scalar, so a derivative along one subset perturbs only that subset's
-/// tensors. One reverse pass gives ḡ; one forward∘reverse∘forward pass per subset t gives
-/// H̄_ts for s ≥ t (the rest by symmetry) and D̄_ttt. The direction u is matched to the
-/// parameters by identity, else by name.
+/// tensors: the others stay constants at that level and cost nothing. One reverse pass gives ḡ;
+/// one forward∘reverse∘forward pass per subset t gives H̄_ts for s ≥ t (the rest by symmetry)
+/// and D̄_ttt; that pass's reverse level covers only η_{s≥t}, so subsets before t, and the
+/// layers only they feed, are never differentiated in it. The direction u is matched to the
+/// parameters by identity, else by name. Formulas: docs/groupednewton.md; laws and worked
+/// values: docs/derivatives.md.
 /// </remarks>
 module Summary =
-    /// <summary>ḡ, H̄ and (optionally) diag D̄ for a loss closure, parameters, a partition and a direction.</summary>
-    /// <exception cref="GroupedNewton.OptimizationException">a summary entry is not finite.</exception>
+    /// <summary>ḡ, H̄ and (optionally) diag D̄ for a loss closure, parameters, a partition and a direction u
+    /// (keyed like the parameters, by identity or by name), as options say.</summary>
+    /// <exception cref="GroupedNewton.OptimizationException">a diagonal entry of H̄ or D̄, or an entry of ḡ, is not finite (the message names the subset).</exception>
+    /// <exception cref="System.ArgumentException">u lacks a value for a parameter.</exception>
+    /// <exception cref="GroupedNewton.ShapeMismatchException">a direction's shape differs from its parameter's.</exception>
     /// <exception cref="GroupedNewton.DtypeMismatchException">the direction's dtype differs from a parameter's.</exception>
     val computeWith:
         options: SummaryOptions ->
@@ -55,4 +61,5 @@ module Summary =
 
     /// <summary>The full symmetric tensor of order n ≥ 1 (S^n entries, row-major):
     /// entry (s1, …, sn) = Dⁿ L[u_s1, …, u_sn], by nested Jacobians of φ.</summary>
+    /// <exception cref="System.ArgumentException">order is below 1.</exception>
     val tensor: order: int -> loss: (Parameters -> Tensor) -> ps: Parameters -> partition: Partition -> u: Parameters -> float[]

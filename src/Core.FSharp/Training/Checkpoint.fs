@@ -4,24 +4,16 @@ open System
 open System.Collections.Generic
 open System.IO
 
-/// What a checkpoint records about its run beside parameters and optimizer state: the run's
-/// configuration (name → value, as the writer chooses to spell them; compared on resume),
-/// the position of the curvature stream and the loss the divergence guard measures against.
 type RunRecord = {
     Settings: (string * string) list
     CurvaturePosition: int64 option
-    /// The first training step's loss of the run (None before the first step).
     ReferenceLoss: float option
 } with
 
     static member Empty = { Settings = []; CurvaturePosition = None; ReferenceLoss = None }
 
-/// What `Checkpoint.readInfo` finds in a checkpoint file.
 type CheckpointInfo = { Path: string; Epoch: int; Model: string; Run: RunRecord }
 
-/// A training checkpoint: the epoch reached, the parameter values, the optimizer state and
-/// the run record, in one file written atomically (temporary file, then rename). One format
-/// for the trainer, the command line and the C# facade.
 module Checkpoint =
     let private paramPrefix = "param."
     let private optPrefix = "optimizer."
@@ -30,7 +22,6 @@ module Checkpoint =
     let private curvatureLow = "run.curvature.low"
     let private referenceLoss = "run.reference_loss"
 
-    /// The entries of a checkpoint.
     let entries (epoch: int) (model: Model) (optimizer: Optimizer) (run: RunRecord) : (string * StoreValue) list = [
         yield "kind", StoreValue.Text "checkpoint"
         yield "model", StoreValue.Text model.Name
@@ -53,11 +44,9 @@ module Checkpoint =
         yield! Distributed.checkpointEntries ()
     ] // data-parallel hook: the number of ranks
 
-    /// Writes a checkpoint of (epoch, parameters, optimizer state, run record) to `path`.
     let saveRun (path: string) (epoch: int) (model: Model) (optimizer: Optimizer) (run: RunRecord) =
         TensorStore.save path (entries epoch model optimizer run)
 
-    /// Writes a checkpoint of (epoch, parameters, optimizer state) to `path`.
     let save (path: string) (epoch: int) (model: Model) (optimizer: Optimizer) = saveRun path epoch model optimizer RunRecord.Empty
 
     let private checkKind (path: string) (d: IReadOnlyDictionary<string, StoreValue>) =
@@ -95,7 +84,6 @@ module Checkpoint =
 
         { Settings = settings; CurvaturePosition = position; ReferenceLoss = reference }
 
-    /// The epoch, model name and run record of a checkpoint (the file is fully verified).
     let readInfo (path: string) : CheckpointInfo =
         let d = TensorStore.load path
         checkKind path d
@@ -133,16 +121,12 @@ module Checkpoint =
 
             v)
 
-    /// The parameter values stored in a checkpoint, for a model of the same name and shapes.
     let loadParameters (path: string) (model: Model) : Parameters =
         let d = TensorStore.load path
         checkKind path d
         let ps = model.Parameters
         ps.WithValues(parametersFrom path d model ps)
 
-    /// Restores a checkpoint into the optimizer (parameters and state), sets the curvature
-    /// stream's position when the checkpoint records one, and returns what the file holds.
-    /// Everything is validated before anything changes.
     let restore (path: string) (model: Model) (optimizer: Optimizer) (curvature: CurvatureStream option) : CheckpointInfo =
         let d = TensorStore.load path
         checkKind path d
@@ -177,15 +161,10 @@ module Checkpoint =
 
         { Path = path; Epoch = epoch; Model = model.Name; Run = run }
 
-    /// Restores a checkpoint into the optimizer (parameters and state) and returns the
-    /// epoch it was written after. Everything is validated before anything changes.
     let load (path: string) (model: Model) (optimizer: Optimizer) : int = (restore path model optimizer None).Epoch
 
-    /// The checkpoint file name for an epoch inside a folder ("epoch-0012.ckpt"; more digits
-    /// past 9999).
     let fileFor (folder: string) (epoch: int) = Path.Combine(folder, sprintf "epoch-%04d.ckpt" epoch)
 
-    /// The epoch a checkpoint file name stands for ("epoch-0012.ckpt" → 12), if it is one.
     let epochOfName (path: string) : int option =
         let name =
             match Path.GetFileName path with
@@ -201,8 +180,6 @@ module Checkpoint =
         else
             None
 
-    /// The checkpoint files in a folder, newest epoch first (by the number in the name, so
-    /// the order holds for any epoch count).
     let all (folder: string) : string list =
         if not (Directory.Exists folder) then
             []
@@ -213,11 +190,8 @@ module Checkpoint =
             |> Array.map snd
             |> List.ofArray
 
-    /// The latest checkpoint in a folder, if any.
     let latest (folder: string) = all folder |> List.tryHead
 
-    /// Removes the checkpoints of epochs before `epoch` except the newest `keep` of them (the
-    /// checkpoint of `epoch` itself and later ones are never touched).
     let prune (folder: string) (epoch: int) (keep: int) =
         let older =
             all folder
@@ -229,8 +203,6 @@ module Checkpoint =
         for f in older |> List.skip (min keep older.Length) do
             File.Delete f
 
-    /// Removes the temporary files an interrupted checkpoint write left in a folder (only
-    /// the atomic-write temporaries of checkpoint files); returns their names.
     let removeTemporaries (folder: string) : string list =
         if not (Directory.Exists folder) then
             []

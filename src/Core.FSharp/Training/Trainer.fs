@@ -45,6 +45,16 @@ type TrainerOptions = {
     Curvature: CurvatureStream option
     /// The run's configuration as name → value pairs, recorded in every checkpoint.
     RunSettings: (string * string) list
+    /// Some n: an epoch ends after at most n steps (the first n batches of its shuffled
+    /// order); None: every batch of the training set. Default None.
+    MaxStepsPerEpoch: int option
+    /// Whether the training set is evaluated after every epoch (a full pass for its
+    /// accuracy). When false the epoch's `Train.Accuracy` is NaN; `Train.Loss` is the mean
+    /// of the epoch's step losses either way. Default true.
+    EvaluateTrainingSet: bool
+    /// A per-step learning-rate schedule applied before every step (see
+    /// LearningRateSchedule); None leaves the rates alone. Default None.
+    Schedule: LearningRateSchedule option
 } with
 
     static member Defaults = {
@@ -60,6 +70,9 @@ type TrainerOptions = {
         ReferenceLoss = None
         Curvature = None
         RunSettings = []
+        MaxStepsPerEpoch = None
+        EvaluateTrainingSet = true
+        Schedule = None
     }
 
 /// What a running training reports.
@@ -112,6 +125,51 @@ module Trainer =
             invalidArg "DivergenceFactor" (sprintf "Trainer: DivergenceFactor must be a finite number above 1, got %g" f)
         | _ -> ()
 
+        match o.MaxStepsPerEpoch with
+        | Some n when n < 1 -> invalidArg "MaxStepsPerEpoch" (sprintf "Trainer: MaxStepsPerEpoch must be at least 1, got %d" n)
+        | _ -> ()
+
+        o.Schedule |> Option.iter LearningRateSchedule.validate
+
+    /// Raises ShapeMismatchException, before any step, when a data set's samples do not have
+    /// the model's input shape (naming the data set and both shapes), or when a
+    /// classification set has more classes than the model has outputs.
+    let checkData (model: Model) (objective: Objective) (data: TrainingData) =
+        let sets = [ "training", Some data.Train; "validation", data.Validation; "test", data.Test ]
+
+        for role, set in sets do
+            match set with
+            | Some d when d.SampleShape <> model.InputShape ->
+                raise (
+                    ShapeMismatchException(
+                        sprintf
+                            "Trainer: model '%s' takes samples of shape %s, but the %s set %s has samples of shape %s"
+                            model.Name
+                            (Shape.str model.InputShape)
+                            role
+                            d.Name
+                            (Shape.str d.SampleShape)
+                    )
+                )
+            | Some d when
+                objective = Objective.Classification
+                && d.IsClassification
+                && model.OutputShape.Length = 1
+                && d.Classes > model.OutputShape.[0]
+                ->
+                raise (
+                    ShapeMismatchException(
+                        sprintf
+                            "Trainer: model '%s' has outputs of shape %s, too few for the %d classes of the %s set %s"
+                            model.Name
+                            (Shape.str model.OutputShape)
+                            d.Classes
+                            role
+                            d.Name
+                    )
+                )
+            | _ -> ()
+
     /// Validates the options (ArgumentException naming the field).
     let validateOptions (o: TrainerOptions) = validate o
 
@@ -137,9 +195,11 @@ module Trainer =
                 | _ -> None
 
     /// Trains from `startEpoch` (0 for a new run) to `options.Epochs`. Each epoch runs the
-    /// optimizer over shuffled batches, evaluates, writes metrics and a checkpoint, and
-    /// reports events. Cancellation is honoured between steps: the run stops after a whole
-    /// step, leaving a usable model. Returns the metrics of the epochs it ran.
+    /// optimizer over shuffled batches (at most MaxStepsPerEpoch of them), evaluates, writes
+    /// metrics and a checkpoint, and reports events. Before the first step the data sets'
+    /// sample shapes are checked against the model (ShapeMismatchException naming both).
+    /// Cancellation is honoured between steps: the run stops after a whole step, leaving a
+    /// usable model. Returns the metrics of the epochs it ran.
     let run
         (model: Model)
         (optimizer: Optimizer)
@@ -150,6 +210,8 @@ module Trainer =
         (cancel: CancellationToken)
         : EpochMetrics list =
         validate options
+        checkData model options.Objective data
+        options.Schedule |> Option.iter (fun s -> LearningRateSchedule.checkOptimizer s optimizer)
 
         DataParallel.checkStart
             model
@@ -197,9 +259,15 @@ module Trainer =
             let mutable everyRateZero = true
             use e = (Loader.batches loaderOptions data.Train epoch).GetEnumerator()
 
-            while not (stop.Check()) && e.MoveNext() do
+            let capped () =
+                match options.MaxStepsPerEpoch with
+                | Some n -> steps >= n
+                | None -> false
+
+            while not (capped ()) && not (stop.Check()) && e.MoveNext() do
                 let b = e.Current
                 let input, batchLoss = DataParallel.stepShard options.Objective b // data-parallel hook: this rank's rows
+                options.Schedule |> Option.iter (fun s -> LearningRateSchedule.apply s optimizer)
 
                 let loss =
                     try
@@ -236,7 +304,7 @@ module Trainer =
                 let ev d = Some(evaluate model ps options.Objective options.EvalBatchSize options.Dtype d)
 
                 let trainAcc =
-                    if options.Objective = Objective.Classification then
+                    if options.Objective = Objective.Classification && options.EvaluateTrainingSet then
                         (evaluate model ps options.Objective options.EvalBatchSize options.Dtype data.Train).Accuracy
                     else
                         nan

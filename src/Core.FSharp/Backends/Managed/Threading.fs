@@ -132,21 +132,36 @@ module internal Threading =
         | s ->
             match Int32.TryParse s with
             | true, n when n >= 1 -> n
-            | _ -> Fail.backend (sprintf "GROUPEDNEWTON_THREADS must be a positive integer, got '%s'" s)
+            | _ ->
+                Fail.backend (
+                    sprintf
+                        "GROUPEDNEWTON_THREADS must be a positive integer, got '%s' (unset it, or set the thread count in code before the first tensor operation)"
+                        s
+                )
 
-    let mutable private threads = fromEnv ()
+    /// 0 until the count is set or first read (GROUPEDNEWTON_THREADS is read then, so a bad
+    /// value is a BackendException at first use, and a count set in code overrides it).
+    let mutable private chosen = 0
     let mutable private team: WorkerTeam option = None
     let private teamLock = obj ()
 
     /// Number of threads the managed kernels (and OpenBLAS) may use.
-    let get () = threads
+    let get () =
+        match chosen with
+        | 0 ->
+            chosen <- fromEnv ()
+            chosen
+        | n -> n
 
     /// Sets the thread count (>= 1).
     let set (n: int) =
         if n < 1 then
             Fail.backend (sprintf "thread count must be at least 1, got %d" n)
 
-        threads <- n
+        chosen <- n
+
+    /// Forgets the count, so that the next read takes GROUPEDNEWTON_THREADS again (tests).
+    let internal reset () = chosen <- 0
 
     /// The team for the current thread count (threads − 1 workers), made on first use.
     let private teamFor (t: int) =
@@ -168,7 +183,7 @@ module internal Threading =
 
     /// Runs body 0 … parts−1, in parallel on up to `threads` threads when parts > 1.
     let forParts (parts: int) (body: int -> unit) =
-        let t = threads
+        let t = get ()
 
         if parts <= 1 || t <= 1 then
             for p in 0 .. parts - 1 do
@@ -184,7 +199,7 @@ module internal Threading =
         if n = 0 then
             StoragePool.zeros size
         else
-            let t = max 1 (min threads n)
+            let t = max 1 (min (get ()) n)
             let chunk = (n + t - 1) / t
             let parts = (n + chunk - 1) / chunk
             let partial: 'T[][] = Array.init parts (fun _ -> StoragePool.zeros size)
@@ -209,7 +224,7 @@ module internal Threading =
     /// up to four chunks per thread, claimed as threads come free, so a worker that wakes
     /// late takes fewer chunks instead of holding the caller up.
     let forRanges (n: int) (work: int64) (body: int -> int -> unit) =
-        let t = min threads n
+        let t = min (get ()) n
 
         if t <= 1 || work < int64 MinParallelWork then
             body 0 n

@@ -1,12 +1,16 @@
 // A walk through GroupedNewton from F#: a model, the summary tensors of one batch, one
 // GroupedNewton step, and the paper's invariance claim checked on a reparameterised model.
 //
-//   dotnet build -c Release src/Core.FSharp
-//   dotnet fsi samples/FSharpWalkthrough.fsx
+//   dotnet pack GroupedNewton.sln -c Release -o out/packages
+//   dotnet fsi samples/FSharpWalkthrough/FSharpWalkthrough.fsx
 //
-// Everything is seeded: two runs print the same numbers.
+// It uses the GroupedNewton.Core package as F# scripts use packages: the nuget.config next to
+// this file adds out/packages to the package sources; a folder elsewhere is added with a line
+// `#i "nuget: /absolute/path/to/packages"` above the `#r` (tests/Package.Tests runs this script
+// that way against its own freshly packed folder). Everything is seeded: two runs print the
+// same numbers.
 
-#r "../src/Core.FSharp/bin/Release/net10.0/GroupedNewton.Core.dll"
+#r "nuget: GroupedNewton.Core, 0.2.0"
 
 open System
 open GroupedNewton
@@ -103,3 +107,8 @@ let sgdGap =
     compareRuns "SGD" (fun p _ -> Sgd.create { SgdOptions.Defaults with LearningRate = 0.05; Momentum = 0.9 } p :> Optimizer)
 
 printfn "GroupedNewton is invariant (gap %.1g, rounding only); SGD is not (gap %.2g)." gnGap sgdGap
+
+// the claim, checked: a script run that does not show it fails
+if not (gnGap < 1e-9 && sgdGap > 1e-3) then
+    eprintfn "the invariance claim does not hold here: GroupedNewton gap %g, SGD gap %g" gnGap sgdGap
+    exit 1
