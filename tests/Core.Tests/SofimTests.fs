@@ -184,29 +184,75 @@ let ``SOFIM state saved mid-run resumes to the same trajectory`` () =
         if IO.File.Exists path then
             IO.File.Delete path
 
+let private managed = BackendRegistry.get "managed"
+let private onManaged (t: Tensor) = Tensor.toBackend managed t
+
 [<Test>]
-let ``the fused float32 path equals the tensor route (decay, momentum, every scope)`` () =
+let ``the fused float32 path runs and equals the tensor route (decay, momentum, every scope)`` () =
     let ps =
         Parameters.ofSeq [
-            "0.weight", Tensor.randnOf Dtype.Float32 1 [| 37; 11 |]
-            "0.bias", Tensor.randnOf Dtype.Float32 2 [| 37 |]
-            "1.weight", Tensor.randnOf Dtype.Float32 3 [| 5 |]
+            "0.weight", onManaged (Tensor.randnOf Dtype.Float32 1 [| 37; 11 |])
+            "0.bias", onManaged (Tensor.randnOf Dtype.Float32 2 [| 37 |])
+            "1.weight", onManaged (Tensor.randnOf Dtype.Float32 3 [| 5 |])
         ]
 
-    for scope in [ SofimScope.Model; SofimScope.Layer; SofimScope.Tensor ] do
-        let rule = SofimRule { SofimOptions.Defaults with WeightDecay = 0.01; Scope = scope }
-        let mutable fused = RuleState.Empty
-        let mutable plain = RuleState.Empty
+    for decay in [ 0.0; 0.01 ] do
+        for scope in [ SofimScope.Model; SofimScope.Layer; SofimScope.Tensor ] do
+            let rule = SofimRule { SofimOptions.Defaults with WeightDecay = decay; Scope = scope }
+            let mutable fused = RuleState.Empty
+            let mutable plain = RuleState.Empty
 
-        for step in 1..3 do
-            let grad = ps.Map(fun k v -> Tensor.randnOf Dtype.Float32 (10 * step + int k.Id % 7) v.Shape)
-            let d1, s1 = rule.Direction(ps, grad, fused)
-            let d2, s2 = rule.TensorDirection(ps, grad, plain)
+            for step in 1..3 do
+                let grad =
+                    ps.Map(fun k v -> onManaged (Tensor.randnOf Dtype.Float32 (10 * step + int k.Id % 7) v.Shape))
 
-            for k in ps.Keys do
-                // identical float32 arithmetic per element; only the float64 sum ‖m̂‖² is ordered differently
-                assertAllClose 1e-6 (sprintf "%A step %d direction %s" scope step k.Name) (Tensor.toArray d2.[k]) (Tensor.toArray d1.[k])
-                Assert.That(Tensor.toArray s1.Buffers.[k].[0], equalTo (Tensor.toArray s2.Buffers.[k].[0]), sprintf "moment %s" k.Name)
+                let d1, s1 = rule.Direction(ps, grad, fused)
+                Assert.That(rule.FusedSteps, equalTo step, sprintf "%A decay %g step %d took the fused kernels" scope decay step)
+                let d2, s2 = rule.TensorDirection(ps, grad, plain)
 
-            fused <- s1
-            plain <- s2
+                for k in ps.Keys do
+                    // identical float32 arithmetic per element; only the float64 sum ‖m̂‖² is ordered differently
+                    assertAllClose
+                        1e-6
+                        (sprintf "%A decay %g step %d direction %s" scope decay step k.Name)
+                        (Tensor.toArray d2.[k])
+                        (Tensor.toArray d1.[k])
+
+                    Assert.That(Tensor.toArray s1.Buffers.[k].[0], equalTo (Tensor.toArray s2.Buffers.[k].[0]), sprintf "moment %s" k.Name)
+
+                fused <- s1
+                plain <- s2
+
+[<Test>]
+let ``float64 parameters and the gradient direction take the tensor route`` () =
+    let ps64 = Parameters.ofSeq [ "w", onManaged (Tensor.randnOf Dtype.Float64 4 [| 9 |]) ]
+    let rule = SofimRule SofimOptions.Defaults
+    let d, _ = rule.Direction(ps64, ps64.Map(fun _ v -> 0.5 * v), RuleState.Empty)
+    Assert.That(rule.FusedSteps, equalTo 0)
+
+    assertAllClose
+        1e-15
+        "float64 direction"
+        (Tensor.toArray (rule.TensorDirection(ps64, ps64.Map(fun _ v -> 0.5 * v), RuleState.Empty) |> fst).["w"])
+        (Tensor.toArray d.["w"])
+
+    let ps32 = Parameters.ofSeq [ "w", onManaged (Tensor.randnOf Dtype.Float32 4 [| 9 |]) ]
+    let gradientRule = SofimRule { SofimOptions.Defaults with Direction = SofimDirection.Gradient }
+    gradientRule.Direction(ps32, ps32.Map(fun _ v -> 0.5 * v), RuleState.Empty) |> ignore
+    Assert.That(gradientRule.FusedSteps, equalTo 0)
+
+[<Test>]
+let ``the managed fused kernels equal the composed kernels bit for bit`` () =
+    let raw seed n = (onManaged (Tensor.randnOf Dtype.Float32 seed [| n |])).Raw
+    // 37 elements: whole SIMD vectors and a scalar tail
+    let theta, g, prev = raw 5 37, raw 6 37, raw 7 37
+    let bits (r: RawTensor) = managed.ToArray r :?> float32[]
+    let m, norm2 = (managed.FusedMoment(theta, g, Some prev, 0.01, 0.9, 1.25)).Value
+    let gd = managed.AddScaled(g, theta, 0.01)
+    let composed = managed.AddScaled(managed.MulScalar(gd, 0.1), managed.MulScalar(prev, 0.9), 1.0)
+    Assert.That(bits m, equalTo (bits composed), "moment")
+    let expected = bits m |> Array.sumBy (fun v -> let h = float (v * 1.25f) in h * h)
+    assertAllClose 1e-12 "Σ (m·scale)²" [| expected |] [| norm2 |]
+    Assert.That(bits (managed.MulScalar2(m, 0.8, 1.7)), equalTo (bits (managed.MulScalar(managed.MulScalar(m, 0.8), 1.7))), "(t·a)·b")
+    let f64 = (onManaged (Tensor.randnOf Dtype.Float64 8 [| 37 |])).Raw
+    Assert.That(managed.FusedMoment(f64, f64, None, 0.0, 0.9, 1.0).IsNone, "no fused kernel for float64")

@@ -25,7 +25,7 @@ type KbfgsOptimizer internal (model: Model, options: KbfgsOptions, limited: bool
 
     let infos = setup.Selection.Layers
     let trainable = Model.trainableLayers model
-    let schema = KbfgsStep.schema setup model.Parameters
+    let schema = KbfgsStateSchema.schema setup model.Parameters
 
     let rates =
         StateSchema.groupRates (OptimizerSupport.defaultGroups model.Parameters options.LearningRate)
@@ -92,7 +92,7 @@ type KbfgsOptimizer internal (model: Model, options: KbfgsOptions, limited: bool
     member _.LayerCounts =
         match state.Layers with
         | Some ls -> ls |> Array.map (fun l -> l.Counts)
-        | None -> infos |> Array.map KbfgsStep.zeroCounts
+        | None -> infos |> Array.map KbfgsLayerUpdate.zeroCounts
 
     /// The warm start of the moving-average A (docs/kbfgs.md, "The A side"): one pass over the
     /// batches (for example a loader's epoch mapped to its inputs) with no parameter update,
@@ -102,7 +102,7 @@ type KbfgsOptimizer internal (model: Model, options: KbfgsOptions, limited: bool
         if state.Layers.IsSome then
             invalidOp (sprintf "%s: the warm start must come before the first step (the factors exist, step %d)" display state.Step)
 
-        let keepsA (i: PreconditionedLayer) = KbfgsStep.aStatisticOf options i = KbfgsAStatistic.MovingAverage
+        let keepsA (i: PreconditionedLayer) = KbfgsLayerUpdate.aStatisticOf options i = KbfgsAStatistic.MovingAverage
 
         if not (infos |> Array.exists keepsA) then
             invalidOp (
@@ -128,7 +128,7 @@ type KbfgsOptimizer internal (model: Model, options: KbfgsOptions, limited: bool
                     let rows = KroneckerLayers.activationRows i.Layer inputs.[i.Position]
 
                     let ab =
-                        KbfgsAlgebra.batchCovariance (Tensor.cast (KbfgsStep.productDtype options rows) rows) x.Shape.[0]
+                        KbfgsAlgebra.batchCovariance (Tensor.cast (KbfgsLayerUpdate.productDtype options rows) rows) x.Shape.[0]
 
                     let w = 1.0 / float j
                     acc.[li] <- Bfgs.blend (1.0 - w) acc.[li] w ab

@@ -2,8 +2,6 @@ namespace GroupedNewton
 
 open System
 open System.Collections.Generic
-open System.Numerics
-open GroupedNewton.Backends.Managed
 
 /// Which vector the regularised Fisher inverse is applied to.
 [<RequireQualifiedAccess>]
@@ -76,122 +74,69 @@ type SofimRule(options: SofimOptions) =
 
     let sum64 (t: Tensor) = Tensor.toArray t |> Array.sum
 
-    /// The float32 storage of a managed tensor holding exactly its elements.
-    let managed32 (x: Tensor) =
-        match x.Raw with
-        | :? CpuTensor as c ->
-            match c.Storage with
-            | F32 a when a.Length = x.Numel -> Some a
-            | _ -> None
-        | _ -> None
+    let mutable fusedSteps = 0
 
-    let wrap32 (like: Tensor) (a: float32[]) = Tensor(Autodiff.Const(CpuTensor(like.Raw.Backend, like.Shape, F32 a) :> RawTensor))
-
-    /// The momentum direction for float32 tensors of the managed backend in two fused SIMD
-    /// passes per tensor instead of six (the step's cost must stay close to SGD-momentum's).
-    /// Every element goes through the float32 operations of the tensor route in the same
-    /// order (coupled decay θ·wd + g, g·(1 − β) + b·β, m·(1/bc), m̂·(1/(ρ + ‖m̂‖²))); only
-    /// the float64 sum ‖m̂‖² is accumulated in SIMD lanes instead of index order. None when
-    /// a tensor is not such a tensor or the variant is not the momentum direction.
+    /// The momentum direction through the backends' fused kernels (Backend.FusedMoment, then
+    /// Backend.MulScalar2): on the managed backend two SIMD passes per float32 tensor instead
+    /// of six (the step's cost must stay close to SGD-momentum's). Every element goes through
+    /// the float32 operations of the tensor route in the same order (coupled decay θ·wd + g,
+    /// g·(1 − β) + b·β, m·(1/bc), m̂·(1/(ρ + ‖m̂‖²))); only the float64 sum ‖m̂‖² is
+    /// accumulated in SIMD lanes instead of index order. None when a tensor's backend has no
+    /// fused kernel for it or the variant is not the momentum direction.
     let fastMomentum (ps: Parameters) (gradient: Parameters) (state: RuleState) (bc: float) (groupOf: int -> string) =
-        let keys = ps.KeyArray
-
-        let arrays =
-            keys
-            |> Array.map (fun k ->
-                let prev =
-                    match state.Buffers.TryGetValue k with
-                    | true, b -> managed32 b.[0] |> Option.map Some
-                    | _ -> Some None
-
-                match managed32 ps.[k], managed32 gradient.[k], prev with
-                | Some th, Some g, Some p -> Some(th, g, p)
-                | _ -> None)
-
-        if options.Direction <> SofimDirection.Momentum || arrays |> Array.exists Option.isNone then
+        if options.Direction <> SofimDirection.Momentum then
             None
         else
-            let beta32 = float32 options.Beta
-            let omb32 = float32 (1.0 - options.Beta)
-            let wd32 = float32 options.WeightDecay
-            let inv32 = float32 (1.0 / bc)
-            let ms = Array.zeroCreate<float32[]> keys.Length
-            let norm2 = Dictionary<string, float>()
-            let w = Vector<float32>.Count
+            let keys = ps.KeyArray
+            let inv = 1.0 / bc
 
-            let vBeta, vOmb, vWd, vInv =
-                Vector<float32>(beta32), Vector<float32>(omb32), Vector<float32>(wd32), Vector<float32>(inv32)
+            let moments =
+                keys
+                |> Array.map (fun k ->
+                    let theta = ps.[k].Raw
 
-            let decay = options.WeightDecay <> 0.0
+                    let prev =
+                        match state.Buffers.TryGetValue k with
+                        | true, b -> Some b.[0].Raw
+                        | _ -> None
 
-            for i in 0 .. keys.Length - 1 do
-                let th, g, prev = arrays.[i].Value
-                let hasPrev = prev.IsSome
-                let b = if hasPrev then prev.Value else Array.empty<float32>
-                let n = g.Length
-                let m = GC.AllocateUninitializedArray<float32> n
-                let mutable acc0 = Vector<float>.Zero
-                let mutable acc1 = Vector<float>.Zero
-                let mutable j = 0
+                    theta.Backend.FusedMoment(theta, gradient.[k].Raw, prev, options.WeightDecay, options.Beta, inv))
 
-                while j + w <= n do
-                    let gv = if decay then Vector<float32>(th, j) * vWd + Vector<float32>(g, j) else Vector<float32>(g, j)
-                    let mv = if hasPrev then gv * vOmb + Vector<float32>(b, j) * vBeta else gv * vOmb
-                    mv.CopyTo(m, j)
-                    let mutable lo = Vector<float>.Zero
-                    let mutable hi = Vector<float>.Zero
-                    Vector.Widen(mv * vInv, &lo, &hi)
-                    acc0 <- acc0 + lo * lo
-                    acc1 <- acc1 + hi * hi
-                    j <- j + w
+            if moments |> Array.exists Option.isNone then
+                None
+            else
+                let moments = moments |> Array.map Option.get
+                let norm2 = Dictionary<string, float>()
 
-                let mutable acc = Vector.Sum(acc0 + acc1)
+                moments
+                |> Array.iteri (fun i (_, acc) ->
+                    let grp = groupOf i
 
-                while j < n do
-                    let gj = if decay then th.[j] * wd32 + g.[j] else g.[j]
-                    let mj = if hasPrev then gj * omb32 + b.[j] * beta32 else gj * omb32
-                    m.[j] <- mj
-                    let h = float (mj * inv32)
-                    acc <- acc + h * h
-                    j <- j + 1
+                    norm2.[grp] <-
+                        (match norm2.TryGetValue grp with
+                         | true, x -> x
+                         | _ -> 0.0)
+                        + acc)
 
-                ms.[i] <- m
-                let grp = groupOf i
+                for kv in norm2 do
+                    if not (Double.IsFinite kv.Value) then
+                        raise (
+                            OptimizationException(
+                                sprintf "SOFIM step %d: ‖m̂‖² is %g (the gradient is not finite)" (state.Step + 1) kv.Value
+                            )
+                        )
 
-                norm2.[grp] <-
-                    (match norm2.TryGetValue grp with
-                     | true, x -> x
-                     | _ -> 0.0)
-                    + acc
+                let buffers = Dictionary<ParameterKey, Tensor[]>(HashIdentity.Reference)
 
-            for kv in norm2 do
-                if not (Double.IsFinite kv.Value) then
-                    raise (
-                        OptimizationException(sprintf "SOFIM step %d: ‖m̂‖² is %g (the gradient is not finite)" (state.Step + 1) kv.Value)
-                    )
+                let dir =
+                    Array.init keys.Length (fun i ->
+                        let m, _ = moments.[i]
+                        let scale = 1.0 / (options.Rho + norm2.[groupOf i])
+                        buffers.[keys.[i]] <- [| Tensor(Autodiff.Const m) |]
+                        Tensor(Autodiff.Const(m.Backend.MulScalar2(m, inv, scale))))
 
-            let buffers = Dictionary<ParameterKey, Tensor[]>(HashIdentity.Reference)
-
-            let dir =
-                Array.init keys.Length (fun i ->
-                    let m = ms.[i]
-                    let scale = float32 (1.0 / (options.Rho + norm2.[groupOf i]))
-                    let d = GC.AllocateUninitializedArray<float32> m.Length
-                    let vScale = Vector<float32>(scale)
-                    let mutable j = 0
-
-                    while j + w <= m.Length do
-                        ((Vector<float32>(m, j) * vInv) * vScale).CopyTo(d, j)
-                        j <- j + w
-
-                    while j < m.Length do
-                        d.[j] <- (m.[j] * inv32) * scale
-                        j <- j + 1
-
-                    buffers.[keys.[i]] <- [| wrap32 ps.ValueArray.[i] m |]
-                    wrap32 ps.ValueArray.[i] d)
-
-            Some(ps.WithValues dir, { Step = state.Step + 1; Buffers = buffers })
+                fusedSteps <- fusedSteps + 1
+                Some(ps.WithValues dir, { Step = state.Step + 1; Buffers = buffers })
 
     /// The groups sharing one F, by parameter position.
     let groupOfKeys (keys: ParameterKey[]) =
@@ -202,6 +147,10 @@ type SofimRule(options: SofimOptions) =
 
     let biasCorrection (state: RuleState) = if options.BiasCorrection then 1.0 - Math.Pow(options.Beta, float (state.Step + 1)) else 1.0
     member _.Options = options
+
+    /// How many Direction calls took the backends' fused kernels (the rest took TensorDirection).
+    member internal _.FusedSteps = fusedSteps
+
     override _.Name = "sofim"
     override _.BufferNames = [| "m" |]
 

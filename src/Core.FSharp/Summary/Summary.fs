@@ -165,11 +165,12 @@ module Summary =
 
                     for s in first..last do
                         hCells.[t, s] <- Tensor r.[s - first]
-            // The row passes are independent: on the managed backend they run side by side on
-            // the worker team (each pass's own kernels then run on its thread alone), each with
-            // its own pass memo over the shared, now read-only, primal table. Pass t writes only
-            // the cells (t, s) and (s, t), s ≥ t, so no two passes write one cell.
-            let sideBySide = ps.Count > 0 && ps.ValueArray.[0].Backend.Name = "managed"
+            // The row passes are independent: on a backend with ConcurrentPasses (the managed one)
+            // they run side by side on the worker team (each pass's own kernels then run on its
+            // thread alone), each with its own pass memo over the shared, now read-only, primal
+            // table. Pass t writes only the cells (t, s) and (s, t), s ≥ t, so no two passes
+            // write one cell.
+            let sideBySide = ps.Count > 0 && ps.ValueArray.[0].Backend.ConcurrentPasses
 
             let runPass (t: int) =
                 let before = Dispatch.sweepCount ()

@@ -118,3 +118,30 @@ and [<AbstractClass>] Backend() =
     abstract Gather: t: RawTensor * dim: int * idx: RawTensor -> RawTensor
     /// The adjoint of Gather: zeros of `outShape` into which src is added at the indexed places.
     abstract ScatterAdd: src: RawTensor * dim: int * idx: RawTensor * outShape: int[] -> RawTensor
+
+    // ---- capabilities ----
+    /// Whether independent passes over this backend's tensors (a summary's row passes) may run
+    /// side by side on the managed worker team, each pass's kernels then running on its
+    /// thread alone. False by default: a backend that runs its own threads (or a device
+    /// queue) keeps the passes one after another.
+    abstract ConcurrentPasses: bool
+
+    default _.ConcurrentPasses = false
+
+    // ---- fused optimizer kernels (optional: the defaults compose the kernels above) ----
+    /// A moment update and its norm in one pass over operands of one shape and dtype:
+    /// m = (θ·weightDecay + g)·(1 − β) + prev·β (no θ term when weightDecay = 0, no prev term
+    /// when prev is None), each product and sum rounded in the dtype in that order, returned
+    /// with Σ (m·scale)² accumulated in float64. None (the default) when the backend has no
+    /// such kernel for these operands; the caller then composes the update from other kernels.
+    abstract FusedMoment:
+        theta: RawTensor * g: RawTensor * prev: RawTensor option * weightDecay: float * beta: float * scale: float ->
+            (RawTensor * float) option
+
+    default _.FusedMoment(_, _, _, _, _, _) = None
+
+    /// (t·a)·b, rounded after each product: one pass where the backend has a kernel for it,
+    /// two MulScalar passes by default.
+    abstract MulScalar2: t: RawTensor * a: float * b: float -> RawTensor
+
+    default this.MulScalar2(t, a, b) = this.MulScalar(this.MulScalar(t, a), b)

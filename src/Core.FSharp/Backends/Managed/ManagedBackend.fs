@@ -30,6 +30,15 @@ type internal ManagedBackend() as this =
         | :? CpuTensor as c -> c.Storage
         | _ -> Fail.backend (sprintf "the managed backend was given a tensor of backend '%s'; move it first" t.Backend.Name)
 
+    // the float32 array of a managed tensor of this backend holding exactly its elements
+    let exact32 (t: RawTensor) =
+        match t with
+        | :? CpuTensor as c when Object.ReferenceEquals(c.Backend, this) ->
+            match c.Storage with
+            | F32 a when a.Length = t.Numel -> Some a
+            | _ -> None
+        | _ -> None
+
     static member val Instance = ManagedBackend()
 
     override _.Name = "managed"
@@ -190,6 +199,28 @@ type internal ManagedBackend() as this =
         match st idx with
         | I32 a -> mk2 src idx (Array.copy outShape) (Indexing.scatterAdd (st src) dim a idx.Shape outShape)
         | s -> Fail.dtype "scatterAdd" (sprintf "indices must be int32, got %O" s.Dtype)
+
+    override _.ConcurrentPasses = true
+
+    override _.FusedMoment(theta, g, prev, weightDecay, beta, scale) =
+        let prevArray =
+            match prev with
+            | None -> Some None
+            | Some p -> exact32 p |> Option.map Some
+
+        match exact32 theta, exact32 g, prevArray with
+        | Some th, Some ga, Some pa when th.Length = ga.Length && pa |> Option.forall (fun a -> a.Length = ga.Length) ->
+            let m, norm2 = OptimizerKernels.moment th ga pa weightDecay beta scale
+            GC.KeepAlive theta
+            GC.KeepAlive g
+            GC.KeepAlive prev
+            Some(mk (Array.copy g.Shape) (F32 m), norm2)
+        | _ -> None
+
+    override this.MulScalar2(t, a, b) =
+        match exact32 t with
+        | Some x -> mk1 t (Array.copy t.Shape) (F32(OptimizerKernels.mulScalar2 x a b))
+        | None -> this.MulScalar(this.MulScalar(t, a), b)
 
     static member ReducedShape(shape: int[], dim: int, keepDim: bool) =
         if keepDim then

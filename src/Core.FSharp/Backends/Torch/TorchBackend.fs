@@ -181,6 +181,10 @@ type TorchBackend private (device: TorchDevice) as this =
 
     override _.Name = name
 
+    /// libtorch runs its own intra-op threads (or a device queue): a summary's passes stay one
+    /// after another. No fused optimizer kernels: FusedMoment and MulScalar2 keep the defaults.
+    override _.ConcurrentPasses = false
+
     // ---- creation and data ----
 
     override _.Zeros(shape, dtype) = make "zeros" [] true (gn_zeros (shape, shape.Length, dtypeCode dtype, devType, devIndex))
