@@ -118,9 +118,11 @@ type Arbitraries =
 
 /// Properties as Expecto tests with an FsCheck configuration. By default every property
 /// runs from one fixed seed, so the suite is deterministic (CI); GROUPEDNEWTON_LONG=1 runs
-/// ten times more cases from fresh random seeds; GROUPEDNEWTON_PROPERTY_SEED="seed,gamma"
-/// replays a run. A failure prints the shrunk counterexample and the (seed, gamma, size)
-/// that replays it.
+/// ten times more cases from fresh random seeds. GROUPEDNEWTON_PROPERTY_SEED overrides the
+/// seed of either mode: "random" draws fresh seeds, "seed,gamma" replays a whole run (the
+/// "Original seed" of a failure), "seed,gamma,size" replays the one failing case (the triple
+/// after "Focus on error"; with a --filter-test-case on the property's name). A failure
+/// prints the shrunk counterexample and both.
 module Run =
     let private env name =
         match Environment.GetEnvironmentVariable name with
@@ -138,17 +140,41 @@ module Run =
     /// The fixed seed of the default mode (gamma must be odd).
     let defaultSeed = (0x5EED5EEDUL, 0x9E3779B97F4A7C15UL)
 
-    /// The replay of this run: the environment's seed, else the fixed one, else (long mode) none.
+    /// A GROUPEDNEWTON_PROPERTY_SEED value as FsCheck's replay: None for "random", else
+    /// (seed, gamma, size).
+    let parseSeed (s: string) : (uint64 * uint64 * int option) option =
+        let bad () =
+            failwithf
+                "GROUPEDNEWTON_PROPERTY_SEED=%s: expected \"random\", \"seed,gamma\" or \"seed,gamma,size\" (unsigned integers, gamma odd, size ≥ 0)"
+                s
+
+        if String.Equals(s, "random", StringComparison.OrdinalIgnoreCase) then
+            None
+        else
+            let parts = s.Trim('(', ')').Split(',') |> Array.map (fun p -> p.Trim().TrimEnd('U', 'L'))
+
+            let seedGamma (a: string) (b: string) =
+                match UInt64.TryParse a, UInt64.TryParse b with
+                | (true, seed), (true, gamma) when gamma % 2UL = 1UL -> seed, gamma
+                | _ -> bad ()
+
+            match parts with
+            | [| a; b |] -> let seed, gamma = seedGamma a b in Some(seed, gamma, None)
+            | [| a; b; c |] ->
+                let seed, gamma = seedGamma a b
+                let c = if c.StartsWith "Some " then c.Substring 5 else c
+
+                match Int32.TryParse c with
+                | true, size when size >= 0 -> Some(seed, gamma, Some size)
+                | _ -> bad ()
+            | _ -> bad ()
+
+    /// The replay of this run: the environment's seed, else the fixed one (default mode) or
+    /// none (long mode: fresh seeds).
     let replay =
         match env "GROUPEDNEWTON_PROPERTY_SEED" with
         | "" -> if long then None else Some(fst defaultSeed, snd defaultSeed, None)
-        | s ->
-            match s.Split(',') |> Array.map (fun p -> p.Trim()) with
-            | [| a; b |] ->
-                match UInt64.TryParse a, UInt64.TryParse b with
-                | (true, seed), (true, gamma) when gamma % 2UL = 1UL -> Some(seed, gamma, None)
-                | _ -> failwithf "GROUPEDNEWTON_PROPERTY_SEED=%s: expected two unsigned integers \"seed,gamma\" with gamma odd" s
-            | _ -> failwithf "GROUPEDNEWTON_PROPERTY_SEED=%s: expected \"seed,gamma\"" s
+        | s -> parseSeed s
 
     let config (count: int) (arbitraries: Type list) = {
         FsCheckConfig.defaultConfig with
@@ -158,12 +184,12 @@ module Run =
     }
 
     /// A named property of `count` cases (ten times more in long mode).
-    let property (name: string) (count: int) (arbitraries: Type list) (property: 'T -> bool) =
+    let property (name: string) (count: int) (arbitraries: Type list) (property: 'T -> 'R) =
         testPropertyWithConfig (config count arbitraries) name property
 
     /// One case replayed from a recorded (seed, gamma, size): the regression test of a
     /// failure that a long-mode run found.
-    let replayed (name: string) (arbitraries: Type list) (seed: uint64, gamma: uint64, size: int) (property: 'T -> bool) =
+    let replayed (name: string) (arbitraries: Type list) (seed: uint64, gamma: uint64, size: int) (property: 'T -> 'R) =
         let config = {
             FsCheckConfig.defaultConfig with
                 maxTest = 1

@@ -108,7 +108,50 @@ let private build (s: Setup) =
         model.Parameters.Values
         |> Array.mapi (fun i v -> Tensor.ofArrayShape (Array.init v.Numel (fun _ -> rng.NextDouble() - 0.5)) v.Shape)
 
-    model, loss, a, b
+    model, loss, a, b, x
+
+/// Where the model is not smooth, at θ on the batch x: the sign of every input of a ReLU or
+/// ELU layer (ReLU's first derivative and ELU's second jump at 0) and the position of the
+/// maximum of every max-pool window, each with its distance from the kink (|input|, or the
+/// gap between a window's two largest values). Two points with the same pattern lie on the
+/// same smooth piece of the loss.
+let private kinks (model: Model) (x: Tensor) (ps: Parameters) : (int * float)[] =
+    let pattern = ResizeArray<int * float>()
+    let mutable h = x
+
+    for l in model.Layers do
+        match l.Spec with
+        | LayerSpec.Act Activation.Relu
+        | LayerSpec.Act Activation.Elu ->
+            for v in Tensor.toArray h do
+                pattern.Add(sign v, abs v)
+        | LayerSpec.MaxPool2d(k, st, p) ->
+            let shape = h.Shape
+            let n, c, hh, ww = shape.[0], shape.[1], shape.[2], shape.[3]
+            let v = Tensor.toArray h
+            let oh, ow = (hh + 2 * p - k) / st + 1, (ww + 2 * p - k) / st + 1
+
+            for img in 0 .. n * c - 1 do
+                for i in 0 .. oh - 1 do
+                    for j in 0 .. ow - 1 do
+                        let cells = [|
+                            for di in 0 .. k - 1 do
+                                for dj in 0 .. k - 1 do
+                                    let r, q = i * st - p + di, j * st - p + dj
+
+                                    if r >= 0 && r < hh && q >= 0 && q < ww then
+                                        yield di * k + dj, v.[(img * hh + r) * ww + q]
+                        |]
+
+                        let sorted = cells |> Array.sortByDescending snd
+                        pattern.Add(fst sorted.[0], snd sorted.[0] - snd sorted.[1])
+        | _ -> ()
+
+        h <- Layer.forward l ps h
+
+    pattern.ToArray()
+
+let private kinkPattern model x ps = kinks model x ps |> Array.map fst
 
 /// θ = a·θ̃ + b, tensor by tensor.
 let private toTheta (model: Model) (a: float[]) (b: Tensor[]) (tilde: Parameters) =
@@ -132,7 +175,7 @@ let private flat (ps: Parameters) = ps.Values |> Array.collect Tensor.toArray
 
 /// The θ trajectory of the original run and of the reparameterised run mapped back.
 let private run (s: Setup) (makeOpt: Parameters -> (Parameters -> Tensor) -> Optimizer) (steps: int) =
-    let model, loss, a, b = build s
+    let model, loss, a, b, x = build s
     let tildeLoss (t: Parameters) = loss (toTheta model a b t)
 
     let tilde0 =
@@ -152,6 +195,8 @@ let private run (s: Setup) (makeOpt: Parameters -> (Parameters -> Tensor) -> Opt
             false
 
     let pairs = ResizeArray()
+    // every point both runs evaluated the loss at, as parameters (θ and θ̃ mapped back)
+    let points = ResizeArray [ model.Parameters, toTheta model a b tilde0 ]
     let mutable outcome = (true, true)
     let mutable k = 0
 
@@ -159,16 +204,31 @@ let private run (s: Setup) (makeOpt: Parameters -> (Parameters -> Tensor) -> Opt
         outcome <- (tryStep o1 loss, tryStep o2 tildeLoss)
 
         if outcome = (true, true) then
-            pairs.Add((flat o1.Parameters, flat (toTheta model a b o2.Parameters)))
+            let theta2 = toTheta model a b o2.Parameters
+            pairs.Add((flat o1.Parameters, flat theta2))
+            points.Add((o1.Parameters, theta2))
 
         k <- k + 1
 
-    List.ofSeq pairs, o1, outcome
+    let samePieces = points |> Seq.forall (fun (p1, p2) -> kinkPattern model x p1 = kinkPattern model x p2)
+    List.ofSeq pairs, (o1, o2), outcome, samePieces
 
-let private trajectories s makeOpt steps = let p, _, _ = run s makeOpt steps in p
+let private trajectories s makeOpt steps = let p, _, _, _ = run s makeOpt steps in p
 
-/// True when no curvature update was ill-conditioned: every rate below 1e6 and no
-/// boundary (hard-case) solution, where two minimisers tie.
+/// The condition number of H̄ at the solver's canonical scale (unit diagonal), the scale at
+/// which the linear solve decides whether H̄ is singular: that decision, and η = H̄⁻¹ḡ, are
+/// invariant in exact arithmetic and decided by rounding once the condition nears 1/ε.
+let private condition (h: float[,]) =
+    let n = Array2D.length1 h
+    let e = Array.init n (fun i -> let v = abs h.[i, i] in if v > 0.0 then 1.0 / sqrt v else 1.0)
+    let lambdas = fst (DenseAlgebra.symmetricEigen (Array2D.init n n (fun i j -> e.[i] * h.[i, j] * e.[j])))
+    let mags = lambdas |> Array.map abs
+    if Array.min mags = 0.0 then infinity else Array.max mags / Array.min mags
+
+/// True when no curvature update was ill-conditioned: every rate below 1e6, no boundary
+/// (hard-case) solution, where two minimisers tie, and, without the cubic term, H̄ at
+/// condition below 1e9 (above, rounding of 1e-16 in the summaries moves η by more than the
+/// tolerance, and near 1e14 it decides whether the solve fails as singular).
 let private wellConditioned (o: Optimizer) =
     match o with
     | :? GroupedNewtonOptimizer as g ->
@@ -177,7 +237,10 @@ let private wellConditioned (o: Optimizer) =
             h.Rates |> Array.forall (fun (_, r) -> abs r < 1e6)
             && (match h.Solution with
                 | Some sol -> sol.Path <> SolverPath.HardCase
-                | None -> true))
+                | None ->
+                    g.Options.Cubic
+                    || h.Summary.Hessian |> Seq.cast<float> |> Seq.exists (fun v -> not (Double.IsFinite v))
+                    || condition h.Summary.Hessian < 1e9))
     | _ -> true
 
 let private groupedNewton (s: Setup) (ps: Parameters) (loss: Parameters -> Tensor) =
@@ -192,29 +255,34 @@ let private groupedNewton (s: Setup) (ps: Parameters) (loss: Parameters -> Tenso
 /// (a rate above 1e6, or a boundary solution, where two minimisers tie and rounding picks
 /// one) or that run away (a parameter beyond 10³: large steps amplify rounding without
 /// bound) do not test the claim and are accepted as such: a few percent of the cases.
+/// Nor do trajectories on which the two runs meet a kink of the model (a ReLU or ELU input
+/// or a max-pool tie) on different sides: rounding of order 1e-16 puts a preactivation near
+/// 0 on one side in one run and on the other in the other, and from there the two runs
+/// follow different smooth pieces of the loss. Such cases are discarded (FsCheck's
+/// precondition), not counted as passes.
 /// One case of the invariance claim (see above for the tolerance and the accepted cases).
 let private invariantOn (s: Setup) =
-    let pairs, o1, (ran1, ran2) = run s (groupedNewton s) 6
+    let pairs, (o1, o2), (ran1, ran2), samePieces = run s (groupedNewton s) 6
 
     let ok =
         if ran1 <> ran2 then
             false // only one of the two runs diverged
         elif
             not ran1
-            || not (wellConditioned o1)
+            || not (wellConditioned o1 && wellConditioned o2)
             || pairs |> List.exists (fun (x, _) -> x |> Array.exists (fun v -> abs v > 1e3))
         then
             true
         else
             pairs |> List.forall (fun (x, y) -> close 1e-4 x y)
 
-    if not ok then
+    if not ok && samePieces then
         let worst =
             pairs |> List.map (fun (x, y) -> Array.map2 (fun p q -> abs (p - q)) x y |> Array.max) |> List.max
 
         printfn "not invariant: %O; largest difference %g" s worst
 
-    ok
+    samePieces ==> ok
 
 let ``GroupedNewton's trajectory is invariant under per-tensor affine reparameterisation`` =
     Run.property "GroupedNewton's trajectory is invariant under per-tensor affine reparameterisation" 80 [ typeof<Generators> ] invariantOn
@@ -228,11 +296,50 @@ let ``invariance holds on the recorded non-finite summary case`` =
         (7797351245183942058UL, 17064716794895691189UL, 38)
         invariantOn
 
+/// The case a long-mode run found (a ReLU MLP, no cubic term, a difference of 0.19): see the
+/// next test for what it is.
+let ``invariance holds on the recorded near-singular ReLU case`` =
+    Run.replayed
+        "invariance holds on the recorded near-singular ReLU case"
+        [ typeof<Generators> ]
+        (13596252631048373850UL, 11004094599240308245UL, 38)
+        invariantOn
+
+/// What the recorded ReLU case is: not a kink (both runs see the same activation pattern at
+/// every point), but an H̄ singular to working precision
+/// at the fifth curvature update (condition about 1e14 at the solver's canonical scale): the
+/// linear solve refuses it in the original run (a failed update: η = 0) and solves it in the
+/// reparameterised one, whose rounding differs by 1e-16. The property accepts the case as
+/// ill-conditioned; before that update the runs agree to 1e-14.
+let ``the recorded ReLU case is a near-singular H̄, not a kink`` () =
+    let s = {
+        Hidden = [ 3; 3 ]
+        Activation = Activation.Relu
+        LogScales = [ 1.3; -1.8; -1.0; 1.7; -1.9; -1.7 ]
+        Signs = [ false; true; true; false; true; false ]
+        Cubic = false
+        UniformAverage = false
+        Conv = false
+        Seed = 5759
+    }
+
+    let pairs, (o1, o2), outcome, samePieces = run s (groupedNewton s) 6
+    Expect.equal outcome (true, true) "both runs take six steps"
+    Expect.isTrue samePieces "the two runs see the same activation pattern throughout"
+    let gaps = pairs |> List.map (fun (a, b) -> Array.map2 (fun p q -> abs (p - q)) a b |> Array.max)
+    Expect.isLessThan (List.max gaps.[0..3]) 1e-13 "the runs agree through the fourth update"
+    Expect.isGreaterThan gaps.[4] 0.1 "and part at the fifth"
+    let h1 = (o1 :?> GroupedNewtonOptimizer).History.[4]
+    let h2 = (o2 :?> GroupedNewtonOptimizer).History.[4]
+    Expect.isTrue (h1.Fallback && not h2.Fallback) "the original run refuses the fifth update as singular, the other solves it"
+    Expect.isGreaterThan (condition h1.Summary.Hessian) 1e13 "H̄ is singular to working precision there"
+    Expect.isFalse (wellConditioned o1) "so the property does not count the case"
+
 /// Tolerance 1e-9 (1e-8 for D̄): one summary each, no solver, so only the rounding of the
 /// reparameterised forward pass separates the two sides.
 let ``one-step identities: ḡ scales by a², H̄ by a²a², D̄ by a⁶`` =
     Run.property "one-step identities: ḡ scales by a², H̄ by a²a², D̄ by a⁶" 60 [ typeof<Generators> ] (fun (s: Setup) ->
-        let model, loss, a, b = build s
+        let model, loss, a, b, _ = build s
         let ps = model.Parameters
 
         let tilde =
@@ -332,6 +439,8 @@ let tests =
     testList "Invariance" [
         ``GroupedNewton's trajectory is invariant under per-tensor affine reparameterisation``
         ``invariance holds on the recorded non-finite summary case``
+        ``invariance holds on the recorded near-singular ReLU case``
+        testCase "the recorded ReLU case is a near-singular H̄, not a kink" ``the recorded ReLU case is a near-singular H̄, not a kink``
         ``one-step identities: ḡ scales by a², H̄ by a²a², D̄ by a⁶``
         testCase "invariance breaks for plain SGD at a fixed learning rate" ``invariance breaks for plain SGD at a fixed learning rate``
         testCase "invariance breaks with an Adam direction" ``invariance breaks with an Adam direction``

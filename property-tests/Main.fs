@@ -7,12 +7,16 @@ open GroupedNewton.PropertyTests.Generators
 
 [<EntryPoint>]
 let main argv =
-    if Run.long then
-        printfn "property suite: long mode, fresh random seeds"
-    else
-        match Run.replay with
-        | Some(seed, gamma, _) ->
-            printfn "property suite: seed %d, gamma %d (GROUPEDNEWTON_PROPERTY_SEED=\"%d,%d\" replays it)" seed gamma seed gamma
-        | None -> ()
+    let mode = if Run.long then "long mode" else "default mode"
+
+    match Run.replay with
+    | Some(seed, gamma, size) ->
+        let replay =
+            match size with
+            | Some n -> sprintf "%d,%d,%d" seed gamma n
+            | None -> sprintf "%d,%d" seed gamma
+
+        printfn "property suite: %s, GROUPEDNEWTON_PROPERTY_SEED=\"%s\" (fixed: this run replays)" mode replay
+    | None -> printfn "property suite: %s, fresh random seeds (a failure prints the seed that replays it)" mode
 
     runTestsInAssemblyWithCLIArgs [] argv

@@ -23,6 +23,48 @@ let ``the analytic two-subset example`` () =
     Assert.That(s.ReversePasses, equalTo 3, "1 + S")
     assertClose 0.0 "loss" (1.0 / 3.0 + 2.0 + 8.0 + 1.0) s.Loss
 
+[<Test>]
+let ``an infinite off-diagonal H̄ entry with a finite diagonal is refused, naming the entry`` () =
+    // L = x·y at 0 along u = (1e200, 1e200): ḡ = 0, H̄_00 = H̄_11 = 0, D̄ = 0, but
+    // H̄_01 = u_x·u_y overflows to +∞ (a check of the diagonal alone lets it through)
+    let at0 = Parameters.ofSeq [ "x", Tensor.scalar 0.0; "y", Tensor.scalar 0.0 ]
+    let huge = Parameters.ofSeq [ "x", Tensor.scalar 1e200; "y", Tensor.scalar 1e200 ]
+    let bilinear (p: Parameters) = p.["x"] * p.["y"]
+
+    let ex =
+        Assert.Throws<OptimizationException>(fun () -> Summary.compute bilinear at0 (Partition.canonical at0) huge |> ignore)
+
+    Assert.That(ex.Message, Does.Contain "H̄[0, 1] of subsets 0 and 1 ('x', 'y') is Infinity")
+    // with the diagonal alone there is no off-diagonal entry to refuse
+    let diag =
+        Summary.computeWith { SummaryOptions.Defaults with DiagonalOnly = true } bilinear at0 (Partition.canonical at0) huge
+
+    Assert.That(diag.Hessian, equalTo (array2D [ [ 0.0; 0.0 ]; [ 0.0; 0.0 ] ]))
+
+[<Test>]
+let ``a NaN loss is refused before its derivatives, naming the loss`` () =
+    let ps = Parameters.ofSeq [ "x", Tensor.scalar 1.0 ]
+    let nanLoss (p: Parameters) = p.["x"] * p.["x"] * nan
+
+    let ex =
+        Assert.Throws<OptimizationException>(fun () -> Summary.compute nanLoss ps (Partition.canonical ps) ps |> ignore)
+
+    Assert.That(ex.Message, Does.Contain "the loss at θ is NaN")
+
+[<Test>]
+let ``an infinite D̄ entry is refused, naming the subset`` () =
+    // L = x³ + y² at 0 along u = (1e103, 1): ḡ = 0 and H̄ = 0 (x = 0), but D̄_000 = 6·u_x³
+    // overflows to +∞
+    let ps = Parameters.ofSeq [ "x", Tensor.scalar 0.0; "y", Tensor.scalar 0.0 ]
+    let u = Parameters.ofSeq [ "x", Tensor.scalar 1e103; "y", Tensor.scalar 1.0 ]
+    let cubicLoss (p: Parameters) = p.["x"] * p.["x"] * p.["x"] + p.["y"] * p.["y"]
+
+    let ex =
+        Assert.Throws<OptimizationException>(fun () -> Summary.compute cubicLoss ps (Partition.canonical ps) u |> ignore)
+
+    Assert.That(ex.Message, Does.Contain "D̄[0] of subset 0 ('x') is")
+    Assert.That(ex.Message, Does.Contain "Infinity")
+
 /// A tiny tanh MLP (3-4-2) with an MSE loss on 7 samples, float64.
 let private tinyMlp () =
     let m =

@@ -13,9 +13,19 @@ type SummaryOptions = {
     static member Defaults = { ThirdOrder = true; DiagonalOnly = false }
 
 module Summary =
-    let private checkFinite (what: string) (v: float) (s: int) =
+    /// Refuses a non-finite entry: `cell` names it by subset indices (e.g. "H̄[0, 2]"), `subsets`
+    /// by the subsets' names.
+    let private checkFinite (cell: string) (subsets: string) (v: float) =
         if not (Double.IsFinite v) then
-            raise (OptimizationException(sprintf "summary: %s of subset %d is %g (the loss or the direction is not finite here)" what s v))
+            raise (
+                OptimizationException(
+                    sprintf
+                        "summary: %s of %s is %s (the loss or the direction is not finite here)"
+                        cell
+                        subsets
+                        (v.ToString(Globalization.CultureInfo.InvariantCulture))
+                )
+            )
 
 
     /// The values of one-element tensors in one device read: on a GPU every read waits
@@ -126,7 +136,16 @@ module Summary =
             let first = readScalars (Array.append [| Tensor value |] (grads |> Array.map Tensor))
             let lossValue = first.[0]
             let g = Array.init S (fun s -> -first.[s + 1])
-            g |> Array.iteri (fun s v -> checkFinite "ḡ" v s)
+            let named (s: int) = sprintf "subset %d ('%s')" s partition.Names.[s]
+
+            if not (Double.IsFinite lossValue) then
+                raise (
+                    OptimizationException(
+                        sprintf "summary: the loss at θ is %s" (lossValue.ToString(Globalization.CultureInfo.InvariantCulture))
+                    )
+                )
+
+            g |> Array.iteri (fun s v -> checkFinite (sprintf "ḡ[%d]" s) (named s) v)
             // H̄_ts (s ≥ t) and D̄_ttt as one-element tensors, read together after the passes
             let hCells: Tensor[,] = Array2D.zeroCreate S S
             let d3Cells: Tensor[] = Array.zeroCreate S
@@ -208,11 +227,20 @@ module Summary =
                 for s in 0 .. S - 1 do
                     d3.[s, s] <- -values.[cells.Length + s]
 
-            for s in 0 .. S - 1 do
-                checkFinite "H̄ diagonal" hs.[s, s] s
+            // every computed entry of H̄, not only its diagonal: an infinite H̄_ts beside finite
+            // H̄_tt and H̄_ss is as unusable to the solver
+            for t, s in cells do
+                let subsets =
+                    if s = t then
+                        named t
+                    else
+                        sprintf "subsets %d and %d ('%s', '%s')" t s partition.Names.[t] partition.Names.[s]
 
-                if options.ThirdOrder then
-                    checkFinite "D̄ diagonal" d3.[s, s] s
+                checkFinite (sprintf "H̄[%d, %d]" t s) subsets hs.[t, s]
+
+            if options.ThirdOrder then
+                for s in 0 .. S - 1 do
+                    checkFinite (sprintf "D̄[%d]" s) (named s) d3.[s, s]
 
             {
                 Gradient = g

@@ -41,7 +41,7 @@ type SummaryOptions = {
 module Summary =
     /// <summary>ḡ, H̄ and (optionally) diag D̄ for a loss closure, parameters, a partition and a direction u
     /// (keyed like the parameters, by identity or by name), as options say.</summary>
-    /// <exception cref="GroupedNewton.OptimizationException">a diagonal entry of H̄ or D̄, or an entry of ḡ, is not finite (the message names the subset).</exception>
+    /// <exception cref="GroupedNewton.OptimizationException">the loss at θ, or an entry of ḡ, H̄ (off-diagonal ones included) or D̄, is not finite (the message names the entry by subset indices and names, and its value, e.g. "H̄[0, 1] of subsets 0 and 1 ('x', 'y') is Infinity").</exception>
     /// <exception cref="System.ArgumentException">u lacks a value for a parameter.</exception>
     /// <exception cref="GroupedNewton.ShapeMismatchException">a direction's shape differs from its parameter's.</exception>
     /// <exception cref="GroupedNewton.DtypeMismatchException">the direction's dtype differs from a parameter's.</exception>
