@@ -57,9 +57,14 @@ type Child(args: string list, env: (string * string) list) =
     let out = StringBuilder()
     let err = StringBuilder()
     let gate = obj ()
-    let psi = ProcessStartInfo(dotnet)
+    // `env --default-signal` undoes an inherited "ignore SIGINT" (a test run started in the
+    // background of a non-interactive shell), which .NET would otherwise keep, so that the
+    // signal tests see the tool's own handling
+    let psi = ProcessStartInfo("env")
 
     do
+        psi.ArgumentList.Add "--default-signal=INT,TERM"
+        psi.ArgumentList.Add dotnet
         psi.ArgumentList.Add toolPath
 
         for a in args do
