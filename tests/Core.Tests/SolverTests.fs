@@ -209,3 +209,28 @@ let ``random indefinite instances: stationarity and M(r) ⪰ 0`` () =
         Assert.That(res, Is.LessThan 1e-8, sprintf "trial %d residual" trial)
         Assert.That(minEig, Is.GreaterThanOrEqualTo -1e-8, sprintf "trial %d" trial)
         assertClose 1e-10 "r = ‖Dη‖" r s.Radius
+
+/// Roots just right of the pole x0 (r − x0 about 1e-7 of r): ‖Dη(r)‖ is so steep there that
+/// the root's own η missed ‖Dη‖ = r by 1e-7 relative before the near-null polish. These are
+/// the instances (generator of the solver property: H = BBᵀ − shift·I) that showed it.
+[<TestCase(1, 85866, 1.0, 0.1)>]
+[<TestCase(2, 19334, 1.0, 0.1)>]
+[<TestCase(4, 46117, 1.0, 0.1)>]
+[<TestCase(4, 93619, 1.0, 1.0)>]
+[<TestCase(4, 18538, 1.0, 0.1)>]
+let ``a root next to the pole keeps r = ‖Dη‖ and stationarity`` (n: int, seed: int, shift: float, lambda: float) =
+    let rng = Random seed
+    let b = Array2D.init n n (fun _ _ -> rng.NextDouble() - 0.5)
+
+    let h =
+        Array2D.init n n (fun i j -> Array.sum (Array.init n (fun k -> b.[i, k] * b.[j, k])) - (if i = j then shift else 0.0))
+
+    let g = Array.init n (fun _ -> rng.NextDouble() * 2.0 - 1.0)
+    let d = Array.init n (fun _ -> 0.1 + rng.NextDouble())
+    let s = CubicRegularization.solve h g d lambda
+    Assert.That(s.Converged, Is.True, s.Message)
+    Assert.That((s.Radius - s.X0) / s.Radius, Is.LessThan 1e-5, "the instance sits next to the pole")
+    let res, minEig, r = check h g d lambda s
+    Assert.That(res, Is.LessThan(1e-8 * (1.0 + DenseAlgebra.norm g)), "residual")
+    Assert.That(minEig, Is.GreaterThanOrEqualTo -1e-8)
+    Assert.That(abs (r - s.Radius), Is.LessThanOrEqualTo(1e-9 * (1.0 + s.Radius)), sprintf "‖Dη‖ = %.12g, r = %.12g" r s.Radius)

@@ -244,6 +244,33 @@ module CubicRegularization =
 
                             let eta = Array.map2 (fun e zi -> e + tau * zi) eta0 z
                             finish SolverPath.HardCase x0 x0 iters0 (dnorm eta) eta "boundary solution completed in the null space of M(x0)"
+                // Near the pole x0, ‖Dη(r)‖ moves by about r/(r − x0) ulps per ulp of r, so the
+                // root's η can miss ‖Dη‖ = r by far more than rounding. The miss lies along the
+                // near-null direction z of M(r), whose eigenvalue is small exactly then: moving η
+                // along z to ‖D(η + τz)‖ = r costs only |τ|·μ_min in the residual. Kept only when
+                // the residual stays at rounding level.
+                let polish (r: float) (eta: float[]) =
+                    if x0 <= 0.0 || abs (dnorm eta - r) <= 1e-12 * (1.0 + r) then
+                        eta
+                    else
+                        let w, v = DenseAlgebra.symmetricEigen (m r)
+                        let z = Array.init n (fun i -> v.[i, 0])
+                        let dz = Array.map2 (*) d z
+                        let de = Array.map2 (*) d eta
+                        let a = DenseAlgebra.dot dz dz
+                        let b = 2.0 * DenseAlgebra.dot de dz
+                        let c = DenseAlgebra.dot de de - r * r
+                        let disc = b * b - 4.0 * a * c
+
+                        if a <= 1e-300 || disc < 0.0 || w.[0] < 0.0 then
+                            eta
+                        else
+                            let tPlus, tMinus = (-b + sqrt disc) / (2.0 * a), (-b - sqrt disc) / (2.0 * a)
+                            let tau = if abs tPlus <= abs tMinus then tPlus else tMinus
+                            let moved = Array.map2 (fun e zi -> e + tau * zi) eta z
+                            let allowed = max (residual r eta) (1e-10 * (1.0 + gnorm))
+
+                            if residual r moved <= allowed then moved else eta
                 // boundary when f is not positive just right of x0, or when the interior root
                 // lies within rounding of x0 (below)
                 if fxs <= 0.0 then
@@ -269,7 +296,7 @@ module CubicRegularization =
                         // a root within rounding of x0 cannot resolve M(r)⁻¹ḡ: take its limit,
                         // the boundary solution
                         elif x0 > 0.0 && r - x0 <= 1e-9 * x0 then boundary ()
-                        else finish path x0 x1 (iters0 + it + iters) r (solveM r) "converged"
+                        else finish path x0 x1 (iters0 + it + iters) r (polish r (solveM r)) "converged"
 
     // The canonical scale of an instance, to which every solve first brings it: the
     // diagonal map e_i = 1/√|H̄_ii| (else 1/d_i, else 1/|ḡ_i|), under which
