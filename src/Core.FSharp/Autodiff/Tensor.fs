@@ -11,8 +11,8 @@ open GroupedNewton.Autodiff
 type Tensor internal (node: Dual, shift: ShiftInfo voption) =
     internal new(node: Dual) = Tensor(node, ValueNone)
     member internal _.Node = node
-    /// Set on a parameter that a summary moves along a direction (p + η·w): products with
-    /// it are then split by bilinearity (see Shift).
+    /// Set on a parameter that a summary moves along a direction (p + η·w), by
+    /// Directional.shifted alone: products with it are then split by bilinearity (see Shift).
     member internal _.Shift = shift
 
     /// Dimensions, outermost first; [||] for a scalar.

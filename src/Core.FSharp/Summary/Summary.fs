@@ -37,52 +37,9 @@ module Summary =
         else
             Tensor.toArray (Tensor.cat 0 [ for x in xs -> Tensor.view [| 1 |] x ])
 
-    /// η·w for a one-element η and a constant tensor w, without broadcasting η: at η = 1
-    /// (a tangent seed) the result is w itself.
-    let rec private scaleConst (w: RawTensor) (eta: Dual) : Dual =
-        Dispatch.apply
-            {
-                new Op("scale") with
-                    member _.Raw rs =
-                        match Shift.scalarValue rs.[0] with
-                        | 1.0 -> w
-                        | 0.0 -> w.Backend.Zeros(w.Shape, w.Dtype)
-                        | e -> w.Backend.MulScalar(w, e)
-
-                    member _.Jvp(_, t, _) = scaleConst w t.[0].Value
-                    member _.Vjp(_, _, adj, _) = Layout.sum (Elementwise.mulS adj (Const w))
-            }
-            [| eta |]
-
-    /// p + η·w for constant p and w: at η = 0 the result is p itself, and the derivative
-    /// along η is w.
-    let private shift (p: RawTensor) (w: RawTensor) (eta: Dual) : Dual =
-        Dispatch.apply
-            {
-                new Op("shift") with
-                    member _.Raw rs =
-                        match Shift.scalarValue rs.[0] with
-                        | 0.0 -> p
-                        | e -> p.Backend.AddScaled(p, w, e)
-
-                    member _.Jvp(_, t, _) = scaleConst w t.[0].Value
-                    member _.Vjp(_, _, adj, _) = Layout.sum (Elementwise.mulS adj (Const w))
-            }
-            [| eta |]
-
     /// The restricted function on nesting-level values of η (one scalar per subset).
     let private phi (loss: Parameters -> Tensor) (ps: Parameters) (subsetOf: int[]) (negU: Tensor[]) (etas: Dual[]) : Dual =
-        let values =
-            ps.ValueArray
-            |> Array.mapi (fun i p ->
-                match etas.[subsetOf.[i]], p.Node, negU.[i].Node with
-                | Const _, Const pr, Const wr ->
-                    // η_s = 0 carries no derivative here: the tensor is unchanged (marked
-                    // all the same, so the memoised primal has the passes' structure)
-                    Tensor(p.Node, ValueSome { Base = pr; Direction = wr; Eta = etas.[subsetOf.[i]] })
-                | Const _, _, _ -> p
-                | e, Const pr, Const wr when e.Shape.Length = 0 -> Tensor(shift pr wr e, ValueSome { Base = pr; Direction = wr; Eta = e })
-                | e, pn, wn -> Tensor(Elementwise.add pn (Elementwise.mul e wn)))
+        let values = ps.ValueArray |> Array.mapi (fun i p -> Directional.shifted etas.[subsetOf.[i]] p negU.[i])
 
         (loss (ps.WithValues values)).Node
 
@@ -113,26 +70,17 @@ module Summary =
         : PartitionSummary =
         let dirs, subsetOf, zero, one = prepare ps partition u
         let S = partition.Count
-        let passes0 = Dispatch.sweepCount ()
         let f = phi loss ps subsetOf dirs
         // Every pass evaluates the loss at η = 0 under its own derivative levels, and at the
         // bottom of each level tower runs the same constant ops on the same raw values (a
         // direction at η = 0 leaves a tensor as it is). Recording one plain evaluation lets
         // the passes find that primal instead of recomputing it 1 + S times.
-        let memo = PrimalMemo()
-
-        for d in dirs do
-            memo.MarkPrimal d.Raw
-
-        Dispatch.withMemo memo (fun () ->
-            f (Array.create S zero) |> ignore
-            memo.Recording <- false
+        Directional.withSharedPrimal dirs (fun () -> f (Array.create S zero) |> ignore) (fun shared ->
             // ḡ: one reverse pass over all η_s
-            let sweeps0 = Dispatch.sweepCount ()
-            let value, pull = Ad.reverse f (Array.create S zero)
-            let grads = pull one
-            let sweeps = [| Dispatch.sweepCount () - sweeps0 |]
-            memo.EndPass()
+            let (value, grads), firstSweeps =
+                Directional.pass shared (fun () -> Directional.valueAndGradient f (Array.create S zero) one)
+
+            let sweeps = [| firstSweeps |]
             let first = readScalars (Array.append [| Tensor value |] (grads |> Array.map Tensor))
             let lossValue = first.[0]
             let g = Array.init S (fun s -> -first.[s + 1])
@@ -158,23 +106,19 @@ module Summary =
                 let last = if options.DiagonalOnly then t else S - 1
 
                 let row (etaT: Dual) =
-                    let _, pullRow =
-                        Ad.reverse
-                            (fun rs ->
-                                let tag = Tags.next ()
-                                let all = Array.init S (fun s -> if s >= first && s <= last then rs.[s - first] else zero)
-                                all.[t] <- Dispatch.makeFwd tag one all.[t]
-                                snd (Dispatch.tangentAt tag (fun d -> OpDefs.zerosOf d d.Shape) (f all)))
-                            (Array.init (last - first + 1) (fun i -> if first + i = t then etaT else zero))
-
-                    pullRow one
+                    Directional.valueAndGradient
+                        (fun rs ->
+                            let all = Array.init S (fun s -> if s >= first && s <= last then rs.[s - first] else zero)
+                            Directional.derivative f all t one)
+                        (Array.init (last - first + 1) (fun i -> if first + i = t then etaT else zero))
+                        one
+                    |> snd
 
                 if options.ThirdOrder then
-                    let tag = Tags.next ()
-                    let r = row (Dispatch.makeFwd tag one zero)
+                    let r = Directional.valuesAndDerivatives row zero one
 
                     for s in first..last do
-                        let p, tg = Dispatch.tangentAt tag (fun d -> OpDefs.zerosOf d d.Shape) r.[s - first]
+                        let p, tg = r.[s - first]
                         hCells.[t, s] <- Tensor p
 
                         if s = t then
@@ -192,9 +136,8 @@ module Summary =
             let sideBySide = ps.Count > 0 && ps.ValueArray.[0].Backend.ConcurrentPasses
 
             let runPass (t: int) =
-                let before = Dispatch.sweepCount ()
-                Dispatch.withMemo (memo.Fork()) (fun () -> rowPass t)
-                System.Threading.Interlocked.Add(&sweeps.[0], Dispatch.sweepCount () - before) |> ignore
+                let (), passSweeps = Directional.forkedPass shared (fun () -> rowPass t)
+                System.Threading.Interlocked.Add(&sweeps.[0], passSweeps) |> ignore
 
             if sideBySide then
                 BackendRegistry.forParts S runPass
@@ -262,12 +205,6 @@ module Summary =
         let f (eta: Tensor) =
             Tensor(phi loss ps subsetOf dirs (Array.init S (fun s -> (Tensor.narrow 0 s 1 eta |> Tensor.view [||]).Node)))
 
-        let rec nth (k: int) : Tensor -> Tensor =
-            if k = 1 then
-                Ad.grad f
-            else
-                fun eta -> Ad.jacobian (fun e -> nth (k - 1) e |> Tensor.flatten) eta |> Tensor.flatten
-
-        let eta0 = Tensor(Layout.cast zero.Dtype (Tensor.zeros [| S |]).Node)
+        let eta0 = Tensor.cast zero.Dtype (Tensor.zeros [| S |])
         let sign = if order % 2 = 0 then 1.0 else -1.0
-        Tensor.toArray (nth order eta0) |> Array.map (fun v -> sign * v)
+        Tensor.toArray (Directional.derivativeTensor order f eta0) |> Array.map (fun v -> sign * v)
