@@ -110,6 +110,18 @@ type internal KbfgsInput = {
     LearningRate: ParameterKey -> float
 }
 
+/// A layer's A side and direction before the step.
+type internal KbfgsPrepared = {
+    /// The moving-average A statistic (None when the mini-batch statistic is used).
+    A: float[,] option
+    Ha: float[,]
+    G: GSide
+    /// The momentum Ĝ of the regularised gradient.
+    Momentum: Tensor
+    /// H_g·Ĝ·H_a.
+    Direction: Tensor
+}
+
 /// One layer of K-BFGS's step (docs/kbfgs.md): the momentum, the direction H_g·Ĝ·H_a, and the
 /// factor updates from the BFGS pairs of the trial pass.
 module internal KbfgsLayerUpdate =
@@ -159,7 +171,7 @@ module internal KbfgsLayerUpdate =
     let secondStageOf (options: KbfgsOptions) (i: PreconditionedLayer) =
         if mlpRules options i then SecondStageDamping.Powell else options.SecondStage
 
-    /// A layer's A side and direction before the step: (A, H_a, H_g, Ĝ, H_g·Ĝ·H_a).
+    /// A layer's A side and direction before the step.
     let prepare
         (setup: KbfgsSetup)
         (state: KbfgsState)
@@ -211,7 +223,13 @@ module internal KbfgsLayerUpdate =
             | None when setup.Limited -> GSide.Limited(Lbfgs.empty options.Memory i.Dg 1.0)
             | None -> GSide.Dense(KbfgsAlgebra.identity i.Dg)
 
-        aNew, ha, g, momentum, KbfgsAlgebra.precondition aRows.Dtype g momentum ha
+        {
+            A = aNew
+            Ha = ha
+            G = g
+            Momentum = momentum
+            Direction = KbfgsAlgebra.precondition aRows.Dtype g momentum ha
+        }
 
     /// A layer's factors after the trial pass: the damped BFGS (or L-BFGS) update of H_g from
     /// the secant pair, and H_a's update from the exact Hessian-action pair.
@@ -222,12 +240,10 @@ module internal KbfgsLayerUpdate =
         (kl: KroneckerLayer)
         (klt: KroneckerLayer)
         (aRows: Tensor)
-        (aNew: float[,] option)
-        (ha: float[,])
-        (g: GSide)
-        (momentum: Tensor)
+        (prepared: KbfgsPrepared)
         (prev: KbfgsLayerState option)
         =
+        let aNew, ha, g, momentum = prepared.A, prepared.Ha, prepared.G, prepared.Momentum
         let options = setup.Options
         let mu2 = sqrt options.Lambda
 

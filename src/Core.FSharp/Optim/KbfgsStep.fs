@@ -31,9 +31,7 @@ module internal KbfgsStep =
 
         infos
         |> Array.iteri (fun li i ->
-            let _, _, _, _, p = prepared.[li]
-
-            for k, part in KroneckerLayers.splitMatrix i.Layer ps p do
+            for k, part in KroneckerLayers.splitMatrix i.Layer ps prepared.[li].Direction do
                 directionOf.[k] <- part)
 
         for kv in fallback do
@@ -47,14 +45,14 @@ module internal KbfgsStep =
         let layers =
             infos
             |> Array.mapi (fun li i ->
-                let aNew, ha, g, momentum, _ = prepared.[li]
+                let p = prepared.[li]
                 let prev = state.Layers |> Option.map (fun ls -> ls.[li])
 
                 match trial with
                 | None ->
                     let counts, sBar, yBar = KbfgsLayerUpdate.carried i prev
 
-                    { A = aNew; Ha = ha; G = g; Momentum = momentum; SBar = sBar; YBar = yBar; Counts = counts }
+                    { A = p.A; Ha = p.Ha; G = p.G; Momentum = p.Momentum; SBar = sBar; YBar = yBar; Counts = counts }
                 | Some t ->
                     KbfgsLayerUpdate.updateFactors
                         setup
@@ -63,10 +61,7 @@ module internal KbfgsStep =
                         stats.[li]
                         (KroneckerLayers.ofTrace t.Layers.[i.Position])
                         acts.[li]
-                        aNew
-                        ha
-                        g
-                        momentum
+                        p
                         prev)
 
         {
