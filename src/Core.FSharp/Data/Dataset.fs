@@ -234,37 +234,36 @@ module Dataset =
 
             let samples = parts |> List.map (fun p -> p.samples) |> Array.concat
 
+            // Every part's targets as `pick` accepts them (the kind and size of the first
+            // part's), concatenated; `like` says what the first part has, for the error.
+            let gather (pick: Targets -> 'a[] option) (like: string) =
+                parts
+                |> List.map (fun p ->
+                    match pick p.targets with
+                    | Some t -> t
+                    | None -> invalidArg "parts" (sprintf "Dataset.concat %s: %s does not have %s like %s" name p.name like first.name))
+                |> Array.concat
+
             let targets =
                 match first.targets with
                 | Targets.Labels(_, c) ->
                     let ls =
-                        parts
-                        |> List.map (fun p ->
-                            match p.targets with
-                            | Targets.Labels(l, c2) when c2 = c -> l
-                            | _ ->
-                                invalidArg
-                                    "parts"
-                                    (sprintf "Dataset.concat %s: %s does not have %d-class labels like %s" name p.name c first.name))
+                        gather
+                            (function
+                            | Targets.Labels(l, c2) when c2 = c -> Some l
+                            | _ -> None)
+                            (sprintf "%d-class labels" c)
 
-                    Targets.Labels(Array.concat ls, c)
+                    Targets.Labels(ls, c)
                 | Targets.Values(_, s) ->
                     let vs =
-                        parts
-                        |> List.map (fun p ->
-                            match p.targets with
-                            | Targets.Values(v, s2) when s2 = s -> v
-                            | _ ->
-                                invalidArg
-                                    "parts"
-                                    (sprintf
-                                        "Dataset.concat %s: %s does not have targets of shape %s like %s"
-                                        name
-                                        p.name
-                                        (shapeStr s)
-                                        first.name))
+                        gather
+                            (function
+                            | Targets.Values(v, s2) when s2 = s -> Some v
+                            | _ -> None)
+                            (sprintf "targets of shape %s" (shapeStr s))
 
-                    Targets.Values(Array.concat vs, Array.copy s)
+                    Targets.Values(vs, Array.copy s)
 
             ofOwned name first.sampleShape samples targets
 
