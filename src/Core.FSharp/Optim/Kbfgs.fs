@@ -181,11 +181,7 @@ type KbfgsOptimizer internal (model: Model, options: KbfgsOptions, limited: bool
 
     override o.StateEntries() = StateSchema.save schema state |> StateSchema.withGroupRates rates o.Groups
 
-    override o.RestoreState(source, entries) =
-        let src = { Source = source; Entries = entries }
-        let next = StateSchema.load schema src state
-        StateSchema.restoreGroupRates rates src o.Groups
-        state <- next
+    override o.RestoreState(source, entries) = state <- StateSchema.loadWithGroupRates schema rates o.Groups source entries state
 
 /// Builds K-BFGS optimizers for a model (its Linear and Conv2d layers are preconditioned).
 module Kbfgs =

@@ -89,9 +89,7 @@ type KfacOptimizer(model: Model, initial: Parameters, groups: ParamGroup[], opti
     override o.StateEntries() = StateSchema.save schema state |> StateSchema.withGroupRates rates o.Groups
 
     override o.RestoreState(source, entries) =
-        let src = { Source = source; Entries = entries }
-        let next = StateSchema.load schema src state
-        StateSchema.restoreGroupRates rates src o.Groups
+        let next = StateSchema.loadWithGroupRates schema rates o.Groups source entries state
         state <- { next with Counts = { next.Counts with LastKlScale = 1.0 } }
 
 /// Builds K-FAC optimizers.

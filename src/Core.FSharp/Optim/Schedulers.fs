@@ -6,8 +6,7 @@ open System
 /// lr = initial · gamma^⌊epoch / stepSize⌋. Call `Step()` once per epoch.
 type StepLR(optimizer: Optimizer, stepSize: int, gamma: float) =
     do
-        if stepSize < 1 then
-            invalidArg "stepSize" (sprintf "StepLR: stepSize must be at least 1, got %d" stepSize)
+        OptionChecks.atLeastOne "StepLR" "stepSize" stepSize
 
         if not (gamma > 0.0) then
             invalidArg "gamma" (sprintf "StepLR: gamma must be positive, got %g" gamma)

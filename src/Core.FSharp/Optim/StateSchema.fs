@@ -151,7 +151,18 @@ module internal StateSchema =
     let withGroupRates (rates: StateField<float[]>) (groups: ParamGroup[]) (entries: (string * StoreValue) list) =
         entries.[..1] @ rates.Save(groups |> Array.map (fun g -> g.LearningRate)) @ entries.[2..]
 
-    /// Reads the group learning rates back into the groups.
-    let restoreGroupRates (rates: StateField<float[]>) (src: StateSource) (groups: ParamGroup[]) =
+    /// The state loaded from `entries` over `current`, with the group learning rates read
+    /// back into the groups.
+    let loadWithGroupRates
+        (fields: StateField<'S> list)
+        (rates: StateField<float[]>)
+        (groups: ParamGroup[])
+        (source: string)
+        (entries: IReadOnlyDictionary<string, StoreValue>)
+        (current: 'S)
+        =
+        let src = { Source = source; Entries = entries }
+        let next = load fields src current
         let lrs = rates.Load src [||]
         Array.iter2 (fun (g: ParamGroup) lr -> g.LearningRate <- lr) groups lrs
+        next
