@@ -55,11 +55,7 @@ module internal Convolution =
                 new Op("conv2d", box ("conv2d", stride, padding)) with
                     member _.Raw rs = rs.[0].Backend.Conv2d(rs.[0], rs.[1], sh, sw, ph, pw)
 
-                    member _.Jvp(p, t, _) =
-                        sumTerms
-                            Elementwise.addS
-                            (t.[0] |> ValueOption.map (fun dx -> convC stride padding dx p.[1]))
-                            (t.[1] |> ValueOption.map (fun dw -> convC stride padding p.[0] dw))
+                    member _.Jvp(p, t, _) = bilinearJvp Elementwise.addS (convC stride padding) p t
 
                     member _.Vjp(p, _, adj, i) =
                         if i = 0 then convT xShape stride padding adj p.[1] else convW wShape stride padding p.[0] adj
@@ -76,11 +72,7 @@ module internal Convolution =
                 new Op("conv2dInputGrad", box ("conv2dInputGrad", xShape, stride, padding)) with
                     member _.Raw rs = rs.[0].Backend.Conv2dInputGrad(rs.[0], rs.[1], xShape, sh, sw, ph, pw)
 
-                    member _.Jvp(p, t, _) =
-                        sumTerms
-                            Elementwise.addS
-                            (t.[0] |> ValueOption.map (fun dg -> convT xShape stride padding dg p.[1]))
-                            (t.[1] |> ValueOption.map (fun dw -> convT xShape stride padding p.[0] dw))
+                    member _.Jvp(p, t, _) = bilinearJvp Elementwise.addS (convT xShape stride padding) p t
 
                     member _.Vjp(p, _, adj, i) = if i = 0 then convC stride padding adj p.[1] else convW wShape stride padding adj p.[0]
             }
@@ -96,11 +88,7 @@ module internal Convolution =
                 new Op("conv2dWeightGrad", box ("conv2dWeightGrad", wShape, stride, padding)) with
                     member _.Raw rs = rs.[0].Backend.Conv2dWeightGrad(rs.[0], rs.[1], wShape, sh, sw, ph, pw)
 
-                    member _.Jvp(p, t, _) =
-                        sumTerms
-                            Elementwise.addS
-                            (t.[0] |> ValueOption.map (fun dx -> convW wShape stride padding dx p.[1]))
-                            (t.[1] |> ValueOption.map (fun dg -> convW wShape stride padding p.[0] dg))
+                    member _.Jvp(p, t, _) = bilinearJvp Elementwise.addS (convW wShape stride padding) p t
 
                     member _.Vjp(p, _, adj, i) = if i = 0 then convT xShape stride padding p.[1] adj else convC stride padding p.[0] adj
             }

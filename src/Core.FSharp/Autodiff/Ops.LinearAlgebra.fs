@@ -33,11 +33,7 @@ module internal LinearAlgebra =
                 new Op("matmul", box ("matmul", transA, transB)) with
                     member _.Raw rs = rs.[0].Backend.MatMul(rs.[0], rs.[1], transA, transB)
 
-                    member _.Jvp(p, t, _) =
-                        sumTerms
-                            Elementwise.addS
-                            (t.[0] |> ValueOption.map (fun da -> matmulT transA transB da p.[1]))
-                            (t.[1] |> ValueOption.map (fun db -> matmulT transA transB p.[0] db))
+                    member _.Jvp(p, t, _) = bilinearJvp Elementwise.addS (matmulT transA transB) p t
 
                     member _.Vjp(p, _, adj, i) = if i = 0 then adjointLeft transA transB adj p.[1] else adjointRight transA transB p.[0] adj
             }
