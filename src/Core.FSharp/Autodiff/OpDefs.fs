@@ -46,6 +46,27 @@ module internal OpDefs =
     let bilinearJvp (add: Dual -> Dual -> Dual) (f: Dual -> Dual -> Dual) (p: Dual[]) (t: Dual voption[]) =
         sumTerms add (t.[0] |> ValueOption.map (fun d -> f d p.[1])) (t.[1] |> ValueOption.map (fun d -> f p.[0] d))
 
+    /// A bilinear two-input op f(a, b) with the tangent above (terms summed with `add`);
+    /// `vjp primals adjoint i` is the adjoint contribution to input i.
+    let bilinear
+        name
+        (key: obj | null)
+        (add: Dual -> Dual -> Dual)
+        (raw: RawTensor -> RawTensor -> RawTensor)
+        (f: Dual -> Dual -> Dual)
+        (vjp: Dual[] -> Dual -> int -> Dual)
+        (a: Dual)
+        (b: Dual)
+        =
+        Dispatch.apply
+            {
+                new Op(name, key) with
+                    member _.Raw rs = raw rs.[0] rs.[1]
+                    member _.Jvp(p, t, _) = bilinearJvp add f p t
+                    member _.Vjp(p, _, adj, i) = vjp p adj i
+            }
+            [| a; b |]
+
     let zerosOf (like: Dual) (shape: int[]) =
         let r = like.Raw
         Const(r.Backend.Zeros(shape, r.Dtype))
