@@ -48,58 +48,61 @@ let epochLine (label: string) (epochs: int) (m: EpochMetrics) (rates: (string * 
         m.WallSeconds
         (rateText 8 rates)
 
+/// The run being shown, as `Start` announced it: its label, epochs and steps per epoch.
+type private RunShape() =
+    member val Label = "" with get, set
+    member val Epochs = 0 with get, set
+    member val Steps = 0 with get, set
+
+    member r.Set(label, epochs, steps) =
+        r.Label <- label
+        r.Epochs <- epochs
+        r.Steps <- steps
+
 /// Plain lines: one at each quarter of an epoch and one per finished epoch.
 type PlainProgress(out: TextWriter) =
-    let mutable label = ""
-    let mutable epochs = 0
-    let mutable steps = 0
+    let run = RunShape()
 
     interface IRunProgress with
         member _.Start(l, first, e, s) =
-            label <- l
-            epochs <- e
-            steps <- s
+            run.Set(l, e, s)
             out.WriteLine(sprintf "%s: epochs %d..%d, %d steps per epoch" l (first + 1) e s)
 
         member _.Step(epoch, step, loss, sps, rates) =
-            let every = max 1 (steps / 4)
+            let every = max 1 (run.Steps / 4)
 
-            if step % every = 0 && step < steps then
+            if step % every = 0 && step < run.Steps then
                 out.WriteLine(
                     sprintf
                         "%s: epoch %d/%d step %d/%d  loss %.4f  %.0f samples/s%s"
-                        label
+                        run.Label
                         epoch
-                        epochs
+                        run.Epochs
                         step
-                        steps
+                        run.Steps
                         loss
                         sps
                         (rateText 8 rates)
                 )
 
-        member _.Epoch(m, rates) = out.WriteLine(epochLine label epochs m rates)
+        member _.Epoch(m, rates) = out.WriteLine(epochLine run.Label run.Epochs m rates)
         member _.Message(text) = out.WriteLine text
 
 /// A Spectre.Console progress display; `Run` drives the training inside it.
 type private LiveProgress(ctx: ProgressContext) =
     let mutable task: ProgressTask | null = null
-    let mutable label = ""
-    let mutable epochs = 0
-    let mutable steps = 0
+    let run = RunShape()
 
     interface IRunProgress with
         member _.Start(l, first, e, s) =
-            label <- l
-            epochs <- e
-            steps <- s
+            run.Set(l, e, s)
             AnsiConsole.MarkupLine(sprintf "[bold]%s[/]: epochs %d..%d, %d steps per epoch" (Markup.Escape l) (first + 1) e s)
 
         member _.Step(epoch, step, loss, sps, rates) =
             let t =
                 match task with
                 | null ->
-                    let t = ctx.AddTask(Markup.Escape label, true, float steps)
+                    let t = ctx.AddTask(Markup.Escape run.Label, true, float run.Steps)
                     task <- t
                     t
                 | t -> t
@@ -110,10 +113,10 @@ type private LiveProgress(ctx: ProgressContext) =
             t.Value <- float step
             // the description shares the line with the bar, percentage and time columns
             let room = max 30 (AnsiConsole.Profile.Width - 40)
-            let text = sprintf "%s %d/%d loss %.4f %.0f/s%s" label epoch epochs loss sps (rateText 4 rates)
+            let text = sprintf "%s %d/%d loss %.4f %.0f/s%s" run.Label epoch run.Epochs loss sps (rateText 4 rates)
             t.Description <- Markup.Escape(if text.Length > room then text.Substring(0, room - 1) + "…" else text)
 
-        member _.Epoch(m, rates) = AnsiConsole.MarkupLine(Markup.Escape(epochLine label epochs m rates))
+        member _.Epoch(m, rates) = AnsiConsole.MarkupLine(Markup.Escape(epochLine run.Label run.Epochs m rates))
         member _.Message(text) = AnsiConsole.MarkupLine(Markup.Escape text)
 
 /// Runs `f` with a progress reporter: live when `interactive`, else plain lines on `out`.

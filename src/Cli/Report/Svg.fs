@@ -28,6 +28,16 @@ let escape (s: string) =
 
 let private f (v: float) = v.ToString("0.##", CultureInfo.InvariantCulture)
 
+/// The opening <svg> tag of a `width` × `height` picture in sans-serif of `fontSize`.
+let private svgOpen (width: float) (height: float) (fontSize: int) =
+    sprintf
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%s\" height=\"%s\" viewBox=\"0 0 %s %s\" font-family=\"sans-serif\" font-size=\"%d\">"
+        (f width)
+        (f height)
+        (f width)
+        (f height)
+        fontSize
+
 /// A short tick label.
 let label (v: float) =
     if v = 0.0 then "0"
@@ -66,14 +76,7 @@ let lineChart (title: string) (xLabel: string) (yLabel: string) (logY: bool) (se
     let sb = StringBuilder()
     let add (s: string) = sb.Append(s) |> ignore
 
-    add (
-        sprintf
-            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%s\" height=\"%s\" viewBox=\"0 0 %s %s\" font-family=\"sans-serif\" font-size=\"11\">"
-            (f width)
-            (f height)
-            (f width)
-            (f height)
-    )
+    add (svgOpen width height 11)
 
     add (sprintf "<text x=\"%s\" y=\"18\" font-size=\"13\" font-weight=\"bold\">%s</text>" (f left) (escape title))
     let pw, ph = width - left - right, height - top - bottom
@@ -180,14 +183,7 @@ let heatMap (title: string) (names: string[]) (m: float[,]) =
     let sb = StringBuilder()
     let add (s: string) = sb.Append(s) |> ignore
 
-    add (
-        sprintf
-            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%s\" height=\"%s\" viewBox=\"0 0 %s %s\" font-family=\"sans-serif\" font-size=\"10\">"
-            (f w)
-            (f h)
-            (f w)
-            (f h)
-    )
+    add (svgOpen w h 10)
 
     add (sprintf "<text x=\"4\" y=\"16\" font-size=\"13\" font-weight=\"bold\">%s</text>" (escape title))
     let y0 = 30.0 + lab

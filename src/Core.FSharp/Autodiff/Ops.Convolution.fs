@@ -50,61 +50,45 @@ module internal Convolution =
         let ph, pw = padding
         let xShape, wShape = x.Shape, w.Shape
 
-        Dispatch.apply
-            {
-                new Op("conv2d", box ("conv2d", stride, padding)) with
-                    member _.Raw rs = rs.[0].Backend.Conv2d(rs.[0], rs.[1], sh, sw, ph, pw)
-
-                    member _.Jvp(p, t, _) =
-                        sumTerms
-                            Elementwise.addS
-                            (t.[0] |> ValueOption.map (fun dx -> convC stride padding dx p.[1]))
-                            (t.[1] |> ValueOption.map (fun dw -> convC stride padding p.[0] dw))
-
-                    member _.Vjp(p, _, adj, i) =
-                        if i = 0 then convT xShape stride padding adj p.[1] else convW wShape stride padding p.[0] adj
-            }
-            [| x; w |]
+        bilinear
+            "conv2d"
+            (box ("conv2d", stride, padding))
+            Elementwise.addS
+            (fun x y -> x.Backend.Conv2d(x, y, sh, sw, ph, pw))
+            (convC stride padding)
+            (fun p adj i -> if i = 0 then convT xShape stride padding adj p.[1] else convW wShape stride padding p.[0] adj)
+            x
+            w
 
     and convT (xShape: int[]) (stride: int * int) (padding: int * int) (g: Dual) (w: Dual) : Dual =
         let sh, sw = stride
         let ph, pw = padding
         let wShape = w.Shape
 
-        Dispatch.apply
-            {
-                new Op("conv2dInputGrad", box ("conv2dInputGrad", xShape, stride, padding)) with
-                    member _.Raw rs = rs.[0].Backend.Conv2dInputGrad(rs.[0], rs.[1], xShape, sh, sw, ph, pw)
-
-                    member _.Jvp(p, t, _) =
-                        sumTerms
-                            Elementwise.addS
-                            (t.[0] |> ValueOption.map (fun dg -> convT xShape stride padding dg p.[1]))
-                            (t.[1] |> ValueOption.map (fun dw -> convT xShape stride padding p.[0] dw))
-
-                    member _.Vjp(p, _, adj, i) = if i = 0 then convC stride padding adj p.[1] else convW wShape stride padding adj p.[0]
-            }
-            [| g; w |]
+        bilinear
+            "conv2dInputGrad"
+            (box ("conv2dInputGrad", xShape, stride, padding))
+            Elementwise.addS
+            (fun x y -> x.Backend.Conv2dInputGrad(x, y, xShape, sh, sw, ph, pw))
+            (convT xShape stride padding)
+            (fun p adj i -> if i = 0 then convC stride padding adj p.[1] else convW wShape stride padding adj p.[0])
+            g
+            w
 
     and convW (wShape: int[]) (stride: int * int) (padding: int * int) (x: Dual) (g: Dual) : Dual =
         let sh, sw = stride
         let ph, pw = padding
         let xShape = x.Shape
 
-        Dispatch.apply
-            {
-                new Op("conv2dWeightGrad", box ("conv2dWeightGrad", wShape, stride, padding)) with
-                    member _.Raw rs = rs.[0].Backend.Conv2dWeightGrad(rs.[0], rs.[1], wShape, sh, sw, ph, pw)
-
-                    member _.Jvp(p, t, _) =
-                        sumTerms
-                            Elementwise.addS
-                            (t.[0] |> ValueOption.map (fun dx -> convW wShape stride padding dx p.[1]))
-                            (t.[1] |> ValueOption.map (fun dg -> convW wShape stride padding p.[0] dg))
-
-                    member _.Vjp(p, _, adj, i) = if i = 0 then convT xShape stride padding p.[1] adj else convC stride padding p.[0] adj
-            }
-            [| x; g |]
+        bilinear
+            "conv2dWeightGrad"
+            (box ("conv2dWeightGrad", wShape, stride, padding))
+            Elementwise.addS
+            (fun x y -> x.Backend.Conv2dWeightGrad(x, y, wShape, sh, sw, ph, pw))
+            (convW wShape stride padding)
+            (fun p adj i -> if i = 0 then convT xShape stride padding p.[1] adj else convC stride padding p.[0] adj)
+            x
+            g
 
     /// The checks of conv2d: input, weight and bias shapes, dtypes and the window.
     let checkConv2d (stride: int * int) (padding: int * int) (x: Dual) (w: Dual) (bias: Dual option) =

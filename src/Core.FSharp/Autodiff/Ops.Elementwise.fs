@@ -44,14 +44,7 @@ module internal Elementwise =
             b
 
     let rec mulS (a: Dual) (b: Dual) : Dual =
-        binaryPrim
-            "mul"
-            BinaryKind.Mul
-            (fun p t _ ->
-                sumTerms addS (t.[0] |> ValueOption.map (fun x -> mulS x p.[1])) (t.[1] |> ValueOption.map (fun y -> mulS p.[0] y)))
-            (fun p _ adj i -> mulS adj p.[1 - i])
-            a
-            b
+        binaryPrim "mul" BinaryKind.Mul (fun p t _ -> bilinearJvp addS mulS p t) (fun p _ adj i -> mulS adj p.[1 - i]) a b
 
     let rec addScalar (c: float) (a: Dual) : Dual =
         if c = 0.0 then
@@ -63,13 +56,7 @@ module internal Elementwise =
         if c = 1.0 then
             a
         else
-            unary
-                "mulScalar"
-                (box ("mulScalar", c))
-                (fun r -> r.Backend.MulScalar(r, c))
-                (fun _ t _ -> mulScalar c t)
-                (fun _ _ adj -> mulScalar c adj)
-                a
+            linear "mulScalar" (box ("mulScalar", c)) (fun r -> r.Backend.MulScalar(r, c)) (mulScalar c) (mulScalar c) a
 
     /// a^c elementwise for a real constant c.
     let rec powScalar (c: float) (a: Dual) : Dual =

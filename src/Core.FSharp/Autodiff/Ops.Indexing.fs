@@ -23,13 +23,7 @@ module internal Indexing =
         let dim = Shape.dim "gather" src.Length dim
         checkShapes "gather" src dim idx.Shape
 
-        unary
-            "gather"
-            (box ("gather", dim, idx))
-            (fun r -> r.Backend.Gather(r, dim, idx))
-            (fun _ t _ -> gather dim idx t)
-            (fun _ _ adj -> scatterAdd dim idx src adj)
-            a
+        linear "gather" (box ("gather", dim, idx)) (fun r -> r.Backend.Gather(r, dim, idx)) (gather dim idx) (scatterAdd dim idx src) a
 
     and scatterAdd (dim: int) (idx: RawTensor) (outShape: int[]) (a: Dual) : Dual =
         checkIdx "scatterAdd" idx
@@ -40,10 +34,10 @@ module internal Indexing =
 
         checkShapes "scatterAdd" outShape dim idx.Shape
 
-        unary
+        linear
             "scatterAdd"
             (box ("scatterAdd", dim, idx, outShape))
             (fun r -> r.Backend.ScatterAdd(r, dim, idx, outShape))
-            (fun _ t _ -> scatterAdd dim idx outShape t)
-            (fun _ _ adj -> gather dim idx adj)
+            (scatterAdd dim idx outShape)
+            (gather dim idx)
             a

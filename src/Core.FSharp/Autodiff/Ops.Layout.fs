@@ -14,13 +14,7 @@ module internal Layout =
         else
             let src = a.Shape
 
-            unary
-                "view"
-                (box ("view", shape))
-                (fun r -> r.Backend.View(r, shape))
-                (fun _ t _ -> view shape t)
-                (fun _ _ adj -> view src adj)
-                a
+            linear "view" (box ("view", shape)) (fun r -> r.Backend.View(r, shape)) (view shape) (view src) a
 
     let rec permute (perm: int[]) (a: Dual) : Dual =
         if perm |> Array.mapi (fun i p -> i = p) |> Array.forall id then
@@ -29,13 +23,7 @@ module internal Layout =
             let inv = Array.zeroCreate perm.Length
             perm |> Array.iteri (fun i p -> inv.[p] <- i)
 
-            unary
-                "permute"
-                (box ("permute", perm))
-                (fun r -> r.Backend.Permute(r, perm))
-                (fun _ t _ -> permute perm t)
-                (fun _ _ adj -> permute inv adj)
-                a
+            linear "permute" (box ("permute", perm)) (fun r -> r.Backend.Permute(r, perm)) (permute perm) (permute inv) a
 
     /// Broadcast to `shape` (NumPy rules); its adjoint sums over the broadcast dimensions.
     let rec expand (shape: int[]) (a: Dual) : Dual =
@@ -47,13 +35,7 @@ module internal Layout =
 
             let src = a.Shape
 
-            unary
-                "expand"
-                (box ("expand", shape))
-                (fun r -> r.Backend.Expand(r, shape))
-                (fun _ t _ -> expand shape t)
-                (fun _ _ adj -> sumTo src adj)
-                a
+            linear "expand" (box ("expand", shape)) (fun r -> r.Backend.Expand(r, shape)) (expand shape) (sumTo src) a
 
     /// Sum of all elements (a scalar).
     and sum (a: Dual) : Dual =
@@ -106,12 +88,12 @@ module internal Layout =
         if sameShape lengths src then
             a
         else
-            unary
+            linear
                 "slice"
                 (box ("slice", starts, lengths))
                 (fun r -> r.Backend.Slice(r, starts, lengths))
-                (fun _ t _ -> slice starts lengths t)
-                (fun _ _ adj -> pad starts src adj)
+                (slice starts lengths)
+                (pad starts src)
                 a
 
     /// Embeds a into zeros of `outShape`, its first element at `starts`.
@@ -134,12 +116,12 @@ module internal Layout =
         if sameShape outShape src then
             a
         else
-            unary
+            linear
                 "pad"
                 (box ("pad", starts, outShape))
                 (fun r -> r.Backend.Pad(r, starts, outShape))
-                (fun _ t _ -> pad starts outShape t)
-                (fun _ _ adj -> slice starts src adj)
+                (pad starts outShape)
+                (slice starts src)
                 a
 
     let rec cat (dim: int) (xs: Dual[]) : Dual =
@@ -198,13 +180,7 @@ module internal Layout =
 
             Const(r.Backend.Cast(r, dtype))
         else
-            unary
-                "cast"
-                (box ("cast", dtype))
-                (fun r -> r.Backend.Cast(r, dtype))
-                (fun _ t _ -> cast dtype t)
-                (fun _ _ adj -> cast src adj)
-                a
+            linear "cast" (box ("cast", dtype)) (fun r -> r.Backend.Cast(r, dtype)) (cast dtype) (cast src) a
 
     /// A copy on another backend (differentiable: tangents follow the value, adjoints go back).
     let rec toBackend (target: Backend) (a: Dual) : Dual =

@@ -28,20 +28,15 @@ module internal LinearAlgebra =
                     (Shape.str sb)
                     (if transB then "ᵀ" else ""))
 
-        Dispatch.apply
-            {
-                new Op("matmul", box ("matmul", transA, transB)) with
-                    member _.Raw rs = rs.[0].Backend.MatMul(rs.[0], rs.[1], transA, transB)
-
-                    member _.Jvp(p, t, _) =
-                        sumTerms
-                            Elementwise.addS
-                            (t.[0] |> ValueOption.map (fun da -> matmulT transA transB da p.[1]))
-                            (t.[1] |> ValueOption.map (fun db -> matmulT transA transB p.[0] db))
-
-                    member _.Vjp(p, _, adj, i) = if i = 0 then adjointLeft transA transB adj p.[1] else adjointRight transA transB p.[0] adj
-            }
-            [| a; b |]
+        bilinear
+            "matmul"
+            (box ("matmul", transA, transB))
+            Elementwise.addS
+            (fun x y -> x.Backend.MatMul(x, y, transA, transB))
+            (matmulT transA transB)
+            (fun p adj i -> if i = 0 then adjointLeft transA transB adj p.[1] else adjointRight transA transB p.[0] adj)
+            a
+            b
 
     /// The adjoint of op(a)·op(b) in a, for the output adjoint g.
     and adjointLeft (transA: bool) (transB: bool) (g: Dual) (b: Dual) : Dual =

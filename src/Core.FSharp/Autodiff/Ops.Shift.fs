@@ -48,11 +48,7 @@ module internal Shift =
                         | 1.0 -> (lin.Apply(Const rs.[1])).Raw
                         | e -> let r = (lin.Apply(Const rs.[1])).Raw in r.Backend.MulScalar(r, e)
 
-                    member _.Jvp(p, t, _) =
-                        sumTerms
-                            Elementwise.addS
-                            (t.[0] |> ValueOption.map (fun de -> etaLinear lin de p.[1]))
-                            (t.[1] |> ValueOption.map (fun da -> etaLinear lin p.[0] da))
+                    member _.Jvp(p, t, _) = bilinearJvp Elementwise.addS (etaLinear lin) p t
 
                     member _.Vjp(p, _, adj, i) =
                         if i = 0 then

@@ -234,37 +234,36 @@ module Dataset =
 
             let samples = parts |> List.map (fun p -> p.samples) |> Array.concat
 
+            // Every part's targets as `pick` accepts them (the kind and size of the first
+            // part's), concatenated; `like` says what the first part has, for the error.
+            let gather (pick: Targets -> 'a[] option) (like: string) =
+                parts
+                |> List.map (fun p ->
+                    match pick p.targets with
+                    | Some t -> t
+                    | None -> invalidArg "parts" (sprintf "Dataset.concat %s: %s does not have %s like %s" name p.name like first.name))
+                |> Array.concat
+
             let targets =
                 match first.targets with
                 | Targets.Labels(_, c) ->
                     let ls =
-                        parts
-                        |> List.map (fun p ->
-                            match p.targets with
-                            | Targets.Labels(l, c2) when c2 = c -> l
-                            | _ ->
-                                invalidArg
-                                    "parts"
-                                    (sprintf "Dataset.concat %s: %s does not have %d-class labels like %s" name p.name c first.name))
+                        gather
+                            (function
+                            | Targets.Labels(l, c2) when c2 = c -> Some l
+                            | _ -> None)
+                            (sprintf "%d-class labels" c)
 
-                    Targets.Labels(Array.concat ls, c)
+                    Targets.Labels(ls, c)
                 | Targets.Values(_, s) ->
                     let vs =
-                        parts
-                        |> List.map (fun p ->
-                            match p.targets with
-                            | Targets.Values(v, s2) when s2 = s -> v
-                            | _ ->
-                                invalidArg
-                                    "parts"
-                                    (sprintf
-                                        "Dataset.concat %s: %s does not have targets of shape %s like %s"
-                                        name
-                                        p.name
-                                        (shapeStr s)
-                                        first.name))
+                        gather
+                            (function
+                            | Targets.Values(v, s2) when s2 = s -> Some v
+                            | _ -> None)
+                            (sprintf "targets of shape %s" (shapeStr s))
 
-                    Targets.Values(Array.concat vs, Array.copy s)
+                    Targets.Values(vs, Array.copy s)
 
             ofOwned name first.sampleShape samples targets
 
@@ -362,54 +361,39 @@ module Dataset =
 
         { d with samples = out }
 
+    /// Refuses a null array argument, naming it.
+    let private notNull (name: string) (a: 'a[]) =
+        if isNull (box a) then
+            nullArg name
+
     /// A classification data set from your own arrays: `samples` holds N samples of
     /// `sampleShape` one after the other (N × prod(sampleShape) values), `labels` one class
     /// in 0 .. classes-1 per sample. The arrays are copied. Raises ArgumentException naming
     /// both numbers when the sizes disagree, or the first label out of range.
     let ofArrays (sampleShape: int[]) (samples: float32[]) (labels: int[]) (classes: int) : Dataset =
-        if isNull (box samples) then
-            nullArg "samples"
-
-        if isNull (box labels) then
-            nullArg "labels"
-
+        notNull "samples" samples
+        notNull "labels" labels
         create "arrays" sampleShape samples (Targets.Labels(labels, classes))
 
     /// `ofArrays` from float64 samples (stored as float32).
     let ofArrays64 (sampleShape: int[]) (samples: float[]) (labels: int[]) (classes: int) : Dataset =
-        if isNull (box samples) then
-            nullArg "samples"
-
-        if isNull (box labels) then
-            nullArg "labels"
-
+        notNull "samples" samples
+        notNull "labels" labels
         ofOwned "arrays" sampleShape (Array.map float32 samples) (Targets.Labels(Array.copy labels, classes))
 
     /// A regression data set from your own arrays: N samples of `sampleShape` and N targets
     /// of `targetShape`, each flat, sample after sample. The arrays are copied.
     let ofTargetArrays (sampleShape: int[]) (samples: float32[]) (targets: float32[]) (targetShape: int[]) : Dataset =
-        if isNull (box samples) then
-            nullArg "samples"
-
-        if isNull (box targets) then
-            nullArg "targets"
-
-        if isNull (box targetShape) then
-            nullArg "targetShape"
-
+        notNull "samples" samples
+        notNull "targets" targets
+        notNull "targetShape" targetShape
         create "arrays" sampleShape samples (Targets.Values(targets, targetShape))
 
     /// `ofTargetArrays` from float64 samples and targets (stored as float32).
     let ofTargetArrays64 (sampleShape: int[]) (samples: float[]) (targets: float[]) (targetShape: int[]) : Dataset =
-        if isNull (box samples) then
-            nullArg "samples"
-
-        if isNull (box targets) then
-            nullArg "targets"
-
-        if isNull (box targetShape) then
-            nullArg "targetShape"
-
+        notNull "samples" samples
+        notNull "targets" targets
+        notNull "targetShape" targetShape
         ofOwned "arrays" sampleShape (Array.map float32 samples) (Targets.Values(Array.map float32 targets, Array.copy targetShape))
 
     /// All samples as one tensor [N] @ sample shape of the given dtype (Float32 or Float64).

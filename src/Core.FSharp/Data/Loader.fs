@@ -76,6 +76,31 @@ module Loader =
         else
             (dataset.count + options.BatchSize - 1) / options.BatchSize
 
+    /// Rows `indices` (each `size` values long) of `src`, one after the other, as a tensor
+    /// of `shape` in the dtype asked for (float64 converts, float32 copies).
+    let private gatherRows (dtype: Dtype) (src: float32[]) (indices: int[]) (size: int) (shape: int[]) : Tensor =
+        let b = indices.Length
+
+        match dtype with
+        | Dtype.Float64 ->
+            let xs = Array.zeroCreate<float>(b * size)
+
+            for j in 0 .. b - 1 do
+                let s = indices.[j] * size
+                let o = j * size
+
+                for k in 0 .. size - 1 do
+                    xs.[o + k] <- float src.[s + k]
+
+            Tensor.ofArrayShape xs shape
+        | _ ->
+            let xs = Array.zeroCreate<float32>(b * size)
+
+            for j in 0 .. b - 1 do
+                Array.blit src (indices.[j] * size) xs (j * size) size
+
+            Tensor.ofArrayShape xs shape
+
     /// The batch made of the given data-set indices, in that order.
     let batch (options: LoaderOptions) (dataset: Dataset) (indices: int[]) : Batch =
         validate options
@@ -88,55 +113,15 @@ module Loader =
         let b = indices.Length
         let size = dataset.sampleSize
         let shape = Array.append [| b |] dataset.sampleShape
-        let src = dataset.samples
 
-        let inputs =
-            match options.Dtype with
-            | Dtype.Float64 ->
-                let xs = Array.zeroCreate<float>(b * size)
-
-                for j in 0 .. b - 1 do
-                    let s = indices.[j] * size
-                    let o = j * size
-
-                    for k in 0 .. size - 1 do
-                        xs.[o + k] <- float src.[s + k]
-
-                Tensor.ofArrayShape xs shape
-            | _ ->
-                let xs = Array.zeroCreate<float32>(b * size)
-
-                for j in 0 .. b - 1 do
-                    Array.blit src (indices.[j] * size) xs (j * size) size
-
-                Tensor.ofArrayShape xs shape
+        let inputs = gatherRows options.Dtype dataset.samples indices size shape
 
         let labels, targets =
             match dataset.targets with
             | Targets.Labels(l, _) -> Some(Tensor.ofArrayShape (Array.init b (fun j -> l.[indices.[j]])) [| b |]), None
             | Targets.Values(v, tshape) ->
                 let ts = Array.fold (*) 1 tshape
-                let shape = Array.append [| b |] tshape
-
-                let t =
-                    match options.Dtype with
-                    | Dtype.Float64 ->
-                        let ys = Array.zeroCreate<float>(b * ts)
-
-                        for j in 0 .. b - 1 do
-                            for k in 0 .. ts - 1 do
-                                ys.[j * ts + k] <- float v.[indices.[j] * ts + k]
-
-                        Tensor.ofArrayShape ys shape
-                    | _ ->
-                        let ys = Array.zeroCreate<float32>(b * ts)
-
-                        for j in 0 .. b - 1 do
-                            Array.blit v (indices.[j] * ts) ys (j * ts) ts
-
-                        Tensor.ofArrayShape ys shape
-
-                None, Some t
+                None, Some(gatherRows options.Dtype v indices ts (Array.append [| b |] tshape))
 
         { Inputs = inputs; Labels = labels; Targets = targets; Indices = Array.copy indices }
 

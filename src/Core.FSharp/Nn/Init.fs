@@ -25,21 +25,22 @@ module Init =
     /// A per-parameter seed derived from the model seed and the parameter's position.
     let internal derive (seed: int) (index: int) = Seeds.mix seed index
 
+    /// PyTorch's default: uniform in ±1/√fanIn.
+    let private uniformFanIn (o: InitOptions) (seed: int) (shape: int[]) (fanIn: int) =
+        let b = 1.0 / Math.Sqrt(float fanIn)
+        Tensor.randOf o.Dtype seed -b b shape
+
     let internal weight (o: InitOptions) (index: int) (shape: int[]) (fanIn: int) =
         let seed = derive o.Seed index
 
         match o.Scheme with
-        | InitScheme.PyTorchDefault ->
-            let b = 1.0 / Math.Sqrt(float fanIn)
-            Tensor.randOf o.Dtype seed -b b shape
+        | InitScheme.PyTorchDefault -> uniformFanIn o seed shape fanIn
         | InitScheme.ScaledNormal(sw, _) -> Tensor.randnOf o.Dtype seed shape * (sw / Math.Sqrt(float fanIn))
 
     let internal bias (o: InitOptions) (index: int) (shape: int[]) (fanIn: int) =
         let seed = derive o.Seed index
 
         match o.Scheme with
-        | InitScheme.PyTorchDefault ->
-            let b = 1.0 / Math.Sqrt(float fanIn)
-            Tensor.randOf o.Dtype seed -b b shape
+        | InitScheme.PyTorchDefault -> uniformFanIn o seed shape fanIn
         | InitScheme.ScaledNormal(_, 0.0) -> Tensor.zerosOf o.Dtype shape
         | InitScheme.ScaledNormal(_, sb) -> Tensor.randnOf o.Dtype seed shape * sb

@@ -27,15 +27,13 @@ type AdamOptions = {
         if not (Double.IsFinite o.LearningRate) || o.LearningRate < 0.0 then
             invalidArg "LearningRate" (sprintf "Adam: LearningRate must be non-negative, got %g" o.LearningRate)
 
-        for name, v in [ "Beta1", o.Beta1; "Beta2", o.Beta2 ] do
-            if not (v >= 0.0 && v < 1.0) then
-                invalidArg name (sprintf "Adam: %s must be in [0, 1), got %g" name v)
+        OptionChecks.unitInterval "Adam" "Beta1" o.Beta1
+        OptionChecks.unitInterval "Adam" "Beta2" o.Beta2
 
         if not (o.Epsilon > 0.0) then
             invalidArg "Epsilon" (sprintf "Adam: Epsilon must be positive, got %g" o.Epsilon)
 
-        if not (Double.IsFinite o.WeightDecay) || o.WeightDecay < 0.0 then
-            invalidArg "WeightDecay" (sprintf "Adam: WeightDecay must be non-negative, got %g" o.WeightDecay)
+        OptionChecks.nonNegative "Adam" "WeightDecay" o.WeightDecay
 
 type AdamRule(options: AdamOptions) =
     inherit UpdateRule()

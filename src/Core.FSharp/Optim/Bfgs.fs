@@ -157,29 +157,22 @@ module Bfgs =
             let next = inverseUpdate h s y
             if allFinite next then BfgsStatus.Updated, next else BfgsStatus.NonFinite, h
 
+    /// Powell's rule in both stages: when sᵀy < μ·q, `v` becomes θv + (1−θ)w with
+    /// θ = (1−μ)·q/(q − sᵀy) (true: damped), else stays as it is.
+    let private powellMix (mu: float) (sy: float) (q: float) (v: float[]) (w: float[]) : float[] * bool =
+        if sy < mu * q then
+            let theta = (1.0 - mu) * q / (q - sy)
+            Array.init v.Length (fun i -> theta * v.[i] + (1.0 - theta) * w.[i]), true
+        else
+            v, false
+
     /// Powell damping on H (first stage): if sᵀy < μ1·yᵀHy, s ← θs + (1−θ)Hy with
     /// θ = (1−μ1)·yᵀHy/(yᵀHy − sᵀy), after which sᵀy = μ1·yᵀHy. `hy` is H y.
-    let powell (mu1: float) (s: float[]) (y: float[]) (hy: float[]) : float[] * bool =
-        let sy = dot s y
-        let yhy = dot y hy
-
-        if sy < mu1 * yhy then
-            let theta = (1.0 - mu1) * yhy / (yhy - sy)
-            Array.init s.Length (fun i -> theta * s.[i] + (1.0 - theta) * hy.[i]), true
-        else
-            s, false
+    let powell (mu1: float) (s: float[]) (y: float[]) (hy: float[]) : float[] * bool = powellMix mu1 (dot s y) (dot y hy) s hy
 
     /// Powell's rule with B = I (second stage of DD): if sᵀy < μ2·sᵀs,
     /// y ← θ₂y + (1−θ₂)s with θ₂ = (1−μ2)·sᵀs/(sᵀs − sᵀy), after which sᵀy = μ2·sᵀs.
-    let powellIdentity (mu2: float) (s: float[]) (y: float[]) : float[] * bool =
-        let sy = dot s y
-        let ss = dot s s
-
-        if sy < mu2 * ss then
-            let theta = (1.0 - mu2) * ss / (ss - sy)
-            Array.init y.Length (fun i -> theta * y.[i] + (1.0 - theta) * s.[i]), true
-        else
-            y, false
+    let powellIdentity (mu2: float) (s: float[]) (y: float[]) : float[] * bool = powellMix mu2 (dot s y) (dot s s) y s
 
     /// Levenberg–Marquardt damping: y + μ2·s.
     let levenbergMarquardt (mu2: float) (s: float[]) (y: float[]) : float[] = Array.init y.Length (fun i -> y.[i] + mu2 * s.[i])

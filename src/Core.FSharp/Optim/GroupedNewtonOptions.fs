@@ -73,9 +73,7 @@ type GroupedNewtonOptions = {
             if not (Double.IsFinite v) || v < 0.0 then
                 invalidArg name (sprintf "GroupedNewton: %s must be finite and non-negative, got %g" name v)
 
-        let unit name (v: float) =
-            if not (v >= 0.0 && v < 1.0) then
-                invalidArg name (sprintf "GroupedNewton: %s must be in [0, 1), got %g" name v)
+        let unit = OptionChecks.unitInterval "GroupedNewton"
 
         nonNeg "Damping" o.Damping
         nonNeg "LambdaInt" o.LambdaInt
@@ -85,14 +83,11 @@ type GroupedNewtonOptions = {
         unit "SummaryMomentum" o.SummaryMomentum
         unit "ThirdOrderMomentum" o.ThirdOrderMomentum
 
-        if o.CurvaturePeriod < 1 then
-            invalidArg "CurvaturePeriod" (sprintf "GroupedNewton: CurvaturePeriod must be at least 1, got %d" o.CurvaturePeriod)
+        OptionChecks.atLeastOne "GroupedNewton" "CurvaturePeriod" o.CurvaturePeriod
 
-        if o.AveragePeriod < 1 then
-            invalidArg "AveragePeriod" (sprintf "GroupedNewton: AveragePeriod must be at least 1, got %d" o.AveragePeriod)
+        OptionChecks.atLeastOne "GroupedNewton" "AveragePeriod" o.AveragePeriod
 
-        if o.Warmup < 0 then
-            invalidArg "Warmup" (sprintf "GroupedNewton: Warmup must be non-negative, got %d" o.Warmup)
+        OptionChecks.nonNegativeCount "GroupedNewton" "Warmup" o.Warmup
 
         if not (o.MaxRateGrowth >= 1.0) then
             invalidArg

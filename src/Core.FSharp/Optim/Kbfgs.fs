@@ -179,16 +179,9 @@ type KbfgsOptimizer internal (model: Model, options: KbfgsOptions, limited: bool
         state <- next
         main.Loss
 
-    override o.StateEntries() =
-        let entries = StateSchema.save schema state
-        entries.[..1] @ rates.Save(o.Groups |> Array.map (fun g -> g.LearningRate)) @ entries.[2..]
+    override o.StateEntries() = StateSchema.save schema state |> StateSchema.withGroupRates rates o.Groups
 
-    override o.RestoreState(source, entries) =
-        let src = { Source = source; Entries = entries }
-        let next = StateSchema.load schema src state
-        let lrs = rates.Load src [||]
-        Array.iter2 (fun (g: ParamGroup) lr -> g.LearningRate <- lr) o.Groups lrs
-        state <- next
+    override o.RestoreState(source, entries) = state <- StateSchema.loadWithGroupRates schema rates o.Groups source entries state
 
 /// Builds K-BFGS optimizers for a model (its Linear and Conv2d layers are preconditioned).
 module Kbfgs =

@@ -72,13 +72,8 @@ type KbfgsOptions = {
     static member Defaults = KbfgsOptions.Mlp
 
     member o.Validate() =
-        let positive name (v: float) =
-            if not (Double.IsFinite v) || v <= 0.0 then
-                invalidArg name (sprintf "K-BFGS: %s must be positive, got %g" name v)
-
-        let unitInterval name (v: float) =
-            if not (v >= 0.0 && v < 1.0) then
-                invalidArg name (sprintf "K-BFGS: %s must be in [0, 1), got %g" name v)
+        let positive = OptionChecks.positive "K-BFGS"
+        let unitInterval = OptionChecks.unitInterval "K-BFGS"
 
         positive "LearningRate" o.LearningRate
         positive "Lambda" o.Lambda
@@ -93,20 +88,15 @@ type KbfgsOptions = {
         unitInterval "PairMomentum" o.PairMomentum
         unitInterval "AMomentum" o.AMomentum
 
-        if not (Double.IsFinite o.WeightDecay) || o.WeightDecay < 0.0 then
-            invalidArg "WeightDecay" (sprintf "K-BFGS: WeightDecay must be non-negative, got %g" o.WeightDecay)
+        OptionChecks.nonNegative "K-BFGS" "WeightDecay" o.WeightDecay
 
-        if not (Double.IsFinite o.GateTolerance) || o.GateTolerance < 0.0 then
-            invalidArg "GateTolerance" (sprintf "K-BFGS: GateTolerance must be non-negative, got %g" o.GateTolerance)
+        OptionChecks.nonNegative "K-BFGS" "GateTolerance" o.GateTolerance
 
-        if o.UpdateEvery < 1 then
-            invalidArg "UpdateEvery" (sprintf "K-BFGS: UpdateEvery must be at least 1, got %d" o.UpdateEvery)
+        OptionChecks.atLeastOne "K-BFGS" "UpdateEvery" o.UpdateEvery
 
-        if o.Memory < 1 then
-            invalidArg "Memory" (sprintf "K-BFGS: Memory must be at least 1, got %d" o.Memory)
+        OptionChecks.atLeastOne "K-BFGS" "Memory" o.Memory
 
-        if o.MaxFactorSize < 1 then
-            invalidArg "MaxFactorSize" (sprintf "K-BFGS: MaxFactorSize must be at least 1, got %d" o.MaxFactorSize)
+        OptionChecks.atLeastOne "K-BFGS" "MaxFactorSize" o.MaxFactorSize
 
 type KbfgsLayerCounts = {
     Layer: string

@@ -86,16 +86,10 @@ type KfacOptimizer(model: Model, initial: Parameters, groups: ParamGroup[], opti
         state <- next
         main.Loss
 
-    override o.StateEntries() =
-        let entries = StateSchema.save schema state
-        // the header, then the group rates, then the rest (the order of the first release)
-        entries.[..1] @ rates.Save(o.Groups |> Array.map (fun g -> g.LearningRate)) @ entries.[2..]
+    override o.StateEntries() = StateSchema.save schema state |> StateSchema.withGroupRates rates o.Groups
 
     override o.RestoreState(source, entries) =
-        let src = { Source = source; Entries = entries }
-        let next = StateSchema.load schema src state
-        let lrs = rates.Load src [||]
-        Array.iter2 (fun (g: ParamGroup) lr -> g.LearningRate <- lr) o.Groups lrs
+        let next = StateSchema.loadWithGroupRates schema rates o.Groups source entries state
         state <- { next with Counts = { next.Counts with LastKlScale = 1.0 } }
 
 /// Builds K-FAC optimizers.

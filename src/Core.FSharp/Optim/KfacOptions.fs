@@ -53,33 +53,24 @@ type KfacOptions = {
     }
 
     member o.Validate() =
-        let positive name (v: float) =
-            if not (Double.IsFinite v) || v <= 0.0 then
-                invalidArg name (sprintf "K-FAC: %s must be positive, got %g" name v)
+        let positive = OptionChecks.positive "K-FAC"
 
         positive "LearningRate" o.LearningRate
         positive "Damping" o.Damping
 
-        if not (o.Momentum >= 0.0 && o.Momentum < 1.0) then
-            invalidArg "Momentum" (sprintf "K-FAC: Momentum must be in [0, 1), got %g" o.Momentum)
+        OptionChecks.unitInterval "K-FAC" "Momentum" o.Momentum
 
-        if not (o.StatDecay >= 0.0 && o.StatDecay < 1.0) then
-            invalidArg "StatDecay" (sprintf "K-FAC: StatDecay must be in [0, 1), got %g" o.StatDecay)
+        OptionChecks.unitInterval "K-FAC" "StatDecay" o.StatDecay
 
-        if not (Double.IsFinite o.WeightDecay) || o.WeightDecay < 0.0 then
-            invalidArg "WeightDecay" (sprintf "K-FAC: WeightDecay must be non-negative, got %g" o.WeightDecay)
+        OptionChecks.nonNegative "K-FAC" "WeightDecay" o.WeightDecay
 
-        if o.CovarianceInterval < 1 then
-            invalidArg "CovarianceInterval" (sprintf "K-FAC: CovarianceInterval must be at least 1, got %d" o.CovarianceInterval)
+        OptionChecks.atLeastOne "K-FAC" "CovarianceInterval" o.CovarianceInterval
 
-        if o.InverseInterval < 1 then
-            invalidArg "InverseInterval" (sprintf "K-FAC: InverseInterval must be at least 1, got %d" o.InverseInterval)
+        OptionChecks.atLeastOne "K-FAC" "InverseInterval" o.InverseInterval
 
-        if o.InverseWarmup < 0 then
-            invalidArg "InverseWarmup" (sprintf "K-FAC: InverseWarmup must be non-negative, got %d" o.InverseWarmup)
+        OptionChecks.nonNegativeCount "K-FAC" "InverseWarmup" o.InverseWarmup
 
-        if o.MaxFactorSize < 1 then
-            invalidArg "MaxFactorSize" (sprintf "K-FAC: MaxFactorSize must be at least 1, got %d" o.MaxFactorSize)
+        OptionChecks.atLeastOne "K-FAC" "MaxFactorSize" o.MaxFactorSize
 
         match o.KlClip with
         | Some k -> positive "KlClip" k

@@ -6,8 +6,7 @@ open System
 /// lr = initial · gamma^⌊epoch / stepSize⌋. Call `Step()` once per epoch.
 type StepLR(optimizer: Optimizer, stepSize: int, gamma: float) =
     do
-        if stepSize < 1 then
-            invalidArg "stepSize" (sprintf "StepLR: stepSize must be at least 1, got %d" stepSize)
+        OptionChecks.atLeastOne "StepLR" "stepSize" stepSize
 
         if not (gamma > 0.0) then
             invalidArg "gamma" (sprintf "StepLR: gamma must be positive, got %g" gamma)
@@ -55,23 +54,32 @@ module internal Plateau =
         else
             { Best = best; BadEpochs = bad; Cooldown = cool }, false
 
+/// One scheduler's plateau state across calls.
+type internal PlateauTracker(patience: int, threshold: float, cooldown: int) =
+    let mutable state = PlateauState.Initial
+    member _.Best = state.Best
+
+    /// Refuses a NaN metric (as argument `argName`, with `message`), advances the state and
+    /// says whether to reduce now.
+    member _.Observe(argName: string, message: string, metric: float) : bool =
+        if Double.IsNaN metric then
+            invalidArg argName message
+
+        let next, reduce = Plateau.step patience threshold cooldown state metric
+        state <- next
+        reduce
+
 /// Multiplies the learning rates by `factor` when a metric (lower is better) has not
 /// improved by more than the relative `threshold` for `patience` epochs, then waits
 /// `cooldown` epochs; never below `minLearningRate`. Call `Step(metric)` once per epoch.
 type ReduceLROnPlateau(optimizer: Optimizer, factor: float, patience: int, threshold: float, cooldown: int, minLearningRate: float) =
     do Plateau.validate "ReduceLROnPlateau" factor patience threshold
-    let mutable state = PlateauState.Initial
+    let tracker = PlateauTracker(patience, threshold, cooldown)
     new(optimizer) = ReduceLROnPlateau(optimizer, 0.1, 10, 1e-4, 0, 0.0)
-    member _.Best = state.Best
+    member _.Best = tracker.Best
 
     member _.Step(metric: float) =
-        if Double.IsNaN metric then
-            invalidArg "metric" "ReduceLROnPlateau: the metric is NaN"
-
-        let next, reduce = Plateau.step patience threshold cooldown state metric
-        state <- next
-
-        if reduce then
+        if tracker.Observe("metric", "ReduceLROnPlateau: the metric is NaN", metric) then
             for g in optimizer.Groups do
                 g.LearningRate <- max minLearningRate (g.LearningRate * factor)
 
@@ -81,19 +89,13 @@ type ReduceLROnPlateau(optimizer: Optimizer, factor: float, patience: int, thres
 type ReduceDampingOnPlateau
     (optimizer: GroupedNewtonOptimizer, factor: float, patience: int, threshold: float, cooldown: int, applyToLambdaInt: bool) =
     do Plateau.validate "ReduceDampingOnPlateau" factor patience threshold
-    let mutable state = PlateauState.Initial
+    let tracker = PlateauTracker(patience, threshold, cooldown)
     /// The paper's final-run settings: factor 0.5, patience 2, threshold 1e-4, cooldown 0, on damping.
     new(optimizer) = ReduceDampingOnPlateau(optimizer, 0.5, 2, 1e-4, 0, false)
-    member _.Best = state.Best
+    member _.Best = tracker.Best
 
     member _.Step(epochLoss: float) =
-        if Double.IsNaN epochLoss then
-            invalidArg "epochLoss" "ReduceDampingOnPlateau: the loss is NaN"
-
-        let next, reduce = Plateau.step patience threshold cooldown state epochLoss
-        state <- next
-
-        if reduce then
+        if tracker.Observe("epochLoss", "ReduceDampingOnPlateau: the loss is NaN", epochLoss) then
             if applyToLambdaInt then
                 optimizer.LambdaInt <- optimizer.LambdaInt * factor
             else

@@ -47,17 +47,10 @@ type SofimOptions = {
     }
 
     member o.Validate() =
-        if not (Double.IsFinite o.LearningRate) || o.LearningRate <= 0.0 then
-            invalidArg "LearningRate" (sprintf "SOFIM: LearningRate must be positive, got %g" o.LearningRate)
-
-        if not (o.Beta >= 0.0 && o.Beta < 1.0) then
-            invalidArg "Beta" (sprintf "SOFIM: Beta must be in [0, 1), got %g" o.Beta)
-
-        if not (Double.IsFinite o.Rho) || o.Rho <= 0.0 then
-            invalidArg "Rho" (sprintf "SOFIM: Rho must be positive, got %g" o.Rho)
-
-        if not (Double.IsFinite o.WeightDecay) || o.WeightDecay < 0.0 then
-            invalidArg "WeightDecay" (sprintf "SOFIM: WeightDecay must be non-negative, got %g" o.WeightDecay)
+        OptionChecks.positive "SOFIM" "LearningRate" o.LearningRate
+        OptionChecks.unitInterval "SOFIM" "Beta" o.Beta
+        OptionChecks.positive "SOFIM" "Rho" o.Rho
+        OptionChecks.nonNegative "SOFIM" "WeightDecay" o.WeightDecay
 
 /// SOFIM (arXiv 2403.02833): m ← βm + (1−β)g, m̂ = m/(1 − βᵗ), direction F⁻¹m̂ with
 /// F = m̂m̂ᵀ + ρI, never formed. By Sherman–Morrison F⁻¹m̂ = m̂/(ρ + ‖m̂‖²) exactly; this

@@ -145,3 +145,24 @@ module internal StateSchema =
         Save = fun lrs -> [ for i in 0 .. groups.Length - 1 -> "group." + groups.[i].Name + ".lr", StoreValue.Float lrs.[i] ]
         Load = fun src _ -> groups |> Array.map (fun g -> floatCodec.Read src ("group." + g.Name + ".lr"))
     }
+
+    /// Saved entries with the group learning rates put after the two header entries (the
+    /// order of the first release of K-FAC and K-BFGS).
+    let withGroupRates (rates: StateField<float[]>) (groups: ParamGroup[]) (entries: (string * StoreValue) list) =
+        entries.[..1] @ rates.Save(groups |> Array.map (fun g -> g.LearningRate)) @ entries.[2..]
+
+    /// The state loaded from `entries` over `current`, with the group learning rates read
+    /// back into the groups.
+    let loadWithGroupRates
+        (fields: StateField<'S> list)
+        (rates: StateField<float[]>)
+        (groups: ParamGroup[])
+        (source: string)
+        (entries: IReadOnlyDictionary<string, StoreValue>)
+        (current: 'S)
+        =
+        let src = { Source = source; Entries = entries }
+        let next = load fields src current
+        let lrs = rates.Load src [||]
+        Array.iter2 (fun (g: ParamGroup) lr -> g.LearningRate <- lr) groups lrs
+        next

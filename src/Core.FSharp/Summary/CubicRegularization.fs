@@ -72,17 +72,7 @@ module CubicRegularization =
         let dmax = if n = 0 then 0.0 else Array.max d
         let m (x: float) = Array2D.init n n (fun i j -> h.[i, j] + (if i = j then 0.5 * lambda * x * d.[i] * d.[i] else 0.0))
 
-        let scale =
-            max
-                1e-300
-                (Seq.max (
-                    seq {
-                        yield 0.0
-
-                        for i in 0 .. n - 1 do
-                            for j in 0 .. n - 1 -> abs h.[i, j]
-                    }
-                ))
+        let scale = DenseAlgebra.maxAbs n h
 
         let solveM (x: float) =
             let mx = m x

@@ -271,23 +271,27 @@ module DenseAlgebra =
 
             Some x
 
+    /// The largest |m[i, j]| over the leading n×n block, at least 1e-300 (a scale to compare
+    /// pivots and cut-offs with).
+    let internal maxAbs (n: int) (m: float[,]) : float =
+        let mutable s = 0.0
+
+        for i in 0 .. n - 1 do
+            for j in 0 .. n - 1 do
+                let v = abs m.[i, j]
+
+                if v > s then // NaN entries are passed over
+                    s <- v
+
+        max 1e-300 s
+
     /// Solves m x = b by Gaussian elimination with partial pivoting; None when m is
     /// singular to working precision (a pivot below 1e-14 of the largest entry).
     let trySolve (m: float[,]) (b: float[]) : float[] option =
         let n = b.Length
         let a = Array2D.init n (n + 1) (fun i j -> if j < n then m.[i, j] else b.[i])
 
-        let scale =
-            max
-                1e-300
-                (Seq.max (
-                    seq {
-                        yield 0.0
-
-                        for i in 0 .. n - 1 do
-                            for j in 0 .. n - 1 -> abs m.[i, j]
-                    }
-                ))
+        let scale = maxAbs n m
 
         let mutable ok = true
 

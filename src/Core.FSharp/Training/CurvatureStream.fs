@@ -10,8 +10,7 @@ open GroupedNewton.Data
 [<Sealed>]
 type CurvatureStream(model: Model, objective: Objective, data: Dataset, batchSize: int, dtype: Dtype) =
     do
-        if batchSize < 1 then
-            invalidArg "batchSize" (sprintf "CurvatureStream: batchSize must be at least 1, got %d" batchSize)
+        OptionChecks.atLeastOne "CurvatureStream" "batchSize" batchSize
 
         if data.Count < 1 then
             invalidArg "data" (sprintf "CurvatureStream: data set '%s' is empty" data.Name)

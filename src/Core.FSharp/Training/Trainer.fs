@@ -111,14 +111,11 @@ module Trainer =
             { Loss = loss / float n; Accuracy = acc / float n }
 
     let private validate (o: TrainerOptions) =
-        if o.Epochs < 0 then
-            invalidArg "Epochs" (sprintf "Trainer: Epochs must be non-negative, got %d" o.Epochs)
+        OptionChecks.nonNegativeCount "Trainer" "Epochs" o.Epochs
 
-        if o.BatchSize < 1 then
-            invalidArg "BatchSize" (sprintf "Trainer: BatchSize must be at least 1, got %d" o.BatchSize)
+        OptionChecks.atLeastOne "Trainer" "BatchSize" o.BatchSize
 
-        if o.EvalBatchSize < 1 then
-            invalidArg "EvalBatchSize" (sprintf "Trainer: EvalBatchSize must be at least 1, got %d" o.EvalBatchSize)
+        OptionChecks.atLeastOne "Trainer" "EvalBatchSize" o.EvalBatchSize
 
         match o.DivergenceFactor with
         | Some f when not (Double.IsFinite f && f > 1.0) ->

@@ -173,32 +173,23 @@ module OpenBlas =
         with _ ->
             false
 
-    /// The kernel family OpenBLAS picked (openblas_get_corename, e.g. "Haswell", "Zen"), or "unknown".
-    let coreName () : string =
+    /// A text field of the loaded API, or `fallback` when the library did not load.
+    let private describe (field: Api -> string) (fallback: string) : string =
         try
             match api.Force() with
-            | Some a -> a.CoreName
-            | None -> "unknown"
+            | Some a -> field a
+            | None -> fallback
         with _ ->
-            "unknown"
+            fallback
+
+    /// The kernel family OpenBLAS picked (openblas_get_corename, e.g. "Haswell", "Zen"), or "unknown".
+    let coreName () : string = describe (fun a -> a.CoreName) "unknown"
 
     /// The build configuration string (openblas_get_config), or "unknown".
-    let config () : string =
-        try
-            match api.Force() with
-            | Some a -> a.Config
-            | None -> "unknown"
-        with _ ->
-            "unknown"
+    let config () : string = describe (fun a -> a.Config) "unknown"
 
     /// The library name that was loaded, or "none".
-    let libraryName () : string =
-        try
-            match api.Force() with
-            | Some a -> a.Library
-            | None -> "none"
-        with _ ->
-            "none"
+    let libraryName () : string = describe (fun a -> a.Library) "none"
 
     let private get () =
         match api.Force() with
@@ -220,6 +211,56 @@ module OpenBlas =
     /// CBLAS wants ld ≥ max(1, row length) even where a single row makes it irrelevant.
     let inline private fixLd (rows: int) (cols: int) (ld: int) = if rows <= 1 then max ld (max 1 cols) else ld
 
+    /// The checks, the k = 0 case, the thread count, the ld fix-up and the pinning that
+    /// sgemm and dgemm share. `call` gets the API, the two transpose codes and the three
+    /// operand start addresses with their (fixed) leading dimensions.
+    let private viaCblas<'T when 'T: unmanaged>
+        (
+            transA: bool,
+            transB: bool,
+            m: int,
+            n: int,
+            k: int,
+            a: 'T[],
+            aOff: int,
+            lda: int,
+            b: 'T[],
+            bOff: int,
+            ldb: int,
+            c: 'T[],
+            cOff: int,
+            ldc: int,
+            threads: int
+        )
+        (call: Api -> int -> int -> nativeint -> int -> nativeint -> int -> nativeint -> int -> unit)
+        : unit =
+        Gemm.validate transA transB m n k a.Length aOff lda b.Length bOff ldb c.Length cOff ldc threads
+        let api = get ()
+
+        if m > 0 && n > 0 then
+            if k = 0 then
+                for i in 0 .. m - 1 do
+                    Span<'T>(c, cOff + i * ldc, n).Clear()
+            else
+                setThreads api threads
+                let lda = if transA then fixLd k m lda else fixLd m k lda
+                let ldb = if transB then fixLd n k ldb else fixLd k n ldb
+                let ldc = fixLd m n ldc
+                use pa = fixed a
+                use pb = fixed b
+                use pc = fixed c
+
+                call
+                    api
+                    (if transA then Trans else NoTrans)
+                    (if transB then Trans else NoTrans)
+                    (NativePtr.toNativeInt (NativePtr.add pa aOff))
+                    lda
+                    (NativePtr.toNativeInt (NativePtr.add pb bOff))
+                    ldb
+                    (NativePtr.toNativeInt (NativePtr.add pc cOff))
+                    ldc
+
     /// Same contract as Gemm.sgemm (C = op(A)·op(B), row-major, overwritten), through cblas_sgemm.
     let sgemm
         (
@@ -239,38 +280,8 @@ module OpenBlas =
             ldc: int,
             threads: int
         ) : unit =
-        Gemm.validate transA transB m n k a.Length aOff lda b.Length bOff ldb c.Length cOff ldc threads
-        let api = get ()
-
-        if m > 0 && n > 0 then
-            if k = 0 then
-                for i in 0 .. m - 1 do
-                    Span<float32>(c, cOff + i * ldc, n).Clear()
-            else
-                setThreads api threads
-                let lda = if transA then fixLd k m lda else fixLd m k lda
-                let ldb = if transB then fixLd n k ldb else fixLd k n ldb
-                let ldc = fixLd m n ldc
-                use pa = fixed a
-                use pb = fixed b
-                use pc = fixed c
-
-                api.Sgemm.Invoke(
-                    RowMajor,
-                    (if transA then Trans else NoTrans),
-                    (if transB then Trans else NoTrans),
-                    m,
-                    n,
-                    k,
-                    1.0f,
-                    NativePtr.toNativeInt (NativePtr.add pa aOff),
-                    lda,
-                    NativePtr.toNativeInt (NativePtr.add pb bOff),
-                    ldb,
-                    0.0f,
-                    NativePtr.toNativeInt (NativePtr.add pc cOff),
-                    ldc
-                )
+        viaCblas (transA, transB, m, n, k, a, aOff, lda, b, bOff, ldb, c, cOff, ldc, threads) (fun api ta tb pa lda pb ldb pc ldc ->
+            api.Sgemm.Invoke(RowMajor, ta, tb, m, n, k, 1.0f, pa, lda, pb, ldb, 0.0f, pc, ldc))
 
     /// Same contract as Gemm.dgemm, through cblas_dgemm.
     let dgemm
@@ -291,35 +302,5 @@ module OpenBlas =
             ldc: int,
             threads: int
         ) : unit =
-        Gemm.validate transA transB m n k a.Length aOff lda b.Length bOff ldb c.Length cOff ldc threads
-        let api = get ()
-
-        if m > 0 && n > 0 then
-            if k = 0 then
-                for i in 0 .. m - 1 do
-                    Span<float>(c, cOff + i * ldc, n).Clear()
-            else
-                setThreads api threads
-                let lda = if transA then fixLd k m lda else fixLd m k lda
-                let ldb = if transB then fixLd n k ldb else fixLd k n ldb
-                let ldc = fixLd m n ldc
-                use pa = fixed a
-                use pb = fixed b
-                use pc = fixed c
-
-                api.Dgemm.Invoke(
-                    RowMajor,
-                    (if transA then Trans else NoTrans),
-                    (if transB then Trans else NoTrans),
-                    m,
-                    n,
-                    k,
-                    1.0,
-                    NativePtr.toNativeInt (NativePtr.add pa aOff),
-                    lda,
-                    NativePtr.toNativeInt (NativePtr.add pb bOff),
-                    ldb,
-                    0.0,
-                    NativePtr.toNativeInt (NativePtr.add pc cOff),
-                    ldc
-                )
+        viaCblas (transA, transB, m, n, k, a, aOff, lda, b, bOff, ldb, c, cOff, ldc, threads) (fun api ta tb pa lda pb ldb pc ldc ->
+            api.Dgemm.Invoke(RowMajor, ta, tb, m, n, k, 1.0, pa, lda, pb, ldb, 0.0, pc, ldc))

@@ -12,25 +12,20 @@ module internal Indexing =
     let oneHot (idx: int[]) (n: int) (dtype: Dtype) =
         let rows = idx.Length
 
+        // rows × n zeros with `one` at each row's index
+        let rowsOf (one: 'T) =
+            let r = StoragePool.zeros<'T>(rows * n)
+
+            idx
+            |> Array.iteri (fun i v ->
+                checkIndex "oneHot" v n
+                r.[i * n + v] <- one)
+
+            r
+
         match dtype with
-        | Dtype.Float32 ->
-            let r = StoragePool.zeros (rows * n)
-
-            idx
-            |> Array.iteri (fun i v ->
-                checkIndex "oneHot" v n
-                r.[i * n + v] <- 1.0f)
-
-            F32 r
-        | Dtype.Float64 ->
-            let r = StoragePool.zeros (rows * n)
-
-            idx
-            |> Array.iteri (fun i v ->
-                checkIndex "oneHot" v n
-                r.[i * n + v] <- 1.0)
-
-            F64 r
+        | Dtype.Float32 -> F32(rowsOf 1.0f)
+        | Dtype.Float64 -> F64(rowsOf 1.0)
         | Dtype.Int32 -> Fail.dtype "oneHot" "the one-hot dtype must be float32 or float64"
 
     /// For every position p of `idxShape`, calls visit (flat p) (flat offset in `shape`
