@@ -94,86 +94,59 @@ module Distributed =
         if isActive () then
             Mpi.barrier ()
 
-    /// Sums tensors over the ranks (one all-reduce of one contiguous buffer: float32 when every
-    /// tensor is float32, else float64), with `extras` appended to the same buffer; returns
-    /// the summed tensors (same shapes and dtypes) and extras.
+    /// Sums tensors over the ranks with one all-reduce of one contiguous buffer (float32 when
+    /// every tensor is float32, else float64), plus one float64 all-reduce for `extras` beside
+    /// float32 tensors (so a summed loss keeps float64); returns the summed tensors (same
+    /// shapes and dtypes) and extras. One collective instead of one per tensor: each costs a
+    /// latency that, for a network's dozen tensors, outweighs packing them.
     let allReduceTensors (tensors: Tensor[]) (extras: float[]) : Tensor[] * float[] =
-        let managed (t: Tensor) =
-            match t.Raw with
-            | :? CpuTensor as c ->
-                (match c.Storage with
-                 | Storage.F32 _
-                 | Storage.F64 _ -> true
-                 | _ -> false)
-            | _ -> false
-
         if not (isActive ()) then
             tensors, Array.copy extras
-        elif tensors |> Array.forall managed then
-            // managed storage is flat and immutable: each tensor's array is summed straight into
-            // the array of the result, with no packing (one all-reduce per tensor)
-            let out =
+        else
+            let total = tensors |> Array.sumBy (fun t -> t.Numel)
+
+            let unpack (slice: int -> int -> Tensor) =
+                let mutable o = 0
+
                 tensors
                 |> Array.map (fun t ->
-                    let c = t.Raw :?> CpuTensor
+                    let r = Tensor.cast t.Dtype (slice o t.Numel |> Tensor.view t.Shape)
+                    o <- o + t.Numel
+                    r)
 
-                    let storage =
-                        match c.Storage with
-                        | Storage.F32 a ->
-                            let r = GC.AllocateUninitializedArray<float32> a.Length
-
-                            if a.Length > 0 then
-                                Mpi.sumInto32 a r
-
-                            Storage.F32 r
-                        | Storage.F64 a ->
-                            let r = GC.AllocateUninitializedArray<float> a.Length
-
-                            if a.Length > 0 then
-                                Mpi.sumInto64 a r
-
-                            Storage.F64 r
-                        | s -> s
-
-                    Tensor(Autodiff.Const(CpuTensor(c.Backend, c.Shape, storage))))
-
-            let ex = Array.copy extras
-
-            if ex.Length > 0 then
-                Mpi.sumInPlace64 ex ex.Length
-
-            out, ex
-        else
-            // other backends: one packed buffer, in float32 when every tensor is float32
-            let sumPacked (read: Tensor -> 'T[]) (ofFloat: float -> 'T) (toFloat: 'T -> float) (sum: 'T[] -> int -> unit) =
-                let total = tensors |> Array.sumBy (fun t -> t.Numel)
-                let buf = Array.zeroCreate<'T>(total + extras.Length)
+            if tensors.Length > 0 && tensors |> Array.forall (fun t -> t.Dtype = Dtype.Float32) then
+                let buf = GC.AllocateUninitializedArray<float32> total
                 let mutable o = 0
 
                 for t in tensors do
-                    let a = read t
+                    let a = Tensor.toArray32 t
                     Array.blit a 0 buf o a.Length
                     o <- o + a.Length
 
-                for i in 0 .. extras.Length - 1 do
-                    buf.[total + i] <- ofFloat extras.[i]
+                if total > 0 then
+                    Mpi.sumInPlace32 buf total
 
-                sum buf buf.Length
+                let ex = Array.copy extras
+
+                if ex.Length > 0 then
+                    Mpi.sumInPlace64 ex ex.Length
+
+                unpack (fun o n -> Tensor.ofArrayShape (Array.sub buf o n) [| n |]), ex
+            else
+                let buf = Array.zeroCreate<float>(total + extras.Length)
                 let mutable o = 0
 
-                let out =
-                    tensors
-                    |> Array.map (fun t ->
-                        let a = Array.sub buf o t.Numel
-                        o <- o + t.Numel
-                        Tensor.cast t.Dtype (Tensor.ofArrayShape a t.Shape))
+                for t in tensors do
+                    let a = Tensor.toArray t
+                    Array.blit a 0 buf o a.Length
+                    o <- o + a.Length
 
-                out, Array.init extras.Length (fun i -> toFloat buf.[total + i])
+                Array.blit extras 0 buf total extras.Length
 
-            if tensors |> Array.forall (fun t -> t.Dtype = Dtype.Float32) then
-                sumPacked Tensor.toArray32 float32 float Mpi.sumInPlace32
-            else
-                sumPacked Tensor.toArray id id Mpi.sumInPlace64
+                if buf.Length > 0 then
+                    Mpi.sumInPlace64 buf buf.Length
+
+                unpack (fun o n -> Tensor.ofArrayShape (Array.sub buf o n) [| n |]), Array.sub buf total extras.Length
 
     /// Concatenates, along dimension 0, each tensor's parts from every rank (rank order). The
     /// tensors may have different numbers of rows on different ranks; each rank passes the
