@@ -100,6 +100,22 @@ module CubicRegularization =
             else
                 fail SolverPath.Failed x0 x1 iters (sprintf "%s: the solution is not finite" msg)
 
+        // the τ with ‖D(η + τz)‖ = radius: both roots and whether they are real (else the
+        // discriminant is floored at 0, the τ closest to it); None when Dz = 0
+        let toRadius (eta: float[]) (z: float[]) (radius: float) =
+            let dz = Array.map2 (*) d z
+            let de = Array.map2 (*) d eta
+            let a = DenseAlgebra.dot dz dz
+            let b = 2.0 * DenseAlgebra.dot de dz
+            let c = DenseAlgebra.dot de de - radius * radius
+            let disc = b * b - 4.0 * a * c
+
+            if a <= 1e-300 then
+                None
+            else
+                let root = sqrt (max 0.0 disc)
+                Some((-b + root) / (2.0 * a), (-b - root) / (2.0 * a), disc >= 0.0)
+
         let hPd = (DenseAlgebra.tryCholeskySolve h g).IsSome
 
         if n = 0 then
@@ -210,17 +226,9 @@ module CubicRegularization =
                     match nullData () with
                     | _, None -> fail SolverPath.Failed x0 x0 iters0 "hard case without a null space (numerical trouble)"
                     | eta0, Some z ->
-                        let dz = Array.map2 (*) d z
-                        let de = Array.map2 (*) d eta0
-                        let a = DenseAlgebra.dot dz dz
-                        let b = 2.0 * DenseAlgebra.dot de dz
-                        let c = DenseAlgebra.dot de de - x0 * x0
-
-                        if a <= 1e-300 then
-                            fail SolverPath.Failed x0 x0 iters0 "hard case whose null direction lies in ker D"
-                        else
-                            let disc = max 0.0 (b * b - 4.0 * a * c)
-                            let tPlus, tMinus = (-b + sqrt disc) / (2.0 * a), (-b - sqrt disc) / (2.0 * a)
+                        match toRadius eta0 z x0 with
+                        | None -> fail SolverPath.Failed x0 x0 iters0 "hard case whose null direction lies in ker D"
+                        | Some(tPlus, tMinus, _) ->
                             // two boundary minimisers, differing in the null component. Interior
                             // solutions next to this case point along sign(ḡᵀz), invariant under
                             // rescaling: use it when it carries signal; at rounding level take the
@@ -245,22 +253,15 @@ module CubicRegularization =
                     else
                         let w, v = DenseAlgebra.symmetricEigen (m r)
                         let z = Array.init n (fun i -> v.[i, 0])
-                        let dz = Array.map2 (*) d z
-                        let de = Array.map2 (*) d eta
-                        let a = DenseAlgebra.dot dz dz
-                        let b = 2.0 * DenseAlgebra.dot de dz
-                        let c = DenseAlgebra.dot de de - r * r
-                        let disc = b * b - 4.0 * a * c
 
-                        if a <= 1e-300 || disc < 0.0 || w.[0] < 0.0 then
-                            eta
-                        else
-                            let tPlus, tMinus = (-b + sqrt disc) / (2.0 * a), (-b - sqrt disc) / (2.0 * a)
+                        match toRadius eta z r with
+                        | Some(tPlus, tMinus, true) when w.[0] >= 0.0 ->
                             let tau = if abs tPlus <= abs tMinus then tPlus else tMinus
                             let moved = Array.map2 (fun e zi -> e + tau * zi) eta z
                             let allowed = max (residual r eta) (1e-10 * (1.0 + gnorm))
 
                             if residual r moved <= allowed then moved else eta
+                        | _ -> eta
                 // boundary when f is not positive just right of x0, or when the interior root
                 // lies within rounding of x0 (below)
                 if fxs <= 0.0 then

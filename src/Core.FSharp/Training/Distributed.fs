@@ -94,59 +94,74 @@ module Distributed =
         if isActive () then
             Mpi.barrier ()
 
+    /// The tensors' values one after the other in one buffer with `room` free slots at its end;
+    /// managed storage is read in place (it is flat and immutable), other tensors through `read`.
+    let private pack (tensors: Tensor[]) (read: Tensor -> 'T[]) (room: int) : 'T[] =
+        let buf = GC.AllocateUninitializedArray<'T>((tensors |> Array.sumBy (fun t -> t.Numel)) + room)
+        let mutable o = 0
+
+        for t in tensors do
+            let a =
+                match t.Raw with
+                | :? CpuTensor as c ->
+                    match c.Storage.AsArray with
+                    | :? ('T[]) as a -> a
+                    | _ -> read t
+                | _ -> read t
+
+            Array.blit a 0 buf o t.Numel
+            o <- o + t.Numel
+
+        buf
+
+    /// Tensors shaped, typed and placed like `tensors`, holding the consecutive parts of `buf`.
+    let private unpack (tensors: Tensor[]) (buf: 'T[]) (storage: 'T[] -> Storage) : Tensor[] =
+        let mutable o = 0
+
+        tensors
+        |> Array.map (fun t ->
+            let a = GC.AllocateUninitializedArray<'T> t.Numel
+            Array.blit buf o a 0 a.Length
+            o <- o + a.Length
+
+            let raw =
+                match t.Raw with
+                | :? CpuTensor as c -> CpuTensor(c.Backend, c.Shape, storage a) :> RawTensor
+                | r -> r.Backend.OfArray(a, t.Shape)
+
+            Tensor.cast t.Dtype (Tensor(Autodiff.Const raw)))
+
     /// Sums tensors over the ranks with one all-reduce of one contiguous buffer (float32 when
-    /// every tensor is float32, else float64), plus one float64 all-reduce for `extras` beside
-    /// float32 tensors (so a summed loss keeps float64); returns the summed tensors (same
-    /// shapes and dtypes) and extras. One collective instead of one per tensor: each costs a
-    /// latency that, for a network's dozen tensors, outweighs packing them.
+    /// every tensor is float32, else float64, with `extras` at its end), plus one float64
+    /// all-reduce for `extras` beside float32 tensors (so a summed loss keeps float64); returns
+    /// the summed tensors (same shapes and dtypes) and extras. One collective instead of one
+    /// per tensor: each costs a latency that, for a network's dozen tensors, outweighs packing.
     let allReduceTensors (tensors: Tensor[]) (extras: float[]) : Tensor[] * float[] =
         if not (isActive ()) then
             tensors, Array.copy extras
+        elif tensors.Length > 0 && tensors |> Array.forall (fun t -> t.Dtype = Dtype.Float32) then
+            let buf = pack tensors Tensor.toArray32 0
+            let sum = GC.AllocateUninitializedArray<float32> buf.Length
+
+            if buf.Length > 0 then
+                Mpi.sumInto32 buf sum
+
+            let ex = Array.copy extras
+
+            if ex.Length > 0 then
+                Mpi.sumInPlace64 ex ex.Length
+
+            unpack tensors sum Storage.F32, ex
         else
             let total = tensors |> Array.sumBy (fun t -> t.Numel)
+            let buf = pack tensors Tensor.toArray extras.Length
+            Array.blit extras 0 buf total extras.Length
+            let sum = GC.AllocateUninitializedArray<float> buf.Length
 
-            let unpack (slice: int -> int -> Tensor) =
-                let mutable o = 0
+            if buf.Length > 0 then
+                Mpi.sumInto64 buf sum
 
-                tensors
-                |> Array.map (fun t ->
-                    let r = Tensor.cast t.Dtype (slice o t.Numel |> Tensor.view t.Shape)
-                    o <- o + t.Numel
-                    r)
-
-            if tensors.Length > 0 && tensors |> Array.forall (fun t -> t.Dtype = Dtype.Float32) then
-                let buf = GC.AllocateUninitializedArray<float32> total
-                let mutable o = 0
-
-                for t in tensors do
-                    let a = Tensor.toArray32 t
-                    Array.blit a 0 buf o a.Length
-                    o <- o + a.Length
-
-                if total > 0 then
-                    Mpi.sumInPlace32 buf total
-
-                let ex = Array.copy extras
-
-                if ex.Length > 0 then
-                    Mpi.sumInPlace64 ex ex.Length
-
-                unpack (fun o n -> Tensor.ofArrayShape (Array.sub buf o n) [| n |]), ex
-            else
-                let buf = Array.zeroCreate<float>(total + extras.Length)
-                let mutable o = 0
-
-                for t in tensors do
-                    let a = Tensor.toArray t
-                    Array.blit a 0 buf o a.Length
-                    o <- o + a.Length
-
-                Array.blit extras 0 buf total extras.Length
-
-                if buf.Length > 0 then
-                    Mpi.sumInPlace64 buf buf.Length
-
-                unpack (fun o n -> Tensor.ofArrayShape (Array.sub buf o n) [| n |]), Array.sub buf total extras.Length
+            unpack tensors sum Storage.F64, Array.sub sum total extras.Length
 
     /// Concatenates, along dimension 0, each tensor's parts from every rank (rank order). The
     /// tensors may have different numbers of rows on different ranks; each rank passes the
