@@ -48,7 +48,8 @@ type TrainArgs =
             | Model _ -> "mlp | lenet | vgg11 | autoencoder (default mlp)"
             | Dataset _ ->
                 "fashion-mnist | fashion-mnist-mini | mnist | cifar10 | synthetic (default: fashion-mnist when installed, else the bundled fashion-mnist-mini)"
-            | Optimizer _ -> "sgd | adam | grouped-newton | grouped-newton-avg | sofim | kfac | kbfgs | kbfgs-l (default grouped-newton)"
+            | Optimizer _ ->
+                "sgd | adam | grouped-newton | grouped-newton-avg | grouped-newton-auto | sofim | kfac | kbfgs | kbfgs-l (default grouped-newton)"
             | Partition _ ->
                 "GroupedNewton partition: canonical | trivial | weights-biases | per-layer | blocks-N | alternate-N (default canonical)"
             | Hidden _ -> "hidden sizes of the MLP, comma separated (default 1024,200,100)"

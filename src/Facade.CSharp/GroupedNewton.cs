@@ -10,6 +10,10 @@ namespace GroupedNewton.CSharp
         NewtonSummary,
         /// <summary>The paper's final runs: uniform averaging over periods, a warm-up, previous rates on failure.</summary>
         UniformAverage,
+        /// <summary>grouped-newton-auto, nothing to tune: each subset's own one-dimensional model, one joint length, a
+        /// per-subset scale that follows the run, rates the curvature batch confirms, and the last period undone when the
+        /// training loss jumps (see <see cref="GroupedNewtonOptions.Auto"/>).</summary>
+        Adaptive,
     }
 
     /// <summary>The first-order direction u that GroupedNewton scales per subset.</summary>
@@ -156,7 +160,18 @@ namespace GroupedNewton.CSharp
             ClipAfterRateMomentum = d.ClipAfterRateMomentum; Ridge = d.Ridge; SecondOrderOnly = d.SecondOrderOnly;
             DiagonalOnly = d.DiagonalOnly; SingularThreshold = d.SingularThreshold;
             MaxRateGrowth = d.MaxRateGrowth; RaiseOnCurvatureFailure = d.OnCurvatureFailure.IsRaise;
+            adaptive = d.Adaptive;
         }
+
+        // the Adaptive variant's settings: one set for every model, kept at the core's defaults
+        readonly global::GroupedNewton.AdaptiveRateOptions adaptive;
+
+        /// <summary>grouped-newton-auto, the variant with nothing to tune: <see cref="GroupedNewtonVariant.Adaptive"/>
+        /// with the cubic term, a curvature update every 10 steps and Damping 1. The same settings serve MLPs and CNNs,
+        /// tanh and ReLU.</summary>
+        /// <param name="curvature">Where curvature batches come from.</param>
+        public static GroupedNewtonOptions Auto(CurvatureSource curvature) =>
+            new(CoreGNOptions.Auto) { Curvature = Guard.NotNull(curvature, nameof(curvature)) };
 
         /// <summary>The settings of the paper's final MLP runs (uniform averaging, damping 0.03,
         /// cubic term, period 10, warm-up 3, negative rates removed); LeNet and VGG used damping 0.3.</summary>
@@ -241,7 +256,8 @@ namespace GroupedNewton.CSharp
                 clipNegativeRates: ClipNegativeRates, clipAfterRateMomentum: ClipAfterRateMomentum, ridge: Ridge,
                 secondOrderOnly: SecondOrderOnly, diagonalOnly: DiagonalOnly, singularThreshold: SingularThreshold,
                 maxRateGrowth: MaxRateGrowth,
-                onCurvatureFailure: RaiseOnCurvatureFailure ? global::GroupedNewton.CurvatureFailure.Raise : global::GroupedNewton.CurvatureFailure.Fallback);
+                onCurvatureFailure: RaiseOnCurvatureFailure ? global::GroupedNewton.CurvatureFailure.Raise : global::GroupedNewton.CurvatureFailure.Fallback,
+                adaptive: adaptive);
 
         private protected override void ValidateCore()
         {

@@ -18,7 +18,12 @@ let private summary (g: float[]) (h: float[,]) = { Gradient = g; Hessian = h; Th
 
 /// One pure step from `state` whose curvature batch gives `s`.
 let private stepWith options state s =
-    GroupedNewtonStep.step options partition updater state { Parameters = ps; Gradient = ps; Summarise = fun _ -> s }
+    GroupedNewtonStep.step options partition updater state {
+        Parameters = ps
+        Loss = 1.0
+        Gradient = ps
+        Summarise = fun _ -> s, (fun _ -> s.Loss)
+    }
 
 [<Test>]
 let ``a non-finite off-diagonal entry of H̄ is a failed update: previous rates, a warning naming both subsets, no exception`` () =

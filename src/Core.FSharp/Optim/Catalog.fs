@@ -63,7 +63,17 @@ type OptimizerSettings =
 [<RequireQualifiedAccess>]
 module OptimizerCatalog =
     /// Every optimizer name, in the order help texts list them.
-    let names = [ "sgd"; "adam"; "grouped-newton"; "grouped-newton-avg"; "sofim"; "kfac"; "kbfgs"; "kbfgs-l" ]
+    let names = [
+        "sgd"
+        "adam"
+        "grouped-newton"
+        "grouped-newton-avg"
+        "grouped-newton-auto"
+        "sofim"
+        "kfac"
+        "kbfgs"
+        "kbfgs-l"
+    ]
 
     /// Whether a name (trimmed, any case) is in the catalog.
     let isKnown (name: string) = List.contains (name.Trim().ToLowerInvariant()) names
@@ -94,7 +104,8 @@ module OptimizerCatalog =
         | "adam" -> [ "LearningRate"; "Momentum"; "Beta2"; "WeightDecay" ]
         | "sofim" -> [ "LearningRate"; "Momentum"; "Rho"; "WeightDecay" ]
         | "grouped-newton"
-        | "grouped-newton-avg" -> [ "Momentum"; "Damping"; "LambdaInt"; "Period" ]
+        | "grouped-newton-avg"
+        | "grouped-newton-auto" -> [ "Momentum"; "Damping"; "LambdaInt"; "Period" ]
         | "kfac"
         | "kbfgs"
         | "kbfgs-l" -> [ "LearningRate"; "Momentum"; "Damping"; "WeightDecay" ]
@@ -161,17 +172,21 @@ module OptimizerCatalog =
                     WeightDecay = pick o.WeightDecay d.WeightDecay
             }
         | "grouped-newton"
-        | "grouped-newton-avg" as n ->
+        | "grouped-newton-avg"
+        | "grouped-newton-auto" as n ->
             let d =
-                if n = "grouped-newton-avg" then
-                    GroupedNewtonOptions.Paper
-                else
-                    { GroupedNewtonOptions.Defaults with Cubic = true; CurvaturePeriod = 10; ClipNegativeRates = true }
+                match n with
+                | "grouped-newton-avg" -> GroupedNewtonOptions.Paper
+                | "grouped-newton-auto" -> GroupedNewtonOptions.Auto
+                | _ -> { GroupedNewtonOptions.Defaults with Cubic = true; CurvaturePeriod = 10; ClipNegativeRates = true }
+
+            // the adaptive variant's rates need no damping: 1 for every model family
+            let damping = if n = "grouped-newton-auto" then d.Damping else defaultDamping family
 
             OptimizerSettings.GroupedNewton(
                 {
                     d with
-                        Damping = pick o.Damping (defaultDamping family)
+                        Damping = pick o.Damping damping
                         LambdaInt = pick o.LambdaInt d.LambdaInt
                         CurvaturePeriod = pick o.Period d.CurvaturePeriod
                 },

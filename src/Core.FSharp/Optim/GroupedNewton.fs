@@ -58,12 +58,20 @@ type GroupedNewtonOptimizer
         let loss, gradient = OptimizerSupport.lossAndGradient "grouped-newton" state.Step closure ps
 
         let summarise u =
+            let batch = curvature ()
             // data-parallel hook: ḡ, H̄, D̄ summed over the ranks; a failure on any rank fails on all
             let local =
                 try
-                    Ok(Summary.computeWith summaryOptions (curvature ()) ps partition u)
+                    Ok(Summary.computeWith summaryOptions batch ps partition u)
                 with :? OptimizationException as e ->
                     Error e
+
+            // the loss on the same batch elsewhere (the adaptive variant's check), summed likewise
+            let lossAt (p: Parameters) =
+                let l = Tensor.toScalar (batch p)
+                let sum = [| l |]
+                Distributed.allReduceSum sum
+                sum.[0]
 
             match
                 Distributed.reduceSummary
@@ -73,12 +81,17 @@ type GroupedNewtonOptimizer
                      | Error _ -> None),
                 local
             with
-            | Some r, _ -> r
+            | Some r, _ -> r, lossAt
             | None, Error e -> raise e
             | None, Ok _ -> raise (OptimizationException "grouped-newton: the curvature summary failed on another rank")
 
         let next, out =
-            GroupedNewtonStep.step options partition updater state { Parameters = ps; Gradient = gradient; Summarise = summarise }
+            GroupedNewtonStep.step options partition updater state {
+                Parameters = ps
+                Loss = loss
+                Gradient = gradient
+                Summarise = summarise
+            }
 
         if out.Moved then
             for s in 0 .. S - 1 do

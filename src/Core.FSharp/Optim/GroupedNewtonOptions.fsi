@@ -9,6 +9,11 @@ type GroupedNewtonVariant =
     /// <summary>The paper's final runs: uniform averaging of the summaries over the current and the previous period, a
     /// warm-up, and reuse of the previous rates on a failed curvature update (with a Warning).</summary>
     | UniformAverage
+    /// <summary>grouped-newton-auto, the variant with nothing to tune: each subset's rate from its own one-dimensional
+    /// cubic model, one joint length from the S-dimensional model, a per-subset scale that follows the run, rates the
+    /// curvature batch must confirm, and the last period undone when the training loss jumps. A failed curvature
+    /// update reuses the previous rates (with a Warning). docs/groupednewton.md, "The adaptive variant".</summary>
+    | Adaptive
 
 /// <summary>What a failed curvature update does (a summary with a non-finite entry, a non-finite loss on the curvature
 /// batch, a solver failure); docs/groupednewton.md, "Failed curvature updates and other guard rails".</summary>
@@ -19,6 +24,37 @@ type CurvatureFailure =
     | Fallback
     /// <summary>The step raises OptimizationException and changes nothing (parameters, rates, state).</summary>
     | Raise
+
+/// <summary>The settings of the Adaptive variant; the defaults are one set for every model, not tuned per task.</summary>
+type AdaptiveRateOptions = {
+    /// <summary>The scale c_s > 0 every subset starts from (the applied rate is Damping·c_s·η_s).</summary>
+    InitialScale: float
+    /// <summary>κ ≥ 0: at each curvature update c_s ← c_s·exp(κ·m_s), m_s the mean over the period of the cosine
+    /// between subset s's gradient and its direction of the step before: steps that keep pointing downhill grow,
+    /// steps that overshoot shrink.</summary>
+    Adaptation: float
+    /// <summary>Lower bound of c_s (> 0).</summary>
+    MinScale: float
+    /// <summary>Upper bound of c_s.</summary>
+    MaxScale: float
+    /// <summary>The share in [0, 1) of the decrease the S-dimensional model predicts for the new rates that the
+    /// curvature batch must show; otherwise every c_s is halved and the check repeated.</summary>
+    Acceptance: float
+    /// <summary>Halvings at most per curvature update (≥ 0).</summary>
+    MaxBacktracks: int
+    /// <summary>A training loss above this multiple (> 1) of its running average restores the parameters of the last
+    /// curvature update, quarters every c_s, restarts the direction and makes the next step a curvature update (with a
+    /// Warning). +∞ turns the check off.</summary>
+    BlowUpFactor: float
+} with
+
+    /// <summary>InitialScale 0.3, Adaptation 2, scales in [1e-3, 1e3], Acceptance 0.5, at most 20 halvings,
+    /// BlowUpFactor 2.</summary>
+    static member Defaults: AdaptiveRateOptions
+
+    /// <summary>Checks every setting.</summary>
+    /// <exception cref="System.ArgumentException">the first setting out of its range (the parameter name is the setting's).</exception>
+    member Validate: unit -> unit
 
 /// <summary>GroupedNewton hyperparameters.</summary>
 /// <remarks>The names say what each option does; docs/groupednewton.md, "Option names and the reference's names",
@@ -63,6 +99,8 @@ type GroupedNewtonOptions = {
     MaxRateGrowth: float
     /// <summary>What a failed curvature update does.</summary>
     OnCurvatureFailure: CurvatureFailure
+    /// <summary>The Adaptive variant's settings (the other variants ignore them).</summary>
+    Adaptive: AdaptiveRateOptions
 } with
 
     /// <summary>The class defaults of the reference: NewtonSummary, Damping 1, no cubic term (λ_int = 1 when it is on),
@@ -72,6 +110,10 @@ type GroupedNewtonOptions = {
     /// <summary>The settings of the paper's final MLP runs: UniformAverage, Damping 0.03 (LeNet and VGG used 0.3), cubic
     /// term with λ_int = 1, curvature every 10 steps, average period 3, warm-up 3, negative rates clipped.</summary>
     static member Paper: GroupedNewtonOptions
+
+    /// <summary>grouped-newton-auto: the Adaptive variant with the cubic term (λ_int = 1), a curvature update every 10
+    /// steps, Damping 1, no warm-up; AdaptiveRateOptions.Defaults.</summary>
+    static member Auto: GroupedNewtonOptions
 
     /// <summary>A rate whose magnitude jumps by more than this factor (100) between two curvature updates raises a Warning (core use only).</summary>
     static member internal RateJumpWarningFactor: float

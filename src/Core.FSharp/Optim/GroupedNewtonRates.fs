@@ -9,6 +9,15 @@ module internal GroupedNewtonRates =
     let flatten (h: float[,]) = let n = Array2D.length1 h in Array.init (n * n) (fun i -> h.[i / n, i % n])
     let unflatten (n: int) (a: float[]) = Array2D.init n n (fun i j -> a.[i * n + j])
 
+    /// The summary a failed curvature update reports: every entry NaN.
+    let unknownSummary (s: int) = {
+        Gradient = Array.create s nan
+        Hessian = Array2D.create s s nan
+        ThirdDiagonal = [||]
+        Loss = nan
+        ReversePasses = 0
+    }
+
     /// Whether a step is a curvature step.
     let isCurvatureStep (options: GroupedNewtonOptions) (state: GroupedNewtonState) = state.Step % options.CurvaturePeriod = 0
 
@@ -134,7 +143,8 @@ module internal GroupedNewtonRates =
 
         let fallbackNote =
             match options.Variant with
-            | GroupedNewtonVariant.UniformAverage -> "the previous rates are reused"
+            | GroupedNewtonVariant.UniformAverage
+            | GroupedNewtonVariant.Adaptive -> "the previous rates are reused"
             | GroupedNewtonVariant.NewtonSummary -> "η = 0 enters the rate average"
 
         let fresh, warnings =
@@ -143,7 +153,8 @@ module internal GroupedNewtonRates =
             | Error why ->
                 let eta =
                     match options.Variant with
-                    | GroupedNewtonVariant.UniformAverage -> Array.copy state.Eta
+                    | GroupedNewtonVariant.UniformAverage
+                    | GroupedNewtonVariant.Adaptive -> Array.copy state.Eta
                     | GroupedNewtonVariant.NewtonSummary -> Array.zeroCreate s
 
                 eta, [ sprintf "GroupedNewton step %d: the curvature update failed: %s; %s" state.Step why fallbackNote ]

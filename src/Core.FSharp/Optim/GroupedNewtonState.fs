@@ -44,6 +44,39 @@ type internal UniformAverager(period: int) =
 /// The moving averages of NewtonSummary's summaries (SummaryMomentum).
 type SummaryAverage = { Gradient: float[]; Hessian: float[,]; Third: float[] }
 
+/// What the Adaptive variant carries between steps (the other variants keep it at its start).
+type AdaptiveState = {
+    /// c_s per subset.
+    Scales: float[]
+    /// Σ over the period of cos(∇_s L, u_s of the step before), and the number of terms.
+    CosineSum: float[]
+    CosineCount: int
+    /// The direction of the previous step (empty before the first step and after a restore).
+    Previous: Tensor[]
+    /// The running average of the training loss (NaN before the first step).
+    LossAverage: float
+    /// The parameter values at the last curvature update (empty before the first).
+    Snapshot: Tensor[]
+    /// The step count at which Snapshot was taken.
+    SnapshotStep: int
+    /// Whether the next step makes a curvature update whatever the period (after a restore).
+    Force: bool
+    /// Restores so far.
+    Restores: int
+} with
+
+    static member Initial (subsets: int) (options: AdaptiveRateOptions) = {
+        Scales = Array.create subsets options.InitialScale
+        CosineSum = Array.zeroCreate subsets
+        CosineCount = 0
+        Previous = [||]
+        LossAverage = nan
+        Snapshot = [||]
+        SnapshotStep = 0
+        Force = false
+        Restores = 0
+    }
+
 /// Everything GroupedNewton carries between steps.
 type GroupedNewtonState = {
     Step: int
@@ -61,6 +94,7 @@ type GroupedNewtonState = {
     Average: UniformAverage
     Moving: SummaryAverage option
     ThirdOrderAverage: float[] option
+    Adaptive: AdaptiveState
 } with
 
     static member Initial (subsets: int) (options: GroupedNewtonOptions) = {
@@ -74,11 +108,18 @@ type GroupedNewtonState = {
         Average = UniformAverage.Empty
         Moving = None
         ThirdOrderAverage = None
+        Adaptive = AdaptiveState.Initial subsets options.Adaptive
     }
 
-/// What one step needs besides the state: the point, its gradient, and the summary of the
-/// curvature batch for a direction u (called only on curvature steps).
-type GroupedNewtonInput = { Parameters: Parameters; Gradient: Parameters; Summarise: Parameters -> PartitionSummary }
+/// What one step needs besides the state: the point, the loss and gradient of the step's
+/// batch there, and the summary of the next curvature batch for a direction u with the loss on
+/// that same batch at other parameters (called only on curvature steps).
+type GroupedNewtonInput = {
+    Parameters: Parameters
+    Loss: float
+    Gradient: Parameters
+    Summarise: Parameters -> PartitionSummary * (Parameters -> float)
+}
 
 /// What one step produced.
 type GroupedNewtonOutput = {

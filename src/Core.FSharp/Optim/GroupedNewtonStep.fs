@@ -19,6 +19,130 @@ module internal GroupedNewtonStep =
             )
         )
 
+    /// The summary of the next curvature batch along u with the loss on that batch, Error with
+    /// why it failed (non-finite entry, failed passes).
+    let private summarise (names: string[]) (input: GroupedNewtonInput) (u: Parameters) =
+        try
+            let r, lossAt = input.Summarise u
+
+            match GroupedNewtonRates.nonFinite names r with
+            | Some what -> Error what
+            | None -> Ok(r, lossAt)
+        with :? OptimizationException as e ->
+            Error e.Message
+
+    /// The Adaptive variant's step (GroupedNewtonAdaptive): a blow-up restores the last curvature
+    /// update's parameters; otherwise the cosines and the loss average are updated, and on a
+    /// curvature step the scales, the rates η and their confirmation on the curvature batch.
+    let private adaptiveStep
+        (options: GroupedNewtonOptions)
+        (partition: Partition)
+        (updater: UpdateRule)
+        (state: GroupedNewtonState)
+        (input: GroupedNewtonInput)
+        =
+        let o = options.Adaptive
+        let ps = input.Parameters
+        let names = partition.Names
+        let a = state.Adaptive
+
+        if GroupedNewtonAdaptive.blownUp o a input.Loss then
+            let warning =
+                sprintf
+                    "GroupedNewton step %d: the training loss %g is above %g× its running average %g: the parameters of step %d are restored, every scale is quartered and the direction restarts"
+                    state.Step
+                    input.Loss
+                    o.BlowUpFactor
+                    a.LossAverage
+                    a.SnapshotStep
+
+            {
+                state with
+                    Step = state.Step + 1
+                    Updater = GroupedNewtonAdaptive.restart state.Updater
+                    Adaptive = GroupedNewtonAdaptive.restore o a
+            },
+            { Parameters = ps.WithValues a.Snapshot; Moved = true; Update = None; Warnings = [ warning ] }
+        else
+            let a =
+                a
+                |> GroupedNewtonAdaptive.observe partition input.Gradient
+                |> GroupedNewtonAdaptive.withLoss input.Loss
+
+            let u, next = updater.Direction(ps, input.Gradient, state.Updater)
+
+            if not (GroupedNewtonRates.isCurvatureStep options state || a.Force) then
+                let st = { state with Step = state.Step + 1; Updater = next; Adaptive = { a with Previous = u.Values } }
+                st, { Parameters = move partition st ps u; Moved = true; Update = None; Warnings = [] }
+            else
+                let a = GroupedNewtonAdaptive.rescale o a
+
+                let fresh =
+                    match summarise names input u with
+                    | Error why -> Error why
+                    | Ok(r, lossAt) ->
+                        let eta = GroupedNewtonAdaptive.rates state.LambdaInt r
+
+                        let lossOf (rates: float[]) = lossAt (OptimizerSupport.applyStep ps u (fun k -> rates.[partition.SubsetOf k]))
+
+                        let scales, _, confirmed =
+                            GroupedNewtonAdaptive.confirm o state.LambdaInt state.Damping r lossOf eta a.Scales
+
+                        Ok(r, eta, scales, confirmed)
+
+                match fresh with
+                | Error why when options.OnCurvatureFailure = CurvatureFailure.Raise -> failed state why
+                | _ -> ()
+
+                let applied, scales, summary, warnings =
+                    match fresh with
+                    | Ok(r, eta, scales, true) -> Array.map2 (*) scales eta, scales, r, []
+                    | Ok(r, _, scales, false) ->
+                        Array.zeroCreate partition.Count,
+                        scales,
+                        r,
+                        [
+                            sprintf
+                                "GroupedNewton step %d: the curvature batch confirmed no rates after %d halvings: the parameters stay until the next curvature update"
+                                state.Step
+                                o.MaxBacktracks
+                        ]
+                    | Error why ->
+                        state.Applied,
+                        a.Scales,
+                        GroupedNewtonRates.unknownSummary partition.Count,
+                        [
+                            sprintf "GroupedNewton step %d: the curvature update failed: %s; the previous rates are reused" state.Step why
+                        ]
+
+                let st = {
+                    state with
+                        Step = state.Step + 1
+                        Updater = next
+                        Eta = applied
+                        Applied = applied
+                        Updates = state.Updates + 1
+                        Adaptive = {
+                            a with
+                                Scales = scales
+                                Previous = u.Values
+                                Snapshot = ps.Values
+                                SnapshotStep = state.Step
+                                Force = false
+                        }
+                }
+
+                let update = {
+                    Step = state.Step
+                    Summary = summary
+                    Solution = None
+                    Fallback = Result.isError fresh
+                    Rates = Array.map2 (fun n v -> n, v) names applied
+                    LearningRates = Array.init partition.Count (fun s -> names.[s], st.Damping.[s] * applied.[s])
+                }
+
+                st, { Parameters = move partition st ps u; Moved = true; Update = Some update; Warnings = warnings }
+
     /// One step: the direction u from the first-order rule; on a curvature step the summary, its
     /// average and the new rates; the move θ_s − Damping_s·η_s·u_s once the warm-up is over.
     let step
@@ -28,108 +152,146 @@ module internal GroupedNewtonStep =
         (state: GroupedNewtonState)
         (input: GroupedNewtonInput)
         =
-        let ps = input.Parameters
-        let names = partition.Names
+        if options.Variant = GroupedNewtonVariant.Adaptive then
+            adaptiveStep options partition updater state input
+        else
+            let ps = input.Parameters
+            let names = partition.Names
 
-        let warmupEnded =
-            options.Variant = GroupedNewtonVariant.NewtonSummary
-            || state.Step / options.CurvaturePeriod >= options.Warmup
+            let warmupEnded =
+                options.Variant = GroupedNewtonVariant.NewtonSummary
+                || state.Step / options.CurvaturePeriod >= options.Warmup
 
-        let curvature = GroupedNewtonRates.isCurvatureStep options state
+            let curvature = GroupedNewtonRates.isCurvatureStep options state
 
-        if not curvature then
-            if warmupEnded then
+            if not curvature then
+                if warmupEnded then
+                    let u, next = updater.Direction(ps, input.Gradient, state.Updater)
+
+                    { state with Step = state.Step + 1; Updater = next },
+                    { Parameters = move partition state ps u; Moved = true; Update = None; Warnings = [] }
+                else
+                    { state with Step = state.Step + 1 }, { Parameters = ps; Moved = false; Update = None; Warnings = [] }
+            else
                 let u, next = updater.Direction(ps, input.Gradient, state.Updater)
 
-                { state with Step = state.Step + 1; Updater = next },
-                { Parameters = move partition state ps u; Moved = true; Update = None; Warnings = [] }
-            else
-                { state with Step = state.Step + 1 }, { Parameters = ps; Moved = false; Update = None; Warnings = [] }
-        else
-            let u, next = updater.Direction(ps, input.Gradient, state.Updater)
+                let raw = summarise names input u |> Result.map fst
 
-            let raw =
-                try
-                    let r = input.Summarise u
+                let raise' why =
+                    if options.OnCurvatureFailure = CurvatureFailure.Raise then
+                        failed state why
 
-                    match GroupedNewtonRates.nonFinite names r with
-                    | Some what -> Error what
-                    | None -> Ok r
-                with :? OptimizationException as e ->
-                    Error e.Message
-
-            let raise' why =
-                if options.OnCurvatureFailure = CurvatureFailure.Raise then
-                    failed state why
-
-            let averaged, st =
-                match raw with
-                | Ok r ->
-                    let a, st = GroupedNewtonRates.average options state r
-
-                    match GroupedNewtonRates.nonFinite names a with
-                    | Some what -> Error(sprintf "the averaged summary has %s" what), st
-                    | None -> Ok a, st
-                | Error why -> Error why, state
-
-            if not warmupEnded then
-                let warnings =
-                    match averaged with
-                    | Error why ->
-                        raise' why
-                        [ sprintf "GroupedNewton step %d (warm-up): the curvature update failed: %s" state.Step why ]
-                    | Ok _ -> []
-
-                { st with Step = state.Step + 1; Updater = next }, { Parameters = ps; Moved = false; Update = None; Warnings = warnings }
-            else
-                let fresh, solution, st =
-                    match averaged with
-                    | Error why -> Error why, None, st
+                let averaged, st =
+                    match raw with
                     | Ok r ->
-                        try
-                            GroupedNewtonRates.solve options st r
-                        with :? ArgumentException as e ->
-                            Error(sprintf "the solver refused the summary: %s" e.Message), None, st
+                        let a, st = GroupedNewtonRates.average options state r
 
-                match fresh with
-                | Error why -> raise' why
-                | Ok _ -> ()
+                        match GroupedNewtonRates.nonFinite names a with
+                        | Some what -> Error(sprintf "the averaged summary has %s" what), st
+                        | None -> Ok a, st
+                    | Error why -> Error why, state
 
-                let eta, applied, warnings = GroupedNewtonRates.rates options names st fresh
+                if not warmupEnded then
+                    let warnings =
+                        match averaged with
+                        | Error why ->
+                            raise' why
+                            [ sprintf "GroupedNewton step %d (warm-up): the curvature update failed: %s" state.Step why ]
+                        | Ok _ -> []
 
-                let st = {
-                    st with
-                        Step = state.Step + 1
-                        Updater = next
-                        Eta = eta
-                        Applied = applied
-                        Updates = st.Updates + 1
-                }
+                    { st with Step = state.Step + 1; Updater = next },
+                    { Parameters = ps; Moved = false; Update = None; Warnings = warnings }
+                else
+                    let fresh, solution, st =
+                        match averaged with
+                        | Error why -> Error why, None, st
+                        | Ok r ->
+                            try
+                                GroupedNewtonRates.solve options st r
+                            with :? ArgumentException as e ->
+                                Error(sprintf "the solver refused the summary: %s" e.Message), None, st
 
-                let summary =
-                    match averaged with
-                    | Ok r -> r
-                    | Error _ ->
-                        let s = partition.Count
+                    match fresh with
+                    | Error why -> raise' why
+                    | Ok _ -> ()
 
-                        {
-                            Gradient = Array.create s nan
-                            Hessian = Array2D.create s s nan
-                            ThirdDiagonal = [||]
-                            Loss = nan
-                            ReversePasses = 0
-                        }
+                    let eta, applied, warnings = GroupedNewtonRates.rates options names st fresh
 
-                let update = {
-                    Step = state.Step
-                    Summary = summary
-                    Solution = solution
-                    Fallback = Result.isError fresh
-                    Rates = Array.map2 (fun n v -> n, v) names applied
-                    LearningRates = Array.init partition.Count (fun s -> names.[s], st.Damping.[s] * applied.[s])
-                }
+                    let st = {
+                        st with
+                            Step = state.Step + 1
+                            Updater = next
+                            Eta = eta
+                            Applied = applied
+                            Updates = st.Updates + 1
+                    }
 
-                st, { Parameters = move partition st ps u; Moved = true; Update = Some update; Warnings = warnings }
+                    let summary =
+                        match averaged with
+                        | Ok r -> r
+                        | Error _ -> GroupedNewtonRates.unknownSummary partition.Count
+
+                    let update = {
+                        Step = state.Step
+                        Summary = summary
+                        Solution = solution
+                        Fallback = Result.isError fresh
+                        Rates = Array.map2 (fun n v -> n, v) names applied
+                        LearningRates = Array.init partition.Count (fun s -> names.[s], st.Damping.[s] * applied.[s])
+                    }
+
+                    st, { Parameters = move partition st ps u; Moved = true; Update = Some update; Warnings = warnings }
+
+    /// One tensor per parameter under "<prefix>.<name>", present only when the set is not empty.
+    let private tensorSet
+        (initial: Parameters)
+        (prefix: string)
+        (get: AdaptiveState -> Tensor[])
+        (set: Tensor[] -> AdaptiveState -> AdaptiveState)
+        = {
+        Save =
+            fun (a: AdaptiveState) -> [
+                let v = get a
+
+                if v.Length > 0 then
+                    for k in 0 .. initial.Count - 1 do
+                        yield sprintf "%s.%s" prefix initial.Names.[k], StoreValue.Tensor v.[k]
+            ]
+        Load =
+            fun src a ->
+                let key k = sprintf "%s.%s" prefix initial.Names.[k]
+
+                if initial.Count = 0 || not (src.Entries.ContainsKey(key 0)) then
+                    set [||] a
+                else
+                    set
+                        (Array.init initial.Count (fun k ->
+                            (StateSchema.tensorCodec initial.Values.[k].Shape (Some initial.Values.[k].Dtype)).Read src (key k)))
+                        a
+    }
+
+    /// The Adaptive variant's part of the state (files without it load the initial one).
+    let private adaptiveFields (initial: Parameters) (s: int) : StateField<AdaptiveState> list =
+        let vector key get set = StateSchema.defaulted key (StateSchema.vectorCodec s) (Array.zeroCreate s) get set
+        let int key get set = StateSchema.defaulted key StateSchema.intCodec 0 get set
+
+        [
+            StateSchema.optional "adaptive.scales" (StateSchema.vectorCodec s) (fun a -> Some a.Scales) (fun v a ->
+                match v with
+                | Some v -> { a with Scales = v }
+                | None -> a)
+            vector "adaptive.cosine_sum" (fun a -> a.CosineSum) (fun v a -> { a with CosineSum = v })
+            int "adaptive.cosine_count" (fun a -> a.CosineCount) (fun v a -> { a with CosineCount = v })
+            StateSchema.defaulted "adaptive.loss_average" StateSchema.floatCodec nan (fun a -> a.LossAverage) (fun v a -> {
+                a with
+                    LossAverage = v
+            })
+            int "adaptive.snapshot_step" (fun a -> a.SnapshotStep) (fun v a -> { a with SnapshotStep = v })
+            int "adaptive.force" (fun a -> if a.Force then 1 else 0) (fun v a -> { a with Force = (v <> 0) })
+            int "adaptive.restores" (fun a -> a.Restores) (fun v a -> { a with Restores = v })
+            tensorSet initial "adaptive.previous" (fun a -> a.Previous) (fun v a -> { a with Previous = v })
+            tensorSet initial "adaptive.snapshot" (fun a -> a.Snapshot) (fun v a -> { a with Snapshot = v })
+        ]
 
     /// The saved layout of GroupedNewton's state (keys as written since the first release).
     let schema (initial: Parameters) (updater: UpdateRule) (subsets: int) : StateField<GroupedNewtonState> list =
@@ -215,6 +377,7 @@ module internal GroupedNewtonStep =
                 st with
                     ThirdOrderAverage = v
             })
+            StateSchema.nested (fun st -> st.Adaptive) (fun v st -> { st with Adaptive = v }) (adaptiveFields initial s)
             {
                 Save = fun st -> OptimizerSupport.bufferEntries initial updater st.Updater
                 Load =
