@@ -35,6 +35,14 @@ type Child(args: string list, env: (string * string) list) =
 /// Sends a POSIX signal (2 = SIGINT, 15 = SIGTERM) to a child.
 let signal (c: Child) (signalNumber: int) = c.Signal signalNumber
 
+/// Makes a FIFO at `path` with mkfifo; its exit code (0: made).
+let mkfifo (path: string) =
+    use c = new ChildProcess.Child(ChildProcess.command "mkfifo" [ path ])
+
+    match c.Wait 30000 with
+    | Some code -> code
+    | None -> failwith (c.TimeoutReport 30000)
+
 /// What a finished run gave.
 type Outcome = {
     Code: int option
