@@ -3,40 +3,14 @@ module GroupedNewton.Cli.Tests.CliRunner
 
 open System
 open System.IO
-open System.Text
 open System.Threading
+open GroupedNewton.TestSupport
 
-/// The tiny task every test trains: an MLP 784-8-10 on 270 synthetic training samples,
-/// batch 50 (6 steps per epoch), one thread (bit-identical reruns).
-let tinyTask = [
-    "--dataset"
-    "synthetic"
-    "--hidden"
-    "8"
-    "--samples"
-    "300"
-    "--batch-size"
-    "50"
-    "--threads"
-    "1"
-]
-
-let private created = System.Collections.Concurrent.ConcurrentBag<string>()
+/// The tiny task every test trains (TestSupport.TinyTask).
+let tinyTask = TinyTask.args
 
 /// A fresh temporary folder (removed when the test run ends).
-let tempFolder () =
-    let d = Path.Combine(Path.GetTempPath(), "gn-cli-tests-" + Guid.NewGuid().ToString("N"))
-    Directory.CreateDirectory d |> ignore
-    created.Add d
-    d
-
-/// Removes the folders made by tempFolder.
-let removeTempFolders () =
-    for d in created do
-        try
-            Directory.Delete(d, true)
-        with _ ->
-            ()
+let tempFolder () = TempFolders.create "gn-cli-tests"
 
 type Outcome = { Code: int; Out: string; Err: string }
 
@@ -63,9 +37,3 @@ type CancellingWriter(trigger: string, source: CancellationTokenSource) =
 
 /// NUnit's equality constraint on a boxed value (arrays and lists compare element-wise).
 let equalTo (expected: obj) = NUnit.Framework.Is.EqualTo expected
-
-/// Cleans up after all tests of the assembly.
-[<NUnit.Framework.SetUpFixture>]
-type Cleanup() =
-    [<NUnit.Framework.OneTimeTearDown>]
-    member _.RemoveFolders() = removeTempFolders ()

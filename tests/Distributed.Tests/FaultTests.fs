@@ -7,6 +7,7 @@ open System.Diagnostics
 open System.IO
 open System.Threading
 open NUnit.Framework
+open GroupedNewton.TestSupport
 open GroupedNewton.Distributed.Tests.MpiRunner
 
 /// A run long enough to be interrupted: 40 epochs of the task.
@@ -46,7 +47,7 @@ let private startLong (env: (string * string) list) =
     let clock = Stopwatch.StartNew()
 
     let run =
-        start (mpiexec ()) ([ "-n"; "2"; "dotnet"; toolDll ] @ longRun out) (("GN_TEST_MARKER", marker) :: env)
+        start (mpiexec ()) ([ "-n"; "2"; dotnet; toolDll ] @ longRun out) (("GN_TEST_MARKER", marker) :: env)
 
     let metrics = Path.Combine(out, "metrics.jsonl")
 
@@ -73,7 +74,7 @@ let ``a killed rank ends the run with an error within 60 s`` () =
 let ``a hung rank ends the run with an error after the collective timeout`` () =
     let run, pid = startLong [ "GROUPEDNEWTON_MPI_TIMEOUT", "5" ]
     let clock = Stopwatch.StartNew()
-    Process.Start("kill", [ "-STOP"; string pid ]).WaitForExit()
+    ChildProcess.sendSignal pid ChildProcess.Signal.Stop
 
     try
         let o = finish run clock 90.0
@@ -91,8 +92,7 @@ let ``ranks started with different options are refused at start-up`` () =
     let out = tempFolder ()
 
     let args (lr: string) =
-        [ "dotnet"; toolDll; "train"; "--optimizer"; "sgd"; "--epochs"; "1"; "--lr"; lr; "--out"; out ]
-        @ task
+        [ dotnet; toolDll; "train"; "--optimizer"; "sgd"; "--epochs"; "1"; "--lr"; lr; "--out"; out ] @ task
 
     let o = run (mpiexec ()) ([ "-n"; "1" ] @ args "0.01" @ [ ":"; "-n"; "1" ] @ args "0.02") [] 120.0
     Assert.That(o.Code, Is.Not.EqualTo 0)

@@ -1,5 +1,5 @@
-/// Starting the command-line tool as separate processes, alone or under mpiexec.mpich, on a
-/// small synthetic task, and reading what the runs wrote.
+/// Starting the command-line tool as separate processes (TestSupport.ChildProcess), alone or
+/// under mpiexec.mpich, on a small synthetic task, and reading what the runs wrote.
 module GroupedNewton.Distributed.Tests.MpiRunner
 
 open System
@@ -7,9 +7,13 @@ open System.Diagnostics
 open System.IO
 open System.Text.Json
 open NUnit.Framework
+open GroupedNewton.TestSupport
 
-/// The tool's assembly, copied next to the tests by the project reference.
-let toolDll = Path.Combine(AppContext.BaseDirectory, "groupednewton.dll")
+/// The `dotnet` executable the test host runs under, and the tool's assembly (copied next to
+/// the tests by the project reference).
+let dotnet = ChildProcess.dotnet
+
+let toolDll = ChildProcess.toolDll
 
 let private onPath (name: string) =
     (Environment.GetEnvironmentVariable "PATH").Split(Path.PathSeparator)
@@ -31,20 +35,7 @@ let mpiexec () =
         Assert.Inconclusive msg
         failwith msg
 
-let private created = Collections.Concurrent.ConcurrentBag<string>()
-
-let tempFolder () =
-    let d = Path.Combine(Path.GetTempPath(), "gn-mpi-tests-" + Guid.NewGuid().ToString("N"))
-    Directory.CreateDirectory d |> ignore
-    created.Add d
-    d
-
-let removeTempFolders () =
-    for d in created do
-        try
-            Directory.Delete(d, true)
-        with _ ->
-            ()
+let tempFolder () = TempFolders.create "gn-mpi-tests"
 
 /// The task: an MLP 784-16-8-10 on 600 synthetic samples, batch 60 (9 training steps per
 /// epoch and a smaller last batch), one thread per rank.
@@ -70,60 +61,33 @@ type Outcome = {
 
     member o.Text = o.Out + "\n" + o.Err
 
-/// Starts a process; returns it with its output collectors.
+/// Starts a process (output collected as it comes).
 let start (file: string) (args: string list) (env: (string * string) list) =
-    let psi =
-        ProcessStartInfo(file, args, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false)
+    new ChildProcess.Child({ ChildProcess.command file args with Env = ("DOTNET_CLI_TELEMETRY_OPTOUT", "1") :: env })
 
-    psi.Environment.["DOTNET_CLI_TELEMETRY_OPTOUT"] <- "1"
+/// Waits for a started process (killing it and its descendants, and failing the test, after
+/// `timeoutSeconds`); `clock` times the run.
+let finish (c: ChildProcess.Child) (clock: Stopwatch) (timeoutSeconds: float) =
+    let limitMs = int (timeoutSeconds * 1000.0)
 
-    for k, v in env do
-        psi.Environment.[k] <- v
-
-    let p = new Process(StartInfo = psi)
-    let out = Text.StringBuilder()
-    let err = Text.StringBuilder()
-
-    p.OutputDataReceived.Add(fun e ->
-        if not (isNull e.Data) then
-            lock out (fun () -> out.AppendLine e.Data |> ignore))
-
-    p.ErrorDataReceived.Add(fun e ->
-        if not (isNull e.Data) then
-            lock err (fun () -> err.AppendLine e.Data |> ignore))
-
-    p.Start() |> ignore
-    p.BeginOutputReadLine()
-    p.BeginErrorReadLine()
-    p, out, err
-
-/// Waits for a started process (killing it after `timeoutSeconds`).
-let finish (p: Process, out: Text.StringBuilder, err: Text.StringBuilder) (clock: Stopwatch) (timeoutSeconds: float) =
-    if not (p.WaitForExit(int (timeoutSeconds * 1000.0))) then
-        p.Kill true
-        p.WaitForExit()
-        Assert.Fail(sprintf "the run did not end within %g s:\n%O\n%O" timeoutSeconds out err)
-
-    p.WaitForExit()
-
-    {
-        Code = p.ExitCode
-        Out = lock out (fun () -> out.ToString())
-        Err = lock err (fun () -> err.ToString())
-        Seconds = clock.Elapsed.TotalSeconds
-    }
+    match c.Wait limitMs with
+    | Some code -> { Code = code; Out = c.Out; Err = c.Err; Seconds = clock.Elapsed.TotalSeconds }
+    | None ->
+        Assert.Fail(c.TimeoutReport limitMs)
+        failwith "unreachable: Assert.Fail throws"
 
 let run (file: string) (args: string list) (env: (string * string) list) (timeoutSeconds: float) =
     let clock = Stopwatch.StartNew()
-    finish (start file args env) clock timeoutSeconds
+    use c = start file args env
+    finish c clock timeoutSeconds
 
 /// The tool alone (one process, no launcher).
-let single (args: string list) = run "dotnet" (toolDll :: args) [] 120.0
+let single (args: string list) = run dotnet (toolDll :: args) [] 120.0
 
 /// The tool on `ranks` ranks; every step checks that the parameters are bit-identical on
 /// all ranks (GROUPEDNEWTON_MPI_VERIFY=1).
 let onRanks (ranks: int) (env: (string * string) list) (args: string list) =
-    run (mpiexec ()) ([ "-n"; string ranks; "dotnet"; toolDll ] @ args) (("GROUPEDNEWTON_MPI_VERIFY", "1") :: env) 120.0
+    run (mpiexec ()) ([ "-n"; string ranks; dotnet; toolDll ] @ args) (("GROUPEDNEWTON_MPI_VERIFY", "1") :: env) 120.0
 
 /// The training loss of every epoch in a run's metrics.jsonl.
 let trainLosses (folder: string) =
@@ -146,8 +110,3 @@ let checkpointParameters (path: string) =
 let expectSuccess (what: string) (o: Outcome) =
     if o.Code <> 0 then
         Assert.Fail(sprintf "%s exited with %d:\n%s" what o.Code o.Text)
-
-[<SetUpFixture>]
-type Cleanup() =
-    [<OneTimeTearDown>]
-    member _.Remove() = removeTempFolders ()

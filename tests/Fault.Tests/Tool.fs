@@ -1,153 +1,47 @@
-/// Running the real `groupednewton` tool in a child process: its output, exit code and
-/// whether it finished in time; killing it (SIGKILL) or signalling it (SIGINT, SIGTERM) at a
-/// chosen point of its output.
+/// The fault tests' side of running the real `groupednewton` tool in a child process (the
+/// process itself is TestSupport.ChildProcess): its output, exit code and whether it finished
+/// in time; killing it (SIGKILL) or signalling it (SIGINT, SIGTERM) at a chosen point of its
+/// output; reading the run folder it wrote.
 module GroupedNewton.Fault.Tests.Tool
 
-open System
-open System.Collections.Generic
-open System.Diagnostics
 open System.IO
-open System.Runtime.InteropServices
 open System.Text
-open System.Threading
+open GroupedNewton.TestSupport
 
-/// The tiny task: an MLP 784-8-10 on 270 synthetic training samples, batch 50 (6 steps per
-/// epoch), one thread (bit-identical reruns).
-let tinyTask = [
-    "--dataset"
-    "synthetic"
-    "--hidden"
-    "8"
-    "--samples"
-    "300"
-    "--batch-size"
-    "50"
-    "--threads"
-    "1"
-]
-
-/// The tool's assembly, copied next to this test assembly by the project reference.
-let toolPath = Path.Combine(AppContext.BaseDirectory, "groupednewton.dll")
-
-let private dotnet =
-    match Environment.GetEnvironmentVariable "DOTNET_HOST_PATH" with
-    | null
-    | "" -> "dotnet"
-    | p -> p
-
-let private created = System.Collections.Concurrent.ConcurrentBag<string>()
+/// The tiny task the tool trains (TestSupport.TinyTask).
+let tinyTask = TinyTask.args
 
 /// A fresh temporary folder (removed when the test run ends).
-let tempFolder () =
-    let d = Path.Combine(Path.GetTempPath(), "gn-fault-tests-" + Guid.NewGuid().ToString("N"))
-    Directory.CreateDirectory d |> ignore
-    created.Add d
-    d
+let tempFolder () = TempFolders.create "gn-fault-tests"
 
-/// Removes the folders made by tempFolder.
-let removeTempFolders () =
-    for d in created do
-        try
-            Directory.Delete(d, true)
-        with _ ->
-            ()
-
-/// A child process running the tool, with its output collected as it comes.
+/// The tool in a child process, with its output collected as it comes.
 type Child(args: string list, env: (string * string) list) =
-    let out = StringBuilder()
-    let err = StringBuilder()
-    let gate = obj ()
     // `env --default-signal` undoes an inherited "ignore SIGINT" (a test run started in the
     // background of a non-interactive shell), which .NET would otherwise keep, so that the
     // signal tests see the tool's own handling
-    let psi = ProcessStartInfo("env")
-
-    do
-        psi.ArgumentList.Add "--default-signal=INT,TERM"
-        psi.ArgumentList.Add dotnet
-        psi.ArgumentList.Add toolPath
-
-        for a in args do
-            psi.ArgumentList.Add a
-
-        psi.RedirectStandardOutput <- true
-        psi.RedirectStandardError <- true
-        psi.UseShellExecute <- false
-        // the child sees only the settings the test gives it
-        for v in [ "GROUPEDNEWTON_DATA"; "GROUPEDNEWTON_THREADS"; "GROUPEDNEWTON_BLAS"; "GROUPEDNEWTON_TEST_HOOK" ] do
-            psi.Environment.Remove v |> ignore
-
-        for k, v in env do
-            psi.Environment.[k] <- v
-
-    let p = new Process(StartInfo = psi)
-
-    do
-        p.OutputDataReceived.Add(fun e ->
-            if not (isNull e.Data) then
-                lock gate (fun () -> out.AppendLine e.Data |> ignore))
-
-        p.ErrorDataReceived.Add(fun e ->
-            if not (isNull e.Data) then
-                lock gate (fun () -> err.AppendLine e.Data |> ignore))
-
-        p.Start() |> ignore
-        p.BeginOutputReadLine()
-        p.BeginErrorReadLine()
-
-    member _.Id = p.Id
-    member _.Out = lock gate (fun () -> out.ToString())
-    member _.Err = lock gate (fun () -> err.ToString())
-
-    /// Waits until stdout or stderr contains `text`; false after `timeoutMs` or when the
-    /// process ended without it.
-    member c.WaitFor(text: string, timeoutMs: int) =
-        let clock = Stopwatch.StartNew()
-        let mutable found = false
-
-        while not found
-              && clock.ElapsedMilliseconds < int64 timeoutMs
-              && not (p.HasExited && not ((c.Out + c.Err).Contains text)) do
-            if (c.Out + c.Err).Contains text then found <- true else Thread.Sleep 5
-
-        found || (c.Out + c.Err).Contains text
-
-    /// Waits for the process to end; None when it did not within `timeoutMs` (it is then killed).
-    member _.Wait(timeoutMs: int) : int option =
-        if p.WaitForExit timeoutMs then
-            p.WaitForExit()
-            Some p.ExitCode
-        else
-            (try
-                p.Kill true
-             with _ ->
-                 ())
-
-            p.WaitForExit()
-            None
+    inherit
+        ChildProcess.Child(
+            {
+                ChildProcess.command "env" ([ "--default-signal=INT,TERM"; ChildProcess.dotnet; ChildProcess.toolDll ] @ args) with
+                    // the child sees only the settings the test gives it
+                    Unset = [ "GROUPEDNEWTON_DATA"; "GROUPEDNEWTON_THREADS"; "GROUPEDNEWTON_BLAS"; "GROUPEDNEWTON_TEST_HOOK" ]
+                    Env = env
+            }
+        )
 
     /// SIGKILL: the process ends at once, without running any of its code.
-    member _.KillHard() =
-        p.Kill true
-        p.WaitForExit()
-
-    interface IDisposable with
-        member _.Dispose() =
-            (try
-                if not p.HasExited then
-                    p.Kill true
-             with _ ->
-                 ())
-
-            p.Dispose()
-
-[<DllImport("libc", SetLastError = true)>]
-extern int kill(int pid, int signal)
+    member c.KillHard() = c.Kill()
 
 /// Sends a POSIX signal (2 = SIGINT, 15 = SIGTERM) to a child.
-let signal (c: Child) (signalNumber: int) =
-    if kill (c.Id, signalNumber) <> 0 then
-        failwithf "kill(%d, %d) failed" c.Id signalNumber
+let signal (c: Child) (signalNumber: int) = c.Signal signalNumber
+
+/// Makes a FIFO at `path` with mkfifo; its exit code (0: made).
+let mkfifo (path: string) =
+    use c = new ChildProcess.Child(ChildProcess.command "mkfifo" [ path ])
+
+    match c.Wait 30000 with
+    | Some code -> code
+    | None -> failwith (c.TimeoutReport 30000)
 
 /// What a finished run gave.
 type Outcome = {
@@ -227,9 +121,3 @@ let checkpointBytes (folder: string) (epoch: int) = File.ReadAllBytes(Path.Combi
 
 /// NUnit's equality constraint on a boxed value (arrays and lists compare element-wise).
 let equalTo (expected: obj) = NUnit.Framework.Is.EqualTo expected
-
-/// Cleans up after all tests of the assembly.
-[<NUnit.Framework.SetUpFixture>]
-type Cleanup() =
-    [<NUnit.Framework.OneTimeTearDown>]
-    member _.RemoveFolders() = removeTempFolders ()

@@ -10,11 +10,6 @@ open NUnit.Framework
 open GroupedNewton.Package.Tests.Processes
 open GroupedNewton.Package.Tests.Packages
 
-[<SetUpFixture>]
-type Cleanup() =
-    [<OneTimeTearDown>]
-    member _.RemoveFolders() = removeTempFolders ()
-
 let private entries (nupkg: string) =
     use z = ZipFile.OpenRead nupkg
     z.Entries |> Seq.map (fun e -> e.FullName) |> Set.ofSeq

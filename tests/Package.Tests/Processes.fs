@@ -1,18 +1,14 @@
-/// Running `dotnet` and other programs in child processes with a given environment, their
-/// output collected, bounded in time; temporary folders removed at the end of the run.
+/// The package tests' side of running `dotnet` and other programs in child processes (the
+/// process itself is TestSupport.ChildProcess): a quiet environment, stdout and stderr
+/// interleaved, a failure when a run exceeds its time limit.
 module GroupedNewton.Package.Tests.Processes
 
 open System
-open System.Diagnostics
 open System.IO
-open System.Text
+open GroupedNewton.TestSupport
 
 /// The `dotnet` executable the test host runs under.
-let dotnet =
-    match Environment.GetEnvironmentVariable "DOTNET_HOST_PATH" with
-    | null
-    | "" -> "dotnet"
-    | p -> p
+let dotnet = ChildProcess.dotnet
 
 /// The repository root: the first folder above the test assembly holding GroupedNewton.sln.
 let repoRoot =
@@ -31,24 +27,8 @@ let configuration =
     "Release"
 #endif
 
-let private created = Collections.Concurrent.ConcurrentBag<string>()
-
 /// A fresh temporary folder (removed when the test run ends).
-let tempFolder (tag: string) =
-    let d =
-        Path.Combine(Path.GetTempPath(), sprintf "gn-package-tests-%s-%s" tag (Guid.NewGuid().ToString("N")))
-
-    Directory.CreateDirectory d |> ignore
-    created.Add d
-    d
-
-/// Removes the folders made by tempFolder.
-let removeTempFolders () =
-    for d in created do
-        try
-            Directory.Delete(d, true)
-        with _ ->
-            ()
+let tempFolder (tag: string) = TempFolders.create ("gn-package-tests-" + tag)
 
 type Outcome = {
     Code: int
@@ -71,43 +51,19 @@ let private quiet = [
 /// Runs `file args` in `folder` with extra environment variables; kills the process tree and
 /// fails after `timeoutSeconds`. Returns the exit code and stdout + stderr interleaved.
 let runIn (folder: string) (env: (string * string) list) (timeoutSeconds: int) (file: string) (args: string list) : Outcome =
-    let psi = ProcessStartInfo(file)
+    use c =
+        new ChildProcess.Child(
+            {
+                ChildProcess.command file args with
+                    Unset = [ "GROUPEDNEWTON_DATA"; "GROUPEDNEWTON_THREADS"; "GROUPEDNEWTON_BLAS"; "GROUPEDNEWTON_BACKEND" ]
+                    Env = quiet @ env
+                    Folder = Some folder
+            }
+        )
 
-    for a in args do
-        psi.ArgumentList.Add a
-
-    psi.WorkingDirectory <- folder
-    psi.RedirectStandardOutput <- true
-    psi.RedirectStandardError <- true
-    psi.UseShellExecute <- false
-
-    for v in [ "GROUPEDNEWTON_DATA"; "GROUPEDNEWTON_THREADS"; "GROUPEDNEWTON_BLAS"; "GROUPEDNEWTON_BACKEND" ] do
-        psi.Environment.Remove v |> ignore
-
-    for k, v in quiet @ env do
-        psi.Environment.[k] <- v
-
-    let output = StringBuilder()
-    let gate = obj ()
-    use p = new Process(StartInfo = psi)
-
-    let add (line: string) =
-        if not (isNull line) then
-            lock gate (fun () -> output.AppendLine line |> ignore)
-
-    p.OutputDataReceived.Add(fun e -> add e.Data)
-    p.ErrorDataReceived.Add(fun e -> add e.Data)
-    p.Start() |> ignore
-    p.BeginOutputReadLine()
-    p.BeginErrorReadLine()
-
-    if not (p.WaitForExit(timeoutSeconds * 1000)) then
-        p.Kill true
-        p.WaitForExit()
-        failwithf "%s %s did not finish within %d s:\n%O" file (String.Join(" ", args)) timeoutSeconds output
-
-    p.WaitForExit()
-    { Code = p.ExitCode; Output = lock gate (fun () -> output.ToString()) }
+    match c.Wait(timeoutSeconds * 1000) with
+    | Some code -> { Code = code; Output = c.Output }
+    | None -> failwith (c.TimeoutReport(timeoutSeconds * 1000))
 
 /// Runs `dotnet args` in `folder`.
 let dotnetIn (folder: string) (env: (string * string) list) (timeoutSeconds: int) (args: string list) =
