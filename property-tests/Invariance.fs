@@ -261,8 +261,8 @@ let private groupedNewton (s: Setup) (ps: Parameters) (loss: Parameters -> Tenso
 /// follow different smooth pieces of the loss. Such cases are discarded (FsCheck's
 /// precondition), not counted as passes.
 /// One case of the invariance claim (see above for the tolerance and the accepted cases).
-let private invariantOn (s: Setup) =
-    let pairs, (o1, o2), (ran1, ran2), samePieces = run s (groupedNewton s) 6
+let private invariantWith (make: Setup -> Parameters -> (Parameters -> Tensor) -> Optimizer) (steps: int) (s: Setup) =
+    let pairs, (o1, o2), (ran1, ran2), samePieces = run s (make s) steps
 
     // either run beyond 10³ (or not finite): a runaway trajectory, whichever run it is
     let ranAway =
@@ -281,6 +281,22 @@ let private invariantOn (s: Setup) =
         printfn "not invariant: %O; largest difference %g" s worst
 
     samePieces ==> ok
+
+let private invariantOn = invariantWith groupedNewton 6
+
+/// grouped-newton-auto with a curvature update every other step, so that eight steps take
+/// its scales through three adaptations and its confirmations on the curvature batch.
+let private autoOptions = { GroupedNewtonOptions.Auto with CurvaturePeriod = 2 }
+
+let private adaptive (_: Setup) (ps: Parameters) (loss: Parameters -> Tensor) =
+    GroupedNewtonOptimizer.create autoOptions 0.9 (Partition.canonical ps) (fun () -> loss) ps :> Optimizer
+
+let ``grouped-newton-auto's trajectory is invariant under per-tensor affine reparameterisation`` =
+    Run.property
+        "grouped-newton-auto's trajectory is invariant under per-tensor affine reparameterisation"
+        60
+        [ typeof<Generators> ]
+        (invariantWith adaptive 8)
 
 let ``GroupedNewton's trajectory is invariant under per-tensor affine reparameterisation`` =
     Run.property "GroupedNewton's trajectory is invariant under per-tensor affine reparameterisation" 80 [ typeof<Generators> ] invariantOn
@@ -432,10 +448,44 @@ let ``invariance breaks when two tensors of one subset get different scales`` ()
         (trajectories same perLayer2 6 |> List.forall (fun (x, y) -> close 1e-6 x y))
         "one scale per layer keeps the per-layer run invariant"
 
+/// The adaptive variant keeps the claim only where its direction and partition do: an Adam
+/// direction (through ε) and two scales inside one subset break it, as for the paper's variants.
+let ``invariance breaks for grouped-newton-auto with an Adam direction or two scales in one subset`` () =
+    let s = {
+        Hidden = [ 3 ]
+        Activation = Activation.Tanh
+        LogScales = [ 0.7; -0.5; 0.3; 1.0 ]
+        Signs = [ true; true; false; true ]
+        Cubic = true
+        UniformAverage = false
+        Conv = false
+        Seed = 4
+    }
+
+    let adam (ps: Parameters) (loss: Parameters -> Tensor) =
+        GroupedNewtonOptimizer.createWith
+            autoOptions
+            (AdamRule { AdamOptions.Defaults with LearningRate = 1.0; Epsilon = 0.1 })
+            (Partition.canonical ps)
+            (fun () -> loss)
+            ps
+        :> Optimizer
+
+    let perLayer (ps: Parameters) (loss: Parameters -> Tensor) =
+        GroupedNewtonOptimizer.create autoOptions 0.9 (Partition.perLayer ps) (fun () -> loss) ps :> Optimizer
+
+    Expect.isTrue (differs (trajectories s adam 8)) "an Adam direction should break invariance"
+    Expect.isTrue (differs (trajectories s perLayer 8)) "two scales inside one subset should break invariance"
+    // the control: the canonical partition with the SGD-momentum direction is invariant here
+    Expect.isTrue
+        (trajectories s (adaptive s) 8 |> List.forall (fun (x, y) -> close 1e-6 x y))
+        "the adaptive variant is invariant with one scale per subset"
+
 [<Tests>]
 let tests =
     testList "Invariance" [
         ``GroupedNewton's trajectory is invariant under per-tensor affine reparameterisation``
+        ``grouped-newton-auto's trajectory is invariant under per-tensor affine reparameterisation``
         ``invariance holds on the recorded non-finite summary case``
         ``invariance holds on the recorded near-singular ReLU case``
         testCase "the recorded ReLU case is a near-singular H̄, not a kink" ``the recorded ReLU case is a near-singular H̄, not a kink``
@@ -445,4 +495,7 @@ let tests =
         testCase
             "invariance breaks when two tensors of one subset get different scales"
             ``invariance breaks when two tensors of one subset get different scales``
+        testCase
+            "invariance breaks for grouped-newton-auto with an Adam direction or two scales in one subset"
+            ``invariance breaks for grouped-newton-auto with an Adam direction or two scales in one subset``
     ]

@@ -53,6 +53,10 @@ namespace GroupedNewton.CSharp.Tests
             Rejects(new GroupedNewtonOptions { Curvature = curvature, CurvaturePeriod = 0 }, "CurvaturePeriod");
             Rejects(new GroupedNewtonOptions { Curvature = curvature, Damping = -1 }, "Damping");
             Rejects(new GroupedNewtonOptions { Curvature = curvature, Momentum = 1.0 }, "Momentum");
+            var auto = GroupedNewtonOptions.Auto(curvature);
+            Assert.That((auto.Variant, auto.Damping, auto.Cubic, auto.CurvaturePeriod), Is.EqualTo((GroupedNewtonVariant.Adaptive, 1.0, true, 10)));
+            auto.Cubic = false;
+            Rejects(auto, "Cubic");
             var e = Assert.Throws<ArgumentException>(() => new SgdOptions { LearningRate = -0.1 }.Validate())!;
             Assert.That(e.Message, Does.Contain("-0.1"));
             Assert.Throws<ArgumentException>(() => Optimizer.Create(model, new GroupedNewtonOptions { Curvature = curvature, Partition = "bogus" }));

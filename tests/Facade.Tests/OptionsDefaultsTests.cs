@@ -46,6 +46,7 @@ namespace GroupedNewton.CSharp.Tests
             yield return Case("KbfgsCnn", typeof(KbfgsOptions), () => KbfgsOptions.Cnn().ToCore(), global::GroupedNewton.KbfgsOptions.Cnn);
             yield return Case("GroupedNewtonDefaults", typeof(GroupedNewtonOptions), () => new GroupedNewtonOptions().ToCore(), global::GroupedNewton.GroupedNewtonOptions.Defaults);
             yield return Case("GroupedNewtonPaper", typeof(GroupedNewtonOptions), () => GroupedNewtonOptions.Paper(Curvature()).ToCore(), global::GroupedNewton.GroupedNewtonOptions.Paper);
+            yield return Case("GroupedNewtonAuto", typeof(GroupedNewtonOptions), () => GroupedNewtonOptions.Auto(Curvature()).ToCore(), global::GroupedNewton.GroupedNewtonOptions.Auto);
             var trainer = global::GroupedNewton.TrainerOptions.Defaults;
             yield return Case("TrainerDefaults", typeof(TrainerOptions), () => new TrainerOptions().ToCore(trainer.Epochs, null, null), trainer);
             yield return Case("InitializationReference", typeof(Initialization), () => Initialization.Reference(7).ToCore(), global::GroupedNewton.Init.reference(7));

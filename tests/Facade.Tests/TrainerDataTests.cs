@@ -238,6 +238,39 @@ namespace GroupedNewton.CSharp.Tests
         }
 
         [Test]
+        public void ResumedAutoRunFollowsTheUninterruptedOneAndLearns()
+        {
+            // grouped-newton-auto carries scales, cosine sums, the previous direction and a
+            // snapshot between steps: the checkpoint must restore all of them
+            static (Model, Optimizer) Create(Dataset data, int seed)
+            {
+                var model = Fixtures.Mlp(seed: seed);
+                var options = GroupedNewtonOptions.Auto(CurvatureSource.Cycle(model, data, batchSize: 100));
+                options.CurvaturePeriod = 3;
+                return (model, Optimizer.Create(model, options));
+            }
+            var data = Fixtures.Task(600);
+            var folder = Path.Combine(Path.GetTempPath(), "facade-auto-resume-" + Guid.NewGuid().ToString("N"));
+            try
+            {
+                var (model, gn) = Create(data, 0);
+                var full = new Trainer(model, gn, new TrainerOptions { Epochs = 2, BatchSize = 50, CheckpointFolder = folder }).Train(data);
+                Assert.That(full[1].TrainLoss, Is.LessThan(full[0].TrainLoss));
+
+                var (model2, gn2) = Create(data, 7);
+                var trainer2 = new Trainer(model2, gn2, new TrainerOptions { Epochs = 1, BatchSize = 50 });
+                Assert.That(trainer2.LoadCheckpoint(Path.Combine(folder, "epoch-0001.ckpt")), Is.EqualTo(1));
+                var resumed = trainer2.Train(data);
+                Assert.That(resumed.Single().TrainLoss, Is.EqualTo(full[1].TrainLoss));
+                Assert.That(Fixtures.Flat(model2.Parameters), Is.EqualTo(Fixtures.Flat(model.Parameters)));
+            }
+            finally
+            {
+                if (Directory.Exists(folder)) Directory.Delete(folder, true);
+            }
+        }
+
+        [Test]
         public async Task CancellationStopsBetweenStepsAndLeavesAUsableModel()
         {
             var model = Fixtures.Mlp();
