@@ -232,13 +232,19 @@ let ``grouped-newton-auto trains small models without diverging``
 [<Test>]
 let ``the control: grouped-newton at damping 0.3 does not train the ReLU LeNet-5 case`` () =
     let model = Models.lenet5With Activation.Relu 1 28 (Init.pytorch 3)
-    let options = { GroupedNewtonOptions.Defaults with Cubic = true; CurvaturePeriod = 10; ClipNegativeRates = true; Damping = 0.3 }
+
+    let options = {
+        GroupedNewtonOptions.Defaults with
+            Cubic = true
+            CurvaturePeriod = 10
+            ClipNegativeRates = true
+            Damping = 0.3
+    }
 
     let losses =
         try
             train model (Partition.perLayer model.Parameters) options 120
-        with :? OptimizationException ->
-            [| infinity |]
+        with :? OptimizationException -> [| infinity |]
 
     let late = losses.[max 0 (losses.Length - 20) ..] |> Array.average
     printfn "control: first %g, last-20 mean %g, max %g" losses.[0] late (Array.max losses)
