@@ -88,7 +88,7 @@ let ``the scales follow the cosine between each gradient and the direction befor
     let a = GroupedNewtonAdaptive.observe partition g a
     Assert.That(a.CosineCount, equalTo 2)
     let r = GroupedNewtonAdaptive.rescale o a
-    assertAllClose 1e-12 "scales" [| 0.3 * exp 2.0; 0.3 * exp -2.0 |] r.Scales
+    assertAllClose 1e-12 "scales" [| 0.3 * exp 1.0; 0.3 * exp -1.0 |] r.Scales
     Assert.That((r.CosineCount, r.CosineSum), equalTo (0, [| 0.0; 0.0 |]))
 
 // ---------------------------------------------------------------------------------------------

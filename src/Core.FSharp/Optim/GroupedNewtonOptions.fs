@@ -40,7 +40,7 @@ type AdaptiveRateOptions = {
 
     static member Defaults = {
         InitialScale = 0.3
-        Adaptation = 2.0
+        Adaptation = 1.0
         MinScale = 1e-3
         MaxScale = 1e3
         Acceptance = 0.5

@@ -48,7 +48,7 @@ type AdaptiveRateOptions = {
     BlowUpFactor: float
 } with
 
-    /// <summary>InitialScale 0.3, Adaptation 2, scales in [1e-3, 1e3], Acceptance 0.5, at most 20 halvings,
+    /// <summary>InitialScale 0.3, Adaptation 1, scales in [1e-3, 1e3], Acceptance 0.5, at most 20 halvings,
     /// BlowUpFactor 2.</summary>
     static member Defaults: AdaptiveRateOptions
 
