@@ -379,17 +379,20 @@ let private differs (runs: (float[] * float[]) list) =
     let x, y = List.last runs
     not (close 1e-4 x y)
 
+/// The one-hidden-layer tanh case the tests of where the claim breaks share.
+let private breakCase = {
+    Hidden = [ 3 ]
+    Activation = Activation.Tanh
+    LogScales = [ 0.7; -0.5; 0.3; 1.0 ]
+    Signs = [ true; true; false; true ]
+    Cubic = true
+    UniformAverage = false
+    Conv = false
+    Seed = 4
+}
+
 let ``invariance breaks for plain SGD at a fixed learning rate`` () =
-    let s = {
-        Hidden = [ 3 ]
-        Activation = Activation.Tanh
-        LogScales = [ 0.7; -0.5; 0.3; 1.0 ]
-        Signs = [ true; true; false; true ]
-        Cubic = false
-        UniformAverage = false
-        Conv = false
-        Seed = 4
-    }
+    let s = { breakCase with Cubic = false }
 
     let sgd (ps: Parameters) (_: Parameters -> Tensor) =
         Sgd.create { SgdOptions.Defaults with LearningRate = 0.01; Momentum = 0.9 } ps :> Optimizer
@@ -400,16 +403,7 @@ let ``invariance breaks for plain SGD at a fixed learning rate`` () =
 /// apart from ε, and GroupedNewton's step ignores per-subset scalars of u: the break comes
 /// through ε, visible once ε is comparable to √v̂.
 let ``invariance breaks with an Adam direction`` () =
-    let s = {
-        Hidden = [ 3 ]
-        Activation = Activation.Tanh
-        LogScales = [ 0.7; -0.5; 0.3; 1.0 ]
-        Signs = [ true; true; false; true ]
-        Cubic = true
-        UniformAverage = false
-        Conv = false
-        Seed = 4
-    }
+    let s = breakCase
 
     let adamGn (ps: Parameters) (loss: Parameters -> Tensor) =
         GroupedNewtonOptimizer.createWith
@@ -423,16 +417,7 @@ let ``invariance breaks with an Adam direction`` () =
     Expect.isTrue (differs (trajectories s adamGn 6)) "an Adam direction should break invariance"
 
 let ``invariance breaks when two tensors of one subset get different scales`` () =
-    let s = {
-        Hidden = [ 3 ]
-        Activation = Activation.Tanh
-        LogScales = [ 0.7; -0.5; 0.3; 1.0 ]
-        Signs = [ true; true; false; true ]
-        Cubic = true
-        UniformAverage = false
-        Conv = false
-        Seed = 4
-    }
+    let s = breakCase
 
     let perLayer (ps: Parameters) (loss: Parameters -> Tensor) =
         GroupedNewtonOptimizer.create (options s) 0.9 (Partition.perLayer ps) (fun () -> loss) ps :> Optimizer
@@ -451,16 +436,7 @@ let ``invariance breaks when two tensors of one subset get different scales`` ()
 /// The adaptive variant keeps the claim only where its direction and partition do: an Adam
 /// direction (through ε) and two scales inside one subset break it, as for the paper's variants.
 let ``invariance breaks for grouped-newton-auto with an Adam direction or two scales in one subset`` () =
-    let s = {
-        Hidden = [ 3 ]
-        Activation = Activation.Tanh
-        LogScales = [ 0.7; -0.5; 0.3; 1.0 ]
-        Signs = [ true; true; false; true ]
-        Cubic = true
-        UniformAverage = false
-        Conv = false
-        Seed = 4
-    }
+    let s = breakCase
 
     let adam (ps: Parameters) (loss: Parameters -> Tensor) =
         GroupedNewtonOptimizer.createWith

@@ -169,17 +169,7 @@ let ``a resumed adaptive run follows the uninterrupted one bit for bit`` () =
 // small versions of the models: no divergence, with one set of defaults
 // ---------------------------------------------------------------------------------------------
 
-let private mini =
-    lazy
-        (let rec up (d: DirectoryInfo) =
-            if isNull d then
-                failwith "GroupedNewton.sln not found"
-            elif File.Exists(Path.Combine(d.FullName, "GroupedNewton.sln")) then
-                Path.Combine(d.FullName, "data")
-            else
-                up d.Parent
-
-         fst (Datasets.loadFrom "fashion-mnist-mini" (up (DirectoryInfo AppContext.BaseDirectory))))
+let private mini = lazy (fst (Datasets.loadFrom "fashion-mnist-mini" (dataFolder ())))
 
 /// Trains `steps` steps at batch 50 and returns every step's loss.
 let private train (model: Model) (partition: Partition) (options: GroupedNewtonOptions) (steps: int) =

@@ -10,22 +10,11 @@ open NUnit.Framework
 open GroupedNewton.Data
 open GroupedNewton.Tests.TestUtil
 
-let private dataFolder =
-    let rec up (d: DirectoryInfo) =
-        if isNull d then
-            failwith "GroupedNewton.sln not found"
-        elif File.Exists(Path.Combine(d.FullName, "GroupedNewton.sln")) then
-            Path.Combine(d.FullName, "data")
-        else
-            up d.Parent
-
-    up (DirectoryInfo AppContext.BaseDirectory)
-
 let private counts (d: Dataset) = Dataset.labels d |> Array.countBy id |> Array.sortBy fst
 
 [<Test>]
 let ``the mini set holds 6000 training and 1000 test images, 600 and 100 of each class`` () =
-    let train, test = Datasets.loadFrom "fashion-mnist-mini" dataFolder
+    let train, test = Datasets.loadFrom "fashion-mnist-mini" (dataFolder ())
     Assert.That(train.Name, equalTo "fashion-mnist-mini/train")
     Assert.That((train.Count, test.Count), equalTo (6000, 1000))
     Assert.That(train.SampleShape, equalTo [| 1; 28; 28 |])
@@ -75,7 +64,7 @@ let ``every mini image is a Fashion-MNIST image of the same split with the same 
         )
 
     let full = Datasets.fashionMnistFrom Datasets.DebianFashionMnistFolder
-    let mini = Datasets.loadFrom "fashion-mnist-mini" dataFolder
+    let mini = Datasets.loadFrom "fashion-mnist-mini" (dataFolder ())
 
     let index (d: Dataset) =
         let labels = Dataset.labels d

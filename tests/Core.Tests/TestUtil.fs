@@ -40,3 +40,15 @@ let randn (seed: int) (n: int) = GroupedNewton.Conformance.Check.randn seed n
 
 let vec (values: float[]) = Tensor.ofArray values
 let t (shape: int[]) (values: float[]) = Tensor.ofArrayShape values shape
+
+/// The repository's data/ folder (found upwards from the test assembly).
+let dataFolder () =
+    let rec up (d: IO.DirectoryInfo) =
+        if isNull d then
+            failwith "GroupedNewton.sln not found"
+        elif IO.File.Exists(IO.Path.Combine(d.FullName, "GroupedNewton.sln")) then
+            IO.Path.Combine(d.FullName, "data")
+        else
+            up d.Parent
+
+    up (IO.DirectoryInfo AppContext.BaseDirectory)

@@ -97,13 +97,20 @@ module internal GroupedNewtonAdaptive =
     /// The running average of the training loss after one more step.
     let withLoss (loss: float) (a: AdaptiveState) = {
         a with
-            LossAverage = (if Double.IsFinite a.LossAverage then 0.9 * a.LossAverage + 0.1 * loss else loss)
+            LossAverage =
+                Some(
+                    match a.LossAverage with
+                    | Some m -> 0.9 * m + 0.1 * loss
+                    | None -> loss
+                )
     }
 
     /// Whether a training loss is a blow-up: above BlowUpFactor times the running average while
     /// there is a curvature update to go back to.
     let blownUp (o: AdaptiveRateOptions) (a: AdaptiveState) (loss: float) =
-        a.Snapshot.Length > 0 && Double.IsFinite a.LossAverage && loss > o.BlowUpFactor * a.LossAverage
+        match a.LossAverage with
+        | Some m -> a.Snapshot.Length > 0 && loss > o.BlowUpFactor * m
+        | None -> false
 
     /// The scales the curvature batch confirms for η: the rates Damping·c_s·η_s must lower the
     /// batch's loss by at least Acceptance times the model's prediction (within the rounding of

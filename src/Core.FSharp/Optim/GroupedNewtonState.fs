@@ -53,8 +53,8 @@ type AdaptiveState = {
     CosineCount: int
     /// The direction of the previous step (empty before the first step and after a restore).
     Previous: Tensor[]
-    /// The running average of the training loss (NaN before the first step).
-    LossAverage: float
+    /// The running average of the training loss (None before the first step).
+    LossAverage: float option
     /// The parameter values at the last curvature update (empty before the first).
     Snapshot: Tensor[]
     /// The step count at which Snapshot was taken.
@@ -70,7 +70,7 @@ type AdaptiveState = {
         CosineSum = Array.zeroCreate subsets
         CosineCount = 0
         Previous = [||]
-        LossAverage = nan
+        LossAverage = None
         Snapshot = [||]
         SnapshotStep = 0
         Force = false

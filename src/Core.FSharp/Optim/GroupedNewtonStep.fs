@@ -19,6 +19,32 @@ module internal GroupedNewtonStep =
             )
         )
 
+    /// The output of a curvature step that moves: the update as observed (the rates of the new
+    /// state `st`, named) and the move with them.
+    let private moved
+        (partition: Partition)
+        (state: GroupedNewtonState)
+        (st: GroupedNewtonState)
+        (ps: Parameters)
+        (u: Parameters)
+        (summary: PartitionSummary)
+        (solution: CubicSolution option)
+        (fallback: bool)
+        (warnings: string list)
+        =
+        let names = partition.Names
+
+        let update = {
+            Step = state.Step
+            Summary = summary
+            Solution = solution
+            Fallback = fallback
+            Rates = Array.map2 (fun n v -> n, v) names st.Applied
+            LearningRates = Array.init partition.Count (fun s -> names.[s], st.Damping.[s] * st.Applied.[s])
+        }
+
+        { Parameters = move partition st ps u; Moved = true; Update = Some update; Warnings = warnings }
+
     /// The summary of the next curvature batch along u with the loss on that batch, Error with
     /// why it failed (non-finite entry, failed passes).
     let private summarise (names: string[]) (input: GroupedNewtonInput) (u: Parameters) =
@@ -53,7 +79,7 @@ module internal GroupedNewtonStep =
                     state.Step
                     input.Loss
                     o.BlowUpFactor
-                    a.LossAverage
+                    (defaultArg a.LossAverage nan)
                     a.SnapshotStep
 
             {
@@ -132,16 +158,7 @@ module internal GroupedNewtonStep =
                         }
                 }
 
-                let update = {
-                    Step = state.Step
-                    Summary = summary
-                    Solution = None
-                    Fallback = Result.isError fresh
-                    Rates = Array.map2 (fun n v -> n, v) names applied
-                    LearningRates = Array.init partition.Count (fun s -> names.[s], st.Damping.[s] * applied.[s])
-                }
-
-                st, { Parameters = move partition st ps u; Moved = true; Update = Some update; Warnings = warnings }
+                st, moved partition state st ps u summary None (Result.isError fresh) warnings
 
     /// One step: the direction u from the first-order rule; on a curvature step the summary, its
     /// average and the new rates; the move θ_s − Damping_s·η_s·u_s once the warm-up is over.
@@ -231,16 +248,7 @@ module internal GroupedNewtonStep =
                         | Ok r -> r
                         | Error _ -> GroupedNewtonRates.unknownSummary partition.Count
 
-                    let update = {
-                        Step = state.Step
-                        Summary = summary
-                        Solution = solution
-                        Fallback = Result.isError fresh
-                        Rates = Array.map2 (fun n v -> n, v) names applied
-                        LearningRates = Array.init partition.Count (fun s -> names.[s], st.Damping.[s] * applied.[s])
-                    }
-
-                    st, { Parameters = move partition st ps u; Moved = true; Update = Some update; Warnings = warnings }
+                    st, moved partition state st ps u summary solution (Result.isError fresh) warnings
 
     /// One tensor per parameter under "<prefix>.<name>", present only when the set is not empty.
     let private tensorSet
@@ -282,7 +290,7 @@ module internal GroupedNewtonStep =
                 | None -> a)
             vector "adaptive.cosine_sum" (fun a -> a.CosineSum) (fun v a -> { a with CosineSum = v })
             int "adaptive.cosine_count" (fun a -> a.CosineCount) (fun v a -> { a with CosineCount = v })
-            StateSchema.defaulted "adaptive.loss_average" StateSchema.floatCodec nan (fun a -> a.LossAverage) (fun v a -> {
+            StateSchema.optional "adaptive.loss_average" StateSchema.floatCodec (fun a -> a.LossAverage) (fun v a -> {
                 a with
                     LossAverage = v
             })
