@@ -18,6 +18,7 @@ let private relative (a: float) (b: float) = abs (a - b) / max 1e-12 (abs a)
 [<TestCase("kbfgs")>]
 [<TestCase("grouped-newton")>]
 [<TestCase("grouped-newton-avg")>]
+[<TestCase("grouped-newton-auto")>]
 let ``two ranks train as one process: per-epoch loss, one metrics file, identical parameters`` (optimizer: string) =
     let alone = tempFolder ()
     let two = tempFolder ()
