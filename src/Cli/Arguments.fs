@@ -3,6 +3,18 @@ module GroupedNewton.Cli.Arguments
 
 open Argu
 
+// The descriptions that several commands share (their defaults are the same everywhere).
+let private modelUsage = "mlp | lenet | vgg11 | autoencoder (default mlp)"
+
+let private datasetUsage =
+    "fashion-mnist | fashion-mnist-mini | mnist | cifar10 | synthetic (default: fashion-mnist when installed, else the bundled fashion-mnist-mini)"
+
+let private hiddenUsage = "hidden sizes of the MLP, comma separated (default 1024,200,100)"
+
+let private epochsUsage = "number of epochs (default 2)"
+
+let private batchSizeUsage = "mini-batch size (default 100)"
+
 let private activationUsage =
     "tanh | relu | elu | sigmoid | softplus: the hidden layers' activation (default: the model's own: tanh for mlp and lenet, elu for vgg11, relu for autoencoder)"
 
@@ -45,16 +57,15 @@ type TrainArgs =
     interface IArgParserTemplate with
         member a.Usage =
             match a with
-            | Model _ -> "mlp | lenet | vgg11 | autoencoder (default mlp)"
-            | Dataset _ ->
-                "fashion-mnist | fashion-mnist-mini | mnist | cifar10 | synthetic (default: fashion-mnist when installed, else the bundled fashion-mnist-mini)"
+            | Model _ -> modelUsage
+            | Dataset _ -> datasetUsage
             | Optimizer _ ->
                 "sgd | adam | grouped-newton | grouped-newton-avg | grouped-newton-auto | sofim | kfac | kbfgs | kbfgs-l (default grouped-newton)"
             | Partition _ ->
                 "GroupedNewton partition: canonical | trivial | weights-biases | per-layer | blocks-N | alternate-N (default canonical)"
-            | Hidden _ -> "hidden sizes of the MLP, comma separated (default 1024,200,100)"
-            | Epochs _ -> "number of epochs (default 2)"
-            | Batch_Size _ -> "mini-batch size (default 100)"
+            | Hidden _ -> hiddenUsage
+            | Epochs _ -> epochsUsage
+            | Batch_Size _ -> batchSizeUsage
             | Max_Steps _ -> "cap on the steps of an epoch: only the first N × batch-size training samples are used"
             | Samples _ -> "use at most N training samples (synthetic: generate N)"
             | Seed _ -> "seed of the initialisation and the batch order (default 0)"
@@ -111,13 +122,12 @@ type CompareArgs =
             match a with
             | Optimizers _ -> "optimizers to compare, comma separated, each NAME or NAME@LR (default sgd,adam,grouped-newton)"
             | Seeds _ -> "seeds, comma separated (default 0,1)"
-            | Model _ -> "mlp | lenet | vgg11 | autoencoder (default mlp)"
-            | Dataset _ ->
-                "fashion-mnist | fashion-mnist-mini | mnist | cifar10 | synthetic (default: fashion-mnist when installed, else the bundled fashion-mnist-mini)"
+            | Model _ -> modelUsage
+            | Dataset _ -> datasetUsage
             | Partition _ -> "GroupedNewton partition (default canonical)"
-            | Hidden _ -> "hidden sizes of the MLP, comma separated (default 1024,200,100)"
-            | Epochs _ -> "number of epochs (default 2)"
-            | Batch_Size _ -> "mini-batch size (default 100)"
+            | Hidden _ -> hiddenUsage
+            | Epochs _ -> epochsUsage
+            | Batch_Size _ -> batchSizeUsage
             | Max_Steps _ -> "cap on the steps of an epoch"
             | Samples _ -> "use at most N training samples"
             | Threads _ -> "threads of the managed kernels"
@@ -161,7 +171,7 @@ type SummaryArgs =
             match a with
             | Activation _ -> activationUsage
             | Init _ -> initUsage
-            | Model _ -> "mlp | lenet | vgg11 | autoencoder (default mlp)"
+            | Model _ -> modelUsage
             | Dataset _ -> "fashion-mnist | fashion-mnist-mini | mnist | cifar10 | synthetic"
             | Partition _ -> "partition (default canonical)"
             | Hidden _ -> "hidden sizes of the MLP"

@@ -63,26 +63,16 @@ namespace GroupedNewton.CSharp
         /// <example><code>
         /// var data = Dataset.FromArrays(samples, new[] { 4 }, labels, classes: 3);
         /// </code></example>
-        public static Dataset FromArrays(float[] samples, int[] sampleShape, int[] labels, int classes)
-        {
-            Guard.NotNull(samples, nameof(samples));
-            Guard.NotNull(sampleShape, nameof(sampleShape));
-            Guard.NotNull(labels, nameof(labels));
-            return new Dataset(Guard.Run(() => DS.ofArrays(sampleShape, samples, labels, classes)));
-        }
+        public static Dataset FromArrays(float[] samples, int[] sampleShape, int[] labels, int classes) =>
+            WithLabels(samples, sampleShape, labels, classes, DS.ofArrays);
 
         /// <summary>A classification data set from float64 samples (stored as float32). The arrays are copied.</summary>
         /// <param name="samples">N samples of <paramref name="sampleShape"/>, one after the other.</param>
         /// <param name="sampleShape">The shape of one sample.</param>
         /// <param name="labels">One class in 0 .. classes − 1 per sample.</param>
         /// <param name="classes">The number of classes (≥ 1).</param>
-        public static Dataset FromArrays(double[] samples, int[] sampleShape, int[] labels, int classes)
-        {
-            Guard.NotNull(samples, nameof(samples));
-            Guard.NotNull(sampleShape, nameof(sampleShape));
-            Guard.NotNull(labels, nameof(labels));
-            return new Dataset(Guard.Run(() => DS.ofArrays64(sampleShape, samples, labels, classes)));
-        }
+        public static Dataset FromArrays(double[] samples, int[] sampleShape, int[] labels, int classes) =>
+            WithLabels(samples, sampleShape, labels, classes, DS.ofArrays64);
 
         /// <summary>A regression data set from your own arrays. The arrays are copied.</summary>
         /// <param name="samples">N samples of <paramref name="sampleShape"/>, one after the other.</param>
@@ -90,27 +80,34 @@ namespace GroupedNewton.CSharp
         /// <param name="targets">N targets of <paramref name="targetShape"/>, one after the other.</param>
         /// <param name="targetShape">The shape of one target, e.g. [1].</param>
         /// <exception cref="ArgumentException">The lengths disagree (the message names both numbers).</exception>
-        public static Dataset FromArrays(float[] samples, int[] sampleShape, float[] targets, int[] targetShape)
-        {
-            Guard.NotNull(samples, nameof(samples));
-            Guard.NotNull(sampleShape, nameof(sampleShape));
-            Guard.NotNull(targets, nameof(targets));
-            Guard.NotNull(targetShape, nameof(targetShape));
-            return new Dataset(Guard.Run(() => DS.ofTargetArrays(sampleShape, samples, targets, targetShape)));
-        }
+        public static Dataset FromArrays(float[] samples, int[] sampleShape, float[] targets, int[] targetShape) =>
+            WithTargets(samples, sampleShape, targets, targetShape, DS.ofTargetArrays);
 
         /// <summary>A regression data set from float64 arrays (stored as float32). The arrays are copied.</summary>
         /// <param name="samples">N samples of <paramref name="sampleShape"/>, one after the other.</param>
         /// <param name="sampleShape">The shape of one sample.</param>
         /// <param name="targets">N targets of <paramref name="targetShape"/>, one after the other.</param>
         /// <param name="targetShape">The shape of one target.</param>
-        public static Dataset FromArrays(double[] samples, int[] sampleShape, double[] targets, int[] targetShape)
+        public static Dataset FromArrays(double[] samples, int[] sampleShape, double[] targets, int[] targetShape) =>
+            WithTargets(samples, sampleShape, targets, targetShape, DS.ofTargetArrays64);
+
+        // What the FromArrays overloads share: the null checks (named as the public parameters),
+        // then the core constructor for the element type, its errors translated by Guard.Run.
+        static Dataset WithLabels<T>(T[] samples, int[] sampleShape, int[] labels, int classes, Func<int[], T[], int[], int, CoreDataset> make)
+        {
+            Guard.NotNull(samples, nameof(samples));
+            Guard.NotNull(sampleShape, nameof(sampleShape));
+            Guard.NotNull(labels, nameof(labels));
+            return new Dataset(Guard.Run(() => make(sampleShape, samples, labels, classes)));
+        }
+
+        static Dataset WithTargets<T>(T[] samples, int[] sampleShape, T[] targets, int[] targetShape, Func<int[], T[], T[], int[], CoreDataset> make)
         {
             Guard.NotNull(samples, nameof(samples));
             Guard.NotNull(sampleShape, nameof(sampleShape));
             Guard.NotNull(targets, nameof(targets));
             Guard.NotNull(targetShape, nameof(targetShape));
-            return new Dataset(Guard.Run(() => DS.ofTargetArrays64(sampleShape, samples, targets, targetShape)));
+            return new Dataset(Guard.Run(() => make(sampleShape, samples, targets, targetShape)));
         }
 
         /// <summary>All samples as one tensor [Count, ..SampleShape], e.g. for

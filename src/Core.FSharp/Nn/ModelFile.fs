@@ -24,6 +24,23 @@ module ModelFile =
 
     let save (path: string) (model: Model) (ps: Parameters) = TensorStore.save path (entries model ps)
 
+    let internal checkStored (source: string) (name: string) (v: Tensor) (fileNote: string) (p: Tensor) (modelNote: string) =
+        if v.Shape <> p.Shape || v.Dtype <> p.Dtype then
+            raise (
+                StateFormatException(
+                    sprintf
+                        "%s: parameter '%s' is %O %s in the file%s, %O %s in %s"
+                        source
+                        name
+                        v.Dtype
+                        (Shape.str v.Shape)
+                        fileNote
+                        p.Dtype
+                        (Shape.str p.Shape)
+                        modelNote
+                )
+            )
+
     let fromEntries (source: string) (d: Collections.Generic.IReadOnlyDictionary<string, StoreValue>) (model: Model) : Parameters =
         let k = TensorStore.getText source d "kind"
 
@@ -38,22 +55,7 @@ module ModelFile =
             |> Array.map (fun (name, p) ->
                 match d.TryGetValue(prefix + name) with
                 | true, StoreValue.Tensor v ->
-                    if v.Shape <> p.Shape || v.Dtype <> p.Dtype then
-                        raise (
-                            StateFormatException(
-                                sprintf
-                                    "%s: parameter '%s' is %O %s in the file (model '%s'), %O %s in model '%s'"
-                                    source
-                                    name
-                                    v.Dtype
-                                    (Shape.str v.Shape)
-                                    written
-                                    p.Dtype
-                                    (Shape.str p.Shape)
-                                    model.Name
-                            )
-                        )
-
+                    checkStored source name v (sprintf " (model '%s')" written) p (sprintf "model '%s'" model.Name)
                     v
                 | true, _ -> raise (StateFormatException(sprintf "%s: entry '%s%s' is not a tensor" source prefix name))
                 | _ ->

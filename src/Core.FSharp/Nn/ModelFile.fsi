@@ -19,6 +19,10 @@ module ModelFile =
     /// <exception cref="System.IO.DirectoryNotFoundException">the folder does not exist (folders are not created).</exception>
     val save: path: string -> model: Model -> ps: Parameters -> unit
 
+    /// <summary>Raises StateFormatException unless the stored tensor <c>v</c> has the shape and dtype of the
+    /// parameter <c>p</c>; <c>fileNote</c> follows "in the file" in the message, <c>modelNote</c> names the model side.</summary>
+    val internal checkStored: source: string -> name: string -> v: Tensor -> fileNote: string -> p: Tensor -> modelNote: string -> unit
+
     /// <summary>The model's parameters with the values of store entries; <c>source</c> names them in errors.</summary>
     /// <exception cref="GroupedNewton.StateFormatException">the entries are of another kind, lack a parameter of the model, hold
     /// one the model does not have, or hold a tensor of another shape or dtype.</exception>

@@ -103,22 +103,7 @@ module Checkpoint =
         current.KeyArray
         |> Array.mapi (fun i k ->
             let v = TensorStore.getTensor path d (paramPrefix + k.Name)
-            let p = current.ValueArray.[i]
-
-            if v.Shape <> p.Shape || v.Dtype <> p.Dtype then
-                raise (
-                    StateFormatException(
-                        sprintf
-                            "%s: parameter '%s' is %O %s in the file, %O %s in the model"
-                            path
-                            k.Name
-                            v.Dtype
-                            (Shape.str v.Shape)
-                            p.Dtype
-                            (Shape.str p.Shape)
-                    )
-                )
-
+            ModelFile.checkStored path k.Name v "" current.ValueArray.[i] "the model"
             v)
 
     let loadParameters (path: string) (model: Model) : Parameters =

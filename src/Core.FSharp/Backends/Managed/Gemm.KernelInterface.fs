@@ -1,15 +1,13 @@
-#nowarn "9"   // native pointers: the packed kernels below are unverifiable by design
+// The managed GEMM (the Gemm.*.fs files) works on pinned memory through nativeptr, which F#
+// flags as unverifiable (warning 9); each of its files turns that warning off.
+#nowarn "9"
 
 namespace GroupedNewton.Backends.Managed
 
 open System
-open System.Runtime.CompilerServices
 open System.Runtime.InteropServices
-open System.Runtime.Intrinsics
 open System.Runtime.Intrinsics.X86
-open System.Threading.Tasks
 open Microsoft.FSharp.NativeInterop
-
 
 /// Per-thread packing buffers: one pinned (POH) byte array per thread, grown on demand and
 /// kept for the thread's lifetime, so a GEMM call allocates nothing once warm. A thread
@@ -53,25 +51,14 @@ type internal GemmTiles =
                 Sse.Prefetch0(NativePtr.toVoidPtr (NativePtr.ofNativeInt<byte>(r + nativeint (rowBytes - 1))))
                 r <- r + nativeint ldcBytes
 
-    static member ScalarF32
-        (nr: int, kc: int, pa: nativeptr<float32>, pb: nativeptr<float32>, pc: nativeptr<float32>, ldc: int, accumulate: bool)
+    /// The portable micro-kernel: one 6×nr tile, each element a plain dot product over p
+    /// ascending, stored or (accumulate) added into C.
+    static member inline Scalar
+        (nr: int, kc: int, pa: nativeptr< ^T >, pb: nativeptr< ^T >, pc: nativeptr< ^T >, ldc: int, accumulate: bool)
         =
         for r in 0..5 do
             for c in 0 .. nr - 1 do
-                let mutable s = 0.0f
-
-                for p in 0 .. kc - 1 do
-                    s <- s + NativePtr.get pa (p * 6 + r) * NativePtr.get pb (p * nr + c)
-
-                let i = r * ldc + c
-                NativePtr.set pc i (if accumulate then NativePtr.get pc i + s else s)
-
-    static member ScalarF64
-        (nr: int, kc: int, pa: nativeptr<float>, pb: nativeptr<float>, pc: nativeptr<float>, ldc: int, accumulate: bool)
-        =
-        for r in 0..5 do
-            for c in 0 .. nr - 1 do
-                let mutable s = 0.0
+                let mutable s = LanguagePrimitives.GenericZero< ^T>
 
                 for p in 0 .. kc - 1 do
                     s <- s + NativePtr.get pa (p * 6 + r) * NativePtr.get pb (p * nr + c)
@@ -80,21 +67,7 @@ type internal GemmTiles =
                 NativePtr.set pc i (if accumulate then NativePtr.get pc i + s else s)
 
     /// Copies the top-left rows×cols corner of a packed tile (row stride nr) into C.
-    static member StoreEdgeF32
-        (tile: nativeptr<float32>, nr: int, pc: nativeptr<float32>, ldc: int, rows: int, cols: int, accumulate: bool)
-        =
-        for r in 0 .. rows - 1 do
-            let src = NativePtr.add tile (r * nr)
-            let dst = NativePtr.add pc (r * ldc)
-
-            if accumulate then
-                for c in 0 .. cols - 1 do
-                    NativePtr.set dst c (NativePtr.get dst c + NativePtr.get src c)
-            else
-                for c in 0 .. cols - 1 do
-                    NativePtr.set dst c (NativePtr.get src c)
-
-    static member StoreEdgeF64(tile: nativeptr<float>, nr: int, pc: nativeptr<float>, ldc: int, rows: int, cols: int, accumulate: bool) =
+    static member inline StoreEdge(tile: nativeptr< ^T >, nr: int, pc: nativeptr< ^T >, ldc: int, rows: int, cols: int, accumulate: bool) =
         for r in 0 .. rows - 1 do
             let src = NativePtr.add tile (r * nr)
             let dst = NativePtr.add pc (r * ldc)
@@ -118,6 +91,11 @@ type internal IMicroKernel<'T when 'T: unmanaged> =
     abstract Kc: int
     /// Columns of B packed per block (multiple of Nr); the packed B block stays in L3.
     abstract Nc: int
+    /// One rows×Nr tile of C from a packed A micro-panel (kc steps of 6 values) and a packed B
+    /// micro-panel (kc steps of Nr values): acc = Σ_p a[p]·b[p] (one fused multiply-add per
+    /// element and step, p ascending), then C ← acc (first k block) or C ← C + acc (later k
+    /// blocks). Every C element therefore goes through the same operations wherever its tile
+    /// lies and however work is split.
     abstract Run: kc: int * pa: nativeptr<'T> * pb: nativeptr<'T> * pc: nativeptr<'T> * ldc: int * accumulate: bool -> unit
     /// A full-width tile with only `rows` (1..5) rows, written straight into C; false when
     /// the kernel has no such variant (the driver then goes through a scratch tile).
@@ -131,9 +109,9 @@ type internal KernelF32Scalar =
         member _.Mc = 144
         member _.Kc = 256
         member _.Nc = 4096
-        member _.Run(kc, pa, pb, pc, ldc, acc) = GemmTiles.ScalarF32(16, kc, pa, pb, pc, ldc, acc)
+        member _.Run(kc, pa, pb, pc, ldc, acc) = GemmTiles.Scalar(16, kc, pa, pb, pc, ldc, acc)
         member _.RunRows(_, _, _, _, _, _, _) = false
-        member _.StoreEdge(t, pc, ldc, rows, cols, acc) = GemmTiles.StoreEdgeF32(t, 16, pc, ldc, rows, cols, acc)
+        member _.StoreEdge(t, pc, ldc, rows, cols, acc) = GemmTiles.StoreEdge(t, 16, pc, ldc, rows, cols, acc)
 
 [<Struct>]
 type internal KernelF64Scalar =
@@ -142,6 +120,6 @@ type internal KernelF64Scalar =
         member _.Mc = 72
         member _.Kc = 256
         member _.Nc = 4096
-        member _.Run(kc, pa, pb, pc, ldc, acc) = GemmTiles.ScalarF64(8, kc, pa, pb, pc, ldc, acc)
+        member _.Run(kc, pa, pb, pc, ldc, acc) = GemmTiles.Scalar(8, kc, pa, pb, pc, ldc, acc)
         member _.RunRows(_, _, _, _, _, _, _) = false
-        member _.StoreEdge(t, pc, ldc, rows, cols, acc) = GemmTiles.StoreEdgeF64(t, 8, pc, ldc, rows, cols, acc)
+        member _.StoreEdge(t, pc, ldc, rows, cols, acc) = GemmTiles.StoreEdge(t, 8, pc, ldc, rows, cols, acc)

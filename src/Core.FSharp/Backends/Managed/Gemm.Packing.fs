@@ -1,13 +1,9 @@
-#nowarn "9"   // native pointers: the packed kernels below are unverifiable by design
+#nowarn "9"   // nativeptr, as in Gemm.KernelInterface.fs
 
 namespace GroupedNewton.Backends.Managed
 
-open System
-open System.Runtime.CompilerServices
-open System.Runtime.InteropServices
 open System.Runtime.Intrinsics
 open System.Runtime.Intrinsics.X86
-open System.Threading.Tasks
 open Microsoft.FSharp.NativeInterop
 
 /// Packing of op(A) and op(B) blocks into the micro-panel layouts the kernels read; the

@@ -1,13 +1,10 @@
-#nowarn "9"   // native pointers: the packed kernels below are unverifiable by design
+#nowarn "9"   // nativeptr, as in Gemm.KernelInterface.fs
 
 namespace GroupedNewton.Backends.Managed
 
 open System
-open System.Runtime.CompilerServices
-open System.Runtime.InteropServices
 open System.Runtime.Intrinsics
 open System.Runtime.Intrinsics.X86
-open System.Threading.Tasks
 open Microsoft.FSharp.NativeInterop
 
 /// The blocked driver (GotoBLAS/BLIS loop order): jc over Nc columns → pc over Kc depth
