@@ -11,9 +11,31 @@ module internal Reductions =
         let inner = Shape.numel shape.[dim + 1 ..]
         outer, shape.[dim], inner
 
+    /// Elements per block of a float32 sum (see `sum32`).
+    [<Literal>]
+    let private Block32 = 1024
+
+    /// A float32 sum as blocks of Block32 elements, each summed in float32 by the vector
+    /// kernel, and the block sums added in float64: the rounding error then grows with the
+    /// block length, not with the tensor's length (a million-element sum in float32 alone
+    /// loses about as many digits as the reference's pairwise sum keeps).
+    let private sum32 (a: float32[]) =
+        if a.Length <= Block32 then
+            TensorPrimitives.Sum(ReadOnlySpan a)
+        else
+            let mutable total = 0.0
+            let mutable o = 0
+
+            while o < a.Length do
+                let n = min Block32 (a.Length - o)
+                total <- total + float (TensorPrimitives.Sum(ReadOnlySpan(a, o, n)))
+                o <- o + n
+
+            float32 total
+
     let sum (s: Storage) =
         match s with
-        | F32 a -> F32 [| TensorPrimitives.Sum(ReadOnlySpan a) |]
+        | F32 a -> F32 [| sum32 a |]
         | F64 a -> F64 [| TensorPrimitives.Sum(ReadOnlySpan a) |]
         | I32 _ -> Fail.dtype "sum" "int32 tensors cannot be summed here"
 
