@@ -126,3 +126,20 @@ let ``suggested learning rates clip a negative η to 0 unless it is kept`` () =
     let s = summary [| 2.0; -1.0 |] (array2D [ [ 1.0; 0.0 ]; [ 0.0; 1.0 ] ])
     Assert.That((RateSuggestion.learningRates true 1.0 s).Eta, equalTo [| 2.0; -1.0 |])
     Assert.That((RateSuggestion.learningRates false 1.0 s).Eta, equalTo [| 2.0; 0.0 |])
+
+[<Test>]
+let ``a training loss far above its running average warns in the paper's variants`` () =
+    let f (p: Parameters) = let a, b = p.["p0"], p.["p1"] in a * a + b * b + 1.0
+    let options = { plain with Variant = GroupedNewtonVariant.UniformAverage; CurvaturePeriod = 2; Damping = 0.1 }
+    let opt = GroupedNewtonOptimizer.create options 0.0 partition (fun () -> f) ps
+    let warnings = ResizeArray<string>()
+    opt.Warning.Add warnings.Add
+
+    for _ in 1..6 do
+        opt.Step f |> ignore
+
+    Assert.That(warnings, Is.Empty)
+    // a fault: one batch whose loss is 100 times the usual
+    opt.Step(fun p -> 100.0 * f p) |> ignore
+    Assert.That(warnings.Count, equalTo 1, String.Join("\n", warnings))
+    Assert.That(warnings.[0], Does.Contain "more than 10× its running average")

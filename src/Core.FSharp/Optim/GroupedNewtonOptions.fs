@@ -149,6 +149,8 @@ type GroupedNewtonOptions = {
 
     static member RateJumpWarningFactor = 100.0
 
+    static member LossJumpWarningFactor = 10.0
+
     member o.Validate() =
         let nonNeg name (v: float) =
             if not (Double.IsFinite v) || v < 0.0 then

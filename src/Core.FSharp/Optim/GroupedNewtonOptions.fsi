@@ -118,6 +118,10 @@ type GroupedNewtonOptions = {
     /// <summary>A rate whose magnitude jumps by more than this factor (100) between two curvature updates raises a Warning (core use only).</summary>
     static member internal RateJumpWarningFactor: float
 
+    /// <summary>A step's training loss above this factor (10) times its running average raises a Warning in the
+    /// paper's variants (core use only).</summary>
+    static member internal LossJumpWarningFactor: float
+
     /// <summary>Checks every option.</summary>
     /// <exception cref="System.ArgumentException">the first option out of the range its field gives (the parameter name is the option's).</exception>
     member Validate: unit -> unit

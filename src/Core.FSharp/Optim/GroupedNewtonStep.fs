@@ -162,7 +162,7 @@ module internal GroupedNewtonStep =
 
     /// One step: the direction u from the first-order rule; on a curvature step the summary, its
     /// average and the new rates; the move θ_s − Damping_s·η_s·u_s once the warm-up is over.
-    let step
+    let rec step
         (options: GroupedNewtonOptions)
         (partition: Partition)
         (updater: UpdateRule)
@@ -172,83 +172,108 @@ module internal GroupedNewtonStep =
         if options.Variant = GroupedNewtonVariant.Adaptive then
             adaptiveStep options partition updater state input
         else
-            let ps = input.Parameters
-            let names = partition.Names
+            // the paper's variants warn when a step's training loss is far above its running
+            // average (the adaptive variant restores instead)
+            let st, out = paperStep options partition updater state input
+            let factor = GroupedNewtonOptions.LossJumpWarningFactor
 
-            let warmupEnded =
-                options.Variant = GroupedNewtonVariant.NewtonSummary
-                || state.Step / options.CurvaturePeriod >= options.Warmup
+            let jump =
+                match state.Adaptive.LossAverage with
+                | Some m when input.Loss > factor * m -> [
+                    sprintf
+                        "GroupedNewton step %d: the training loss %g is more than %g× its running average %g"
+                        state.Step
+                        input.Loss
+                        factor
+                        m
+                  ]
+                | _ -> []
 
-            let curvature = GroupedNewtonRates.isCurvatureStep options state
+            { st with Adaptive = GroupedNewtonAdaptive.withLoss input.Loss st.Adaptive }, { out with Warnings = jump @ out.Warnings }
 
-            if not curvature then
-                if warmupEnded then
-                    let u, next = updater.Direction(ps, input.Gradient, state.Updater)
+    and private paperStep
+        (options: GroupedNewtonOptions)
+        (partition: Partition)
+        (updater: UpdateRule)
+        (state: GroupedNewtonState)
+        (input: GroupedNewtonInput)
+        =
+        let ps = input.Parameters
+        let names = partition.Names
 
-                    { state with Step = state.Step + 1; Updater = next },
-                    { Parameters = move partition state ps u; Moved = true; Update = None; Warnings = [] }
-                else
-                    { state with Step = state.Step + 1 }, { Parameters = ps; Moved = false; Update = None; Warnings = [] }
-            else
+        let warmupEnded =
+            options.Variant = GroupedNewtonVariant.NewtonSummary
+            || state.Step / options.CurvaturePeriod >= options.Warmup
+
+        let curvature = GroupedNewtonRates.isCurvatureStep options state
+
+        if not curvature then
+            if warmupEnded then
                 let u, next = updater.Direction(ps, input.Gradient, state.Updater)
 
-                let raw = summarise names input u |> Result.map fst
+                { state with Step = state.Step + 1; Updater = next },
+                { Parameters = move partition state ps u; Moved = true; Update = None; Warnings = [] }
+            else
+                { state with Step = state.Step + 1 }, { Parameters = ps; Moved = false; Update = None; Warnings = [] }
+        else
+            let u, next = updater.Direction(ps, input.Gradient, state.Updater)
 
-                let raise' why =
-                    if options.OnCurvatureFailure = CurvatureFailure.Raise then
-                        failed state why
+            let raw = summarise names input u |> Result.map fst
 
-                let averaged, st =
-                    match raw with
+            let raise' why =
+                if options.OnCurvatureFailure = CurvatureFailure.Raise then
+                    failed state why
+
+            let averaged, st =
+                match raw with
+                | Ok r ->
+                    let a, st = GroupedNewtonRates.average options state r
+
+                    match GroupedNewtonRates.nonFinite names a with
+                    | Some what -> Error(sprintf "the averaged summary has %s" what), st
+                    | None -> Ok a, st
+                | Error why -> Error why, state
+
+            if not warmupEnded then
+                let warnings =
+                    match averaged with
+                    | Error why ->
+                        raise' why
+                        [ sprintf "GroupedNewton step %d (warm-up): the curvature update failed: %s" state.Step why ]
+                    | Ok _ -> []
+
+                { st with Step = state.Step + 1; Updater = next }, { Parameters = ps; Moved = false; Update = None; Warnings = warnings }
+            else
+                let fresh, solution, st =
+                    match averaged with
+                    | Error why -> Error why, None, st
                     | Ok r ->
-                        let a, st = GroupedNewtonRates.average options state r
+                        try
+                            GroupedNewtonRates.solve options st r
+                        with :? ArgumentException as e ->
+                            Error(sprintf "the solver refused the summary: %s" e.Message), None, st
 
-                        match GroupedNewtonRates.nonFinite names a with
-                        | Some what -> Error(sprintf "the averaged summary has %s" what), st
-                        | None -> Ok a, st
-                    | Error why -> Error why, state
+                match fresh with
+                | Error why -> raise' why
+                | Ok _ -> ()
 
-                if not warmupEnded then
-                    let warnings =
-                        match averaged with
-                        | Error why ->
-                            raise' why
-                            [ sprintf "GroupedNewton step %d (warm-up): the curvature update failed: %s" state.Step why ]
-                        | Ok _ -> []
+                let eta, applied, warnings = GroupedNewtonRates.rates options names st fresh
 
-                    { st with Step = state.Step + 1; Updater = next },
-                    { Parameters = ps; Moved = false; Update = None; Warnings = warnings }
-                else
-                    let fresh, solution, st =
-                        match averaged with
-                        | Error why -> Error why, None, st
-                        | Ok r ->
-                            try
-                                GroupedNewtonRates.solve options st r
-                            with :? ArgumentException as e ->
-                                Error(sprintf "the solver refused the summary: %s" e.Message), None, st
+                let st = {
+                    st with
+                        Step = state.Step + 1
+                        Updater = next
+                        Eta = eta
+                        Applied = applied
+                        Updates = st.Updates + 1
+                }
 
-                    match fresh with
-                    | Error why -> raise' why
-                    | Ok _ -> ()
+                let summary =
+                    match averaged with
+                    | Ok r -> r
+                    | Error _ -> GroupedNewtonRates.unknownSummary partition.Count
 
-                    let eta, applied, warnings = GroupedNewtonRates.rates options names st fresh
-
-                    let st = {
-                        st with
-                            Step = state.Step + 1
-                            Updater = next
-                            Eta = eta
-                            Applied = applied
-                            Updates = st.Updates + 1
-                    }
-
-                    let summary =
-                        match averaged with
-                        | Ok r -> r
-                        | Error _ -> GroupedNewtonRates.unknownSummary partition.Count
-
-                    st, moved partition state st ps u summary solution (Result.isError fresh) warnings
+                st, moved partition state st ps u summary solution (Result.isError fresh) warnings
 
     /// One tensor per parameter under "<prefix>.<name>", present only when the set is not empty.
     let private tensorSet
