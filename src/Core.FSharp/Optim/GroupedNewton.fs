@@ -21,7 +21,7 @@ type GroupedNewtonOptimizer
     let S = partition.Count
     let mutable state = GroupedNewtonState.Initial S options
     let history = ResizeArray<CurvatureUpdate>()
-    let schema = GroupedNewtonStep.schema initial updater S
+    let schema = GroupedNewtonStateSchema.schema initial updater S
     let summaryOptions = { ThirdOrder = options.Cubic && not options.SecondOrderOnly; DiagonalOnly = options.DiagonalOnly }
 
     member _.Partition = partition
