@@ -155,7 +155,7 @@ module RateSuggestion =
     /// η = H̄⁻¹ḡ when the summary has no third-order diagonal or λ_int is 0. The η are signed: a
     /// direction along which the loss is locally concave gets a negative one.
     let solve (lambdaInt: float) (summary: PartitionSummary) : CubicSolution =
-        let d = summary.ThirdDiagonal |> Array.map (fun v -> Math.Pow(abs v, 1.0 / 3.0))
+        let d = GroupedNewtonRates.cubeRoots summary
         let d = if d.Length = summary.Gradient.Length then d else Array.zeroCreate summary.Gradient.Length
         CubicRegularization.solve summary.Hessian summary.Gradient d lambdaInt
 

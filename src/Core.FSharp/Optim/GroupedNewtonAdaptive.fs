@@ -15,7 +15,8 @@ module internal GroupedNewtonAdaptive =
             let sol = CubicRegularization.solve (Array2D.create 1 1 h) [| g |] [| d |] lambda
             if sol.Converged then Some(max 0.0 sol.Eta.[0]) else None
 
-    let private weighted (d: float[]) (eta: float[]) = sqrt (Array.fold2 (fun acc di ei -> acc + (di * ei) * (di * ei)) 0.0 d eta)
+    /// ‖Dη‖
+    let private weighted (d: float[]) (eta: float[]) = DenseAlgebra.norm (Array.map2 (*) d eta)
 
     let private quadratic (h: float[,]) (eta: float[]) =
         let n = eta.Length
@@ -27,20 +28,18 @@ module internal GroupedNewtonAdaptive =
 
         q
 
-    let private cubeRoots (r: PartitionSummary) = r.ThirdDiagonal |> Array.map (fun v -> Math.Pow(abs v, 1.0 / 3.0))
-
     /// η ≥ 0 from a summary: each subset's minimiser of its own one-dimensional model (ḡ_s, H̄_ss,
     /// d_s), then one length α ∈ [0, 1] for all of them, the minimiser of the S-dimensional model
     /// along that vector: the cross-subset terms of H̄ set how far the subsets move together, and
     /// the joint step never exceeds any subset's own.
     let rates (lambda: float) (r: PartitionSummary) : float[] =
         let s = r.Gradient.Length
-        let d = cubeRoots r
+        let d = GroupedNewtonRates.cubeRoots r
 
         let own =
             Array.init s (fun i -> line lambda r.Gradient.[i] r.Hessian.[i, i] d.[i] |> Option.defaultValue 0.0)
 
-        let g1 = Array.fold2 (fun acc g e -> acc + g * e) 0.0 r.Gradient own
+        let g1 = DenseAlgebra.dot r.Gradient own
 
         let alpha =
             line lambda g1 (quadratic r.Hessian own) (weighted d own) |> Option.defaultValue 1.0 |> min 1.0
@@ -49,8 +48,8 @@ module internal GroupedNewtonAdaptive =
 
     /// The decrease the S-dimensional model predicts for rates η: ḡᵀη − ½ηᵀH̄η − (λ/6)‖Dη‖³.
     let predictedDecrease (lambda: float) (r: PartitionSummary) (eta: float[]) =
-        let g = Array.fold2 (fun acc gi ei -> acc + gi * ei) 0.0 r.Gradient eta
-        let w = weighted (cubeRoots r) eta
+        let g = DenseAlgebra.dot r.Gradient eta
+        let w = weighted (GroupedNewtonRates.cubeRoots r) eta
         g - 0.5 * quadratic r.Hessian eta - lambda / 6.0 * w * w * w
 
     /// Adds the cosine between each subset's gradient and its direction of the previous step.
@@ -94,21 +93,10 @@ module internal GroupedNewtonAdaptive =
                     CosineCount = 0
             }
 
-    /// The running average of the training loss after one more step.
-    let withLoss (loss: float) (a: AdaptiveState) = {
-        a with
-            LossAverage =
-                Some(
-                    match a.LossAverage with
-                    | Some m -> 0.9 * m + 0.1 * loss
-                    | None -> loss
-                )
-    }
-
     /// Whether a training loss is a blow-up: above BlowUpFactor times the running average while
     /// there is a curvature update to go back to.
-    let blownUp (o: AdaptiveRateOptions) (a: AdaptiveState) (loss: float) =
-        match a.LossAverage with
+    let blownUp (o: AdaptiveRateOptions) (a: AdaptiveState) (average: float option) (loss: float) =
+        match average with
         | Some m -> a.Snapshot.Length > 0 && loss > o.BlowUpFactor * m
         | None -> false
 

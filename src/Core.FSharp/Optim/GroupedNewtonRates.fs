@@ -18,6 +18,17 @@ module internal GroupedNewtonRates =
         ReversePasses = 0
     }
 
+    /// d_s = |D̄_sss|^{1/3}, the weights of the cubic term.
+    let cubeRoots (r: PartitionSummary) = r.ThirdDiagonal |> Array.map (fun v -> Math.Pow(abs v, 1.0 / 3.0))
+
+    /// The running average of the training loss after one more step (an EMA with weight 0.1).
+    let lossAverage (previous: float option) (loss: float) =
+        Some(
+            match previous with
+            | Some m -> 0.9 * m + 0.1 * loss
+            | None -> loss
+        )
+
     /// Whether a step is a curvature step.
     let isCurvatureStep (options: GroupedNewtonOptions) (state: GroupedNewtonState) = state.Step % options.CurvaturePeriod = 0
 
@@ -92,7 +103,7 @@ module internal GroupedNewtonRates =
         let s = r.Gradient.Length
 
         if options.Cubic && not options.SecondOrderOnly then
-            let d0 = r.ThirdDiagonal |> Array.map (fun v -> Math.Pow(abs v, 1.0 / 3.0))
+            let d0 = cubeRoots r
 
             let d, state =
                 if

@@ -53,8 +53,6 @@ type AdaptiveState = {
     CosineCount: int
     /// The direction of the previous step (empty before the first step and after a restore).
     Previous: Tensor[]
-    /// The running average of the training loss (None before the first step).
-    LossAverage: float option
     /// The parameter values at the last curvature update (empty before the first).
     Snapshot: Tensor[]
     /// The step count at which Snapshot was taken.
@@ -70,7 +68,6 @@ type AdaptiveState = {
         CosineSum = Array.zeroCreate subsets
         CosineCount = 0
         Previous = [||]
-        LossAverage = None
         Snapshot = [||]
         SnapshotStep = 0
         Force = false
@@ -94,6 +91,9 @@ type GroupedNewtonState = {
     Average: UniformAverage
     Moving: SummaryAverage option
     ThirdOrderAverage: float[] option
+    /// The running average of the training loss (None before the first step): the paper's
+    /// variants warn on a loss far above it, the adaptive one restores.
+    LossAverage: float option
     Adaptive: AdaptiveState
 } with
 
@@ -108,6 +108,7 @@ type GroupedNewtonState = {
         Average = UniformAverage.Empty
         Moving = None
         ThirdOrderAverage = None
+        LossAverage = None
         Adaptive = AdaptiveState.Initial subsets options.Adaptive
     }
 

@@ -42,10 +42,6 @@ module internal GroupedNewtonStateSchema =
                 | None -> a)
             vector "adaptive.cosine_sum" (fun a -> a.CosineSum) (fun v a -> { a with CosineSum = v })
             int "adaptive.cosine_count" (fun a -> a.CosineCount) (fun v a -> { a with CosineCount = v })
-            StateSchema.optional "adaptive.loss_average" StateSchema.floatCodec (fun a -> a.LossAverage) (fun v a -> {
-                a with
-                    LossAverage = v
-            })
             int "adaptive.snapshot_step" (fun a -> a.SnapshotStep) (fun v a -> { a with SnapshotStep = v })
             int "adaptive.force" (fun a -> if a.Force then 1 else 0) (fun v a -> { a with Force = (v <> 0) })
             int "adaptive.restores" (fun a -> a.Restores) (fun v a -> { a with Restores = v })
@@ -69,6 +65,7 @@ module internal GroupedNewtonStateSchema =
             StateSchema.indexedFloats "damping" s (fun st -> st.Damping) (fun v st -> { st with Damping = v })
             StateSchema.field "lambda_int" StateSchema.floatCodec (fun st -> st.LambdaInt) (fun v st -> { st with LambdaInt = v })
             StateSchema.defaulted "updates" StateSchema.intCodec 0 (fun st -> st.Updates) (fun v st -> { st with Updates = v })
+            StateSchema.optional "loss_average" StateSchema.floatCodec (fun st -> st.LossAverage) (fun v st -> { st with LossAverage = v })
             // the averaging state, so that a resumed run continues the same trajectory (absent from
             // files written before it was saved: the current average is kept)
             {

@@ -72,14 +72,14 @@ module internal GroupedNewtonStep =
         let names = partition.Names
         let a = state.Adaptive
 
-        if GroupedNewtonAdaptive.blownUp o a input.Loss then
+        if GroupedNewtonAdaptive.blownUp o a state.LossAverage input.Loss then
             let warning =
                 sprintf
                     "GroupedNewton step %d: the training loss %g is above %g× its running average %g: the parameters of step %d are restored, every scale is quartered and the direction restarts"
                     state.Step
                     input.Loss
                     o.BlowUpFactor
-                    (defaultArg a.LossAverage nan)
+                    (defaultArg state.LossAverage nan)
                     a.SnapshotStep
 
             {
@@ -90,10 +90,8 @@ module internal GroupedNewtonStep =
             },
             { Parameters = ps.WithValues a.Snapshot; Moved = true; Update = None; Warnings = [ warning ] }
         else
-            let a =
-                a
-                |> GroupedNewtonAdaptive.observe partition input.Gradient
-                |> GroupedNewtonAdaptive.withLoss input.Loss
+            let state = { state with LossAverage = GroupedNewtonRates.lossAverage state.LossAverage input.Loss }
+            let a = GroupedNewtonAdaptive.observe partition input.Gradient a
 
             let u, next = updater.Direction(ps, input.Gradient, state.Updater)
 
@@ -265,7 +263,7 @@ module internal GroupedNewtonStep =
             let factor = GroupedNewtonOptions.LossJumpWarningFactor
 
             let jump =
-                match state.Adaptive.LossAverage with
+                match state.LossAverage with
                 | Some m when input.Loss > factor * m -> [
                     sprintf
                         "GroupedNewton step %d: the training loss %g is more than %g× its running average %g"
@@ -276,4 +274,5 @@ module internal GroupedNewtonStep =
                   ]
                 | _ -> []
 
-            { st with Adaptive = GroupedNewtonAdaptive.withLoss input.Loss st.Adaptive }, { out with Warnings = jump @ out.Warnings }
+            { st with LossAverage = GroupedNewtonRates.lossAverage state.LossAverage input.Loss },
+            { out with Warnings = jump @ out.Warnings }
