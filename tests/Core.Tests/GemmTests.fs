@@ -341,10 +341,27 @@ let ``setProvider openblas fails clearly when OpenBLAS is missing`` () =
     Assert.That(ex.Message, Does.Contain "GROUPEDNEWTON_BLAS=managed")
 
 [<Test>]
-let ``setProvider auto picks OpenBLAS exactly when it loads`` () =
+let ``setProvider auto picks OpenBLAS exactly when it loads with vectorised kernels`` () =
     withProvider "auto" (fun () ->
-        let expected = if OpenBlas.isAvailable () then "openblas" else "managed"
+        let expected =
+            if OpenBlas.isAvailable () && GemmProvider.autoPrefersOpenBlas (OpenBlas.coreName ()) (Gemm.kernel ()) then
+                "openblas"
+            else
+                "managed"
+
         Assert.That(GemmProvider.active (), Is.EqualTo expected))
+
+[<TestCase("Haswell", "avx2", true)>]
+[<TestCase("Zen", "avx512", true)>]
+[<TestCase("SkylakeX", "avx512", true)>]
+[<TestCase("SAPPHIRERAPIDS", "avx512", true)>]
+[<TestCase("Prescott", "avx512", false)>]
+[<TestCase("Prescott", "avx2", false)>]
+[<TestCase("Sandybridge", "avx2", false)>]
+[<TestCase("Prescott", "scalar", true)>]
+[<TestCase("NEOVERSEN1", "scalar", true)>]
+let ``auto leaves an OpenBLAS without AVX2 kernels for the vectorised managed kernel`` (core: string, managed: string, expected: bool) =
+    Assert.That(GemmProvider.autoPrefersOpenBlas core managed, Is.EqualTo expected)
 
 [<Test>]
 let ``an unknown provider name is rejected`` () =

@@ -56,13 +56,16 @@ let ``conv2d equals the naive seven-loop convolution`` (sh: int, sw: int, ph: in
     assertAllClose 1e-5 "conv2d float32" expected (Tensor.toArray y32)
 
 /// float32 stride-1 convolutions with few output channels take the direct kernels (wide
-/// rows, four channels per pass), their gradients included; float64 takes im2col. Channel
-/// counts around multiples of four, paddings on either side, and one big enough to split.
+/// rows, four channels per pass; the weight gradient only below 64 taps), their gradients
+/// included; float64 takes the chunked products. Channel counts around multiples of four,
+/// paddings on either side, one big enough to split, one with many taps; each on 16-lane
+/// vectors where the processor has them and on 8-lane ones.
 [<TestCase(2, 3, 9, 8, 6, 3, 3, 0, 0)>]
 [<TestCase(3, 5, 7, 6, 5, 3, 2, 1, 2)>]
 [<TestCase(1, 7, 6, 9, 4, 2, 3, 1, 0)>]
 [<TestCase(2, 1, 5, 5, 9, 1, 1, 0, 0)>]
 [<TestCase(8, 6, 14, 14, 16, 5, 5, 2, 2)>]
+[<TestCase(4, 6, 12, 12, 16, 5, 5, 0, 0)>]
 let ``float32 stride-1 convolution and both its gradients equal float64's``
     (n: int, c: int, h: int, w: int, k: int, kh: int, kw: int, ph: int, pw: int)
     =
@@ -74,11 +77,74 @@ let ``float32 stride-1 convolution and both its gradients equal float64's``
     let y64 = Tensor.conv2d (1, 1) (ph, pw) x wt None
     let g64 = Ad.gradMany loss [| x; wt |]
     let x32, w32 = Tensor.cast Dtype.Float32 x, Tensor.cast Dtype.Float32 wt
-    let y32 = Tensor.conv2d (1, 1) (ph, pw) x32 w32 None
-    let g32 = Ad.gradMany loss [| x32; w32 |]
-    assertAllClose 1e-5 "forward" (Tensor.toArray y64) (Tensor.toArray y32)
-    assertAllClose 1e-5 "input gradient" (Tensor.toArray g64.[0]) (Tensor.toArray g32.[0])
-    assertAllClose 1e-5 "weight gradient" (Tensor.toArray g64.[1]) (Tensor.toArray g32.[1])
+    let detected = Backends.Managed.DirectConv.wide512
+
+    try
+        for wide in List.distinct [ detected; false ] do
+            Backends.Managed.DirectConv.wide512 <- wide
+            let y32 = Tensor.conv2d (1, 1) (ph, pw) x32 w32 None
+            let g32 = Ad.gradMany loss [| x32; w32 |]
+            let lanes = if wide then "16 lanes" else "8 lanes"
+            assertAllClose 1e-5 ("forward, " + lanes) (Tensor.toArray y64) (Tensor.toArray y32)
+            assertAllClose 1e-5 ("input gradient, " + lanes) (Tensor.toArray g64.[0]) (Tensor.toArray g32.[0])
+            assertAllClose 1e-5 ("weight gradient, " + lanes) (Tensor.toArray g64.[1]) (Tensor.toArray g32.[1])
+    finally
+        Backends.Managed.DirectConv.wide512 <- detected
+
+/// The gradients of Σ conv(x, w)·r by loops: dx[b, ci, iy, ix] and dw[o, ci, i, j] sum
+/// r[b, o, oy, ox] over every output position that reads the entry.
+let private naiveConvGradients (x: float[]) (n, c, h, w) (wt: float[]) (k, kh, kw) (r: float[]) (sh, sw) (ph, pw) =
+    let oh = (h + 2 * ph - kh) / sh + 1
+    let ow = (w + 2 * pw - kw) / sw + 1
+    let dx = Array.zeroCreate x.Length
+    let dw = Array.zeroCreate wt.Length
+
+    for b in 0 .. n - 1 do
+        for o in 0 .. k - 1 do
+            for oy in 0 .. oh - 1 do
+                for ox in 0 .. ow - 1 do
+                    let g = r.[((b * k + o) * oh + oy) * ow + ox]
+
+                    for ci in 0 .. c - 1 do
+                        for i in 0 .. kh - 1 do
+                            for j in 0 .. kw - 1 do
+                                let iy, ix = oy * sh - ph + i, ox * sw - pw + j
+
+                                if iy >= 0 && iy < h && ix >= 0 && ix < w then
+                                    let xi = ((b * c + ci) * h + iy) * w + ix
+                                    let wi = ((o * c + ci) * kh + i) * kw + j
+                                    dx.[xi] <- dx.[xi] + g * wt.[wi]
+                                    dw.[wi] <- dw.[wi] + g * x.[xi]
+
+    dx, dw
+
+/// A batch whose columns exceed one chunk (2^20 entries) runs as several products; the
+/// weight gradient accumulates over them. Stride 1 and 2, float64 and float32.
+[<TestCase(1, 1)>]
+[<TestCase(2, 1)>]
+let ``a convolution over several column chunks equals the naive loops, gradients included`` (stride: int, pad: int) =
+    let n, c, h, w, k, kh, kw = 60, 8, 34, 34, 12, 3, 3
+    let x = randn 21 (n * c * h * w)
+    let wt = randn 22 (k * c * kh * kw)
+
+    let expected, shape =
+        naiveConv2d x (n, c, h, w) wt (k, kh, kw) (Array.zeroCreate k) (stride, stride) (pad, pad)
+
+    Assert.That(int64 (c * kh * kw) * int64 (shape.[2] * shape.[3]) * int64 n, Is.GreaterThan(1L <<< 20), "the batch spans one chunk only")
+    let r = randn 23 expected.Length
+    let dx, dw = naiveConvGradients x (n, c, h, w) wt (k, kh, kw) r (stride, stride) (pad, pad)
+
+    for dtype, tol in [ Dtype.Float64, 1e-12; Dtype.Float32, 1e-4 ] do
+        let xt, wtt = Tensor.cast dtype (t [| n; c; h; w |] x), Tensor.cast dtype (t [| k; c; kh; kw |] wt)
+        let y = Tensor.conv2d (stride, stride) (pad, pad) xt wtt None
+
+        let loss (ps: Tensor[]) =
+            Tensor.sum (Tensor.conv2d (stride, stride) (pad, pad) ps.[0] ps.[1] None * Tensor.cast dtype (t shape r))
+
+        let g = Ad.gradMany loss [| xt; wtt |]
+        assertAllClose tol (sprintf "forward %O" dtype) expected (Tensor.toArray y)
+        assertAllClose tol (sprintf "input gradient %O" dtype) dx (Tensor.toArray g.[0])
+        assertAllClose tol (sprintf "weight gradient %O" dtype) dw (Tensor.toArray g.[1])
 
 [<Test>]
 let ``gather with repeated indices has an accumulating gradient`` () =

@@ -12,12 +12,16 @@ type internal BlasSetting =
     | Managed
     /// OpenBLAS, failing with a BackendException when it cannot be loaded.
     | OpenBlas
-    /// OpenBLAS when it loads, else managed.
+    /// OpenBLAS when it loads and its kernels are vectorised for this processor, else managed.
     | Auto
 
 /// Chooses the GEMM implementation. GROUPEDNEWTON_BLAS = managed | openblas | auto (or
-/// unset: auto, i.e. OpenBLAS when it loads, else the managed kernel). The variable is read
-/// on the first GEMM (or `active ()`), not at start-up; `setProvider` overrides it.
+/// unset: auto). Auto takes OpenBLAS when it loads, unless the managed kernel is vectorised
+/// (AVX2 or AVX-512) and OpenBLAS fell back to a kernel family without AVX2: OpenBLAS picks
+/// its kernels from the processor's model number, and on a model it does not know (a new
+/// Xeon in a virtual machine, for example) it runs SSE3 code ("Prescott") several times
+/// slower than the managed kernel. The variable is read on the first GEMM (or `active ()`),
+/// not at start-up; `setProvider` overrides it.
 module GemmProvider =
 
     /// Products with fewer than this many multiply-adds (m·n·k) always run on the managed
@@ -40,11 +44,19 @@ module GemmProvider =
             | "openblas" -> BlasSetting.OpenBlas
             | _ -> raise (BackendException(sprintf "GROUPEDNEWTON_BLAS must be 'managed', 'openblas' or 'auto', got '%s'" v))
 
+    /// OpenBLAS kernel families (openblas_get_corename) built on AVX2 or AVX-512.
+    let private vectorisedCores =
+        set [ "haswell"; "zen"; "excavator"; "skylakex"; "cooperlake"; "sapphirerapids" ]
+
+    /// Whether Auto takes OpenBLAS, given its core name and the managed kernel family.
+    let internal autoPrefersOpenBlas (coreName: string) (managedKernel: string) =
+        managedKernel = "scalar" || vectorisedCores.Contains(coreName.Trim().ToLowerInvariant())
+
     /// Whether a setting selects OpenBLAS. Only Auto and OpenBlas ever load the library.
     let internal resolve (setting: BlasSetting) : bool =
         match setting with
         | BlasSetting.Managed -> false
-        | BlasSetting.Auto -> OpenBlas.isAvailable ()
+        | BlasSetting.Auto -> OpenBlas.isAvailable () && autoPrefersOpenBlas (OpenBlas.coreName ()) (Gemm.kernel ())
         | BlasSetting.OpenBlas ->
             if OpenBlas.isAvailable () then
                 true

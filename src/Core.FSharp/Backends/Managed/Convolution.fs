@@ -2,50 +2,91 @@ namespace GroupedNewton.Backends.Managed
 
 open System
 open GroupedNewton
+open GroupedNewton.Backends
 
-/// Convolution as the bilinear triad conv / input-gradient / weight-gradient, computed one
-/// image at a time: the image's columns [C·kh·kw, oh·ow] live in a per-thread buffer (never
-/// the whole batch), the product goes straight into the [N, K, oh, ow] output, and images
-/// are split over threads. Products use the managed GEMM single-threaded per image.
+/// Convolution as the bilinear triad conv / input-gradient / weight-gradient, each one
+/// matrix product over a chunk of images: the chunk's columns [C·kh·kw, nb·oh·ow] (image
+/// after image along the rows) are built in the calling thread's scratch buffer, split over
+/// threads by image, and one product over the whole chunk runs on the selected GEMM
+/// (GemmProvider, threaded). A chunk holds at most ChunkValues column entries, so the
+/// scratch stays a few megabytes whatever the batch: small images (LeNet's conv2 has 8×8
+/// outputs) make products of a few dozen columns per image, thousands over a chunk.
+/// float32 stride-1 layers with few channels take the direct kernels (DirectConv) instead,
+/// where they measured faster: the forward pass and the input gradient below 48 channels,
+/// the weight gradient below 64 taps (C·kh·kw).
 module internal ConvKernels =
-    /// Writes every entry of one image's columns (zeros in the padding).
-    let inline private im2col (x: 'T[]) (xOff: int) c h w kh kw sh sw ph pw oh ow (cols: 'T[]) =
-        let l = oh * ow
+    /// Column entries of one chunk (4 MB of float32).
+    [<Literal>]
+    let ChunkValues = 1 <<< 20
 
+    /// dst[d .. d + n) ← src[s .. s + n) for the short rows of small images, in vectors
+    /// (a library copy costs more than the copy itself at 8 values).
+    let inline private copyShort (src: 'T[]) (s: int) (dst: 'T[]) (d: int) (n: int) =
+        let vc = Numerics.Vector<'T>.Count
+        let mutable i = 0
+
+        while i + vc <= n do
+            Numerics.Vector<'T>(src, s + i).CopyTo(dst, d + i)
+            i <- i + vc
+
+        while i < n do
+            dst.[d + i] <- src.[s + i]
+            i <- i + 1
+
+    /// Writes every entry of one image's columns (zeros in the padding): row r of the image
+    /// starts at cols[cOff + r·ld].
+    let inline private im2col (x: 'T[]) (xOff: int) c h w kh kw sh sw ph pw oh ow (cols: 'T[]) (cOff: int) (ld: int) =
         for r in 0 .. c * kh * kw - 1 do
             let ch = r / (kh * kw)
             let ki = (r / kw) % kh
             let kj = r % kw
             let src = xOff + ch * h * w
-            let row = r * l
+            let row = cOff + r * ld
 
             for oy in 0 .. oh - 1 do
                 let iy = oy * sh - ph + ki
                 let d0 = row + oy * ow
 
                 if iy < 0 || iy >= h then
-                    Array.Fill(cols, Unchecked.defaultof<'T>, d0, ow)
+                    Span<'T>(cols, d0, ow).Clear()
                 elif sw = 1 then
                     let lo = max 0 (pw - kj)
                     let hi = min ow (w + pw - kj)
 
                     if lo > 0 then
-                        Array.Fill(cols, Unchecked.defaultof<'T>, d0, lo)
+                        Span<'T>(cols, d0, lo).Clear()
 
                     if hi > lo then
-                        Array.Copy(x, src + iy * w + lo - pw + kj, cols, d0 + lo, hi - lo)
+                        copyShort x (src + iy * w + lo - pw + kj) cols (d0 + lo) (hi - lo)
 
                     if hi < ow then
-                        Array.Fill(cols, Unchecked.defaultof<'T>, d0 + max lo hi, ow - max lo hi)
+                        Span<'T>(cols, d0 + max lo hi, ow - max lo hi).Clear()
                 else
                     for ox in 0 .. ow - 1 do
                         let ix = ox * sw - pw + kj
                         cols.[d0 + ox] <- if ix >= 0 && ix < w then x.[src + iy * w + ix] else Unchecked.defaultof<'T>
 
-    /// Adds one image's columns back into its place in dst (overlaps accumulate).
-    let inline private col2im (cols: 'T[]) c h w kh kw sh sw ph pw oh ow (dst: 'T[]) (dOff: int) =
-        let l = oh * ow
-
+    /// Adds one image's columns (row r at cols[cOff + r·ld]) back into its place in dst
+    /// (overlaps accumulate); stride-1 rows as vector adds.
+    let inline private col2im
+        ([<InlineIfLambda>] addRow: 'T[] -> int -> 'T[] -> int -> int -> unit)
+        (cols: 'T[])
+        (cOff: int)
+        (ld: int)
+        c
+        h
+        w
+        kh
+        kw
+        sh
+        sw
+        ph
+        pw
+        oh
+        ow
+        (dst: 'T[])
+        (dOff: int)
+        =
         for r in 0 .. c * kh * kw - 1 do
             let ch = r / (kh * kw)
             let ki = (r / kw) % kh
@@ -56,14 +97,21 @@ module internal ConvKernels =
                 let iy = oy * sh - ph + ki
 
                 if iy >= 0 && iy < h then
-                    let s0 = r * l + oy * ow
+                    let s0 = cOff + r * ld + oy * ow
 
-                    for ox in 0 .. ow - 1 do
-                        let ix = ox * sw - pw + kj
+                    if sw = 1 then
+                        let lo = max 0 (pw - kj)
+                        let hi = min ow (w + pw - kj)
 
-                        if ix >= 0 && ix < w then
-                            let i = plane + iy * w + ix
-                            dst.[i] <- dst.[i] + cols.[s0 + ox]
+                        if hi > lo then
+                            addRow cols (s0 + lo) dst (plane + iy * w + lo - pw + kj) (hi - lo)
+                    else
+                        for ox in 0 .. ow - 1 do
+                            let ix = ox * sw - pw + kj
+
+                            if ix >= 0 && ix < w then
+                                let i = plane + iy * w + ix
+                                dst.[i] <- dst.[i] + cols.[s0 + ox]
 
     type private Geometry = {
         N: int
@@ -103,46 +151,122 @@ module internal ConvKernels =
             Ow = ow
         }
 
+    /// Images per chunk, and the chunk's column width for nb images.
+    let private chunkOf (g: Geometry) = max 1 (min g.N (ChunkValues / max 1 (g.Ckk * g.L)))
+
+    /// The columns of images [n0, n0 + nb) into cols [Ckk, nb·L], split over threads.
+    let inline private fillColumns (x: 'T[]) (g: Geometry) n0 nb (cols: 'T[]) =
+        Threading.forRanges nb (int64 nb * int64 g.Ckk * int64 g.L) (fun lo hi ->
+            for i in lo .. hi - 1 do
+                im2col x ((n0 + i) * g.C * g.H * g.W) g.C g.H g.W g.Kh g.Kw g.Sh g.Sw g.Ph g.Pw g.Oh g.Ow cols (i * g.L) (nb * g.L))
+
+    /// Between a[aOff ..] as [nb, K, L] and b[bOff ..] as [K, nb·L]: toKFirst copies the
+    /// image-major blocks of L values into channel-major rows, otherwise back.
+    let inline private permute (toKFirst: bool) (a: 'T[]) (aOff: int) (b: 'T[]) (bOff: int) (g: Geometry) nb =
+        let l = g.L
+
+        for i in 0 .. nb - 1 do
+            for k in 0 .. g.K - 1 do
+                let imageMajor = aOff + (i * g.K + k) * l
+                let kMajor = bOff + k * nb * l + i * l
+
+                if toKFirst then
+                    ReadOnlySpan<'T>(a, imageMajor, l).CopyTo(Span<'T>(b, kMajor, l))
+                else
+                    ReadOnlySpan<'T>(b, kMajor, l).CopyTo(Span<'T>(a, imageMajor, l))
+
     let inline private forward
-        (gemm: bool * bool * int * int * int * 'T[] * int * int * 'T[] * int * int * 'T[] * int * int * int -> unit)
+        (gemm: bool * bool * int * int * int * 'T[] * int * int * 'T[] * int * int * 'T[] * int * int -> unit)
         (x: 'T[])
         (w: 'T[])
         (g: Geometry)
         =
         let out: 'T[] = StoragePool.rent (g.N * g.K * g.L)
+        let per = chunkOf g
+        let scratch = Buffers<'T>.Get((g.Ckk + g.K) * per * g.L)
+        let tmp = g.Ckk * per * g.L
 
-        Threading.forRanges g.N (int64 g.N * int64 g.K * int64 g.Ckk * int64 g.L) (fun lo hi ->
-            let cols = Buffers<'T>.Get(g.Ckk * g.L)
-
-            for n in lo .. hi - 1 do
-                im2col x (n * g.C * g.H * g.W) g.C g.H g.W g.Kh g.Kw g.Sh g.Sw g.Ph g.Pw g.Oh g.Ow cols
-                gemm (false, false, g.K, g.L, g.Ckk, w, 0, g.Ckk, cols, 0, g.L, out, n * g.K * g.L, g.L, 1))
+        for n0 in 0..per .. g.N - 1 do
+            let nb = min per (g.N - n0)
+            let width = nb * g.L
+            fillColumns x g n0 nb scratch
+            gemm (false, false, g.K, width, g.Ckk, w, 0, g.Ckk, scratch, 0, width, scratch, tmp, width)
+            permute false out (n0 * g.K * g.L) scratch tmp g nb
 
         out
 
-    let inline private inputGrad gemm (gr: 'T[]) (w: 'T[]) (g: Geometry) =
+    let inline private inputGrad
+        (gemm: bool * bool * int * int * int * 'T[] * int * int * 'T[] * int * int * 'T[] * int * int -> unit)
+        ([<InlineIfLambda>] addRow: 'T[] -> int -> 'T[] -> int -> int -> unit)
+        (gr: 'T[])
+        (w: 'T[])
+        (g: Geometry)
+        =
         let out: 'T[] = StoragePool.zeros (g.N * g.C * g.H * g.W)
+        let per = chunkOf g
+        let scratch = Buffers<'T>.Get((g.Ckk + g.K) * per * g.L)
+        let gAt = g.Ckk * per * g.L
 
-        Threading.forRanges g.N (int64 g.N * int64 g.K * int64 g.Ckk * int64 g.L) (fun lo hi ->
-            let cols = Buffers<'T>.Get(g.Ckk * g.L)
+        for n0 in 0..per .. g.N - 1 do
+            let nb = min per (g.N - n0)
+            let width = nb * g.L
+            permute true gr (n0 * g.K * g.L) scratch gAt g nb
+            gemm (true, false, g.Ckk, width, g.K, w, 0, g.Ckk, scratch, gAt, width, scratch, 0, width)
 
-            for n in lo .. hi - 1 do
-                gemm (true, false, g.Ckk, g.L, g.K, w, 0, g.Ckk, gr, n * g.K * g.L, g.L, cols, 0, g.L, 1)
-                col2im cols g.C g.H g.W g.Kh g.Kw g.Sh g.Sw g.Ph g.Pw g.Oh g.Ow out (n * g.C * g.H * g.W))
+            Threading.forRanges nb (int64 nb * int64 g.Ckk * int64 g.L) (fun lo hi ->
+                for i in lo .. hi - 1 do
+                    col2im
+                        addRow
+                        scratch
+                        (i * g.L)
+                        width
+                        g.C
+                        g.H
+                        g.W
+                        g.Kh
+                        g.Kw
+                        g.Sh
+                        g.Sw
+                        g.Ph
+                        g.Pw
+                        g.Oh
+                        g.Ow
+                        out
+                        ((n0 + i) * g.C * g.H * g.W))
 
         out
 
-    let inline private weightGrad gemm ([<InlineIfLambda>] addInto: 'T[] -> 'T[] -> unit) (x: 'T[]) (gr: 'T[]) (g: Geometry) =
+    let inline private weightGrad
+        (gemm: bool * bool * int * int * int * 'T[] * int * int * 'T[] * int * int * 'T[] * int * int -> unit)
+        ([<InlineIfLambda>] addInto: 'T[] -> 'T[] -> unit)
+        (x: 'T[])
+        (gr: 'T[])
+        (g: Geometry)
+        =
         let size = g.K * g.Ckk
+        let per = chunkOf g
 
-        Threading.partialSums g.N size (int64 g.N * int64 g.K * int64 g.Ckk * int64 g.L) addInto (fun acc lo hi ->
-            let cols = Buffers<'T>.Get(g.Ckk * g.L + size)
+        if g.N = 0 then
+            StoragePool.zeros size
+        else
+            let total: 'T[] = StoragePool.rent size
+            let part = if g.N > per then Array.zeroCreate<'T> size else total
+            let scratch = Buffers<'T>.Get((g.Ckk + g.K) * per * g.L)
+            let gAt = g.Ckk * per * g.L
 
-            for n in lo .. hi - 1 do
-                im2col x (n * g.C * g.H * g.W) g.C g.H g.W g.Kh g.Kw g.Sh g.Sw g.Ph g.Pw g.Oh g.Ow cols
-                // the product lands after the columns in the same buffer, then accumulates
-                gemm (false, true, g.K, g.Ckk, g.L, gr, n * g.K * g.L, g.L, cols, 0, g.L, cols, g.Ckk * g.L, g.Ckk, 1)
-                addInto acc (Array.sub cols (g.Ckk * g.L) size))
+            for n0 in 0..per .. g.N - 1 do
+                let nb = min per (g.N - n0)
+                let width = nb * g.L
+                fillColumns x g n0 nb scratch
+                permute true gr (n0 * g.K * g.L) scratch gAt g nb
+                // the first chunk's product is the total so far; later ones accumulate
+                let into = if n0 = 0 then total else part
+                gemm (false, true, g.K, g.Ckk, width, scratch, gAt, width, scratch, 0, width, into, 0, g.Ckk)
+
+                if n0 > 0 then
+                    addInto total part
+
+            total
 
     let private add32 (acc: float32[]) (x: float32[]) =
         Numerics.Tensors.TensorPrimitives.Add(ReadOnlySpan acc, ReadOnlySpan(x, 0, acc.Length), Span acc)
@@ -150,13 +274,19 @@ module internal ConvKernels =
     let private add64 (acc: float[]) (x: float[]) =
         Numerics.Tensors.TensorPrimitives.Add(ReadOnlySpan acc, ReadOnlySpan(x, 0, acc.Length), Span acc)
 
+    let private addRow32 (src: float32[]) (s: int) (dst: float32[]) (d: int) (len: int) =
+        Numerics.Tensors.TensorPrimitives.Add(ReadOnlySpan(dst, d, len), ReadOnlySpan(src, s, len), Span(dst, d, len))
+
+    let private addRow64 (src: float[]) (s: int) (dst: float[]) (d: int) (len: int) =
+        Numerics.Tensors.TensorPrimitives.Add(ReadOnlySpan(dst, d, len), ReadOnlySpan(src, s, len), Span(dst, d, len))
+
     let conv2d (x: Storage) (xShape: int[]) (w: Storage) (wShape: int[]) sh sw ph pw =
         let g = geometry xShape wShape sh sw ph pw
 
         match x, w with
         | F32 a, F32 b when sh = 1 && sw = 1 && DirectConv.worthIt g.K -> F32(DirectConv.forward a xShape b wShape ph pw)
-        | F32 a, F32 b -> F32(forward Gemm.sgemm a b g)
-        | F64 a, F64 b -> F64(forward Gemm.dgemm a b g)
+        | F32 a, F32 b -> F32(forward GemmProvider.sgemm a b g)
+        | F64 a, F64 b -> F64(forward GemmProvider.dgemm a b g)
         | _ -> Fail.dtype "conv2d" (sprintf "operands of dtypes %O and %O" x.Dtype w.Dtype)
 
     let conv2dInputGrad (gr: Storage) (w: Storage) (wShape: int[]) (xShape: int[]) sh sw ph pw =
@@ -165,17 +295,19 @@ module internal ConvKernels =
         match gr, w with
         | F32 a, F32 b when sh = 1 && sw = 1 && ph < g.Kh && pw < g.Kw && DirectConv.worthIt g.C ->
             F32(DirectConv.inputGrad a b wShape xShape ph pw)
-        | F32 a, F32 b -> F32(inputGrad Gemm.sgemm a b g)
-        | F64 a, F64 b -> F64(inputGrad Gemm.dgemm a b g)
+        | F32 a, F32 b -> F32(inputGrad GemmProvider.sgemm addRow32 a b g)
+        | F64 a, F64 b -> F64(inputGrad GemmProvider.dgemm addRow64 a b g)
         | _ -> Fail.dtype "conv2dInputGrad" (sprintf "operands of dtypes %O and %O" gr.Dtype w.Dtype)
 
     let conv2dWeightGrad (x: Storage) (xShape: int[]) (gr: Storage) (wShape: int[]) sh sw ph pw =
         let g = geometry xShape wShape sh sw ph pw
 
         match x, gr with
-        | F32 a, F32 b when sh = 1 && sw = 1 && DirectConv.worthIt g.K -> F32(DirectConv.weightGrad a xShape b wShape ph pw)
-        | F32 a, F32 b -> F32(weightGrad Gemm.sgemm add32 a b g)
-        | F64 a, F64 b -> F64(weightGrad Gemm.dgemm add64 a b g)
+        // the direct weight gradient reduces its sums once per image and tap: cheap for a
+        // handful of taps, but beyond about 64 the chunk's product is faster
+        | F32 a, F32 b when sh = 1 && sw = 1 && g.Ckk < 64 && DirectConv.worthIt g.K -> F32(DirectConv.weightGrad a xShape b wShape ph pw)
+        | F32 a, F32 b -> F32(weightGrad GemmProvider.sgemm add32 a b g)
+        | F64 a, F64 b -> F64(weightGrad GemmProvider.dgemm add64 a b g)
         | _ -> Fail.dtype "conv2dWeightGrad" (sprintf "operands of dtypes %O and %O" x.Dtype gr.Dtype)
 
     /// 1 when a > b (false for NaN, as the comparison), 0 otherwise, without a branch: the

@@ -12,10 +12,11 @@ open Microsoft.FSharp.NativeInterop
 /// handful of rows, so building and packing the columns costs more than the arithmetic.
 ///
 /// Each image is copied once into a zero-padded buffer whose rows are Wq wide (the padded
-/// width rounded up to 8). An output pixel (oy, ox) reads the buffer at j + ki·Wq + kj
+/// width). An output pixel (oy, ox) reads the buffer at j + ki·Wq + kj
 /// with j = oy·Wq + ox, a shift that does not depend on the pixel: computing every j in
 /// [0, oh·Wq) ("wide rows", whose columns past ow are discarded) turns the convolution into
-/// sums of shifted vectors, 16 outputs of 4 channels at a time in 8 AVX registers. (Copies
+/// sums of shifted vectors, two vectors of outputs (16 with AVX2, 32 with AVX-512) of 4
+/// channels at a time in 8 registers. (Copies
 /// of the kw horizontal shifts, making every load aligned, measured no faster.) The input
 /// gradient is the same computation on the output gradient with the kernel flipped
 /// and transposed (a full correlation); the weight gradient takes dot products of the
@@ -23,9 +24,12 @@ open Microsoft.FSharp.NativeInterop
 module internal DirectConv =
     let supported = Avx2.IsSupported && Fma.IsSupported
 
+    /// Whether the kernels run on 16-lane AVX-512 vectors (else 8-lane AVX2). Tests switch it
+    /// to run both families on a machine that has both.
+    let mutable internal wide512 = Vector512.IsHardwareAccelerated && Avx512F.IsSupported
+
     /// Outputs per kernel block (two vectors).
-    [<Literal>]
-    let private Block = 16
+    let private block () = if wide512 then 32 else 16
 
     let inline private roundUp (v: int) (m: int) = (v + m - 1) / m * m
 
@@ -35,10 +39,10 @@ module internal DirectConv =
     /// The buffer of one image: its padded planes, rows Wq wide, and a zero tail.
     type private Layout(cin: int, h: int, w: int, ph: int, pw: int, kh: int, kw: int) =
         let hp = h + 2 * ph
-        let wq = roundUp (w + 2 * pw) 8
+        let wq = w + 2 * pw
         let plane = hp * wq
         let oh = hp - kh + 1
-        let lw = roundUp (oh * wq) Block
+        let lw = roundUp (oh * wq) (block ())
         // a kernel reads up to (cin − 1)·plane + (kh − 1)·Wq + (kw − 1) + lw
         let size = roundUp (cin * plane - oh * wq + lw + kw + 8) 8
         member _.Wq = wq
@@ -144,7 +148,64 @@ module internal DirectConv =
             Avx.StoreAligned(NativePtr.add wide (2 * lw + jb + 8), a5)
             Avx.StoreAligned(NativePtr.add wide (3 * lw + jb), a6)
             Avx.StoreAligned(NativePtr.add wide (3 * lw + jb + 8), a7)
-            jb <- jb + Block
+            jb <- jb + 16
+
+    /// kernel4 on 16-lane vectors: 32 outputs per block.
+    let private kernel4x512
+        (x: nativeptr<float32>)
+        (w: nativeptr<float32>)
+        (wide: nativeptr<float32>)
+        (cin: int)
+        (kh: int)
+        (kw: int)
+        (plane: int)
+        (wq: int)
+        (lw: int)
+        =
+        let mutable jb = 0
+
+        while jb < lw do
+            let mutable a0 = Vector512<float32>.Zero
+            let mutable a1 = Vector512<float32>.Zero
+            let mutable a2 = Vector512<float32>.Zero
+            let mutable a3 = Vector512<float32>.Zero
+            let mutable a4 = Vector512<float32>.Zero
+            let mutable a5 = Vector512<float32>.Zero
+            let mutable a6 = Vector512<float32>.Zero
+            let mutable a7 = Vector512<float32>.Zero
+            let mutable pw = w
+
+            for ci in 0 .. cin - 1 do
+                for ki in 0 .. kh - 1 do
+                    let mutable px = NativePtr.add x (ci * plane + ki * wq + jb)
+
+                    for _ in 0 .. kw - 1 do
+                        let x0 = Avx512F.LoadVector512 px
+                        let x1 = Avx512F.LoadVector512(NativePtr.add px 16)
+                        let b0 = Vector512.Create(NativePtr.read pw)
+                        a0 <- Avx512F.FusedMultiplyAdd(b0, x0, a0)
+                        a1 <- Avx512F.FusedMultiplyAdd(b0, x1, a1)
+                        let b1 = Vector512.Create(NativePtr.get pw 1)
+                        a2 <- Avx512F.FusedMultiplyAdd(b1, x0, a2)
+                        a3 <- Avx512F.FusedMultiplyAdd(b1, x1, a3)
+                        let b2 = Vector512.Create(NativePtr.get pw 2)
+                        a4 <- Avx512F.FusedMultiplyAdd(b2, x0, a4)
+                        a5 <- Avx512F.FusedMultiplyAdd(b2, x1, a5)
+                        let b3 = Vector512.Create(NativePtr.get pw 3)
+                        a6 <- Avx512F.FusedMultiplyAdd(b3, x0, a6)
+                        a7 <- Avx512F.FusedMultiplyAdd(b3, x1, a7)
+                        px <- NativePtr.add px 1
+                        pw <- NativePtr.add pw 4
+
+            Avx512F.Store(NativePtr.add wide jb, a0)
+            Avx512F.Store(NativePtr.add wide (jb + 16), a1)
+            Avx512F.Store(NativePtr.add wide (lw + jb), a2)
+            Avx512F.Store(NativePtr.add wide (lw + jb + 16), a3)
+            Avx512F.Store(NativePtr.add wide (2 * lw + jb), a4)
+            Avx512F.Store(NativePtr.add wide (2 * lw + jb + 16), a5)
+            Avx512F.Store(NativePtr.add wide (3 * lw + jb), a6)
+            Avx512F.Store(NativePtr.add wide (3 * lw + jb + 16), a7)
+            jb <- jb + 32
 
     /// A stride-1 correlation of every image of src [n, cin, h, w] (padding ph, pw) with
     /// packed weights, into a fresh [n, cout, oh, ow].
@@ -161,11 +222,13 @@ module internal DirectConv =
             let at = aligned p
             let wideAt = at + l.Size
 
+            let kernel = if wide512 then kernel4x512 else kernel4
+
             for img in lo .. hi - 1 do
                 l.Fill(src, img * cin * h * w, scratch, at)
 
                 for g in 0 .. groups - 1 do
-                    kernel4
+                    kernel
                         (NativePtr.add p at)
                         (NativePtr.add pwk (g * cin * kh * kw * 4))
                         (NativePtr.add p wideAt)
@@ -203,12 +266,92 @@ module internal DirectConv =
 
         correlate g n k oh ow (kh - 1 - ph) (kw - 1 - pw) packed c kh kw
 
+
     /// The sum of a vector's 8 lanes.
     let inline private hsum (v: Vector256<float32>) =
         let s = Sse.Add(v.GetLower(), v.GetUpper())
         let s = Sse.Add(s, Sse.MoveHighToLow(s, s))
         let s = Sse.AddScalar(s, Sse.Shuffle(s, s, 0b01uy))
         s.ToScalar()
+
+    /// sums[4r + d] = Σ_{j < lw} g_r[j]·xs[j + d] for the two gradient rows g0, g1 and the
+    /// shifts d = 0 … 3 (lw a multiple of 16, g rows 32-byte aligned).
+    let private dots256 (g0: nativeptr<float32>) (g1: nativeptr<float32>) (xs0: nativeptr<float32>) (lw: int) (sums: nativeptr<float32>) =
+        let xs1, xs2, xs3 = NativePtr.add xs0 1, NativePtr.add xs0 2, NativePtr.add xs0 3
+        let mutable s00 = Vector256<float32>.Zero
+        let mutable s01 = Vector256<float32>.Zero
+        let mutable s02 = Vector256<float32>.Zero
+        let mutable s03 = Vector256<float32>.Zero
+        let mutable s10 = Vector256<float32>.Zero
+        let mutable s11 = Vector256<float32>.Zero
+        let mutable s12 = Vector256<float32>.Zero
+        let mutable s13 = Vector256<float32>.Zero
+        let mutable j = 0
+
+        while j < lw do
+            let a0 = Avx.LoadAlignedVector256(NativePtr.add g0 j)
+            let a1 = Avx.LoadAlignedVector256(NativePtr.add g1 j)
+            let x0 = Avx.LoadVector256(NativePtr.add xs0 j)
+            s00 <- Fma.MultiplyAdd(a0, x0, s00)
+            s10 <- Fma.MultiplyAdd(a1, x0, s10)
+            let x1 = Avx.LoadVector256(NativePtr.add xs1 j)
+            s01 <- Fma.MultiplyAdd(a0, x1, s01)
+            s11 <- Fma.MultiplyAdd(a1, x1, s11)
+            let x2 = Avx.LoadVector256(NativePtr.add xs2 j)
+            s02 <- Fma.MultiplyAdd(a0, x2, s02)
+            s12 <- Fma.MultiplyAdd(a1, x2, s12)
+            let x3 = Avx.LoadVector256(NativePtr.add xs3 j)
+            s03 <- Fma.MultiplyAdd(a0, x3, s03)
+            s13 <- Fma.MultiplyAdd(a1, x3, s13)
+            j <- j + 8
+
+        NativePtr.set sums 0 (hsum s00)
+        NativePtr.set sums 1 (hsum s01)
+        NativePtr.set sums 2 (hsum s02)
+        NativePtr.set sums 3 (hsum s03)
+        NativePtr.set sums 4 (hsum s10)
+        NativePtr.set sums 5 (hsum s11)
+        NativePtr.set sums 6 (hsum s12)
+        NativePtr.set sums 7 (hsum s13)
+
+    /// dots256 on 16-lane vectors (lw a multiple of 32).
+    let private dots512 (g0: nativeptr<float32>) (g1: nativeptr<float32>) (xs0: nativeptr<float32>) (lw: int) (sums: nativeptr<float32>) =
+        let xs1, xs2, xs3 = NativePtr.add xs0 1, NativePtr.add xs0 2, NativePtr.add xs0 3
+        let mutable s00 = Vector512<float32>.Zero
+        let mutable s01 = Vector512<float32>.Zero
+        let mutable s02 = Vector512<float32>.Zero
+        let mutable s03 = Vector512<float32>.Zero
+        let mutable s10 = Vector512<float32>.Zero
+        let mutable s11 = Vector512<float32>.Zero
+        let mutable s12 = Vector512<float32>.Zero
+        let mutable s13 = Vector512<float32>.Zero
+        let mutable j = 0
+
+        while j < lw do
+            let a0 = Avx512F.LoadVector512(NativePtr.add g0 j)
+            let a1 = Avx512F.LoadVector512(NativePtr.add g1 j)
+            let x0 = Avx512F.LoadVector512(NativePtr.add xs0 j)
+            s00 <- Avx512F.FusedMultiplyAdd(a0, x0, s00)
+            s10 <- Avx512F.FusedMultiplyAdd(a1, x0, s10)
+            let x1 = Avx512F.LoadVector512(NativePtr.add xs1 j)
+            s01 <- Avx512F.FusedMultiplyAdd(a0, x1, s01)
+            s11 <- Avx512F.FusedMultiplyAdd(a1, x1, s11)
+            let x2 = Avx512F.LoadVector512(NativePtr.add xs2 j)
+            s02 <- Avx512F.FusedMultiplyAdd(a0, x2, s02)
+            s12 <- Avx512F.FusedMultiplyAdd(a1, x2, s12)
+            let x3 = Avx512F.LoadVector512(NativePtr.add xs3 j)
+            s03 <- Avx512F.FusedMultiplyAdd(a0, x3, s03)
+            s13 <- Avx512F.FusedMultiplyAdd(a1, x3, s13)
+            j <- j + 16
+
+        NativePtr.set sums 0 (Vector512.Sum s00)
+        NativePtr.set sums 1 (Vector512.Sum s01)
+        NativePtr.set sums 2 (Vector512.Sum s02)
+        NativePtr.set sums 3 (Vector512.Sum s03)
+        NativePtr.set sums 4 (Vector512.Sum s10)
+        NativePtr.set sums 5 (Vector512.Sum s11)
+        NativePtr.set sums 6 (Vector512.Sum s12)
+        NativePtr.set sums 7 (Vector512.Sum s13)
 
     /// The weight gradient of a stride-1 conv2d: dW[k, c, ki, kj] = Σ_n Σ_j gw[n, k, j]·x[n, c, j + ki·Wq + kj],
     /// gw the output gradient on wide rows (zeros in the discarded columns).
@@ -227,6 +370,7 @@ module internal DirectConv =
             use p = fixed scratch
             let at = aligned p
             let gw = at + l.Size // wide output gradient: [2·kPairs][lw], zeros past k and in discarded columns
+            let sums = NativePtr.stackalloc<float32> 8
 
             for img in lo .. hi - 1 do
                 l.Fill(x, img * c * h * w, scratch, at)
@@ -251,47 +395,13 @@ module internal DirectConv =
                         for ki in 0 .. kh - 1 do
                             for q in 0 .. kwChunks - 1 do
                                 // kj = 4q … 4q + 3 (past kw the sums are dropped; the tail keeps the reads inside)
-                                let xs0 = NativePtr.add p (at + ci * plane + ki * wq + 4 * q)
-                                let xs1, xs2, xs3 = NativePtr.add xs0 1, NativePtr.add xs0 2, NativePtr.add xs0 3
-                                let mutable s00 = Vector256<float32>.Zero
-                                let mutable s01 = Vector256<float32>.Zero
-                                let mutable s02 = Vector256<float32>.Zero
-                                let mutable s03 = Vector256<float32>.Zero
-                                let mutable s10 = Vector256<float32>.Zero
-                                let mutable s11 = Vector256<float32>.Zero
-                                let mutable s12 = Vector256<float32>.Zero
-                                let mutable s13 = Vector256<float32>.Zero
-                                let mutable j = 0
+                                let xs = NativePtr.add p (at + ci * plane + ki * wq + 4 * q)
 
-                                while j < lw do
-                                    let a0 = Avx.LoadAlignedVector256(NativePtr.add g0 j)
-                                    let a1 = Avx.LoadAlignedVector256(NativePtr.add g1 j)
-                                    let x0 = Avx.LoadVector256(NativePtr.add xs0 j)
-                                    s00 <- Fma.MultiplyAdd(a0, x0, s00)
-                                    s10 <- Fma.MultiplyAdd(a1, x0, s10)
-                                    let x1 = Avx.LoadVector256(NativePtr.add xs1 j)
-                                    s01 <- Fma.MultiplyAdd(a0, x1, s01)
-                                    s11 <- Fma.MultiplyAdd(a1, x1, s11)
-                                    let x2 = Avx.LoadVector256(NativePtr.add xs2 j)
-                                    s02 <- Fma.MultiplyAdd(a0, x2, s02)
-                                    s12 <- Fma.MultiplyAdd(a1, x2, s12)
-                                    let x3 = Avx.LoadVector256(NativePtr.add xs3 j)
-                                    s03 <- Fma.MultiplyAdd(a0, x3, s03)
-                                    s13 <- Fma.MultiplyAdd(a1, x3, s13)
-                                    j <- j + 8
+                                if wide512 then dots512 g0 g1 xs lw sums else dots256 g0 g1 xs lw sums
 
-                                let put kk d (v: Vector256<float32>) =
-                                    let kj = 4 * q + d
+                                for d in 0..7 do
+                                    let kk, kj = 2 * kp + d / 4, 4 * q + d % 4
 
                                     if kk < k && kj < kw then
                                         let at = ((kk * c + ci) * kh + ki) * kw + kj
-                                        acc.[at] <- acc.[at] + hsum v
-
-                                put (2 * kp) 0 s00
-                                put (2 * kp) 1 s01
-                                put (2 * kp) 2 s02
-                                put (2 * kp) 3 s03
-                                put (2 * kp + 1) 0 s10
-                                put (2 * kp + 1) 1 s11
-                                put (2 * kp + 1) 2 s12
-                                put (2 * kp + 1) 3 s13)
+                                        acc.[at] <- acc.[at] + NativePtr.get sums d)
