@@ -1,6 +1,7 @@
 /// GEMM throughput: the managed packed kernel against OpenBLAS, side by side in one process.
 /// dotnet run -c Release --project benchmarks -- gemm [--quick] [--dtype f32|f64|both] [--threads 1,2]
 ///                                   [--shapes 512,128x784x512,...] [--trans NN,NT,TN,TT] [--rounds N]
+///                                   [--kernel avx512|avx2|scalar] (the managed micro-kernel; default: detected)
 /// A shape is m×k·k×n written "MxKxN" (or one number for a cube); --trans picks op(A)/op(B)
 /// (N = as stored, T = transposed; default NN only).
 module GroupedNewton.Benchmarks.Gemm
@@ -143,6 +144,7 @@ let run (args: string[]) : int =
         | Some s -> s.Split(',') |> Array.map (fun t -> t.ToUpperInvariant()) |> List.ofArray
         | None -> [ "NN" ]
 
+    argValue args "--kernel" |> Option.iter Gemm.setKernel
     let blasOk = OpenBlas.isAvailable ()
 
     let coreType =

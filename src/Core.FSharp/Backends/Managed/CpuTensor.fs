@@ -54,6 +54,10 @@ type internal CpuTensor(backend: Backend, shape: int[], storage: Storage) =
     member _.Storage = storage
 
 /// Dtype-independent copies between strided layouts, used by every layout kernel.
+/// An array function generic in the element type (one object serves every dtype).
+type internal ArrayMap =
+    abstract Apply<'T> : 'T[] -> 'T[]
+
 module internal Strided =
     /// Copies the elements of `shape` from src (offset, strides) to dst (offset, strides).
     let copy (src: 'T[]) (srcOff: int) (srcSt: int[]) (dst: 'T[]) (dstOff: int) (dstSt: int[]) (shape: int[]) =
@@ -105,13 +109,8 @@ module internal Strided =
                         carry <- false
 
     /// Applies a dtype-generic array function to whichever array the storage holds.
-    let inline mapStorage
-        ([<InlineIfLambda>] f32: float32[] -> float32[])
-        ([<InlineIfLambda>] f64: float[] -> float[])
-        ([<InlineIfLambda>] i32: int[] -> int[])
-        (s: Storage)
-        =
+    let mapStorage (f: ArrayMap) (s: Storage) =
         match s with
-        | F32 a -> F32(f32 a)
-        | F64 a -> F64(f64 a)
-        | I32 a -> I32(i32 a)
+        | F32 a -> F32(f.Apply a)
+        | F64 a -> F64(f.Apply a)
+        | I32 a -> I32(f.Apply a)

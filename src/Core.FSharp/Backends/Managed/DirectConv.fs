@@ -93,8 +93,15 @@ module internal DirectConv =
         if rem = 0 then 0 else (32 - rem) / 4
 
     /// wide[kk][j] = Σ_taps w[tap][kk]·x[j + ci·plane + ki·Wq + kj] for j in [0, lw), four
-    /// output channels kk.
-    let private kernel4
+    /// output channels kk, two vectors of `lanes` outputs per block in 8 accumulators. Written
+    /// once over the vector type: the lane operations are inlined at each width.
+    let inline private kernel4Of
+        ([<InlineIfLambda>] load: nativeptr<float32> -> 'V)
+        ([<InlineIfLambda>] splat: float32 -> 'V)
+        ([<InlineIfLambda>] fma: 'V -> 'V -> 'V -> 'V)
+        ([<InlineIfLambda>] store: nativeptr<float32> -> 'V -> unit)
+        (zero: 'V)
+        (lanes: int)
         (x: nativeptr<float32>)
         (w: nativeptr<float32>)
         (wide: nativeptr<float32>)
@@ -108,14 +115,14 @@ module internal DirectConv =
         let mutable jb = 0
 
         while jb < lw do
-            let mutable a0 = Vector256<float32>.Zero
-            let mutable a1 = Vector256<float32>.Zero
-            let mutable a2 = Vector256<float32>.Zero
-            let mutable a3 = Vector256<float32>.Zero
-            let mutable a4 = Vector256<float32>.Zero
-            let mutable a5 = Vector256<float32>.Zero
-            let mutable a6 = Vector256<float32>.Zero
-            let mutable a7 = Vector256<float32>.Zero
+            let mutable a0 = zero
+            let mutable a1 = zero
+            let mutable a2 = zero
+            let mutable a3 = zero
+            let mutable a4 = zero
+            let mutable a5 = zero
+            let mutable a6 = zero
+            let mutable a7 = zero
             let mutable pw = w
 
             for ci in 0 .. cin - 1 do
@@ -123,89 +130,68 @@ module internal DirectConv =
                     let mutable px = NativePtr.add x (ci * plane + ki * wq + jb)
 
                     for _ in 0 .. kw - 1 do
-                        let x0 = Avx.LoadVector256 px
-                        let x1 = Avx.LoadVector256(NativePtr.add px 8)
-                        let b0 = Avx.BroadcastScalarToVector256 pw
-                        a0 <- Fma.MultiplyAdd(b0, x0, a0)
-                        a1 <- Fma.MultiplyAdd(b0, x1, a1)
-                        let b1 = Avx.BroadcastScalarToVector256(NativePtr.add pw 1)
-                        a2 <- Fma.MultiplyAdd(b1, x0, a2)
-                        a3 <- Fma.MultiplyAdd(b1, x1, a3)
-                        let b2 = Avx.BroadcastScalarToVector256(NativePtr.add pw 2)
-                        a4 <- Fma.MultiplyAdd(b2, x0, a4)
-                        a5 <- Fma.MultiplyAdd(b2, x1, a5)
-                        let b3 = Avx.BroadcastScalarToVector256(NativePtr.add pw 3)
-                        a6 <- Fma.MultiplyAdd(b3, x0, a6)
-                        a7 <- Fma.MultiplyAdd(b3, x1, a7)
+                        let x0 = load px
+                        let x1 = load (NativePtr.add px lanes)
+                        let b0 = splat (NativePtr.read pw)
+                        a0 <- fma b0 x0 a0
+                        a1 <- fma b0 x1 a1
+                        let b1 = splat (NativePtr.get pw 1)
+                        a2 <- fma b1 x0 a2
+                        a3 <- fma b1 x1 a3
+                        let b2 = splat (NativePtr.get pw 2)
+                        a4 <- fma b2 x0 a4
+                        a5 <- fma b2 x1 a5
+                        let b3 = splat (NativePtr.get pw 3)
+                        a6 <- fma b3 x0 a6
+                        a7 <- fma b3 x1 a7
                         px <- NativePtr.add px 1
                         pw <- NativePtr.add pw 4
 
-            Avx.StoreAligned(NativePtr.add wide jb, a0)
-            Avx.StoreAligned(NativePtr.add wide (jb + 8), a1)
-            Avx.StoreAligned(NativePtr.add wide (lw + jb), a2)
-            Avx.StoreAligned(NativePtr.add wide (lw + jb + 8), a3)
-            Avx.StoreAligned(NativePtr.add wide (2 * lw + jb), a4)
-            Avx.StoreAligned(NativePtr.add wide (2 * lw + jb + 8), a5)
-            Avx.StoreAligned(NativePtr.add wide (3 * lw + jb), a6)
-            Avx.StoreAligned(NativePtr.add wide (3 * lw + jb + 8), a7)
-            jb <- jb + 16
+            store (NativePtr.add wide jb) a0
+            store (NativePtr.add wide (jb + lanes)) a1
+            store (NativePtr.add wide (lw + jb)) a2
+            store (NativePtr.add wide (lw + jb + lanes)) a3
+            store (NativePtr.add wide (2 * lw + jb)) a4
+            store (NativePtr.add wide (2 * lw + jb + lanes)) a5
+            store (NativePtr.add wide (3 * lw + jb)) a6
+            store (NativePtr.add wide (3 * lw + jb + lanes)) a7
+            jb <- jb + 2 * lanes
 
-    /// kernel4 on 16-lane vectors: 32 outputs per block.
-    let private kernel4x512
-        (x: nativeptr<float32>)
-        (w: nativeptr<float32>)
-        (wide: nativeptr<float32>)
-        (cin: int)
-        (kh: int)
-        (kw: int)
-        (plane: int)
-        (wq: int)
-        (lw: int)
-        =
-        let mutable jb = 0
+    let private kernel4x256 x w wide cin kh kw plane wq lw =
+        kernel4Of
+            (fun p -> Avx.LoadVector256 p)
+            (fun v -> Vector256.Create v)
+            (fun a b c -> Fma.MultiplyAdd(a, b, c))
+            (fun p v -> Avx.Store(p, v))
+            Vector256<float32>.Zero
+            8
+            x
+            w
+            wide
+            cin
+            kh
+            kw
+            plane
+            wq
+            lw
 
-        while jb < lw do
-            let mutable a0 = Vector512<float32>.Zero
-            let mutable a1 = Vector512<float32>.Zero
-            let mutable a2 = Vector512<float32>.Zero
-            let mutable a3 = Vector512<float32>.Zero
-            let mutable a4 = Vector512<float32>.Zero
-            let mutable a5 = Vector512<float32>.Zero
-            let mutable a6 = Vector512<float32>.Zero
-            let mutable a7 = Vector512<float32>.Zero
-            let mutable pw = w
-
-            for ci in 0 .. cin - 1 do
-                for ki in 0 .. kh - 1 do
-                    let mutable px = NativePtr.add x (ci * plane + ki * wq + jb)
-
-                    for _ in 0 .. kw - 1 do
-                        let x0 = Avx512F.LoadVector512 px
-                        let x1 = Avx512F.LoadVector512(NativePtr.add px 16)
-                        let b0 = Vector512.Create(NativePtr.read pw)
-                        a0 <- Avx512F.FusedMultiplyAdd(b0, x0, a0)
-                        a1 <- Avx512F.FusedMultiplyAdd(b0, x1, a1)
-                        let b1 = Vector512.Create(NativePtr.get pw 1)
-                        a2 <- Avx512F.FusedMultiplyAdd(b1, x0, a2)
-                        a3 <- Avx512F.FusedMultiplyAdd(b1, x1, a3)
-                        let b2 = Vector512.Create(NativePtr.get pw 2)
-                        a4 <- Avx512F.FusedMultiplyAdd(b2, x0, a4)
-                        a5 <- Avx512F.FusedMultiplyAdd(b2, x1, a5)
-                        let b3 = Vector512.Create(NativePtr.get pw 3)
-                        a6 <- Avx512F.FusedMultiplyAdd(b3, x0, a6)
-                        a7 <- Avx512F.FusedMultiplyAdd(b3, x1, a7)
-                        px <- NativePtr.add px 1
-                        pw <- NativePtr.add pw 4
-
-            Avx512F.Store(NativePtr.add wide jb, a0)
-            Avx512F.Store(NativePtr.add wide (jb + 16), a1)
-            Avx512F.Store(NativePtr.add wide (lw + jb), a2)
-            Avx512F.Store(NativePtr.add wide (lw + jb + 16), a3)
-            Avx512F.Store(NativePtr.add wide (2 * lw + jb), a4)
-            Avx512F.Store(NativePtr.add wide (2 * lw + jb + 16), a5)
-            Avx512F.Store(NativePtr.add wide (3 * lw + jb), a6)
-            Avx512F.Store(NativePtr.add wide (3 * lw + jb + 16), a7)
-            jb <- jb + 32
+    let private kernel4x512 x w wide cin kh kw plane wq lw =
+        kernel4Of
+            (fun p -> Avx512F.LoadVector512 p)
+            (fun v -> Vector512.Create v)
+            (fun a b c -> Avx512F.FusedMultiplyAdd(a, b, c))
+            (fun p v -> Avx512F.Store(p, v))
+            Vector512<float32>.Zero
+            16
+            x
+            w
+            wide
+            cin
+            kh
+            kw
+            plane
+            wq
+            lw
 
     /// A stride-1 correlation of every image of src [n, cin, h, w] (padding ph, pw) with
     /// packed weights, into a fresh [n, cout, oh, ow].
@@ -222,7 +208,7 @@ module internal DirectConv =
             let at = aligned p
             let wideAt = at + l.Size
 
-            let kernel = if wide512 then kernel4x512 else kernel4
+            let kernel = if wide512 then kernel4x512 else kernel4x256
 
             for img in lo .. hi - 1 do
                 l.Fill(src, img * cin * h * w, scratch, at)
@@ -267,91 +253,82 @@ module internal DirectConv =
         correlate g n k oh ow (kh - 1 - ph) (kw - 1 - pw) packed c kh kw
 
 
-    /// The sum of a vector's 8 lanes.
-    let inline private hsum (v: Vector256<float32>) =
-        let s = Sse.Add(v.GetLower(), v.GetUpper())
-        let s = Sse.Add(s, Sse.MoveHighToLow(s, s))
-        let s = Sse.AddScalar(s, Sse.Shuffle(s, s, 0b01uy))
-        s.ToScalar()
-
     /// sums[4r + d] = Σ_{j < lw} g_r[j]·xs[j + d] for the two gradient rows g0, g1 and the
-    /// shifts d = 0 … 3 (lw a multiple of 16, g rows 32-byte aligned).
-    let private dots256 (g0: nativeptr<float32>) (g1: nativeptr<float32>) (xs0: nativeptr<float32>) (lw: int) (sums: nativeptr<float32>) =
+    /// shifts d = 0 … 3 (lw a multiple of `lanes`), over the vector type as kernel4Of.
+    let inline private dotsOf
+        ([<InlineIfLambda>] load: nativeptr<float32> -> 'V)
+        ([<InlineIfLambda>] fma: 'V -> 'V -> 'V -> 'V)
+        ([<InlineIfLambda>] sum: 'V -> float32)
+        (zero: 'V)
+        (lanes: int)
+        (g0: nativeptr<float32>)
+        (g1: nativeptr<float32>)
+        (xs0: nativeptr<float32>)
+        (lw: int)
+        (sums: nativeptr<float32>)
+        =
         let xs1, xs2, xs3 = NativePtr.add xs0 1, NativePtr.add xs0 2, NativePtr.add xs0 3
-        let mutable s00 = Vector256<float32>.Zero
-        let mutable s01 = Vector256<float32>.Zero
-        let mutable s02 = Vector256<float32>.Zero
-        let mutable s03 = Vector256<float32>.Zero
-        let mutable s10 = Vector256<float32>.Zero
-        let mutable s11 = Vector256<float32>.Zero
-        let mutable s12 = Vector256<float32>.Zero
-        let mutable s13 = Vector256<float32>.Zero
+        let mutable s00 = zero
+        let mutable s01 = zero
+        let mutable s02 = zero
+        let mutable s03 = zero
+        let mutable s10 = zero
+        let mutable s11 = zero
+        let mutable s12 = zero
+        let mutable s13 = zero
         let mutable j = 0
 
         while j < lw do
-            let a0 = Avx.LoadAlignedVector256(NativePtr.add g0 j)
-            let a1 = Avx.LoadAlignedVector256(NativePtr.add g1 j)
-            let x0 = Avx.LoadVector256(NativePtr.add xs0 j)
-            s00 <- Fma.MultiplyAdd(a0, x0, s00)
-            s10 <- Fma.MultiplyAdd(a1, x0, s10)
-            let x1 = Avx.LoadVector256(NativePtr.add xs1 j)
-            s01 <- Fma.MultiplyAdd(a0, x1, s01)
-            s11 <- Fma.MultiplyAdd(a1, x1, s11)
-            let x2 = Avx.LoadVector256(NativePtr.add xs2 j)
-            s02 <- Fma.MultiplyAdd(a0, x2, s02)
-            s12 <- Fma.MultiplyAdd(a1, x2, s12)
-            let x3 = Avx.LoadVector256(NativePtr.add xs3 j)
-            s03 <- Fma.MultiplyAdd(a0, x3, s03)
-            s13 <- Fma.MultiplyAdd(a1, x3, s13)
-            j <- j + 8
+            let a0 = load (NativePtr.add g0 j)
+            let a1 = load (NativePtr.add g1 j)
+            let x0 = load (NativePtr.add xs0 j)
+            s00 <- fma a0 x0 s00
+            s10 <- fma a1 x0 s10
+            let x1 = load (NativePtr.add xs1 j)
+            s01 <- fma a0 x1 s01
+            s11 <- fma a1 x1 s11
+            let x2 = load (NativePtr.add xs2 j)
+            s02 <- fma a0 x2 s02
+            s12 <- fma a1 x2 s12
+            let x3 = load (NativePtr.add xs3 j)
+            s03 <- fma a0 x3 s03
+            s13 <- fma a1 x3 s13
+            j <- j + lanes
 
-        NativePtr.set sums 0 (hsum s00)
-        NativePtr.set sums 1 (hsum s01)
-        NativePtr.set sums 2 (hsum s02)
-        NativePtr.set sums 3 (hsum s03)
-        NativePtr.set sums 4 (hsum s10)
-        NativePtr.set sums 5 (hsum s11)
-        NativePtr.set sums 6 (hsum s12)
-        NativePtr.set sums 7 (hsum s13)
+        NativePtr.set sums 0 (sum s00)
+        NativePtr.set sums 1 (sum s01)
+        NativePtr.set sums 2 (sum s02)
+        NativePtr.set sums 3 (sum s03)
+        NativePtr.set sums 4 (sum s10)
+        NativePtr.set sums 5 (sum s11)
+        NativePtr.set sums 6 (sum s12)
+        NativePtr.set sums 7 (sum s13)
 
-    /// dots256 on 16-lane vectors (lw a multiple of 32).
-    let private dots512 (g0: nativeptr<float32>) (g1: nativeptr<float32>) (xs0: nativeptr<float32>) (lw: int) (sums: nativeptr<float32>) =
-        let xs1, xs2, xs3 = NativePtr.add xs0 1, NativePtr.add xs0 2, NativePtr.add xs0 3
-        let mutable s00 = Vector512<float32>.Zero
-        let mutable s01 = Vector512<float32>.Zero
-        let mutable s02 = Vector512<float32>.Zero
-        let mutable s03 = Vector512<float32>.Zero
-        let mutable s10 = Vector512<float32>.Zero
-        let mutable s11 = Vector512<float32>.Zero
-        let mutable s12 = Vector512<float32>.Zero
-        let mutable s13 = Vector512<float32>.Zero
-        let mutable j = 0
+    let private dots256 g0 g1 xs lw sums =
+        dotsOf
+            (fun p -> Avx.LoadVector256 p)
+            (fun a b c -> Fma.MultiplyAdd(a, b, c))
+            (fun v -> Vector256.Sum v)
+            Vector256<float32>.Zero
+            8
+            g0
+            g1
+            xs
+            lw
+            sums
 
-        while j < lw do
-            let a0 = Avx512F.LoadVector512(NativePtr.add g0 j)
-            let a1 = Avx512F.LoadVector512(NativePtr.add g1 j)
-            let x0 = Avx512F.LoadVector512(NativePtr.add xs0 j)
-            s00 <- Avx512F.FusedMultiplyAdd(a0, x0, s00)
-            s10 <- Avx512F.FusedMultiplyAdd(a1, x0, s10)
-            let x1 = Avx512F.LoadVector512(NativePtr.add xs1 j)
-            s01 <- Avx512F.FusedMultiplyAdd(a0, x1, s01)
-            s11 <- Avx512F.FusedMultiplyAdd(a1, x1, s11)
-            let x2 = Avx512F.LoadVector512(NativePtr.add xs2 j)
-            s02 <- Avx512F.FusedMultiplyAdd(a0, x2, s02)
-            s12 <- Avx512F.FusedMultiplyAdd(a1, x2, s12)
-            let x3 = Avx512F.LoadVector512(NativePtr.add xs3 j)
-            s03 <- Avx512F.FusedMultiplyAdd(a0, x3, s03)
-            s13 <- Avx512F.FusedMultiplyAdd(a1, x3, s13)
-            j <- j + 16
-
-        NativePtr.set sums 0 (Vector512.Sum s00)
-        NativePtr.set sums 1 (Vector512.Sum s01)
-        NativePtr.set sums 2 (Vector512.Sum s02)
-        NativePtr.set sums 3 (Vector512.Sum s03)
-        NativePtr.set sums 4 (Vector512.Sum s10)
-        NativePtr.set sums 5 (Vector512.Sum s11)
-        NativePtr.set sums 6 (Vector512.Sum s12)
-        NativePtr.set sums 7 (Vector512.Sum s13)
+    let private dots512 g0 g1 xs lw sums =
+        dotsOf
+            (fun p -> Avx512F.LoadVector512 p)
+            (fun a b c -> Avx512F.FusedMultiplyAdd(a, b, c))
+            (fun v -> Vector512.Sum v)
+            Vector512<float32>.Zero
+            16
+            g0
+            g1
+            xs
+            lw
+            sums
 
     /// The weight gradient of a stride-1 conv2d: dW[k, c, ki, kj] = Σ_n Σ_j gw[n, k, j]·x[n, c, j + ki·Wq + kj],
     /// gw the output gradient on wide rows (zeros in the discarded columns).

@@ -210,28 +210,20 @@ module internal Elementwise =
 
         dst
 
+    /// a + b with b broadcast to a's shape, on arrays of either float type.
+    let inline private addBroadcastOf<'T when 'T :> Numerics.INumber<'T>> (x: 'T[]) aShape (y: 'T[]) bShape =
+        addBroadcastArr
+            x
+            aShape
+            y
+            bShape
+            (fun p po q qo d n -> TensorPrimitives.Add<'T>(ro p po n, ro q qo n, sp d po n))
+            (fun p po c d n -> TensorPrimitives.Add<'T>(ro p po n, c, sp d po n))
+
     let addBroadcast (a: Storage) (aShape: int[]) (b: Storage) (bShape: int[]) =
         match a, b with
-        | F32 x, F32 y ->
-            F32(
-                addBroadcastArr
-                    x
-                    aShape
-                    y
-                    bShape
-                    (fun p po q qo d n -> TensorPrimitives.Add(ro p po n, ro q qo n, sp d po n))
-                    (fun p po c d n -> TensorPrimitives.Add(ro p po n, c, sp d po n))
-            )
-        | F64 x, F64 y ->
-            F64(
-                addBroadcastArr
-                    x
-                    aShape
-                    y
-                    bShape
-                    (fun p po q qo d n -> TensorPrimitives.Add(ro p po n, ro q qo n, sp d po n))
-                    (fun p po c d n -> TensorPrimitives.Add(ro p po n, c, sp d po n))
-            )
+        | F32 x, F32 y -> F32(addBroadcastOf x aShape y bShape)
+        | F64 x, F64 y -> F64(addBroadcastOf x aShape y bShape)
         | _ -> Fail.dtype "add" (sprintf "operands of dtypes %O and %O" a.Dtype b.Dtype)
 
     /// a + beta·b in one pass.

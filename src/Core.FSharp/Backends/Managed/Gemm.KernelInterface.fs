@@ -37,7 +37,7 @@ type internal GemmBuffers =
 
 /// The parts of a micro-kernel that are not unrolled: C-tile prefetch, the portable
 /// fallback (no FMA: same packed layout, scalar loops) and the copy of a partial edge tile.
-/// The unrolled kernels are generated (Gemm.Kernels.Avx2.Generated.fs, Gemm.Kernels.Avx512.Generated.fs).
+/// The SIMD kernel, written once for both vector widths, is in Gemm.Kernels.fs.
 [<AbstractClass; Sealed>]
 type internal GemmTiles =
 
@@ -51,12 +51,12 @@ type internal GemmTiles =
                 Sse.Prefetch0(NativePtr.toVoidPtr (NativePtr.ofNativeInt<byte>(r + nativeint (rowBytes - 1))))
                 r <- r + nativeint ldcBytes
 
-    /// The portable micro-kernel: one 6×nr tile, each element a plain dot product over p
+    /// The portable micro-kernel: one rows×nr tile, each element a plain dot product over p
     /// ascending, stored or (accumulate) added into C.
     static member inline Scalar
-        (nr: int, kc: int, pa: nativeptr< ^T >, pb: nativeptr< ^T >, pc: nativeptr< ^T >, ldc: int, accumulate: bool)
+        (nr: int, rows: int, kc: int, pa: nativeptr< ^T >, pb: nativeptr< ^T >, pc: nativeptr< ^T >, ldc: int, accumulate: bool)
         =
-        for r in 0..5 do
+        for r in 0 .. rows - 1 do
             for c in 0 .. nr - 1 do
                 let mutable s = LanguagePrimitives.GenericZero< ^T>
 
@@ -81,7 +81,7 @@ type internal GemmTiles =
 
 /// A micro-kernel with its tile width and cache blocking. Implemented by empty structs so
 /// that the generic driver (Gemm.fs) is specialised (and the calls inlined) per kernel.
-/// The SIMD implementations are generated with their unrolled kernels (Gemm.Kernels.*.Generated.fs).
+/// The SIMD implementations are in Gemm.Kernels.fs.
 type internal IMicroKernel<'T when 'T: unmanaged> =
     /// Tile width (columns of C per micro-kernel call); the tile height is always 6.
     abstract Nr: int
@@ -91,35 +91,10 @@ type internal IMicroKernel<'T when 'T: unmanaged> =
     abstract Kc: int
     /// Columns of B packed per block (multiple of Nr); the packed B block stays in L3.
     abstract Nc: int
-    /// One rows×Nr tile of C from a packed A micro-panel (kc steps of 6 values) and a packed B
-    /// micro-panel (kc steps of Nr values): acc = Σ_p a[p]·b[p] (one fused multiply-add per
-    /// element and step, p ascending), then C ← acc (first k block) or C ← C + acc (later k
-    /// blocks). Every C element therefore goes through the same operations wherever its tile
-    /// lies and however work is split.
-    abstract Run: kc: int * pa: nativeptr<'T> * pb: nativeptr<'T> * pc: nativeptr<'T> * ldc: int * accumulate: bool -> unit
-    /// A full-width tile with only `rows` (1..5) rows, written straight into C; false when
-    /// the kernel has no such variant (the driver then goes through a scratch tile).
-    abstract RunRows: rows: int * kc: int * pa: nativeptr<'T> * pb: nativeptr<'T> * pc: nativeptr<'T> * ldc: int * accumulate: bool -> bool
+    /// One rows×Nr tile of C (rows 1..6) from a packed A micro-panel (kc steps of 6 values)
+    /// and a packed B micro-panel (kc steps of Nr values): acc = Σ_p a[p]·b[p] (one fused
+    /// multiply-add per element and step, p ascending), then C ← acc (first k block) or
+    /// C ← C + acc (later k blocks). Every C element therefore goes through the same
+    /// operations wherever its tile lies and however work is split.
+    abstract Run: rows: int * kc: int * pa: nativeptr<'T> * pb: nativeptr<'T> * pc: nativeptr<'T> * ldc: int * accumulate: bool -> unit
     abstract StoreEdge: tile: nativeptr<'T> * pc: nativeptr<'T> * ldc: int * rows: int * cols: int * accumulate: bool -> unit
-
-[<Struct>]
-type internal KernelF32Scalar =
-    interface IMicroKernel<float32> with
-        member _.Nr = 16
-        member _.Mc = 144
-        member _.Kc = 256
-        member _.Nc = 4096
-        member _.Run(kc, pa, pb, pc, ldc, acc) = GemmTiles.Scalar(16, kc, pa, pb, pc, ldc, acc)
-        member _.RunRows(_, _, _, _, _, _, _) = false
-        member _.StoreEdge(t, pc, ldc, rows, cols, acc) = GemmTiles.StoreEdge(t, 16, pc, ldc, rows, cols, acc)
-
-[<Struct>]
-type internal KernelF64Scalar =
-    interface IMicroKernel<float> with
-        member _.Nr = 8
-        member _.Mc = 72
-        member _.Kc = 256
-        member _.Nc = 4096
-        member _.Run(kc, pa, pb, pc, ldc, acc) = GemmTiles.Scalar(8, kc, pa, pb, pc, ldc, acc)
-        member _.RunRows(_, _, _, _, _, _, _) = false
-        member _.StoreEdge(t, pc, ldc, rows, cols, acc) = GemmTiles.StoreEdge(t, 8, pc, ldc, rows, cols, acc)

@@ -87,10 +87,11 @@ type internal GemmDriver<'T, 'K when 'T: unmanaged and 'K: struct and 'K :> IMic
                             let pa = NativePtr.add packA (ir * kc)
                             let pcT = NativePtr.add cBase (ir * ldc)
 
-                            if rows = 6 && cols = nr then
-                                kern.Run(kc, pa, pb, pcT, ldc, accumulate)
-                            elif cols < nr || not (kern.RunRows(rows, kc, pa, pb, pcT, ldc, accumulate)) then
-                                kern.Run(kc, pa, pb, tile, nr, false)
+                            if cols = nr then
+                                kern.Run(rows, kc, pa, pb, pcT, ldc, accumulate)
+                            else
+                                // a right-edge tile goes through a scratch tile, then its corner into C
+                                kern.Run(rows, kc, pa, pb, tile, nr, false)
                                 kern.StoreEdge(tile, pcT, ldc, rows, cols, accumulate)
 
                             ir <- ir + 6

@@ -13,7 +13,12 @@ module internal Layout =
         dst
 
     let permute (s: Storage) (shape: int[]) (perm: int[]) =
-        Strided.mapStorage (fun a -> permuteArr a shape perm) (fun a -> permuteArr a shape perm) (fun a -> permuteArr a shape perm) s
+        Strided.mapStorage
+            {
+                new ArrayMap with
+                    member _.Apply a = permuteArr a shape perm
+            }
+            s
 
     let private expandArr (src: 'T[]) (shape: int[]) (outShape: int[]) =
         let off = outShape.Length - shape.Length
@@ -28,9 +33,10 @@ module internal Layout =
 
     let expand (s: Storage) (shape: int[]) (outShape: int[]) =
         Strided.mapStorage
-            (fun a -> expandArr a shape outShape)
-            (fun a -> expandArr a shape outShape)
-            (fun a -> expandArr a shape outShape)
+            {
+                new ArrayMap with
+                    member _.Apply a = expandArr a shape outShape
+            }
             s
 
     let private offsetOf (st: int[]) (starts: int[]) =
@@ -49,9 +55,10 @@ module internal Layout =
 
     let slice (s: Storage) (shape: int[]) (starts: int[]) (lengths: int[]) =
         Strided.mapStorage
-            (fun a -> sliceArr a shape starts lengths)
-            (fun a -> sliceArr a shape starts lengths)
-            (fun a -> sliceArr a shape starts lengths)
+            {
+                new ArrayMap with
+                    member _.Apply a = sliceArr a shape starts lengths
+            }
             s
 
     let private padArr (src: 'T[]) (shape: int[]) (starts: int[]) (outShape: int[]) =
@@ -62,9 +69,10 @@ module internal Layout =
 
     let pad (s: Storage) (shape: int[]) (starts: int[]) (outShape: int[]) =
         Strided.mapStorage
-            (fun a -> padArr a shape starts outShape)
-            (fun a -> padArr a shape starts outShape)
-            (fun a -> padArr a shape starts outShape)
+            {
+                new ArrayMap with
+                    member _.Apply a = padArr a shape starts outShape
+            }
             s
 
     let private catArr (srcs: 'T[][]) (shapes: int[][]) (dim: int) (outShape: int[]) =

@@ -64,20 +64,20 @@ module internal Reductions =
 
         r
 
+    let inline private sumDimOf<'T when 'T :> Numerics.INumber<'T>> (a: 'T[]) outer d inner =
+        reduceDim a outer d inner (fun x o n -> TensorPrimitives.Sum<'T>(ReadOnlySpan(x, o, n))) (fun acc x ao xo n ->
+            TensorPrimitives.Add<'T>(ReadOnlySpan(acc, ao, n), ReadOnlySpan(x, xo, n), Span(acc, ao, n)))
+
+    let inline private maxDimOf<'T when 'T :> Numerics.INumber<'T>> (a: 'T[]) outer d inner =
+        reduceDim a outer d inner (fun x o n -> TensorPrimitives.Max<'T>(ReadOnlySpan(x, o, n))) (fun acc x ao xo n ->
+            TensorPrimitives.Max<'T>(ReadOnlySpan(acc, ao, n), ReadOnlySpan(x, xo, n), Span(acc, ao, n)))
+
     let sumDim (s: Storage) (shape: int[]) (dim: int) =
         let outer, d, inner = split shape dim
 
         match s with
-        | F32 a ->
-            F32(
-                reduceDim a outer d inner (fun x o n -> TensorPrimitives.Sum(ReadOnlySpan(x, o, n))) (fun acc x ao xo n ->
-                    TensorPrimitives.Add(ReadOnlySpan(acc, ao, n), ReadOnlySpan(x, xo, n), Span(acc, ao, n)))
-            )
-        | F64 a ->
-            F64(
-                reduceDim a outer d inner (fun x o n -> TensorPrimitives.Sum(ReadOnlySpan(x, o, n))) (fun acc x ao xo n ->
-                    TensorPrimitives.Add(ReadOnlySpan(acc, ao, n), ReadOnlySpan(x, xo, n), Span(acc, ao, n)))
-            )
+        | F32 a -> F32(sumDimOf a outer d inner)
+        | F64 a -> F64(sumDimOf a outer d inner)
         | I32 _ -> Fail.dtype "sumDim" "int32 tensors cannot be summed here"
 
     let maxDim (s: Storage) (shape: int[]) (dim: int) =
@@ -87,16 +87,8 @@ module internal Reductions =
             Fail.shape "maxDim" (sprintf "cannot take the max over an empty dimension %d of %s" dim (Shape.str shape))
 
         match s with
-        | F32 a ->
-            F32(
-                reduceDim a outer d inner (fun x o n -> TensorPrimitives.Max(ReadOnlySpan(x, o, n))) (fun acc x ao xo n ->
-                    TensorPrimitives.Max(ReadOnlySpan(acc, ao, n), ReadOnlySpan(x, xo, n), Span(acc, ao, n)))
-            )
-        | F64 a ->
-            F64(
-                reduceDim a outer d inner (fun x o n -> TensorPrimitives.Max(ReadOnlySpan(x, o, n))) (fun acc x ao xo n ->
-                    TensorPrimitives.Max(ReadOnlySpan(acc, ao, n), ReadOnlySpan(x, xo, n), Span(acc, ao, n)))
-            )
+        | F32 a -> F32(maxDimOf a outer d inner)
+        | F64 a -> F64(maxDimOf a outer d inner)
         | I32 _ -> Fail.dtype "maxDim" "int32 tensors are not supported"
 
     let inline private argmaxArr (a: 'T[]) (outer: int) (d: int) (inner: int) =
