@@ -6,6 +6,7 @@ open System
 open System.Runtime.Intrinsics
 open System.Runtime.Intrinsics.X86
 open Microsoft.FSharp.NativeInterop
+open GroupedNewton.Backends.Managed.Simd
 
 /// Stride-1 float32 convolution computed directly, for layers with few output channels
 /// (LeNet's), where an im2col matrix product is mostly copying: the product has only a
@@ -97,7 +98,7 @@ module internal DirectConv =
     /// once over the vector type: the lane operations are inlined at each width.
     let inline private kernel4Of
         ([<InlineIfLambda>] load: nativeptr<float32> -> 'V)
-        ([<InlineIfLambda>] splat: float32 -> 'V)
+        ([<InlineIfLambda>] splat: nativeptr<float32> -> 'V)
         ([<InlineIfLambda>] fma: 'V -> 'V -> 'V -> 'V)
         ([<InlineIfLambda>] store: nativeptr<float32> -> 'V -> unit)
         (zero: 'V)
@@ -132,16 +133,16 @@ module internal DirectConv =
                     for _ in 0 .. kw - 1 do
                         let x0 = load px
                         let x1 = load (NativePtr.add px lanes)
-                        let b0 = splat (NativePtr.read pw)
+                        let b0 = splat pw
                         a0 <- fma b0 x0 a0
                         a1 <- fma b0 x1 a1
-                        let b1 = splat (NativePtr.get pw 1)
+                        let b1 = splat (NativePtr.add pw 1)
                         a2 <- fma b1 x0 a2
                         a3 <- fma b1 x1 a3
-                        let b2 = splat (NativePtr.get pw 2)
+                        let b2 = splat (NativePtr.add pw 2)
                         a4 <- fma b2 x0 a4
                         a5 <- fma b2 x1 a5
-                        let b3 = splat (NativePtr.get pw 3)
+                        let b3 = splat (NativePtr.add pw 3)
                         a6 <- fma b3 x0 a6
                         a7 <- fma b3 x1 a7
                         px <- NativePtr.add px 1
@@ -158,40 +159,10 @@ module internal DirectConv =
             jb <- jb + 2 * lanes
 
     let private kernel4x256 x w wide cin kh kw plane wq lw =
-        kernel4Of
-            (fun p -> Avx.LoadVector256 p)
-            (fun v -> Vector256.Create v)
-            (fun a b c -> Fma.MultiplyAdd(a, b, c))
-            (fun p v -> Avx.Store(p, v))
-            Vector256<float32>.Zero
-            8
-            x
-            w
-            wide
-            cin
-            kh
-            kw
-            plane
-            wq
-            lw
+        kernel4Of load256 splat256 fma256 store256 Vector256<float32>.Zero 8 x w wide cin kh kw plane wq lw
 
     let private kernel4x512 x w wide cin kh kw plane wq lw =
-        kernel4Of
-            (fun p -> Avx512F.LoadVector512 p)
-            (fun v -> Vector512.Create v)
-            (fun a b c -> Avx512F.FusedMultiplyAdd(a, b, c))
-            (fun p v -> Avx512F.Store(p, v))
-            Vector512<float32>.Zero
-            16
-            x
-            w
-            wide
-            cin
-            kh
-            kw
-            plane
-            wq
-            lw
+        kernel4Of load512 splat512 fma512 store512 Vector512<float32>.Zero 16 x w wide cin kh kw plane wq lw
 
     /// A stride-1 correlation of every image of src [n, cin, h, w] (padding ph, pw) with
     /// packed weights, into a fresh [n, cout, oh, ow].
@@ -304,31 +275,9 @@ module internal DirectConv =
         NativePtr.set sums 6 (sum s12)
         NativePtr.set sums 7 (sum s13)
 
-    let private dots256 g0 g1 xs lw sums =
-        dotsOf
-            (fun p -> Avx.LoadVector256 p)
-            (fun a b c -> Fma.MultiplyAdd(a, b, c))
-            (fun v -> Vector256.Sum v)
-            Vector256<float32>.Zero
-            8
-            g0
-            g1
-            xs
-            lw
-            sums
+    let private dots256 g0 g1 xs lw sums = dotsOf load256 fma256 sum256 Vector256<float32>.Zero 8 g0 g1 xs lw sums
 
-    let private dots512 g0 g1 xs lw sums =
-        dotsOf
-            (fun p -> Avx512F.LoadVector512 p)
-            (fun a b c -> Avx512F.FusedMultiplyAdd(a, b, c))
-            (fun v -> Vector512.Sum v)
-            Vector512<float32>.Zero
-            16
-            g0
-            g1
-            xs
-            lw
-            sums
+    let private dots512 g0 g1 xs lw sums = dotsOf load512 fma512 sum512 Vector512<float32>.Zero 16 g0 g1 xs lw sums
 
     /// The weight gradient of a stride-1 conv2d: dW[k, c, ki, kj] = Σ_n Σ_j gw[n, k, j]·x[n, c, j + ki·Wq + kj],
     /// gw the output gradient on wide rows (zeros in the discarded columns).

@@ -7,6 +7,7 @@ open System
 open System.Runtime.Intrinsics
 open System.Runtime.Intrinsics.X86
 open Microsoft.FSharp.NativeInterop
+open GroupedNewton.Backends.Managed.Simd
 
 /// The register-tiled micro-kernel, written once over the vector type and inlined at each
 /// width (AVX2's 256-bit and AVX-512's 512-bit vectors, float32 and float64).
@@ -128,57 +129,16 @@ module internal GemmTile =
         if rows > 5 then
             put load add store lanes accumulate (NativePtr.add pc (5 * ldc)) c50 c51
 
-/// The two instruction sets the tile runs on, generic in the element type (float32 or
-/// float; the JIT folds the type tests of each instantiation).
+/// The tile at the two vector widths, generic in the element type.
 [<AbstractClass; Sealed>]
 type internal GemmIsa =
-    static member inline private Fma256(x: Vector256<'T>, y: Vector256<'T>, c: Vector256<'T>) : Vector256<'T> =
-        if Type.op_Equality (typeof<'T>, typeof<float32>) then
-            Vector256.As<float32, 'T>(Fma.MultiplyAdd(Vector256.AsSingle x, Vector256.AsSingle y, Vector256.AsSingle c))
-        else
-            Vector256.As<float, 'T>(Fma.MultiplyAdd(Vector256.AsDouble x, Vector256.AsDouble y, Vector256.AsDouble c))
-
-    static member inline private Fma512(x: Vector512<'T>, y: Vector512<'T>, c: Vector512<'T>) : Vector512<'T> =
-        if Type.op_Equality (typeof<'T>, typeof<float32>) then
-            Vector512.As<float32, 'T>(Avx512F.FusedMultiplyAdd(Vector512.AsSingle x, Vector512.AsSingle y, Vector512.AsSingle c))
-        else
-            Vector512.As<float, 'T>(Avx512F.FusedMultiplyAdd(Vector512.AsDouble x, Vector512.AsDouble y, Vector512.AsDouble c))
-
-    /// The tile on 256-bit vectors (AVX2 + FMA): 2·(32 / sizeof 'T) columns.
+    /// 256-bit vectors (AVX2 + FMA): 2·(32 / sizeof 'T) columns.
     static member inline Avx2(rows, kc, pa: nativeptr<'T>, pb, pc, ldc, accumulate) =
-        GemmTile.run
-            (fun p -> Vector256.Load<'T> p)
-            (fun p -> Vector256.Create<'T>(NativePtr.read p))
-            (fun x y c -> GemmIsa.Fma256(x, y, c))
-            (fun x y -> Vector256.Add(x, y))
-            (fun p v -> Vector256.Store(v, p))
-            Vector256<'T>.Zero
-            Vector256<'T>.Count
-            rows
-            kc
-            pa
-            pb
-            pc
-            ldc
-            accumulate
+        GemmTile.run load256 splat256 fma256 add256 store256 Vector256<'T>.Zero Vector256<'T>.Count rows kc pa pb pc ldc accumulate
 
-    /// The tile on 512-bit vectors (AVX-512F): 2·(64 / sizeof 'T) columns.
+    /// 512-bit vectors (AVX-512F): 2·(64 / sizeof 'T) columns.
     static member inline Avx512(rows, kc, pa: nativeptr<'T>, pb, pc, ldc, accumulate) =
-        GemmTile.run
-            (fun p -> Vector512.Load<'T> p)
-            (fun p -> Vector512.Create<'T>(NativePtr.read p))
-            (fun x y c -> GemmIsa.Fma512(x, y, c))
-            (fun x y -> Vector512.Add(x, y))
-            (fun p v -> Vector512.Store(v, p))
-            Vector512<'T>.Zero
-            Vector512<'T>.Count
-            rows
-            kc
-            pa
-            pb
-            pc
-            ldc
-            accumulate
+        GemmTile.run load512 splat512 fma512 add512 store512 Vector512<'T>.Zero Vector512<'T>.Count rows kc pa pb pc ldc accumulate
 
 // The structs binding each family to IMicroKernel (Gemm.KernelInterface.fs). Mc keeps the
 // packed A block in L2 (144 float32 or 72 float64 rows of Kc = 256). The SIMD ones run the
