@@ -97,12 +97,12 @@ module internal DirectConv =
     /// output channels kk, two vectors of `lanes` outputs per block in 8 accumulators. Written
     /// once over the vector type: the lane operations are inlined at each width.
     let inline private kernel4Of
+        (zero: 'V)
+        (lanes: int)
         ([<InlineIfLambda>] load: nativeptr<float32> -> 'V)
         ([<InlineIfLambda>] splat: nativeptr<float32> -> 'V)
         ([<InlineIfLambda>] fma: 'V -> 'V -> 'V -> 'V)
         ([<InlineIfLambda>] store: nativeptr<float32> -> 'V -> unit)
-        (zero: 'V)
-        (lanes: int)
         (x: nativeptr<float32>)
         (w: nativeptr<float32>)
         (wide: nativeptr<float32>)
@@ -159,10 +159,10 @@ module internal DirectConv =
             jb <- jb + 2 * lanes
 
     let private kernel4x256 x w wide cin kh kw plane wq lw =
-        kernel4Of load256 splat256 fma256 store256 Vector256<float32>.Zero 8 x w wide cin kh kw plane wq lw
+        kernel4Of Vector256<float32>.Zero 8 load256 splat256 fma256 store256 x w wide cin kh kw plane wq lw
 
     let private kernel4x512 x w wide cin kh kw plane wq lw =
-        kernel4Of load512 splat512 fma512 store512 Vector512<float32>.Zero 16 x w wide cin kh kw plane wq lw
+        kernel4Of Vector512<float32>.Zero 16 load512 splat512 fma512 store512 x w wide cin kh kw plane wq lw
 
     /// A stride-1 correlation of every image of src [n, cin, h, w] (padding ph, pw) with
     /// packed weights, into a fresh [n, cout, oh, ow].
@@ -227,11 +227,11 @@ module internal DirectConv =
     /// sums[4r + d] = Σ_{j < lw} g_r[j]·xs[j + d] for the two gradient rows g0, g1 and the
     /// shifts d = 0 … 3 (lw a multiple of `lanes`), over the vector type as kernel4Of.
     let inline private dotsOf
+        (zero: 'V)
+        (lanes: int)
         ([<InlineIfLambda>] load: nativeptr<float32> -> 'V)
         ([<InlineIfLambda>] fma: 'V -> 'V -> 'V -> 'V)
         ([<InlineIfLambda>] sum: 'V -> float32)
-        (zero: 'V)
-        (lanes: int)
         (g0: nativeptr<float32>)
         (g1: nativeptr<float32>)
         (xs0: nativeptr<float32>)
@@ -275,9 +275,9 @@ module internal DirectConv =
         NativePtr.set sums 6 (sum s12)
         NativePtr.set sums 7 (sum s13)
 
-    let private dots256 g0 g1 xs lw sums = dotsOf load256 fma256 sum256 Vector256<float32>.Zero 8 g0 g1 xs lw sums
+    let private dots256 g0 g1 xs lw sums = dotsOf Vector256<float32>.Zero 8 load256 fma256 sum256 g0 g1 xs lw sums
 
-    let private dots512 g0 g1 xs lw sums = dotsOf load512 fma512 sum512 Vector512<float32>.Zero 16 g0 g1 xs lw sums
+    let private dots512 g0 g1 xs lw sums = dotsOf Vector512<float32>.Zero 16 load512 fma512 sum512 g0 g1 xs lw sums
 
     /// The weight gradient of a stride-1 conv2d: dW[k, c, ki, kj] = Σ_n Σ_j gw[n, k, j]·x[n, c, j + ki·Wq + kj],
     /// gw the output gradient on wide rows (zeros in the discarded columns).

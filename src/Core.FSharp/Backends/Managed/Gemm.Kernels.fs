@@ -3,9 +3,7 @@
 
 namespace GroupedNewton.Backends.Managed
 
-open System
 open System.Runtime.Intrinsics
-open System.Runtime.Intrinsics.X86
 open Microsoft.FSharp.NativeInterop
 open GroupedNewton.Backends.Managed.Simd
 
