@@ -46,7 +46,7 @@ let worker (args: string[]) =
     let model = Models.mlpOn [| 1; 28; 28 |] [ 784; 1024; 200; 100; 10 ] Activation.Tanh (Init.pytorch 0)
     let opt = optimizerOf name model train batch
     let loader = { BatchSize = batch; Shuffle = true; Seed = 0; DropLast = false; Dtype = Dtype.Float32 }
-    let warm = 10
+    let warm = 30
     use e = (Loader.batches loader train 0).GetEnumerator()
 
     let step () =
@@ -150,7 +150,7 @@ let private launch (ranks: int) (args: string list) =
 /// The driver: `distributed [rounds] [steps]`.
 let run (args: string[]) =
     let rounds = if args.Length > 0 then int args.[0] else 3
-    let steps = if args.Length > 1 then int args.[1] else 30
+    let steps = if args.Length > 1 then int args.[1] else 100
 
     if not (Datasets.isAvailable "fashion-mnist") then
         eprintfn "Fashion-MNIST is not installed: apt-get install dataset-fashion-mnist (or set GROUPEDNEWTON_DATA)"

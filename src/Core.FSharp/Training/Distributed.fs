@@ -94,10 +94,23 @@ module Distributed =
         if isActive () then
             Mpi.barrier ()
 
-    /// The tensors' values one after the other in one buffer with `room` free slots at its end;
-    /// managed storage is read in place (it is flat and immutable), other tensors through `read`.
+    /// The buffers the packed all-reduces reuse, one per element type (on the pinned heap, grown
+    /// when a larger one is needed): a training step sums the same gradient sizes every time,
+    /// and a fresh buffer of a few MB per step costs more in page faults than the copy.
+    type private Buffers<'T>() =
+        static let mutable buffer: 'T[] = Array.empty
+
+        static member Get(n: int) : 'T[] =
+            if buffer.Length < n then
+                buffer <- GC.AllocateUninitializedArray<'T>(n, true)
+
+            buffer
+
+    /// The tensors' values one after the other at the start of the reused buffer, with `room`
+    /// more slots after them; managed storage is read in place (it is flat and immutable),
+    /// other tensors through `read`.
     let private pack (tensors: Tensor[]) (read: Tensor -> 'T[]) (room: int) : 'T[] =
-        let buf = GC.AllocateUninitializedArray<'T>((tensors |> Array.sumBy (fun t -> t.Numel)) + room)
+        let buf = Buffers<'T>.Get((tensors |> Array.sumBy (fun t -> t.Numel)) + room)
         let mutable o = 0
 
         for t in tensors do
@@ -114,13 +127,14 @@ module Distributed =
 
         buf
 
-    /// Tensors shaped, typed and placed like `tensors`, holding the consecutive parts of `buf`.
+    /// Tensors shaped, typed and placed like `tensors`, holding the consecutive parts of `buf`
+    /// (in arrays from the storage pool: those of the last step's summed gradients come back).
     let private unpack (tensors: Tensor[]) (buf: 'T[]) (storage: 'T[] -> Storage) : Tensor[] =
         let mutable o = 0
 
         tensors
         |> Array.map (fun t ->
-            let a = GC.AllocateUninitializedArray<'T> t.Numel
+            let a = StoragePool.rent<'T> t.Numel
             Array.blit buf o a 0 a.Length
             o <- o + a.Length
 
@@ -131,37 +145,36 @@ module Distributed =
 
             Tensor.cast t.Dtype (Tensor(Autodiff.Const raw)))
 
-    /// Sums tensors over the ranks with one all-reduce of one contiguous buffer (float32 when
-    /// every tensor is float32, else float64, with `extras` at its end), plus one float64
-    /// all-reduce for `extras` beside float32 tensors (so a summed loss keeps float64); returns
-    /// the summed tensors (same shapes and dtypes) and extras. One collective instead of one
-    /// per tensor: each costs a latency that, for a network's dozen tensors, outweighs packing.
+    /// Sums tensors over the ranks with one in-place all-reduce of one contiguous buffer
+    /// (float32 when every tensor is float32, else float64, with `extras` at its end), plus one
+    /// float64 all-reduce for `extras` beside float32 tensors (so a summed loss keeps float64);
+    /// returns the summed tensors (same shapes and dtypes) and extras. One collective instead of
+    /// one per tensor: each costs a latency that, for a network's dozen tensors, outweighs packing.
     let allReduceTensors (tensors: Tensor[]) (extras: float[]) : Tensor[] * float[] =
         if not (isActive ()) then
             tensors, Array.copy extras
         elif tensors.Length > 0 && tensors |> Array.forall (fun t -> t.Dtype = Dtype.Float32) then
+            let total = tensors |> Array.sumBy (fun t -> t.Numel)
             let buf = pack tensors Tensor.toArray32 0
-            let sum = GC.AllocateUninitializedArray<float32> buf.Length
 
-            if buf.Length > 0 then
-                Mpi.sumInto32 buf sum
+            if total > 0 then
+                Mpi.sumInPlace32 buf total
 
             let ex = Array.copy extras
 
             if ex.Length > 0 then
                 Mpi.sumInPlace64 ex ex.Length
 
-            unpack tensors sum Storage.F32, ex
+            unpack tensors buf Storage.F32, ex
         else
             let total = tensors |> Array.sumBy (fun t -> t.Numel)
             let buf = pack tensors Tensor.toArray extras.Length
             Array.blit extras 0 buf total extras.Length
-            let sum = GC.AllocateUninitializedArray<float> buf.Length
 
-            if buf.Length > 0 then
-                Mpi.sumInto64 buf sum
+            if total + extras.Length > 0 then
+                Mpi.sumInPlace64 buf (total + extras.Length)
 
-            unpack tensors sum Storage.F64, Array.sub sum total extras.Length
+            unpack tensors buf Storage.F64, Array.sub buf total extras.Length
 
     /// Concatenates, along dimension 0, each tensor's parts from every rank (rank order). The
     /// tensors may have different numbers of rows on different ranks; each rank passes the

@@ -241,6 +241,9 @@ module internal Mpi =
 
     let private pin (a: Array) = GCHandle.Alloc(a, GCHandleType.Pinned)
 
+    /// MPI_IN_PLACE as MPICH and MS-MPI define it (the address -1): the send buffer is the receive buffer.
+    let private inPlace = nativeint -1
+
     let private allReduceWith (what: string) (datatype: int) (op: int) (elementBytes: int) (send: Array) (recv: Array) (count: int) =
         let hs = pin send
         let hr = pin recv
@@ -252,23 +255,23 @@ module internal Mpi =
             hs.Free()
             hr.Free()
 
-    /// Element-wise sum of `send` over the ranks into `recv` (both count long).
-    let sumInto32 (send: float32[]) (recv: float32[]) =
-        allReduceWith "all-reduce (sum of float32)" MPI.Unsafe.MPI_FLOAT MPI.Unsafe.MPI_SUM 4 send recv send.Length
+    /// The reduction of the first `count` elements of `a` over the ranks, written back into `a`.
+    let private allReduceInPlace (what: string) (datatype: int) (op: int) (elementBytes: int) (a: Array) (count: int) =
+        let h = pin a
 
-    let sumInto64 (send: float[]) (recv: float[]) =
-        allReduceWith "all-reduce (sum of float64)" MPI.Unsafe.MPI_DOUBLE MPI.Unsafe.MPI_SUM 8 send recv send.Length
+        try
+            collective what (int64 count * int64 elementBytes) (fun () ->
+                MPI.Unsafe.MPI_Allreduce(inPlace, h.AddrOfPinnedObject(), count, datatype, op, comm))
+        finally
+            h.Free()
 
-    /// Element-wise sum over the ranks, in place (MPI's built-in sum on a contiguous buffer).
+    /// Element-wise sum over the ranks of the first `count` elements, in place (MPI's built-in
+    /// sum on a contiguous buffer; no second buffer).
     let sumInPlace64 (a: float[]) (count: int) =
-        let recv = Array.zeroCreate<float> count
-        allReduceWith "all-reduce (sum of float64)" MPI.Unsafe.MPI_DOUBLE MPI.Unsafe.MPI_SUM 8 a recv count
-        Array.blit recv 0 a 0 count
+        allReduceInPlace "all-reduce (sum of float64)" MPI.Unsafe.MPI_DOUBLE MPI.Unsafe.MPI_SUM 8 a count
 
     let sumInPlace32 (a: float32[]) (count: int) =
-        let recv = Array.zeroCreate<float32> count
-        allReduceWith "all-reduce (sum of float32)" MPI.Unsafe.MPI_FLOAT MPI.Unsafe.MPI_SUM 4 a recv count
-        Array.blit recv 0 a 0 count
+        allReduceInPlace "all-reduce (sum of float32)" MPI.Unsafe.MPI_FLOAT MPI.Unsafe.MPI_SUM 4 a count
 
     let maxInt (v: int) =
         let send = [| v |]
