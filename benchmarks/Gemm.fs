@@ -97,8 +97,8 @@ let private benchF32 rounds blasOk (ta, tb) (m, k, n) threads =
     let cm = Array.zeroCreate<float32>(m * n)
     let cb = Array.zeroCreate<float32>(m * n)
     let lda, ldb = (if ta then m else k), (if tb then k else n)
-    let managed () = Gemm.sgemm (ta, tb, m, n, k, a, 0, lda, b, 0, ldb, cm, 0, n, threads)
-    let blas () = OpenBlas.sgemm (ta, tb, m, n, k, a, 0, lda, b, 0, ldb, cb, 0, n, threads)
+    let managed () = Gemm.run (GemmCall.ofArgs (ta, tb, m, n, k, a, 0, lda, b, 0, ldb, cm, 0, n)) threads
+    let blas () = OpenBlas.gemm (GemmCall.ofArgs (ta, tb, m, n, k, a, 0, lda, b, 0, ldb, cb, 0, n)) threads
     let tm, tb = sideBySide rounds threads managed (if blasOk then Some blas else None)
     let diff = if blasOk then Some(relDiff (Array.map float cm) (Array.map float cb)) else None
     tm, tb, diff
@@ -110,8 +110,8 @@ let private benchF64 rounds blasOk (ta, tb) (m, k, n) threads =
     let cm = Array.zeroCreate<float>(m * n)
     let cb = Array.zeroCreate<float>(m * n)
     let lda, ldb = (if ta then m else k), (if tb then k else n)
-    let managed () = Gemm.dgemm (ta, tb, m, n, k, a, 0, lda, b, 0, ldb, cm, 0, n, threads)
-    let blas () = OpenBlas.dgemm (ta, tb, m, n, k, a, 0, lda, b, 0, ldb, cb, 0, n, threads)
+    let managed () = Gemm.run (GemmCall.ofArgs (ta, tb, m, n, k, a, 0, lda, b, 0, ldb, cm, 0, n)) threads
+    let blas () = OpenBlas.gemm (GemmCall.ofArgs (ta, tb, m, n, k, a, 0, lda, b, 0, ldb, cb, 0, n)) threads
     let tm, tb = sideBySide rounds threads managed (if blasOk then Some blas else None)
     let diff = if blasOk then Some(relDiff cm cb) else None
     tm, tb, diff

@@ -124,28 +124,24 @@ type private Impl =
     | OpenBlasDirect
     | Provider
 
-let private runF32 (impl: Impl) (l: Layout) (a: float[]) (b: float[]) (threads: int) =
-    let a32 = Array.map float32 a
-    let b32 = Array.map float32 b
-    // The garbage values are integers below 2^24, exact in float32.
-    let c = garbage l.CLen |> Array.map float32
+let private runOn<'T when 'T: unmanaged> (impl: Impl) (l: Layout) (a: 'T[]) (b: 'T[]) (c: 'T[]) (threads: int) =
+    let g =
+        GemmCall.ofArgs (l.TransA, l.TransB, l.M, l.N, l.K, a, l.AOff, l.Lda, b, l.BOff, l.Ldb, c, l.COff, l.Ldc)
 
     match impl with
-    | Managed -> Gemm.sgemm (l.TransA, l.TransB, l.M, l.N, l.K, a32, l.AOff, l.Lda, b32, l.BOff, l.Ldb, c, l.COff, l.Ldc, threads)
-    | OpenBlasDirect ->
-        OpenBlas.sgemm (l.TransA, l.TransB, l.M, l.N, l.K, a32, l.AOff, l.Lda, b32, l.BOff, l.Ldb, c, l.COff, l.Ldc, threads)
-    | Provider -> GemmProvider.sgemm (l.TransA, l.TransB, l.M, l.N, l.K, a32, l.AOff, l.Lda, b32, l.BOff, l.Ldb, c, l.COff, l.Ldc)
+    | Managed -> Gemm.run g threads
+    | OpenBlasDirect -> OpenBlas.gemm g threads
+    | Provider -> GemmProvider.gemm g
 
+let private runF32 (impl: Impl) (l: Layout) (a: float[]) (b: float[]) (threads: int) =
+    // The garbage values are integers below 2^24, exact in float32.
+    let c = garbage l.CLen |> Array.map float32
+    runOn impl l (Array.map float32 a) (Array.map float32 b) c threads
     Array.map float c
 
 let private runF64 (impl: Impl) (l: Layout) (a: float[]) (b: float[]) (threads: int) =
     let c = garbage l.CLen
-
-    match impl with
-    | Managed -> Gemm.dgemm (l.TransA, l.TransB, l.M, l.N, l.K, a, l.AOff, l.Lda, b, l.BOff, l.Ldb, c, l.COff, l.Ldc, threads)
-    | OpenBlasDirect -> OpenBlas.dgemm (l.TransA, l.TransB, l.M, l.N, l.K, a, l.AOff, l.Lda, b, l.BOff, l.Ldb, c, l.COff, l.Ldc, threads)
-    | Provider -> GemmProvider.dgemm (l.TransA, l.TransB, l.M, l.N, l.K, a, l.AOff, l.Lda, b, l.BOff, l.Ldb, c, l.COff, l.Ldc)
-
+    runOn impl l a b c threads
     c
 
 [<Literal>]
@@ -270,13 +266,13 @@ let ``operands that do not fit their arrays are rejected`` () =
     let b = Array.zeroCreate<float32> 10
     let c = Array.zeroCreate<float32> 10
     // 4×4 · 4×4 needs 16 elements per operand.
-    Assert.Throws<ArgumentException>(fun () -> Gemm.sgemm (false, false, 4, 4, 4, a, 0, 4, b, 0, 4, c, 0, 4, 1))
+    Assert.Throws<ArgumentException>(fun () -> Gemm.run (GemmCall.ofArgs (false, false, 4, 4, 4, a, 0, 4, b, 0, 4, c, 0, 4)) 1)
     |> ignore
 
-    Assert.Throws<ArgumentException>(fun () -> Gemm.sgemm (false, false, 2, 2, 2, a, 0, 1, b, 0, 2, c, 0, 2, 1))
+    Assert.Throws<ArgumentException>(fun () -> Gemm.run (GemmCall.ofArgs (false, false, 2, 2, 2, a, 0, 1, b, 0, 2, c, 0, 2)) 1)
     |> ignore
 
-    Assert.Throws<ArgumentException>(fun () -> Gemm.sgemm (false, false, 2, 2, 2, a, 9, 2, b, 0, 2, c, 0, 2, 1))
+    Assert.Throws<ArgumentException>(fun () -> Gemm.run (GemmCall.ofArgs (false, false, 2, 2, 2, a, 9, 2, b, 0, 2, c, 0, 2)) 1)
     |> ignore
 
 // ---------------------------------------------------------------------------------------

@@ -271,6 +271,28 @@ let ``K-FAC lowers the loss of an MNIST-shaped autoencoder and of a small CNN`` 
         Assert.That(last, Is.LessThan(first * factor), sprintf "%s: %g -> %g" name first last)
         Assert.That(opt.Diagnostics.FailedInversions, equalTo 0)
 
+[<Test>]
+let ``the authors' baseline holds their published settings`` () =
+    let o = Kfac.authorsBaseline 0.3 3.0 KfacSamplers.bernoulliLogits
+    Assert.That(o.LearningRate, Is.EqualTo 0.3)
+    Assert.That(o.Damping, Is.EqualTo 3.0)
+    Assert.That(o.DampingSplit, Is.EqualTo KfacDampingSplit.Plain)
+    Assert.That(o.Momentum, Is.EqualTo 0.9)
+    Assert.That(o.WeightDecay, Is.EqualTo 1e-5)
+    Assert.That(o.StatDecay, Is.EqualTo 0.9)
+    Assert.That(o.CovarianceInterval, Is.EqualTo 1)
+    Assert.That(o.InverseInterval, Is.EqualTo 20)
+    Assert.That(o.InverseWarmup, Is.EqualTo 20)
+    Assert.That(o.KlClip, Is.EqualTo(None: float option))
+    Assert.That(o.MaxFactorSize, Is.EqualTo Int32.MaxValue)
+
+    Assert.That(
+        (match o.Fisher with
+         | KfacFisher.Sampled _ -> true
+         | _ -> false),
+        Is.True
+    )
+
 let private tempPath () = IO.Path.Combine(IO.Path.GetTempPath(), sprintf "kfac-%s.state" (Guid.NewGuid().ToString("N")))
 
 [<Test>]

@@ -94,21 +94,11 @@ module Distributed =
         if isActive () then
             Mpi.barrier ()
 
-    /// The buffers the packed all-reduces reuse, one per element type (on the pinned heap, grown
-    /// when a larger one is needed): a training step sums the same gradient sizes every time,
-    /// and a fresh buffer of a few MB per step costs more in page faults than the copy.
-    type private Buffers<'T>() =
-        static let mutable buffer: 'T[] = Array.empty
-
-        static member Get(n: int) : 'T[] =
-            if buffer.Length < n then
-                buffer <- GC.AllocateUninitializedArray<'T>(n, true)
-
-            buffer
-
-    /// The tensors' values one after the other at the start of the reused buffer, with `room`
-    /// more slots after them; managed storage is read in place (it is flat and immutable),
-    /// other tensors through `read`.
+    /// The tensors' values one after the other at the start of this thread's scratch buffer
+    /// (reused: a training step sums the same gradient sizes every time, and a fresh buffer of
+    /// a few MB per step costs more in page faults than the copy), with `room` more slots after
+    /// them; managed storage is read in place (it is flat and immutable), other tensors through
+    /// `read`.
     let private pack (tensors: Tensor[]) (read: Tensor -> 'T[]) (room: int) : 'T[] =
         let buf = Buffers<'T>.Get((tensors |> Array.sumBy (fun t -> t.Numel)) + room)
         let mutable o = 0

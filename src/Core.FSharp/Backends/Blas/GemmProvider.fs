@@ -105,32 +105,15 @@ module GemmProvider =
     /// OpenBLAS always runs single-threaded here: a product is split into column (or row)
     /// blocks over the managed backend's worker team, so OpenBLAS's own threads, which spin
     /// long after each call, never compete with the team for the cores.
-    let inline private splitOpenBlas
-        ([<InlineIfLambda>] single: bool * bool * int * int * int * 'T[] * int * int * 'T[] * int * int * 'T[] * int * int * int -> unit)
-        (
-            transA: bool,
-            transB: bool,
-            m: int,
-            n: int,
-            k: int,
-            a: 'T[],
-            aOff: int,
-            lda: int,
-            b: 'T[],
-            bOff: int,
-            ldb: int,
-            c: 'T[],
-            cOff: int,
-            ldc: int
-        ) =
+    let private splitOpenBlas (g: GemmCall<'T>) =
         let t = Threading.get ()
 
-        if t <= 1 || int64 m * int64 n * int64 k < ParallelWork then
-            single (transA, transB, m, n, k, a, aOff, lda, b, bOff, ldb, c, cOff, ldc, 1)
+        if t <= 1 || GemmCall.work g < ParallelWork then
+            OpenBlas.gemm g 1
         else
             // split the longer side of C into whole 16-wide blocks, one per thread
-            let splitN = n >= m
-            let len = if splitN then n else m
+            let splitN = g.N >= g.M
+            let len = if splitN then g.N else g.M
             let chunk = ((len + t - 1) / t + 15) / 16 * 16
             let parts = (len + chunk - 1) / chunk
 
@@ -139,55 +122,16 @@ module GemmProvider =
                 let w = min len (lo + chunk) - lo
 
                 if splitN then
-                    let bo = if transB then bOff + lo * ldb else bOff + lo
-                    single (transA, transB, m, w, k, a, aOff, lda, b, bo, ldb, c, cOff + lo, ldc, 1)
+                    let bOff = if g.TransB then g.BOff + lo * g.Ldb else g.BOff + lo
+                    OpenBlas.gemm { g with N = w; BOff = bOff; COff = g.COff + lo } 1
                 else
-                    let ao = if transA then aOff + lo else aOff + lo * lda
-                    single (transA, transB, w, n, k, a, ao, lda, b, bOff, ldb, c, cOff + lo * ldc, ldc, 1))
+                    let aOff = if g.TransA then g.AOff + lo else g.AOff + lo * g.Lda
+                    OpenBlas.gemm { g with M = w; AOff = aOff; COff = g.COff + lo * g.Ldc } 1)
 
-    /// C = op(A)·op(B), row-major, C overwritten, on the selected implementation with
-    /// Threading.get () threads.
-    let sgemm
-        (
-            transA: bool,
-            transB: bool,
-            m: int,
-            n: int,
-            k: int,
-            a: float32[],
-            aOff: int,
-            lda: int,
-            b: float32[],
-            bOff: int,
-            ldb: int,
-            c: float32[],
-            cOff: int,
-            ldc: int
-        ) : unit =
-        if useOpenBlas () && int64 m * int64 n * int64 k >= TinyWork then
-            splitOpenBlas OpenBlas.sgemm (transA, transB, m, n, k, a, aOff, lda, b, bOff, ldb, c, cOff, ldc)
+    /// C = op(A)·op(B) (see GemmCall), float32 or float64, on the selected implementation
+    /// with Threading.get () threads.
+    let internal gemm<'T when 'T: unmanaged> (g: GemmCall<'T>) : unit =
+        if useOpenBlas () && GemmCall.work g >= TinyWork then
+            splitOpenBlas g
         else
-            Gemm.sgemm (transA, transB, m, n, k, a, aOff, lda, b, bOff, ldb, c, cOff, ldc, Threading.get ())
-
-    /// Same as sgemm for float64.
-    let dgemm
-        (
-            transA: bool,
-            transB: bool,
-            m: int,
-            n: int,
-            k: int,
-            a: float[],
-            aOff: int,
-            lda: int,
-            b: float[],
-            bOff: int,
-            ldb: int,
-            c: float[],
-            cOff: int,
-            ldc: int
-        ) : unit =
-        if useOpenBlas () && int64 m * int64 n * int64 k >= TinyWork then
-            splitOpenBlas OpenBlas.dgemm (transA, transB, m, n, k, a, aOff, lda, b, bOff, ldb, c, cOff, ldc)
-        else
-            Gemm.dgemm (transA, transB, m, n, k, a, aOff, lda, b, bOff, ldb, c, cOff, ldc, Threading.get ())
+            Gemm.run g (Threading.get ())

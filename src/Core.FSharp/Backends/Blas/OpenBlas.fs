@@ -55,7 +55,7 @@ type internal OpenBlasSetNumThreads = delegate of n: int -> unit
 type internal OpenBlasGetString = delegate of unit -> nativeint
 
 /// OpenBLAS loaded at run time (NativeLibrary), used through its CBLAS entry points.
-/// Nothing is loaded until `isAvailable`, `coreName`, `config`, `sgemm` or `dgemm` is
+/// Nothing is loaded until `isAvailable`, `coreName`, `config` or `gemm` is
 /// first called; GemmProvider never calls them when GROUPEDNEWTON_BLAS=managed.
 module OpenBlas =
 
@@ -211,96 +211,32 @@ module OpenBlas =
     /// CBLAS wants ld ≥ max(1, row length) even where a single row makes it irrelevant.
     let inline private fixLd (rows: int) (cols: int) (ld: int) = if rows <= 1 then max ld (max 1 cols) else ld
 
-    /// The checks, the k = 0 case, the thread count, the ld fix-up and the pinning that
-    /// sgemm and dgemm share. `call` gets the API, the two transpose codes and the three
-    /// operand start addresses with their (fixed) leading dimensions.
-    let private viaCblas<'T when 'T: unmanaged>
-        (
-            transA: bool,
-            transB: bool,
-            m: int,
-            n: int,
-            k: int,
-            a: 'T[],
-            aOff: int,
-            lda: int,
-            b: 'T[],
-            bOff: int,
-            ldb: int,
-            c: 'T[],
-            cOff: int,
-            ldc: int,
-            threads: int
-        )
-        (call: Api -> int -> int -> nativeint -> int -> nativeint -> int -> nativeint -> int -> unit)
-        : unit =
-        Gemm.validate transA transB m n k a.Length aOff lda b.Length bOff ldb c.Length cOff ldc threads
+    /// C = op(A)·op(B) (see GemmCall) for float32 or float64 through cblas_sgemm or cblas_dgemm,
+    /// OpenBLAS running `threads` threads: the same contract and checks as Gemm.run.
+    let internal gemm<'T when 'T: unmanaged> (g: GemmCall<'T>) (threads: int) : unit =
+        Gemm.validate g threads
         let api = get ()
 
-        if m > 0 && n > 0 then
-            if k = 0 then
-                for i in 0 .. m - 1 do
-                    Span<'T>(c, cOff + i * ldc, n).Clear()
+        if g.M > 0 && g.N > 0 then
+            if g.K = 0 then
+                Gemm.zeroC g
             else
                 setThreads api threads
-                let lda = if transA then fixLd k m lda else fixLd m k lda
-                let ldb = if transB then fixLd n k ldb else fixLd k n ldb
-                let ldc = fixLd m n ldc
-                use pa = fixed a
-                use pb = fixed b
-                use pc = fixed c
+                let lda = if g.TransA then fixLd g.K g.M g.Lda else fixLd g.M g.K g.Lda
+                let ldb = if g.TransB then fixLd g.N g.K g.Ldb else fixLd g.K g.N g.Ldb
+                let ldc = fixLd g.M g.N g.Ldc
+                let ta = if g.TransA then Trans else NoTrans
+                let tb = if g.TransB then Trans else NoTrans
+                use a = fixed g.A
+                use b = fixed g.B
+                use c = fixed g.C
+                let pa = NativePtr.toNativeInt (NativePtr.add a g.AOff)
+                let pb = NativePtr.toNativeInt (NativePtr.add b g.BOff)
+                let pc = NativePtr.toNativeInt (NativePtr.add c g.COff)
 
-                call
-                    api
-                    (if transA then Trans else NoTrans)
-                    (if transB then Trans else NoTrans)
-                    (NativePtr.toNativeInt (NativePtr.add pa aOff))
-                    lda
-                    (NativePtr.toNativeInt (NativePtr.add pb bOff))
-                    ldb
-                    (NativePtr.toNativeInt (NativePtr.add pc cOff))
-                    ldc
-
-    /// Same contract as Gemm.sgemm (C = op(A)·op(B), row-major, overwritten), through cblas_sgemm.
-    let sgemm
-        (
-            transA: bool,
-            transB: bool,
-            m: int,
-            n: int,
-            k: int,
-            a: float32[],
-            aOff: int,
-            lda: int,
-            b: float32[],
-            bOff: int,
-            ldb: int,
-            c: float32[],
-            cOff: int,
-            ldc: int,
-            threads: int
-        ) : unit =
-        viaCblas (transA, transB, m, n, k, a, aOff, lda, b, bOff, ldb, c, cOff, ldc, threads) (fun api ta tb pa lda pb ldb pc ldc ->
-            api.Sgemm.Invoke(RowMajor, ta, tb, m, n, k, 1.0f, pa, lda, pb, ldb, 0.0f, pc, ldc))
-
-    /// Same contract as Gemm.dgemm, through cblas_dgemm.
-    let dgemm
-        (
-            transA: bool,
-            transB: bool,
-            m: int,
-            n: int,
-            k: int,
-            a: float[],
-            aOff: int,
-            lda: int,
-            b: float[],
-            bOff: int,
-            ldb: int,
-            c: float[],
-            cOff: int,
-            ldc: int,
-            threads: int
-        ) : unit =
-        viaCblas (transA, transB, m, n, k, a, aOff, lda, b, bOff, ldb, c, cOff, ldc, threads) (fun api ta tb pa lda pb ldb pc ldc ->
-            api.Dgemm.Invoke(RowMajor, ta, tb, m, n, k, 1.0, pa, lda, pb, ldb, 0.0, pc, ldc))
+                if typeof<'T> = typeof<float32> then
+                    api.Sgemm.Invoke(RowMajor, ta, tb, g.M, g.N, g.K, 1.0f, pa, lda, pb, ldb, 0.0f, pc, ldc)
+                elif typeof<'T> = typeof<float> then
+                    api.Dgemm.Invoke(RowMajor, ta, tb, g.M, g.N, g.K, 1.0, pa, lda, pb, ldb, 0.0, pc, ldc)
+                else
+                    invalidArg "g" (sprintf "gemm: element type %s is not float32 or float64" typeof<'T>.Name)

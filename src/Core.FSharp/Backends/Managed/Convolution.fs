@@ -175,43 +175,34 @@ module internal ConvKernels =
                 else
                     ReadOnlySpan<'T>(b, kMajor, l).CopyTo(Span<'T>(a, imageMajor, l))
 
-    let inline private forward
-        (gemm: bool * bool * int * int * int * 'T[] * int * int * 'T[] * int * int * 'T[] * int * int -> unit)
-        (x: 'T[])
-        (w: 'T[])
-        (g: Geometry)
-        =
-        let out: 'T[] = StoragePool.rent (g.N * g.K * g.L)
+    /// Runs `body n0 nb width scratch second` for the chunks of chunkOf g images that cover
+    /// the batch: images n0 .. n0 + nb - 1, width = nb·L columns; `scratch` (reused) holds a
+    /// chunk's Ckk × width column matrix from 0 and its K × width outputs from `second`.
+    let inline private forChunks (g: Geometry) ([<InlineIfLambda>] body: int -> int -> int -> 'T[] -> int -> unit) =
         let per = chunkOf g
         let scratch = Buffers<'T>.Get((g.Ckk + g.K) * per * g.L)
-        let tmp = g.Ckk * per * g.L
+        let second = g.Ckk * per * g.L
 
         for n0 in 0..per .. g.N - 1 do
             let nb = min per (g.N - n0)
-            let width = nb * g.L
+            body n0 nb (nb * g.L) scratch second
+
+    let inline private forward (x: 'T[]) (w: 'T[]) (g: Geometry) =
+        let out: 'T[] = StoragePool.rent (g.N * g.K * g.L)
+
+        forChunks g (fun n0 nb width scratch tmp ->
             fillColumns x g n0 nb scratch
-            gemm (false, false, g.K, width, g.Ckk, w, 0, g.Ckk, scratch, 0, width, scratch, tmp, width)
-            permute false out (n0 * g.K * g.L) scratch tmp g nb
+            GemmProvider.gemm (GemmCall.ofArgs (false, false, g.K, width, g.Ckk, w, 0, g.Ckk, scratch, 0, width, scratch, tmp, width))
+            permute false out (n0 * g.K * g.L) scratch tmp g nb)
 
         out
 
-    let inline private inputGrad
-        (gemm: bool * bool * int * int * int * 'T[] * int * int * 'T[] * int * int * 'T[] * int * int -> unit)
-        ([<InlineIfLambda>] addRow: 'T[] -> int -> 'T[] -> int -> int -> unit)
-        (gr: 'T[])
-        (w: 'T[])
-        (g: Geometry)
-        =
+    let inline private inputGrad ([<InlineIfLambda>] addRow: 'T[] -> int -> 'T[] -> int -> int -> unit) (gr: 'T[]) (w: 'T[]) (g: Geometry) =
         let out: 'T[] = StoragePool.zeros (g.N * g.C * g.H * g.W)
-        let per = chunkOf g
-        let scratch = Buffers<'T>.Get((g.Ckk + g.K) * per * g.L)
-        let gAt = g.Ckk * per * g.L
 
-        for n0 in 0..per .. g.N - 1 do
-            let nb = min per (g.N - n0)
-            let width = nb * g.L
+        forChunks g (fun n0 nb width scratch gAt ->
             permute true gr (n0 * g.K * g.L) scratch gAt g nb
-            gemm (true, false, g.Ckk, width, g.K, w, 0, g.Ckk, scratch, gAt, width, scratch, 0, width)
+            GemmProvider.gemm (GemmCall.ofArgs (true, false, g.Ckk, width, g.K, w, 0, g.Ckk, scratch, gAt, width, scratch, 0, width))
 
             Threading.forRanges nb (int64 nb * int64 g.Ckk * int64 g.L) (fun lo hi ->
                 for i in lo .. hi - 1 do
@@ -232,39 +223,31 @@ module internal ConvKernels =
                         g.Oh
                         g.Ow
                         out
-                        ((n0 + i) * g.C * g.H * g.W))
+                        ((n0 + i) * g.C * g.H * g.W)))
 
         out
 
-    let inline private weightGrad
-        (gemm: bool * bool * int * int * int * 'T[] * int * int * 'T[] * int * int * 'T[] * int * int -> unit)
-        ([<InlineIfLambda>] addInto: 'T[] -> 'T[] -> unit)
-        (x: 'T[])
-        (gr: 'T[])
-        (g: Geometry)
-        =
+    let inline private weightGrad ([<InlineIfLambda>] addInto: 'T[] -> 'T[] -> unit) (x: 'T[]) (gr: 'T[]) (g: Geometry) =
         let size = g.K * g.Ckk
-        let per = chunkOf g
 
         if g.N = 0 then
             StoragePool.zeros size
         else
             let total: 'T[] = StoragePool.rent size
-            let part = if g.N > per then Array.zeroCreate<'T> size else total
-            let scratch = Buffers<'T>.Get((g.Ckk + g.K) * per * g.L)
-            let gAt = g.Ckk * per * g.L
+            let part = if g.N > chunkOf g then Array.zeroCreate<'T> size else total
 
-            for n0 in 0..per .. g.N - 1 do
-                let nb = min per (g.N - n0)
-                let width = nb * g.L
+            forChunks g (fun n0 nb width scratch gAt ->
                 fillColumns x g n0 nb scratch
                 permute true gr (n0 * g.K * g.L) scratch gAt g nb
                 // the first chunk's product is the total so far; later ones accumulate
                 let into = if n0 = 0 then total else part
-                gemm (false, true, g.K, g.Ckk, width, scratch, gAt, width, scratch, 0, width, into, 0, g.Ckk)
+
+                GemmProvider.gemm (
+                    GemmCall.ofArgs (false, true, g.K, g.Ckk, width, scratch, gAt, width, scratch, 0, width, into, 0, g.Ckk)
+                )
 
                 if n0 > 0 then
-                    addInto total part
+                    addInto total part)
 
             total
 
@@ -285,8 +268,8 @@ module internal ConvKernels =
 
         match x, w with
         | F32 a, F32 b when sh = 1 && sw = 1 && DirectConv.worthIt g.K -> F32(DirectConv.forward a xShape b wShape ph pw)
-        | F32 a, F32 b -> F32(forward GemmProvider.sgemm a b g)
-        | F64 a, F64 b -> F64(forward GemmProvider.dgemm a b g)
+        | F32 a, F32 b -> F32(forward a b g)
+        | F64 a, F64 b -> F64(forward a b g)
         | _ -> Fail.dtype "conv2d" (sprintf "operands of dtypes %O and %O" x.Dtype w.Dtype)
 
     let conv2dInputGrad (gr: Storage) (w: Storage) (wShape: int[]) (xShape: int[]) sh sw ph pw =
@@ -295,8 +278,8 @@ module internal ConvKernels =
         match gr, w with
         | F32 a, F32 b when sh = 1 && sw = 1 && ph < g.Kh && pw < g.Kw && DirectConv.worthIt g.C ->
             F32(DirectConv.inputGrad a b wShape xShape ph pw)
-        | F32 a, F32 b -> F32(inputGrad GemmProvider.sgemm addRow32 a b g)
-        | F64 a, F64 b -> F64(inputGrad GemmProvider.dgemm addRow64 a b g)
+        | F32 a, F32 b -> F32(inputGrad addRow32 a b g)
+        | F64 a, F64 b -> F64(inputGrad addRow64 a b g)
         | _ -> Fail.dtype "conv2dInputGrad" (sprintf "operands of dtypes %O and %O" gr.Dtype w.Dtype)
 
     let conv2dWeightGrad (x: Storage) (xShape: int[]) (gr: Storage) (wShape: int[]) sh sw ph pw =
@@ -306,8 +289,8 @@ module internal ConvKernels =
         // the direct weight gradient reduces its sums once per image and tap: cheap for a
         // handful of taps, but beyond about 64 the chunk's product is faster
         | F32 a, F32 b when sh = 1 && sw = 1 && g.Ckk < 64 && DirectConv.worthIt g.K -> F32(DirectConv.weightGrad a xShape b wShape ph pw)
-        | F32 a, F32 b -> F32(weightGrad GemmProvider.sgemm add32 a b g)
-        | F64 a, F64 b -> F64(weightGrad GemmProvider.dgemm add64 a b g)
+        | F32 a, F32 b -> F32(weightGrad add32 a b g)
+        | F64 a, F64 b -> F64(weightGrad add64 a b g)
         | _ -> Fail.dtype "conv2dWeightGrad" (sprintf "operands of dtypes %O and %O" x.Dtype gr.Dtype)
 
     /// 1 when a > b (false for NaN, as the comparison), 0 otherwise, without a branch: the

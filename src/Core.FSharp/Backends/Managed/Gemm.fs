@@ -3,9 +3,54 @@
 namespace GroupedNewton.Backends.Managed
 
 open System
+open System.Runtime.CompilerServices
 open System.Runtime.Intrinsics
 open System.Runtime.Intrinsics.X86
 open Microsoft.FSharp.NativeInterop
+
+/// One product C = op(A)·op(B) in row-major storage, C overwritten (not accumulated); op(X) is
+/// Xᵀ when the flag is set. A is m×k (k×m when TransA), read from AOff with row stride Lda; B
+/// is k×n (n×k when TransB) from BOff with stride Ldb; C is m×n from COff with stride Ldc.
+/// The managed kernel, OpenBLAS and the provider that picks between them all take it.
+[<Struct>]
+type internal GemmCall<'T> = {
+    TransA: bool
+    TransB: bool
+    M: int
+    N: int
+    K: int
+    A: 'T[]
+    AOff: int
+    Lda: int
+    B: 'T[]
+    BOff: int
+    Ldb: int
+    C: 'T[]
+    COff: int
+    Ldc: int
+}
+
+module internal GemmCall =
+    /// The call from positional arguments, in the order of the BLAS interface.
+    let ofArgs (transA, transB, m, n, k, a, aOff, lda, b, bOff, ldb, c, cOff, ldc) : GemmCall<'T> = {
+        TransA = transA
+        TransB = transB
+        M = m
+        N = n
+        K = k
+        A = a
+        AOff = aOff
+        Lda = lda
+        B = b
+        BOff = bOff
+        Ldb = ldb
+        C = c
+        COff = cOff
+        Ldc = ldc
+    }
+
+    /// m·n·k, the multiply-adds of the product.
+    let work (g: GemmCall<'T>) = int64 g.M * int64 g.N * int64 g.K
 
 /// The blocked driver (GotoBLAS/BLIS loop order): jc over Nc columns → pc over Kc depth
 /// (pack B block) → ic over Mc rows (pack A block) → jr over Nr columns → ir over 6 rows
@@ -200,95 +245,60 @@ module internal Gemm =
                     name
                     (sprintf "gemm: a %dx%d operand with stride %d at offset %d does not fit in %d elements" rows cols ld off len)
 
-    let internal validate transA transB m n k (aLen: int) aOff lda (bLen: int) bOff ldb (cLen: int) cOff ldc threads =
-        if m < 0 || n < 0 || k < 0 then
-            invalidArg "m" (sprintf "gemm: negative size m=%d n=%d k=%d" m n k)
+    /// Raises ArgumentException naming the operand when a size, offset or stride does not fit.
+    let internal validate (g: GemmCall<'T>) threads =
+        if g.M < 0 || g.N < 0 || g.K < 0 then
+            invalidArg "m" (sprintf "gemm: negative size m=%d n=%d k=%d" g.M g.N g.K)
 
         if threads < 1 then
             invalidArg "threads" (sprintf "gemm: thread count must be at least 1, got %d" threads)
 
-        if m > 0 && n > 0 && k > 0 then
-            if transA then check "a" aLen aOff k m lda else check "a" aLen aOff m k lda
-            if transB then check "b" bLen bOff n k ldb else check "b" bLen bOff k n ldb
-
-        check "c" cLen cOff m n ldc
-
-    let private zeroC<'T> (c: 'T[]) (cOff: int) (ldc: int) (m: int) (n: int) =
-        for i in 0 .. m - 1 do
-            Span<'T>(c, cOff + i * ldc, n).Clear()
-
-    /// C = op(A)·op(B), row-major, C overwritten (not accumulated). op = transpose when the flag is set.
-    /// A is m×k (k×m when transA) with row stride lda starting at aOff; B is k×n (n×k when transB)
-    /// with row stride ldb; C is m×n with row stride ldc. Up to `threads` threads are used.
-    let sgemm
-        (
-            transA: bool,
-            transB: bool,
-            m: int,
-            n: int,
-            k: int,
-            a: float32[],
-            aOff: int,
-            lda: int,
-            b: float32[],
-            bOff: int,
-            ldb: int,
-            c: float32[],
-            cOff: int,
-            ldc: int,
-            threads: int
-        ) : unit =
-        validate transA transB m n k a.Length aOff lda b.Length bOff ldb c.Length cOff ldc threads
-
-        if m > 0 && n > 0 then
-            if k = 0 then
-                zeroC c cOff ldc m n
+        if g.M > 0 && g.N > 0 && g.K > 0 then
+            if g.TransA then
+                check "a" g.A.Length g.AOff g.K g.M g.Lda
             else
-                use pa0 = fixed a
-                use pb0 = fixed b
-                use pc0 = fixed c
-                let pa = NativePtr.add pa0 aOff
-                let pb = NativePtr.add pb0 bOff
-                let pc = NativePtr.add pc0 cOff
+                check "a" g.A.Length g.AOff g.M g.K g.Lda
 
-                match kernelChoice with
-                | "avx2" -> GemmDriver<float32, KernelF32Avx2>.Run(transA, transB, m, n, k, pa, lda, pb, ldb, pc, ldc, threads)
-                | "avx512" -> GemmDriver<float32, KernelF32Avx512>.Run(transA, transB, m, n, k, pa, lda, pb, ldb, pc, ldc, threads)
-                | _ -> GemmDriver<float32, KernelF32Scalar>.Run(transA, transB, m, n, k, pa, lda, pb, ldb, pc, ldc, threads)
-
-    /// Same as sgemm for float64.
-    let dgemm
-        (
-            transA: bool,
-            transB: bool,
-            m: int,
-            n: int,
-            k: int,
-            a: float[],
-            aOff: int,
-            lda: int,
-            b: float[],
-            bOff: int,
-            ldb: int,
-            c: float[],
-            cOff: int,
-            ldc: int,
-            threads: int
-        ) : unit =
-        validate transA transB m n k a.Length aOff lda b.Length bOff ldb c.Length cOff ldc threads
-
-        if m > 0 && n > 0 then
-            if k = 0 then
-                zeroC c cOff ldc m n
+            if g.TransB then
+                check "b" g.B.Length g.BOff g.N g.K g.Ldb
             else
-                use pa0 = fixed a
-                use pb0 = fixed b
-                use pc0 = fixed c
-                let pa = NativePtr.add pa0 aOff
-                let pb = NativePtr.add pb0 bOff
-                let pc = NativePtr.add pc0 cOff
+                check "b" g.B.Length g.BOff g.K g.N g.Ldb
 
+        check "c" g.C.Length g.COff g.M g.N g.Ldc
+
+    /// C = 0, for k = 0.
+    let internal zeroC (g: GemmCall<'T>) =
+        for i in 0 .. g.M - 1 do
+            Span<'T>(g.C, g.COff + i * g.Ldc, g.N).Clear()
+
+    let private drive<'T, 'K when 'T: unmanaged and 'K: struct and 'K :> IMicroKernel<'T>> (g: GemmCall<'T>) threads =
+        use pa = fixed g.A
+        use pb = fixed g.B
+        use pc = fixed g.C
+        let a, b, c = NativePtr.add pa g.AOff, NativePtr.add pb g.BOff, NativePtr.add pc g.COff
+        GemmDriver<'T, 'K>.Run(g.TransA, g.TransB, g.M, g.N, g.K, a, g.Lda, b, g.Ldb, c, g.Ldc, threads)
+
+    /// The same call over another element type of the same size (float32 or float64 for 'T).
+    let inline private retype<'T, 'U> (g: GemmCall<'T>) =
+        let mutable g = g
+        Unsafe.As<GemmCall<'T>, GemmCall<'U>>(&g)
+
+    /// C = op(A)·op(B) (see GemmCall) for float32 or float64, on up to `threads` threads.
+    let run<'T when 'T: unmanaged> (g: GemmCall<'T>) (threads: int) : unit =
+        validate g threads
+
+        if g.M > 0 && g.N > 0 then
+            if g.K = 0 then
+                zeroC g
+            elif typeof<'T> = typeof<float32> then
                 match kernelChoice with
-                | "avx2" -> GemmDriver<float, KernelF64Avx2>.Run(transA, transB, m, n, k, pa, lda, pb, ldb, pc, ldc, threads)
-                | "avx512" -> GemmDriver<float, KernelF64Avx512>.Run(transA, transB, m, n, k, pa, lda, pb, ldb, pc, ldc, threads)
-                | _ -> GemmDriver<float, KernelF64Scalar>.Run(transA, transB, m, n, k, pa, lda, pb, ldb, pc, ldc, threads)
+                | "avx2" -> drive<float32, KernelF32Avx2> (retype g) threads
+                | "avx512" -> drive<float32, KernelF32Avx512> (retype g) threads
+                | _ -> drive<float32, KernelF32Scalar> (retype g) threads
+            elif typeof<'T> = typeof<float> then
+                match kernelChoice with
+                | "avx2" -> drive<float, KernelF64Avx2> (retype g) threads
+                | "avx512" -> drive<float, KernelF64Avx512> (retype g) threads
+                | _ -> drive<float, KernelF64Scalar> (retype g) threads
+            else
+                invalidArg "g" (sprintf "gemm: element type %s is not float32 or float64" typeof<'T>.Name)

@@ -149,16 +149,15 @@ type internal ManagedBackend() as this =
         let n = if transB then b.Shape.[0] else b.Shape.[1]
         let lda, ldb = a.Shape.[1], b.Shape.[1]
 
+        let product (x: 'T[]) (y: 'T[]) : 'T[] =
+            let c = Storage.Uninit(m * n)
+            GemmProvider.gemm (GemmCall.ofArgs (transA, transB, m, n, k, x, 0, lda, y, 0, ldb, c, 0, n))
+            c
+
         let s =
             match st a, st b with
-            | F32 x, F32 y ->
-                let c = Storage.Uninit(m * n)
-                GemmProvider.sgemm (transA, transB, m, n, k, x, 0, lda, y, 0, ldb, c, 0, n)
-                F32 c
-            | F64 x, F64 y ->
-                let c = Storage.Uninit(m * n)
-                GemmProvider.dgemm (transA, transB, m, n, k, x, 0, lda, y, 0, ldb, c, 0, n)
-                F64 c
+            | F32 x, F32 y -> F32(product x y)
+            | F64 x, F64 y -> F64(product x y)
             | x, y -> Fail.dtype "matmul" (sprintf "operands of dtypes %O and %O" x.Dtype y.Dtype)
 
         mk2 a b [| m; n |] s
