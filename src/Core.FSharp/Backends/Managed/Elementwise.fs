@@ -42,23 +42,19 @@ module internal Elementwise =
             let v = x.[i]
             y.[i] <- Math.Max(v, 0.0) + Math.Log(1.0 + Math.Exp(-Math.Abs v))
 
-    let private sign32 (x: ReadOnlySpan<float32>) (y: Span<float32>) =
+    /// 1, -1 or 0 by the sign of each element (0 for NaN).
+    let inline private signOf (zero: 'T) (one: 'T) (x: ReadOnlySpan<'T>) (y: Span<'T>) =
         for i in 0 .. x.Length - 1 do
             let v = x.[i]
 
             y.[i] <-
-                if v > 0.0f then 1.0f
-                elif v < 0.0f then -1.0f
-                else 0.0f
+                if v > zero then one
+                elif v < zero then -one
+                else zero
 
-    let private sign64 (x: ReadOnlySpan<float>) (y: Span<float>) =
-        for i in 0 .. x.Length - 1 do
-            let v = x.[i]
+    let private sign32 (x: ReadOnlySpan<float32>) (y: Span<float32>) = signOf 0.0f 1.0f x y
 
-            y.[i] <-
-                if v > 0.0 then 1.0
-                elif v < 0.0 then -1.0
-                else 0.0
+    let private sign64 (x: ReadOnlySpan<float>) (y: Span<float>) = signOf 0.0 1.0 x y
 
     let private unary32 (kind: UnaryKind) (a: float32[]) =
         match kind with
@@ -94,24 +90,17 @@ module internal Elementwise =
         | F64 a -> F64(unary64 kind a)
         | I32 _ -> notInt (sprintf "%A" kind)
 
+    let private binaryOf<'T when 'T :> Numerics.INumber<'T>> (kind: BinaryKind) (x: 'T[]) (y: 'T[]) =
+        match kind with
+        | BinaryKind.Add -> zip x y (fun p q r o n -> TensorPrimitives.Add(ro p o n, ro q o n, sp r o n))
+        | BinaryKind.Sub -> zip x y (fun p q r o n -> TensorPrimitives.Subtract(ro p o n, ro q o n, sp r o n))
+        | BinaryKind.Mul -> zip x y (fun p q r o n -> TensorPrimitives.Multiply(ro p o n, ro q o n, sp r o n))
+        | BinaryKind.Div -> zip x y (fun p q r o n -> TensorPrimitives.Divide(ro p o n, ro q o n, sp r o n))
+
     let binary (kind: BinaryKind) (a: Storage) (b: Storage) =
         match a, b with
-        | F32 x, F32 y ->
-            F32(
-                match kind with
-                | BinaryKind.Add -> zip x y (fun p q r o n -> TensorPrimitives.Add(ro p o n, ro q o n, sp r o n))
-                | BinaryKind.Sub -> zip x y (fun p q r o n -> TensorPrimitives.Subtract(ro p o n, ro q o n, sp r o n))
-                | BinaryKind.Mul -> zip x y (fun p q r o n -> TensorPrimitives.Multiply(ro p o n, ro q o n, sp r o n))
-                | BinaryKind.Div -> zip x y (fun p q r o n -> TensorPrimitives.Divide(ro p o n, ro q o n, sp r o n))
-            )
-        | F64 x, F64 y ->
-            F64(
-                match kind with
-                | BinaryKind.Add -> zip x y (fun p q r o n -> TensorPrimitives.Add(ro p o n, ro q o n, sp r o n))
-                | BinaryKind.Sub -> zip x y (fun p q r o n -> TensorPrimitives.Subtract(ro p o n, ro q o n, sp r o n))
-                | BinaryKind.Mul -> zip x y (fun p q r o n -> TensorPrimitives.Multiply(ro p o n, ro q o n, sp r o n))
-                | BinaryKind.Div -> zip x y (fun p q r o n -> TensorPrimitives.Divide(ro p o n, ro q o n, sp r o n))
-            )
+        | F32 x, F32 y -> F32(binaryOf kind x y)
+        | F64 x, F64 y -> F64(binaryOf kind x y)
         | _ -> Fail.dtype (sprintf "%A" kind) (sprintf "operands of dtypes %O and %O" a.Dtype b.Dtype)
 
     let addScalar (s: Storage) (c: float) =

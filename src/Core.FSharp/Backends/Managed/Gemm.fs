@@ -61,23 +61,10 @@ type internal GemmDriver<'T, 'K when 'T: unmanaged and 'K: struct and 'K :> IMic
 
     static member inline private Align64(bytes: int) = (bytes + 63) &&& ~~~63
 
-    /// Computes the C block rows [i0, i1) × columns [j0, j1) on the calling thread.
-    static member Block
-        (
-            transA: bool,
-            transB: bool,
-            k: int,
-            a: nativeptr<'T>,
-            lda: int,
-            b: nativeptr<'T>,
-            ldb: int,
-            c: nativeptr<'T>,
-            ldc: int,
-            i0: int,
-            i1: int,
-            j0: int,
-            j1: int
-        ) =
+    /// Computes the C block rows [i0, i1) × columns [j0, j1) of `g` on the calling thread; a,
+    /// b and c point at the operands' first elements (g's offsets already applied).
+    static member Block(g: GemmCall<'T>, a: nativeptr<'T>, b: nativeptr<'T>, c: nativeptr<'T>, i0: int, i1: int, j0: int, j1: int) =
+        let transA, transB, k, lda, ldb, ldc = g.TransA, g.TransB, g.K, g.Lda, g.Ldb, g.Ldc
         let mutable kern = Unchecked.defaultof<'K>
         let nr = kern.Nr
         let mcB = kern.Mc
@@ -152,21 +139,8 @@ type internal GemmDriver<'T, 'K when 'T: unmanaged and 'K: struct and 'K :> IMic
     /// C = op(A)·op(B) for k ≥ 1, split over `threads` when the product is big enough. The
     /// split is along n (chunks of whole Nr tiles) when n ≥ m, else along m (whole 6-row
     /// tiles); chunk bounds depend only on the sizes and the thread count.
-    static member Run
-        (
-            transA: bool,
-            transB: bool,
-            m: int,
-            n: int,
-            k: int,
-            a: nativeptr<'T>,
-            lda: int,
-            b: nativeptr<'T>,
-            ldb: int,
-            c: nativeptr<'T>,
-            ldc: int,
-            threads: int
-        ) =
+    static member Run(g: GemmCall<'T>, a: nativeptr<'T>, b: nativeptr<'T>, c: nativeptr<'T>, threads: int) =
+        let m, n, k = g.M, g.N, g.K
         let nr = Unchecked.defaultof<'K>.Nr
         let work = int64 m * int64 n * int64 k
         let splitN = n >= m
@@ -176,7 +150,7 @@ type internal GemmDriver<'T, 'K when 'T: unmanaged and 'K: struct and 'K :> IMic
         let t = min threads tiles
 
         if t <= 1 || work < 64L * 64L * 64L then
-            GemmDriver<'T, 'K>.Block(transA, transB, k, a, lda, b, ldb, c, ldc, 0, m, 0, n)
+            GemmDriver<'T, 'K>.Block(g, a, b, c, 0, m, 0, n)
         else
             let chunk = (tiles + t - 1) / t * unit
             let parts = (len + chunk - 1) / chunk
@@ -186,9 +160,9 @@ type internal GemmDriver<'T, 'K when 'T: unmanaged and 'K: struct and 'K :> IMic
                 let hi = min len (lo + chunk)
 
                 if splitN then
-                    GemmDriver<'T, 'K>.Block(transA, transB, k, a, lda, b, ldb, c, ldc, 0, m, lo, hi)
+                    GemmDriver<'T, 'K>.Block(g, a, b, c, 0, m, lo, hi)
                 else
-                    GemmDriver<'T, 'K>.Block(transA, transB, k, a, lda, b, ldb, c, ldc, lo, hi, 0, n)
+                    GemmDriver<'T, 'K>.Block(g, a, b, c, lo, hi, 0, n)
 
             Threading.forParts parts body
 
@@ -276,7 +250,7 @@ module internal Gemm =
         use pb = fixed g.B
         use pc = fixed g.C
         let a, b, c = NativePtr.add pa g.AOff, NativePtr.add pb g.BOff, NativePtr.add pc g.COff
-        GemmDriver<'T, 'K>.Run(g.TransA, g.TransB, g.M, g.N, g.K, a, g.Lda, b, g.Ldb, c, g.Ldc, threads)
+        GemmDriver<'T, 'K>.Run(g, a, b, c, threads)
 
     /// The same call over another element type of the same size (float32 or float64 for 'T).
     let inline private retype<'T, 'U> (g: GemmCall<'T>) =

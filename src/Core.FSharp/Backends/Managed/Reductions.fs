@@ -80,11 +80,17 @@ module internal Reductions =
         | F64 a -> F64(sumDimOf a outer d inner)
         | I32 _ -> Fail.dtype "sumDim" "int32 tensors cannot be summed here"
 
-    let maxDim (s: Storage) (shape: int[]) (dim: int) =
+    /// split, for a reduction that needs at least one element: an empty dimension is an error.
+    let private splitNonEmpty (op: string) (shape: int[]) (dim: int) =
         let outer, d, inner = split shape dim
 
         if d = 0 then
-            Fail.shape "maxDim" (sprintf "cannot take the max over an empty dimension %d of %s" dim (Shape.str shape))
+            Fail.shape op (sprintf "cannot take the max over an empty dimension %d of %s" dim (Shape.str shape))
+
+        outer, d, inner
+
+    let maxDim (s: Storage) (shape: int[]) (dim: int) =
+        let outer, d, inner = splitNonEmpty "maxDim" shape dim
 
         match s with
         | F32 a -> F32(maxDimOf a outer d inner)
@@ -111,10 +117,7 @@ module internal Reductions =
         r
 
     let argMaxDim (s: Storage) (shape: int[]) (dim: int) =
-        let outer, d, inner = split shape dim
-
-        if d = 0 then
-            Fail.shape "argMaxDim" (sprintf "empty dimension %d of %s" dim (Shape.str shape))
+        let outer, d, inner = splitNonEmpty "argMaxDim" shape dim
 
         match s with
         | F32 a -> I32(argmaxArr a outer d inner)
