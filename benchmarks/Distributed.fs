@@ -46,7 +46,7 @@ let worker (args: string[]) =
     let model = Models.mlpOn [| 1; 28; 28 |] [ 784; 1024; 200; 100; 10 ] Activation.Tanh (Init.pytorch 0)
     let opt = optimizerOf name model train batch
     let loader = { BatchSize = batch; Shuffle = true; Seed = 0; DropLast = false; Dtype = Dtype.Float32 }
-    let warm = 30
+    let warm = 100
     use e = (Loader.batches loader train 0).GetEnumerator()
 
     let step () =

@@ -2,7 +2,7 @@ module GroupedNewton.Benchmarks.Program
 
 let private usage () =
     eprintfn
-        "usage: dotnet run -c Release --project benchmarks -- <gemm | tanh | hvp [threads,...] | sgd-step [threads,...] [models] | epoch [threads] | kbfgs-step [batch] [rounds] | anchor [--threads 1,2] [--models mlp,lenet] [--backends managed,torch] | optimizer-step [models] [threads] [reps] [block] [names] | train-loop [--models mlp,lenet] [--threads 1,2] [--algos sgd,gn-avg,kfac,kbfgs,sofim] [--hosts tuned,fsi,console] [--rounds 3] [--steps 50] [--warm 40] | autoencoder-demo [--optimizers kfac,kbfgs] [--epochs E] [--max-steps S] [--every N] [--out file] [--eval]>"
+        "usage: dotnet run -c Release --project benchmarks -- <gemm | tanh | hvp [threads,...] | sgd-step [threads,...] [models] | epoch [threads] | kbfgs-step [batch] [rounds] | anchor [--threads 1,2] [--models mlp,lenet] [--backends managed,torch] | optimizer-step [models] [threads] [reps] [block] [names] | train-loop [--models mlp,lenet] [--threads 1,2] [--algos sgd,gn-avg,kfac,kbfgs,sofim] [--hosts tuned,fsi,console] [--rounds 3] [--steps 100] [--warm 200] | autoencoder-demo [--optimizers kfac,kbfgs] [--epochs E] [--max-steps S] [--every N] [--out file] [--eval]>"
 
     2
 

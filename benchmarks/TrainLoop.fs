@@ -146,6 +146,7 @@ let child (args: string[]) =
             algo = algo
             threads = threads
             steps_ms = ms
+            warm_ms_per_step = float (stamps.[warm] - stamps.[0]) * 1000.0 / float Stopwatch.Frequency / float (max 1 warm)
             cpu_ms_per_step = cpu.TotalMilliseconds / float steps
             minflt_per_step = float (faults - faults0) / float steps
             peak_mib = peakMib ()
@@ -242,8 +243,10 @@ let run (args: string[]) =
     let algos = option "--algos" "sgd,gn-avg"
     let hosts = option "--hosts" "tuned"
     let rounds = option "--rounds" "3" |> Array.head |> int
-    let steps = option "--steps" "50" |> Array.head |> int
-    let warm = option "--warm" "40" |> Array.head |> int
+    let steps = option "--steps" "100" |> Array.head |> int
+    // the managed code reaches its steady speed only after the runtime has recompiled the hot
+    // methods (tiered compilation; later with two threads): about 150 steps here
+    let warm = option "--warm" "200" |> Array.head |> int
 
     if not (Datasets.isAvailable "fashion-mnist") then
         eprintfn "Fashion-MNIST is not installed: apt-get install dataset-fashion-mnist (or set GROUPEDNEWTON_DATA)"
@@ -357,9 +360,10 @@ let run (args: string[]) =
                 let pm, pmed, pf, pp = defaultArg theirs (nan, nan, nan, nan)
                 let sgdMean = sgdTuned |> Option.map (fun (x, _, _, _) -> x) |> Option.defaultValue nan
                 let oc, pc = cpu (find (key h)), cpu (find (key "pytorch"))
+                let warmMs = field "warm_ms_per_step" ours.[key h]
 
                 printfn
-                    "%-5s %-6s %d thr %-7s: step %.2f ms (median %.2f) vs PyTorch %.2f ms (median %.2f): ratio %.2f; vs our SGD %.2f; vs tuned %.2f; CPU %.2f vs %.2f ms/step (ratio %.2f); minflt/step %.0f vs %.0f; peak %.0f vs %.0f MiB"
+                    "%-5s %-6s %d thr %-7s: step %.2f ms (median %.2f) vs PyTorch %.2f ms (median %.2f): ratio %.2f; vs our SGD %.2f; vs tuned %.2f; CPU %.2f vs %.2f ms/step (ratio %.2f); minflt/step %.0f vs %.0f; peak %.0f vs %.0f MiB; our warm-up steps %.1f ms"
                     m
                     a
                     t
@@ -378,6 +382,7 @@ let run (args: string[]) =
                     pf
                     peak
                     pp
+                    warmMs
 
                 printfn
                     "%s"
@@ -402,6 +407,7 @@ let run (args: string[]) =
                             pytorch_minflt_per_step = pf
                             peak_mib = peak
                             pytorch_peak_mib = pp
+                            warm_ms_per_step = warmMs
                             rounds = rounds
                             steps = steps
                             load = Timing.median loads
