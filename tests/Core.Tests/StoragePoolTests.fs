@@ -107,3 +107,49 @@ let ``training gives bit-identical parameters with and without recycling`` () =
     let bits (a: float32[]) = a |> Array.map BitConverter.SingleToInt32Bits
     Assert.That((bits again = bits withPool), Is.True, "a second run with recycling differs")
     Assert.That((bits without = bits withPool), Is.True, "the run without recycling differs")
+
+/// The input arrays of the batches of `epochs` epochs, each batch checked against the rows it
+/// was made of and dropped before the next one is built, and the bytes the loader allocated
+/// on this thread while building them.
+[<MethodImpl(MethodImplOptions.NoInlining)>]
+let private batchArrays (data: Data.Dataset) (epochs: int) =
+    let options = { Data.Loader.defaults 8 with Seed = 3 }
+    let seen = ResizeArray<float32[]>()
+    let mutable allocated = 0L
+
+    for epoch in 0 .. epochs - 1 do
+        use e = (Data.Loader.batches options data epoch).GetEnumerator()
+        let mutable go = true
+
+        while go do
+            let before = GC.GetAllocatedBytesForCurrentThread()
+            go <- e.MoveNext()
+            allocated <- allocated + GC.GetAllocatedBytesForCurrentThread() - before
+
+            if go then
+                let b = e.Current
+                let a = arrayOf b.Inputs
+
+                for j in 0 .. b.Indices.Length - 1 do
+                    let i = b.Indices.[j]
+                    Assert.That(a.[j * 300], Is.EqualTo(float32 (i * 300)), sprintf "batch row %d is not sample %d" j i)
+
+                seen.Add a
+                collect ()
+
+    seen, allocated
+
+[<Test>]
+let ``a loader's batches take the storage of the batches before them`` () =
+    managed ()
+    // 40 samples of 300 values (sample i holds i·300 ..): a batch of 8 holds 2400 ≥ MinLength values
+    let data =
+        Data.Dataset.create "rows" [| 300 |] (Array.init (40 * 300) float32) (Data.Targets.Labels(Array.zeroCreate 40, 2))
+
+    batchArrays data 1 |> ignore // the first epoch fills the free list
+    let arrays, allocated = batchArrays data 3
+    let distinct = arrays |> Seq.distinctBy (fun a -> RuntimeHelpers.GetHashCode a) |> Seq.length
+    Assert.That(arrays.Count, Is.EqualTo 15)
+    Assert.That(distinct, Is.LessThanOrEqualTo 2, sprintf "the 15 batches used %d arrays" distinct)
+    // a batch's 2400 floats are 9600 bytes: the loader allocates only its small bookkeeping
+    Assert.That(allocated / 15L, Is.LessThan 4000L, "bytes allocated per batch")

@@ -34,6 +34,19 @@ module Tensor =
         Shape.validate "ofArrayShape" shape
         ofRaw (backend().OfArray(values, shape))
 
+    /// A tensor of `shape` whose values `fill` writes, all of them, into a fresh array:
+    /// recycled storage that the managed backend keeps as the tensor's own (no copy; a loop
+    /// that builds the same shape every step then allocates nothing); other backends copy it.
+    let internal filled<'T> (shape: int[]) (fill: 'T[] -> unit) =
+        Shape.validate "ofArrayShape" shape
+
+        match backend () with
+        | :? global.GroupedNewton.Backends.Managed.ManagedBackend as m -> ofRaw (m.Filled(shape, fill))
+        | b ->
+            let values = Array.zeroCreate<'T>(Shape.numel shape)
+            fill values
+            ofRaw (b.OfArray(values, shape))
+
     let zerosOf (dtype: Dtype) (shape: int[]) =
         Shape.validate "zeros" shape
         ofRaw (backend().Zeros(shape, dtype))

@@ -78,28 +78,28 @@ module Loader =
 
     /// Rows `indices` (each `size` values long) of `src`, one after the other, as a tensor
     /// of `shape` in the dtype asked for (float64 converts, float32 copies).
+    /// The rows `indices` of `src` (rows of `size` values) as one tensor of `shape`, gathered
+    /// straight into recycled storage: a training loop builds a batch of the same shape every
+    /// step, and with the managed backend no array is allocated for it in the steady state.
+    /// The rows `indices` of `src` (rows of `size` values) as one tensor of `shape`, gathered
+    /// straight into the tensor's storage (Tensor.filled): a training loop builds a batch of
+    /// the same shape every step, and on the managed backend it then allocates nothing for it.
     let private gatherRows (dtype: Dtype) (src: float32[]) (indices: int[]) (size: int) (shape: int[]) : Tensor =
         let b = indices.Length
 
         match dtype with
         | Dtype.Float64 ->
-            let xs = Array.zeroCreate<float>(b * size)
+            Tensor.filled<float> shape (fun xs ->
+                for j in 0 .. b - 1 do
+                    let s = indices.[j] * size
+                    let o = j * size
 
-            for j in 0 .. b - 1 do
-                let s = indices.[j] * size
-                let o = j * size
-
-                for k in 0 .. size - 1 do
-                    xs.[o + k] <- float src.[s + k]
-
-            Tensor.ofArrayShape xs shape
+                    for k in 0 .. size - 1 do
+                        xs.[o + k] <- float src.[s + k])
         | _ ->
-            let xs = Array.zeroCreate<float32>(b * size)
-
-            for j in 0 .. b - 1 do
-                Array.blit src (indices.[j] * size) xs (j * size) size
-
-            Tensor.ofArrayShape xs shape
+            Tensor.filled<float32> shape (fun xs ->
+                for j in 0 .. b - 1 do
+                    Array.blit src (indices.[j] * size) xs (j * size) size)
 
     /// The batch made of the given data-set indices, in that order.
     let batch (options: LoaderOptions) (dataset: Dataset) (indices: int[]) : Batch =

@@ -87,6 +87,21 @@ type internal ManagedBackend() as this =
 
         mk (Array.copy shape) s
 
+    /// A tensor of `shape` whose values `fill` writes, all of them, into recycled storage
+    /// that becomes the tensor's own (OfArray without its copy).
+    member _.Filled<'T>(shape: int[], fill: 'T[] -> unit) : RawTensor =
+        let a = Storage.Uninit<'T>(Shape.numel shape)
+        fill a
+
+        let s =
+            match box a with
+            | :? (float32[]) as a -> F32 a
+            | :? (float[]) as a -> F64 a
+            | :? (int[]) as a -> I32 a
+            | _ -> Fail.dtype "ofArray" (sprintf "unsupported element type %s (use float32, float or int)" typeof<'T>.Name)
+
+        mk (Array.copy shape) s
+
     override _.ToArray t =
         match st t with
         | F32 a -> Array.copy a :> Array
