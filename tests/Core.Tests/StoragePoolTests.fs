@@ -154,3 +154,43 @@ let ``a loader builds its batches in recycled storage, allocating no array of it
     Assert.That(arrays.Count, Is.EqualTo 15)
     // a batch's 2400 floats are 9600 bytes: the loader allocates only its small bookkeeping
     Assert.That(allocated / 15L, Is.LessThan 4000L, "bytes allocated per batch")
+
+/// One cycle of the free-list test: a small tensor (its request misses, so the pool checks
+/// its holders) and `burst` tensors of `big` elements alive together, all dropped.
+[<MethodImpl(MethodImplOptions.NoInlining)>]
+let private cycle (small: int) (big: int) (burst: int) =
+    let s = Tensor.fullOf Dtype.Float32 [| small |] 1.0
+    let bs = Array.init burst (fun _ -> Tensor.fullOf Dtype.Float32 [| big |] 2.0)
+    GC.KeepAlive s
+    GC.KeepAlive bs
+
+/// A cycle, then a collection once its tensors are out of scope.
+let private cycleAndCollect (small: int) (big: int) (burst: int) =
+    cycle small big burst
+    collect ()
+
+[<Test>]
+let ``free arrays a run keeps needing stay pooled; a lasting surplus goes back to the GC`` () =
+    managed ()
+    StoragePool.setEnabled false |> ignore
+    StoragePool.setEnabled true |> ignore
+    let small, big = StoragePool.MinLength + 1, 100_000
+    let bigBytes = int64 big * 4L
+    // four big arrays, then many cycles that need three of them every 8th cycle
+    cycleAndCollect small big 4
+    let freshAt = ResizeArray<int64>()
+
+    for c in 1..96 do
+        cycleAndCollect small big (if c % 8 = 0 then 3 else 0)
+        freshAt.Add (StoragePool.statistics ()).Fresh
+
+    // after the first bursts, a burst takes its three arrays from the free list
+    Assert.That(freshAt.[95] - freshAt.[31], Is.EqualTo 0L, "bursts needed new arrays")
+    cycleAndCollect small big 0 // its check puts the last burst's arrays back on the free list
+    let before = (StoragePool.statistics ()).FreeBytes
+    Assert.That(before, Is.GreaterThanOrEqualTo(3L * bigBytes), "the burst's arrays left the pool")
+    // then no more bursts: the big arrays sit unused and are given back over a few dozen checks
+    for _ in 1..60 do
+        cycleAndCollect small big 0
+
+    Assert.That((StoragePool.statistics ()).FreeBytes, Is.LessThan bigBytes, "the unused arrays stayed")

@@ -30,6 +30,10 @@ module internal StoragePool =
     [<Literal>]
     let MinLength = 2048
 
+    /// Checks in a row that must find a free list's arrays unused before some are given back.
+    [<Literal>]
+    let private IdleChecks = 16
+
     /// The allowance for arrays held above twice the live ones before a collection is requested.
     let private margin = 32L * 1024L * 1024L
 
@@ -53,6 +57,11 @@ module internal StoragePool =
     let private gate = obj ()
     let private leased = Dictionary<Array, Lease>(HashIdentity.Reference)
     let private free = Dictionary<struct (int * int), Stack<Array>>()
+    /// Per free list, the fewest arrays it held at any moment since the last check: that many
+    /// sat unused through the whole cycle (arrays of one key are interchangeable).
+    let private idle = Dictionary<struct (int * int), int>()
+    /// Per free list, how many checks in a row found some of its arrays unused.
+    let private streak = Dictionary<struct (int * int), int>()
     let mutable private heldBytes = 0L
     let mutable private liveBytes = 0L
     let mutable private freeBytes = 0L
@@ -116,8 +125,30 @@ module internal StoragePool =
             push l.Array
 
         liveBytes <- heldBytes
-        // free arrays beyond what recent cycles have used go back to the GC
-        let cap = peakHeld - liveBytes + margin
+        // Free arrays that no request needed for IdleChecks checks in a row go back to the GC,
+        // a quarter of the unused ones per check: a surplus left by a larger phase decays, while
+        // the arrays a step takes every cycle, or every few (a GroupedNewton summary every ten
+        // steps), stay, whatever is live when the check runs. Whatever exceeds twice the recent
+        // working set plus the margin goes at once.
+        for KeyValue(key, s) in free do
+            let unused =
+                match idle.TryGetValue key with
+                | true, n -> min n s.Count
+                | _ -> 0
+
+            let run =
+                match streak.TryGetValue key with
+                | true, r when unused > 0 -> r + 1
+                | _ when unused > 0 -> 1
+                | _ -> 0
+
+            streak.[key] <- run
+
+            if run >= IdleChecks then
+                for _ in 1 .. (unused + 3) / 4 do
+                    freeBytes <- freeBytes - bytesOf (s.Pop())
+
+        let cap = peakHeld + margin
 
         if freeBytes > cap then
             for KeyValue(_, s) in free do
@@ -125,12 +156,22 @@ module internal StoragePool =
                     let a = s.Pop()
                     freeBytes <- freeBytes - bytesOf a
 
+        idle.Clear()
+
+        for KeyValue(key, s) in free do
+            idle.[key] <- s.Count
+
     let private tryPop (key: struct (int * int)) : Array | null =
         match free.TryGetValue key with
         | true, s when s.Count > 0 ->
             let a = s.Pop()
             freeBytes <- freeBytes - bytesOf a
             recycled <- recycled + 1L
+
+            match idle.TryGetValue key with
+            | true, n when s.Count < n -> idle.[key] <- s.Count
+            | _ -> ()
+
             a
         | _ -> null
 
@@ -228,6 +269,8 @@ module internal StoragePool =
             if not on then
                 leased.Clear()
                 free.Clear()
+                idle.Clear()
+                streak.Clear()
                 heldBytes <- 0L
                 liveBytes <- 0L
                 freeBytes <- 0L
