@@ -18,8 +18,9 @@ open System.Runtime.CompilerServices
 /// request for the same element type and length gets it back. Holders are checked after
 /// the GC has run (and, when the arrays held since the last check exceed the live ones by
 /// half or by a margin, the pool asks the GC for a young-generation collection first), so
-/// memory stays within a small factor of what the live tensors need; free arrays beyond
-/// the recent peak go back to the GC.
+/// memory stays within a small factor of what the live tensors need. Free arrays that no
+/// request has needed for many checks in a row go back to the GC a few at a time, and free
+/// arrays beyond the recent peak at once.
 ///
 /// The contract for kernels: a raw array taken out of a storage object must not be used
 /// after its tensor is unreachable. The backend keeps every op's inputs alive until the op
