@@ -77,13 +77,9 @@ module Loader =
             (dataset.count + options.BatchSize - 1) / options.BatchSize
 
     /// Rows `indices` (each `size` values long) of `src`, one after the other, as a tensor
-    /// of `shape` in the dtype asked for (float64 converts, float32 copies).
-    /// The rows `indices` of `src` (rows of `size` values) as one tensor of `shape`, gathered
-    /// straight into recycled storage: a training loop builds a batch of the same shape every
-    /// step, and with the managed backend no array is allocated for it in the steady state.
-    /// The rows `indices` of `src` (rows of `size` values) as one tensor of `shape`, gathered
-    /// straight into the tensor's storage (Tensor.filled): a training loop builds a batch of
-    /// the same shape every step, and on the managed backend it then allocates nothing for it.
+    /// of `shape` in the dtype asked for (float64 converts, float32 copies), gathered straight
+    /// into the tensor's storage (Tensor.filled): a training loop builds a batch of the same
+    /// shape every step, and on the managed backend it then allocates nothing for it.
     let private gatherRows (dtype: Dtype) (src: float32[]) (indices: int[]) (size: int) (shape: int[]) : Tensor =
         let b = indices.Length
 

@@ -141,10 +141,11 @@ module Distributed =
     /// returns the summed tensors (same shapes and dtypes) and extras. One collective instead of
     /// one per tensor: each costs a latency that, for a network's dozen tensors, outweighs packing.
     let allReduceTensors (tensors: Tensor[]) (extras: float[]) : Tensor[] * float[] =
+        let total = tensors |> Array.sumBy (fun t -> t.Numel)
+
         if not (isActive ()) then
             tensors, Array.copy extras
         elif tensors.Length > 0 && tensors |> Array.forall (fun t -> t.Dtype = Dtype.Float32) then
-            let total = tensors |> Array.sumBy (fun t -> t.Numel)
             let buf = pack tensors Tensor.toArray32 0
 
             if total > 0 then
@@ -157,7 +158,6 @@ module Distributed =
 
             unpack tensors buf Storage.F32, ex
         else
-            let total = tensors |> Array.sumBy (fun t -> t.Numel)
             let buf = pack tensors Tensor.toArray extras.Length
             Array.blit extras 0 buf total extras.Length
 

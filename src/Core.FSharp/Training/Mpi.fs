@@ -244,17 +244,6 @@ module internal Mpi =
     /// MPI_IN_PLACE as MPICH and MS-MPI define it (the address -1): the send buffer is the receive buffer.
     let private inPlace = nativeint -1
 
-    let private allReduceWith (what: string) (datatype: int) (op: int) (elementBytes: int) (send: Array) (recv: Array) (count: int) =
-        let hs = pin send
-        let hr = pin recv
-
-        try
-            collective what (int64 count * int64 elementBytes) (fun () ->
-                MPI.Unsafe.MPI_Allreduce(hs.AddrOfPinnedObject(), hr.AddrOfPinnedObject(), count, datatype, op, comm))
-        finally
-            hs.Free()
-            hr.Free()
-
     /// The reduction of the first `count` elements of `a` over the ranks, written back into `a`.
     let private allReduceInPlace (what: string) (datatype: int) (op: int) (elementBytes: int) (a: Array) (count: int) =
         let h = pin a
@@ -274,10 +263,9 @@ module internal Mpi =
         allReduceInPlace "all-reduce (sum of float32)" MPI.Unsafe.MPI_FLOAT MPI.Unsafe.MPI_SUM 4 a count
 
     let maxInt (v: int) =
-        let send = [| v |]
-        let recv = [| 0 |]
-        allReduceWith "all-reduce (max of int)" MPI.Unsafe.MPI_INT MPI.Unsafe.MPI_MAX 4 send recv 1
-        recv.[0]
+        let a = [| v |]
+        allReduceInPlace "all-reduce (max of int)" MPI.Unsafe.MPI_INT MPI.Unsafe.MPI_MAX 4 a 1
+        a.[0]
 
     let allGatherInt64 (v: int64) (size: int) =
         let send = [| v |]

@@ -67,20 +67,10 @@ type internal ManagedBackend() as this =
 
     override _.OfArray(data, shape) =
         let s =
-            match data with
-            | :? (float32[]) as a ->
-                let c = Storage.Uninit a.Length in
-                Array.Copy(a, c, a.Length)
-                F32 c
-            | :? (float[]) as a ->
-                let c = Storage.Uninit a.Length in
-                Array.Copy(a, c, a.Length)
-                F64 c
-            | :? (int[]) as a ->
-                let c = Storage.Uninit a.Length in
-                Array.Copy(a, c, a.Length)
-                I32 c
-            | _ -> Fail.dtype "ofArray" (sprintf "unsupported element type %s (use float32, float or int)" (data.GetType().Name))
+            match ManagedBackend.Wrap data with
+            | F32 a -> F32(ManagedBackend.Copied a)
+            | F64 a -> F64(ManagedBackend.Copied a)
+            | I32 a -> I32(ManagedBackend.Copied a)
 
         if s.Length <> Shape.numel shape then
             Fail.shape "ofArray" (sprintf "%d values do not fill shape %s" s.Length (Shape.str shape))
@@ -92,15 +82,21 @@ type internal ManagedBackend() as this =
     member _.Filled<'T>(shape: int[], fill: 'T[] -> unit) : RawTensor =
         let a = Storage.Uninit<'T>(Shape.numel shape)
         fill a
+        mk (Array.copy shape) (ManagedBackend.Wrap a)
 
-        let s =
-            match box a with
-            | :? (float32[]) as a -> F32 a
-            | :? (float[]) as a -> F64 a
-            | :? (int[]) as a -> I32 a
-            | _ -> Fail.dtype "ofArray" (sprintf "unsupported element type %s (use float32, float or int)" typeof<'T>.Name)
+    /// The storage over an array of a supported element type.
+    static member private Wrap(data: Array) : Storage =
+        match data with
+        | :? (float32[]) as a -> F32 a
+        | :? (float[]) as a -> F64 a
+        | :? (int[]) as a -> I32 a
+        | _ -> Fail.dtype "ofArray" (sprintf "unsupported element type %s (use float32, float or int)" (data.GetType().Name))
 
-        mk (Array.copy shape) s
+    /// A copy of `a` in recycled storage.
+    static member private Copied<'T>(a: 'T[]) : 'T[] =
+        let c = Storage.Uninit<'T> a.Length
+        Array.Copy(a, c, a.Length)
+        c
 
     override _.ToArray t =
         match st t with

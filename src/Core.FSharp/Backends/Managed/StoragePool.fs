@@ -129,8 +129,8 @@ module internal StoragePool =
         // Free arrays that no request needed for IdleChecks checks in a row go back to the GC,
         // a quarter of the unused ones per check: a surplus left by a larger phase decays, while
         // the arrays a step takes every cycle, or every few (a GroupedNewton summary every ten
-        // steps), stay, whatever is live when the check runs. Whatever exceeds twice the recent
-        // working set plus the margin goes at once.
+        // steps), stay, whatever is live when the check runs. Free arrays beyond the recent peak
+        // plus the margin go at once.
         for KeyValue(key, s) in free do
             let unused =
                 match idle.TryGetValue key with
@@ -156,8 +156,6 @@ module internal StoragePool =
                 while freeBytes > cap && s.Count > 0 do
                     let a = s.Pop()
                     freeBytes <- freeBytes - bytesOf a
-
-        idle.Clear()
 
         for KeyValue(key, s) in free do
             idle.[key] <- s.Count
